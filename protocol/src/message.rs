@@ -1,0 +1,327 @@
+//! Requests, responses and errors exchanged after the handshake.
+//!
+//! Compatibility rule (see DESIGN §14, pueue's lesson): bincode encodes enum
+//! variants by index, so new variants are only ever appended at the end and an
+//! existing variant or field never changes. Wire types avoid serde attributes
+//! that need a self-describing format (`flatten`, `untagged`,
+//! `skip_serializing_if`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::value::Value;
+
+/// What a client sends: a request tagged with an id the reply echoes, so a
+/// client may pipeline requests on one connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestFrame {
+    pub id: u64,
+    pub request: Request,
+}
+
+/// What the daemon sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// The one answer to the request with the same `id`. A frame the daemon
+    /// could not read at all is answered with id 0.
+    Reply { id: u64, result: Result<Response, ErrorInfo> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Liveness check; answered with [`Response::Pong`].
+    Ping,
+    /// Create a milestone; answered with the stored document.
+    Create { input: DocumentInput },
+    /// Fetch one milestone; answered with the document or `NotFound`.
+    Get { id: String },
+    /// List or search milestones; answered with [`Response::Page`].
+    List { query: Query },
+    /// Change a milestone; answered with the stored document.
+    Update { id: String, change: Change },
+    /// Archive (or with `purge`, remove for good) a milestone.
+    Delete { id: String, purge: bool },
+    /// Mark a milestone completed; answered with the stored document.
+    Complete { id: String },
+    /// Append a task to a milestone; answered with the milestone.
+    TaskAdd { milestone: String, task: NewTask },
+    /// Set a task's status (`pending`, `in_progress`, `completed`, ...).
+    TaskSetStatus { milestone: String, task: String, status: String },
+    /// The dependency graph, or one milestone's part of it.
+    Deps { id: Option<String> },
+    /// Check documents against the schema rules and referential integrity.
+    Validate { target: Target },
+    /// Add the enhanced sections with the template's defaults where missing.
+    Upgrade { target: Target },
+    /// Analytics over the whole project.
+    Stats,
+    /// The active backend and where the daemon lives.
+    Backend,
+}
+
+/// A document as a client supplies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DocumentInput {
+    /// Already structured (from flags, or from a JSON-speaking plugin).
+    Fields(Value),
+    /// YAML text exactly as the user wrote it; the daemon parses it so every
+    /// client gets the same rules and the same error messages.
+    Yaml(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Change {
+    /// Set dotted paths (`progress.percentage`) to values.
+    Set(Vec<Assignment>),
+    /// Replace the whole document (its id and `created_at` are kept).
+    Replace(DocumentInput),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub path: String,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewTask {
+    /// Generated (`task-1`, `task-2`, ...) when absent.
+    pub id: Option<String>,
+    pub title: String,
+    /// Ids of tasks in the same milestone that must be completed first.
+    pub depends_on: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Target {
+    One(String),
+    All,
+}
+
+/// One query type for `list` and `search`, executed by each backend its own
+/// way. Results are ordered by `sort`, then by id, so every backend returns
+/// the same order.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Query {
+    pub filters: Vec<Filter>,
+    /// Case-insensitive words that must all appear in the id, title,
+    /// description, category or a task title.
+    pub text: Option<String>,
+    /// Sort keys, most significant first; empty means newest first.
+    pub sort: Vec<SortKey>,
+    /// Archived milestones are left out unless this is set or a filter names
+    /// the `archived` status.
+    pub include_archived: bool,
+    pub limit: Option<u64>,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filter {
+    /// A dotted path into the document (`status`, `timeline.estimated_hours`).
+    pub path: String,
+    pub op: FilterOp,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FilterOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    /// The string at `path` contains the value, or the list at `path` has it.
+    Contains,
+    /// The path is present (value `true`) or absent (value `false`).
+    Exists,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SortKey {
+    pub path: String,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Pong { daemon_version: String, uptime_ms: u64 },
+    Document(Value),
+    Page(Page),
+    Deleted { id: String, purged: bool },
+    Deps(DepsReport),
+    Validation(ValidationReport),
+    Upgraded(Vec<UpgradeOutcome>),
+    Stats(Analytics),
+    Backend(BackendInfo),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    pub items: Vec<Value>,
+    /// How many milestones matched before `limit` and `offset`.
+    pub total: u64,
+}
+
+/// An edge `from` requires `to`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DepEdge {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DepsReport {
+    pub milestones: u64,
+    pub edges: Vec<DepEdge>,
+    /// Edges whose target does not exist.
+    pub missing: Vec<DepEdge>,
+    /// Each cycle as the ids along it, first id repeated at the end.
+    pub cycles: Vec<Vec<String>>,
+    /// The longest chain of requirements, from the first milestone to do to
+    /// the last.
+    pub critical_path: Vec<String>,
+    pub focus: Option<DepsFocus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DepsFocus {
+    pub id: String,
+    /// Everything `id` needs, directly or through others.
+    pub requires: Vec<String>,
+    /// Everything that needs `id`, directly or through others.
+    pub required_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationReport {
+    pub checked: u64,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    pub id: Option<String>,
+    /// The file, relative to the project root, for problems found on disk.
+    pub file: Option<String>,
+    pub severity: Severity,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpgradeOutcome {
+    pub id: String,
+    /// The top-level sections that were added.
+    pub added: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analytics {
+    pub total: u64,
+    pub by_status: Vec<Count>,
+    pub by_priority: Vec<Count>,
+    pub by_category: Vec<Count>,
+    pub completed: u64,
+    pub average_completion_days: Option<f64>,
+    pub median_completion_days: Option<f64>,
+    pub tasks_total: u64,
+    pub tasks_completed: u64,
+    pub dependencies: DependencyFigures,
+    /// The last 30 days, oldest first, today last (UTC).
+    pub per_day: Vec<DayCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Count {
+    pub key: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyFigures {
+    pub total: u64,
+    pub milestones_with_dependencies: u64,
+    pub max_per_milestone: u64,
+    /// Milestones on the longest requirement chain.
+    pub longest_chain: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCount {
+    /// `YYYY-MM-DD`
+    pub date: String,
+    pub created: u64,
+    pub completed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// `file`, `hybrid` or `database`.
+    pub backend: String,
+    /// `sqlite` or `postgresql` for the database backend.
+    pub database: Option<String>,
+    pub milestones: u64,
+    pub root: String,
+    pub socket: String,
+}
+
+/// A structured error: what kind, a sentence for people, and the offending
+/// field where there is one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The milestone (or task) does not exist.
+    NotFound,
+    /// An id that breaks the rules of DESIGN §4.
+    InvalidId,
+    /// A value, document or query that cannot be accepted.
+    InvalidInput,
+    /// The id is taken.
+    AlreadyExists,
+    /// The change would make the dependency graph cyclic.
+    DependencyCycle,
+    /// A frame or message that could not be read.
+    Protocol,
+    /// A frame over the size limit.
+    TooLarge,
+    /// The daemon has no room for another connection.
+    Busy,
+    /// The peer is not allowed to talk to this daemon.
+    PermissionDenied,
+    /// The disk or database failed.
+    Storage,
+    /// A bug in the daemon.
+    Internal,
+}
+
+impl ErrorInfo {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ErrorInfo { kind, message: message.into(), field: None }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+impl std::fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ErrorInfo {}
