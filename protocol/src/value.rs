@@ -65,6 +65,19 @@ impl Map {
         Some(self.0.remove(pos).1)
     }
 
+    /// Follows a dotted path from this map (see [`Value::pointer`]).
+    pub fn pointer(&self, path: &str) -> Option<&Value> {
+        let (first, rest) = match path.split_once('.') {
+            Some((first, rest)) => (first, Some(rest)),
+            None => (path, None),
+        };
+        let value = self.get(first)?;
+        match rest {
+            Some(rest) => value.pointer(rest),
+            None => Some(value),
+        }
+    }
+
     pub fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
     }

@@ -1,0 +1,41 @@
+//! `logs/storage-events.jsonl`: one JSON object per operation, in the shape
+//! seed 003's shell tooling writes and reads (timestamp, event, milestone_id,
+//! backend, user, details).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub struct StorageEventLog {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl StorageEventLog {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(StorageEventLog { path: path.to_path_buf(), file: Mutex::new(file) })
+    }
+
+    /// Appends one event. The line goes out in one `write` on an `O_APPEND`
+    /// file, so lines from the shell tooling and the daemon never interleave.
+    /// A failed log write is reported but never fails the operation it
+    /// describes: the milestone is already safely stored.
+    pub fn record(&self, event: &str, milestone_id: &str, backend: &str, user: &str, details: serde_json::Value) {
+        let line = serde_json::json!({
+            "timestamp": crate::document::now_timestamp(),
+            "event": event,
+            "milestone_id": milestone_id,
+            "backend": backend,
+            "user": user,
+            "details": details,
+        });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = file.write_all(&bytes) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot append to the storage event log");
+        }
+    }
+}

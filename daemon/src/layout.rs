@@ -1,0 +1,113 @@
+//! The `.milestones/` tree of DESIGN §3: where every file lives, and creating
+//! the folders and default configuration when they are missing.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Seed 003's `storage-config.yaml` defaults plus the keys DESIGN §9 adds.
+const DEFAULT_STORAGE_CONFIG: &str = r#"storage:
+  backend: "auto"  # auto, file, hybrid, database
+  thresholds:
+    milestone_count:
+      file_to_hybrid: 25
+      hybrid_to_database: 100
+    concurrent_users:
+      file_to_hybrid: 5
+      hybrid_to_database: 20
+
+  database:
+    type: "sqlite"  # sqlite, postgresql
+    url: ""
+    pool_size: 10
+
+  performance:
+    cache_enabled: true
+    cache_ttl: 300
+    query_timeout: 30
+
+  migration:
+    auto_migrate: true
+    backup_before_migration: true
+    rollback_on_failure: true
+    migration_delay_seconds: 3600   # grace period after a threshold is crossed
+    window_hours: []                # [] = any hour; [2, 6] = only from 02:00 to 06:00
+    max_downtime_seconds: 30        # longest a write may wait on a migration
+
+  monitoring:
+    interval_seconds: 300
+    confidence_threshold: 80
+"#;
+
+/// Paths of one project's `.milestones/` tree.
+#[derive(Debug, Clone)]
+pub struct ProjectLayout {
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+impl ProjectLayout {
+    pub fn new(root: &Path) -> Self {
+        ProjectLayout { root: root.to_path_buf(), dir: root.join(".milestones") }
+    }
+
+    pub fn active(&self) -> PathBuf {
+        self.dir.join("active")
+    }
+    pub fn completed(&self) -> PathBuf {
+        self.dir.join("completed")
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config")
+    }
+    pub fn storage_events(&self) -> PathBuf {
+        self.logs().join("storage-events.jsonl")
+    }
+    pub fn storage_config(&self) -> PathBuf {
+        self.config().join("storage-config.yaml")
+    }
+    pub fn backend_file(&self) -> PathBuf {
+        self.config().join("storage-backend.txt")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.dir.join("milestoned.lock")
+    }
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("milestoned.pid")
+    }
+
+    /// The path relative to the project root, for messages and logs.
+    pub fn relative<'a>(&self, path: &'a Path) -> &'a Path {
+        path.strip_prefix(&self.root).unwrap_or(path)
+    }
+
+    /// Creates whatever of the tree is missing; never touches what exists.
+    pub fn ensure(&self) -> io::Result<()> {
+        for dir in [self.active(), self.completed(), self.logs(), self.config()] {
+            fs::create_dir_all(&dir)?;
+        }
+        write_if_missing(&self.storage_config(), DEFAULT_STORAGE_CONFIG)?;
+        write_if_missing(&self.backend_file(), "file\n")?;
+        Ok(())
+    }
+
+    /// The backend named in `config/storage-backend.txt` (`file` when absent).
+    pub fn configured_backend(&self) -> io::Result<String> {
+        match fs::read_to_string(self.backend_file()) {
+            Ok(text) => Ok(text.trim().to_owned()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok("file".to_owned()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn write_if_missing(path: &Path, contents: &str) -> io::Result<()> {
+    match fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(mut f) => io::Write::write_all(&mut f, contents.as_bytes()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,177 @@
+//! Evaluating a [`Query`] in memory: the file backend's query engine, and the
+//! reference the database backends' SQL must agree with.
+//!
+//! Ordering rules every backend follows: sort keys in order, missing values
+//! last whatever the direction, `priority` ranked (low < medium < high <
+//! critical), ties broken by id ascending.
+
+use std::cmp::Ordering;
+
+use milestones_protocol::{Filter, FilterOp, Map, Page, Query, SortKey, Value};
+
+use crate::document::PRIORITIES;
+use crate::storage::{Doc, StorageError, StorageResult};
+
+/// Refuses queries that cannot mean anything, before any work is done.
+pub fn check(query: &Query) -> StorageResult<()> {
+    for filter in &query.filters {
+        check_path(&filter.path)?;
+        let ok = match filter.op {
+            FilterOp::Exists => matches!(filter.value, Value::Bool(_)),
+            FilterOp::Lt | FilterOp::Le | FilterOp::Gt | FilterOp::Ge => {
+                matches!(filter.value, Value::Int(_) | Value::Float(_) | Value::String(_))
+            }
+            FilterOp::Eq | FilterOp::Ne | FilterOp::Contains => !matches!(filter.value, Value::List(_) | Value::Map(_)),
+        };
+        if !ok {
+            return Err(StorageError::Query(format!(
+                "filter {:?} on `{}` cannot take a {}",
+                filter.op,
+                filter.path,
+                filter.value.type_name()
+            )));
+        }
+    }
+    for key in &query.sort {
+        check_path(&key.path)?;
+    }
+    Ok(())
+}
+
+fn check_path(path: &str) -> StorageResult<()> {
+    let valid = !path.is_empty()
+        && path.split('.').all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(StorageError::Query(format!(
+            "`{path}` is not a field path (use dotted names such as `status` or `progress.percentage`)"
+        )))
+    }
+}
+
+/// Runs `query` over `docs`.
+pub fn run<'a>(query: &Query, docs: impl Iterator<Item = &'a Doc>) -> StorageResult<Page> {
+    check(query)?;
+    let words: Vec<String> = query.text.as_deref().unwrap_or("").split_whitespace().map(str::to_lowercase).collect();
+    let wants_archived = query.include_archived
+        || query.filters.iter().any(|f| f.path == "status" && f.value.as_str() == Some("archived"));
+    let mut hits: Vec<&Doc> = docs
+        .filter(|d| wants_archived || crate::document::status(d) != Some("archived"))
+        .filter(|d| query.filters.iter().all(|f| matches(d, f)))
+        .filter(|d| words.is_empty() || contains_words(d, &words))
+        .collect();
+    let default_sort = [SortKey { path: "created_at".into(), descending: true }];
+    let keys = if query.sort.is_empty() { &default_sort[..] } else { &query.sort[..] };
+    hits.sort_by(|a, b| compare_docs(a, b, keys));
+    let total = hits.len() as u64;
+    let items = hits
+        .into_iter()
+        .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+        .take(query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)))
+        .map(|d| Value::Map(Map::clone(d)))
+        .collect();
+    Ok(Page { items, total })
+}
+
+fn matches(doc: &Map, filter: &Filter) -> bool {
+    let found = doc.pointer(&filter.path).filter(|v| !v.is_null());
+    match filter.op {
+        FilterOp::Exists => found.is_some() == (filter.value == Value::Bool(true)),
+        FilterOp::Eq => found.is_some_and(|v| equal(v, &filter.value)) || (found.is_none() && filter.value.is_null()),
+        FilterOp::Ne => !(found.is_some_and(|v| equal(v, &filter.value)) || (found.is_none() && filter.value.is_null())),
+        FilterOp::Lt => compare_field(found, &filter.value) == Some(Ordering::Less),
+        FilterOp::Le => matches!(compare_field(found, &filter.value), Some(Ordering::Less | Ordering::Equal)),
+        FilterOp::Gt => compare_field(found, &filter.value) == Some(Ordering::Greater),
+        FilterOp::Ge => matches!(compare_field(found, &filter.value), Some(Ordering::Greater | Ordering::Equal)),
+        FilterOp::Contains => match (found, &filter.value) {
+            (Some(Value::String(hay)), Value::String(needle)) => {
+                hay.to_ascii_lowercase().contains(&needle.to_ascii_lowercase())
+            }
+            (Some(Value::List(items)), needle) => items.iter().any(|v| equal(v, needle)),
+            _ => false,
+        },
+    }
+}
+
+fn equal(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn compare_field(found: Option<&Value>, wanted: &Value) -> Option<Ordering> {
+    compare_values(found?, wanted)
+}
+
+fn compare_values(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
+    }
+}
+
+fn contains_words(doc: &Map, words: &[String]) -> bool {
+    let mut hay = String::new();
+    for field in ["id", "title", "description", "category"] {
+        if let Some(s) = doc.get(field).and_then(Value::as_str) {
+            hay.push_str(s);
+            hay.push('\n');
+        }
+    }
+    for task in doc.get("tasks").and_then(Value::as_list).unwrap_or(&[]) {
+        if let Some(s) = task.as_map().and_then(|t| t.get("title")).and_then(Value::as_str) {
+            hay.push_str(s);
+            hay.push('\n');
+        }
+    }
+    let hay = hay.to_lowercase();
+    words.iter().all(|w| hay.contains(w.as_str()))
+}
+
+/// A value's sort key; `priority` sorts by rank rather than alphabetically.
+fn sort_value(doc: &Map, path: &str) -> Option<Value> {
+    let v = doc.pointer(path).filter(|v| !v.is_null())?;
+    if path == "priority" {
+        let rank = PRIORITIES.iter().position(|p| Some(*p) == v.as_str())?;
+        return Some(Value::Int(rank as i64));
+    }
+    Some(v.clone())
+}
+
+fn compare_docs(a: &Map, b: &Map, keys: &[SortKey]) -> Ordering {
+    for key in keys {
+        let ord = match (sort_value(a, &key.path), sort_value(b, &key.path)) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (Some(x), Some(y)) => {
+                let ord = compare_values(&x, &y).unwrap_or_else(|| type_rank(&x).cmp(&type_rank(&y)));
+                if key.descending {
+                    ord.reverse()
+                } else {
+                    ord
+                }
+            }
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    crate::document::id(a).cmp(&crate::document::id(b))
+}
+
+/// Orders values of different types (numbers before text before the rest),
+/// so sorting mixed data is still total and stable.
+fn type_rank(v: &Value) -> u8 {
+    match v {
+        Value::Null => 6,
+        Value::Bool(_) => 0,
+        Value::Int(_) | Value::Float(_) => 1,
+        Value::String(_) => 2,
+        Value::List(_) => 3,
+        Value::Map(_) => 4,
+    }
+}

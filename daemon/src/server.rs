@@ -1,0 +1,253 @@
+//! The server: accepts connections (up to a limit), runs the handshake, and
+//! answers requests until the client leaves or the daemon shuts down.
+//!
+//! Each connection is its own task. Requests that touch the disk run on the
+//! blocking pool; in-memory reads run inline because the hop to the pool
+//! would cost more than the read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use milestones_protocol::handshake::{decode_handshake, encode_handshake};
+use milestones_protocol::{
+    codec, Encoding, ErrorInfo, ErrorKind, FrameError, HandshakeReply, Hello, Rejection, Request, RequestFrame,
+    Response, ServerMessage, Welcome, PROTOCOL_VERSION,
+};
+use tokio::net::UnixListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::connection::Connection;
+use crate::peer::{self, Peer, UserNames};
+use crate::service::MilestoneService;
+
+const DAEMON_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_frame: usize,
+    pub handshake_timeout: Duration,
+}
+
+/// What every connection shares.
+struct Shared {
+    service: Arc<MilestoneService>,
+    names: UserNames,
+    limits: Limits,
+    root: String,
+}
+
+pub struct Server {
+    listener: UnixListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    pub fn new(listener: UnixListener, service: Arc<MilestoneService>, limits: Limits, root: String) -> Self {
+        Server { listener, shared: Arc::new(Shared { service, names: UserNames::default(), limits, root }) }
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets every
+    /// connection finish the request it is on, and returns.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let permits = Arc::new(Semaphore::new(self.shared.limits.max_connections));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = self.listener.accept() => {
+                    let stream = match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off, keep serving.
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let shared = self.shared.clone();
+                    let permit = permits.clone().try_acquire_owned().ok();
+                    let stop = stop_rx.clone();
+                    connections.spawn(async move {
+                        let mut conn = Connection::new(stream, shared.limits.max_frame);
+                        match permit {
+                            Some(_permit) => serve(&mut conn, &shared, stop).await,
+                            None => {
+                                let reason = format!(
+                                    "the daemon is serving its maximum of {} connections; try again shortly",
+                                    shared.limits.max_connections
+                                );
+                                reject(&mut conn, reason).await;
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        info!(open = connections.len(), "shutting down: no new connections; finishing requests in flight");
+        drop(self.listener);
+        let _ = stop_tx.send(true);
+        while connections.join_next().await.is_some() {}
+    }
+}
+
+async fn serve(conn: &mut Connection, shared: &Shared, mut stop: watch::Receiver<bool>) {
+    let uid = match conn.stream().peer_cred() {
+        Ok(cred) => cred.uid(),
+        Err(e) => return warn!(error = %e, "cannot read peer credentials; closing"),
+    };
+    if !peer::is_allowed(uid) {
+        return reject(conn, format!("permission denied: uid {uid} does not own this project's daemon")).await;
+    }
+    let peer = shared.names.peer(uid);
+    let Some(encoding) = handshake(conn, shared).await else { return };
+    debug!(user = %peer.user, ?encoding, "client connected");
+    loop {
+        let frame = tokio::select! {
+            frame = conn.read_frame() => frame,
+            _ = stop.changed() => return,
+        };
+        let payload = match frame {
+            Ok(Some(payload)) => payload,
+            Ok(None) => return,
+            Err(FrameError::Io(e)) => return debug!(error = %e, "connection error"),
+            Err(e) => {
+                // Too large or truncated: the stream cannot be resynchronised.
+                let kind = if matches!(e, FrameError::TooLarge { .. }) { ErrorKind::TooLarge } else { ErrorKind::Protocol };
+                warn!(user = %peer.user, error = %e, "closing connection after a bad frame");
+                let _ = send(conn, encoding, 0, Err(ErrorInfo::new(kind, e.to_string())), shared).await;
+                return;
+            }
+        };
+        let (id, result) = match codec::decode::<RequestFrame>(encoding, &payload) {
+            Ok(RequestFrame { id, request }) => (id, execute(shared, request, &peer).await),
+            Err(e) => (0, Err(ErrorInfo::new(ErrorKind::Protocol, format!("cannot read request: {e}")))),
+        };
+        if send(conn, encoding, id, result, shared).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs the handshake; returns the agreed encoding, or `None` after telling
+/// the client why not.
+async fn handshake(conn: &mut Connection, shared: &Shared) -> Option<Encoding> {
+    let frame = match tokio::time::timeout(shared.limits.handshake_timeout, conn.read_frame()).await {
+        Err(_) => {
+            let ms = shared.limits.handshake_timeout.as_millis();
+            reject(conn, format!("no handshake within {ms} ms; closing")).await;
+            return None;
+        }
+        Ok(Ok(Some(frame))) => frame,
+        Ok(Ok(None)) | Ok(Err(FrameError::Io(_))) => return None,
+        Ok(Err(e)) => {
+            reject(conn, format!("bad handshake frame: {e}")).await;
+            return None;
+        }
+    };
+    let hello: Hello = match decode_handshake(&frame) {
+        Ok(hello) => hello,
+        Err(e) => {
+            reject(conn, format!("malformed handshake (expected a JSON hello): {e}")).await;
+            return None;
+        }
+    };
+    if hello.protocol_version != PROTOCOL_VERSION {
+        let relation = if hello.protocol_version < PROTOCOL_VERSION { "older" } else { "newer" };
+        let reason = format!(
+            "{} {} speaks protocol {}, which is {relation} than this milestoned {DAEMON_VERSION} (protocol {PROTOCOL_VERSION}); \
+             use matching versions of msctl and milestoned (restart the daemon after an upgrade)",
+            hello.client_name, hello.client_version, hello.protocol_version
+        );
+        reject(conn, reason).await;
+        return None;
+    }
+    let welcome = HandshakeReply::Welcome(Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        daemon_version: DAEMON_VERSION.to_owned(),
+        encoding: hello.encoding,
+        capabilities: Vec::new(),
+        pid: std::process::id(),
+        root: shared.root.clone(),
+        backend: shared.service.backend_name().to_owned(),
+    });
+    conn.write_frame(&encode_handshake(&welcome)).await.ok()?;
+    Some(hello.encoding)
+}
+
+async fn reject(conn: &mut Connection, reason: String) {
+    debug!(%reason, "rejecting connection");
+    let reply = HandshakeReply::Rejected(Rejection {
+        reason,
+        daemon_version: DAEMON_VERSION.to_owned(),
+        protocol_version: PROTOCOL_VERSION,
+    });
+    let _ = conn.write_frame(&encode_handshake(&reply)).await;
+}
+
+async fn execute(shared: &Shared, request: Request, peer: &Peer) -> Result<Response, ErrorInfo> {
+    let started = std::time::Instant::now();
+    let kind = request_kind(&request);
+    let result = if shared.service.is_quick(&request) {
+        shared.service.handle(request, peer)
+    } else {
+        let service = shared.service.clone();
+        let peer = peer.clone();
+        match tokio::task::spawn_blocking(move || service.handle(request, &peer)).await {
+            Ok(result) => result,
+            Err(e) => {
+                // A panic in a handler is a bug; it costs this request, not the daemon.
+                warn!(request = kind, error = %e, "request handler failed");
+                return Err(ErrorInfo::new(ErrorKind::Internal, format!("internal error while handling {kind}")));
+            }
+        }
+    };
+    debug!(request = kind, user = %peer.user, micros = started.elapsed().as_micros() as u64, ok = result.is_ok(), "request");
+    result.map_err(|e| e.to_info())
+}
+
+async fn send(
+    conn: &mut Connection,
+    encoding: Encoding,
+    id: u64,
+    result: Result<Response, ErrorInfo>,
+    shared: &Shared,
+) -> Result<(), FrameError> {
+    let encoded = |result| codec::encode(encoding, &ServerMessage::Reply { id, result });
+    let mut bytes = encoded(result).unwrap_or_else(|e| {
+        encoded(Err(ErrorInfo::new(ErrorKind::Internal, format!("cannot encode the reply: {e}")))).unwrap_or_default()
+    });
+    if bytes.len() > shared.limits.max_frame {
+        let message = format!(
+            "the reply is {} bytes, over the {} byte frame limit; ask for less (for example `list --limit`)",
+            bytes.len(),
+            shared.limits.max_frame
+        );
+        bytes = encoded(Err(ErrorInfo::new(ErrorKind::TooLarge, message))).unwrap_or_default();
+    }
+    conn.write_frame(&bytes).await
+}
+
+fn request_kind(request: &Request) -> &'static str {
+    match request {
+        Request::Ping => "ping",
+        Request::Create { .. } => "create",
+        Request::Get { .. } => "get",
+        Request::List { .. } => "list",
+        Request::Update { .. } => "update",
+        Request::Delete { .. } => "delete",
+        Request::Complete { .. } => "complete",
+        Request::TaskAdd { .. } => "task_add",
+        Request::TaskSetStatus { .. } => "task_set_status",
+        Request::Deps { .. } => "deps",
+        Request::Validate { .. } => "validate",
+        Request::Upgrade { .. } => "upgrade",
+        Request::Stats => "stats",
+        Request::Backend => "backend",
+    }
+}

@@ -1,0 +1,44 @@
+//! Crash-safe file replacement: write a temporary file in the same folder,
+//! fsync it, rename it over the target, fsync the folder. A crash at any point
+//! leaves either the old file or the new one, never a torn one, and a full
+//! disk fails the write without touching the file that was there.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{StorageError, StorageResult};
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Atomically writes `bytes` to `dir/name`.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> StorageResult<()> {
+    // Hidden and ending in `.tmp`, so watchers and the shell tooling skip it.
+    let temp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let target = dir.join(name);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| StorageError::io("create", &temp, e))?;
+        f.write_all(bytes).map_err(|e| StorageError::io("write", &temp, e))?;
+        f.sync_all().map_err(|e| StorageError::io("sync", &temp, e))?;
+        fs::rename(&temp, &target).map_err(|e| StorageError::io("rename into place", &target, e))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Makes a rename or unlink in `dir` durable.
+pub fn sync_dir(dir: &Path) -> StorageResult<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StorageError::io("sync folder", dir, e))
+}
