@@ -7,6 +7,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// One line, fields in the order the shell tooling writes them.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    timestamp: &'a str,
+    event: &'a str,
+    milestone_id: &'a str,
+    backend: &'a str,
+    user: &'a str,
+    details: serde_json::Value,
+}
+
 pub struct StorageEventLog {
     path: PathBuf,
     file: Mutex<File>,
@@ -23,15 +34,8 @@ impl StorageEventLog {
     /// A failed log write is reported but never fails the operation it
     /// describes: the milestone is already safely stored.
     pub fn record(&self, event: &str, milestone_id: &str, backend: &str, user: &str, details: serde_json::Value) {
-        let line = serde_json::json!({
-            "timestamp": crate::document::now_timestamp(),
-            "event": event,
-            "milestone_id": milestone_id,
-            "backend": backend,
-            "user": user,
-            "details": details,
-        });
-        let mut bytes = line.to_string().into_bytes();
+        let line = Line { timestamp: &crate::document::now_timestamp(), event, milestone_id, backend, user, details };
+        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
         bytes.push(b'\n');
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = file.write_all(&bytes) {

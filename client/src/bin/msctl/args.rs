@@ -1,0 +1,152 @@
+//! The command line of DESIGN §8.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "msctl", version, about = "Track a project's milestones through its milestoned daemon")]
+pub struct Cli {
+    /// The project root (default: $MILESTONES_ROOT, else the nearest folder upwards with .milestones/).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// The daemon's socket (default: derived from the root).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Exact JSON on stdout (and errors as JSON on stderr), for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create .milestones/ here (or in --root) and start its daemon.
+    Init {
+        /// The storage backend to start with.
+        #[arg(long, default_value = "file", value_parser = ["file"])]
+        backend: String,
+    },
+    /// Create a milestone; prints its id.
+    Create {
+        #[arg(long)]
+        title: Option<String>,
+        /// Default: the next free milestone-NNN.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        priority: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// A milestone this one requires (repeatable).
+        #[arg(long, value_name = "ID")]
+        requires: Vec<String>,
+        /// A whole YAML document (`-` for standard input).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["title", "id", "status", "priority", "category", "description", "requires"])]
+        from_file: Option<PathBuf>,
+    },
+    /// Print one milestone as YAML.
+    Get { id: String },
+    /// List milestones that are not archived, newest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        priority: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        /// Any field: PATH=VALUE, PATH!=VALUE, PATH>VALUE, PATH>=VALUE, PATH<VALUE, PATH<=VALUE, PATH~TEXT (repeatable).
+        #[arg(long = "where", value_name = "FILTER")]
+        filter: Vec<String>,
+        /// FIELD ascending or -FIELD descending; several separated by commas.
+        #[arg(long, value_name = "FIELD", allow_hyphen_values = true)]
+        sort: Option<String>,
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        offset: u64,
+        /// Include archived milestones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Change fields (`--set progress.percentage=40`) or replace the document.
+    Update {
+        id: String,
+        /// PATH=VALUE; VALUE is read as YAML (40 is a number, true a boolean).
+        #[arg(long, value_name = "PATH=VALUE")]
+        set: Vec<String>,
+        /// A whole YAML document replacing the current one (`-` for standard input).
+        #[arg(long, value_name = "FILE", conflicts_with = "set")]
+        from_file: Option<PathBuf>,
+    },
+    /// Archive a milestone (or remove it for good with --purge).
+    Delete {
+        id: String,
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Mark a milestone completed.
+    Complete { id: String },
+    /// Tasks inside a milestone.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Find milestones whose id, title, description, category or task titles contain all the words.
+    Search {
+        #[arg(required = true)]
+        words: Vec<String>,
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// The dependency graph: critical path, cycles, missing milestones; or one milestone's neighbourhood.
+    Deps {
+        id: Option<String>,
+        /// Exit 5 when there are cycles or missing milestones.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Check milestones against the schema rules and their dependencies; exits 5 on errors.
+    Validate {
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Add the enhanced sections, with the template's defaults, where missing.
+    Upgrade {
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Analytics: counts, completion times, dependency figures, the last 30 days.
+    Stats,
+    /// The active storage backend.
+    Backend,
+    /// Check that the daemon answers.
+    Ping,
+    /// msctl's version, and the daemon's when one is running.
+    Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Append a task to a milestone.
+    Add {
+        milestone: String,
+        #[arg(long)]
+        title: String,
+        /// Default: the next free task-N.
+        #[arg(long)]
+        id: Option<String>,
+        /// A task that must be done first (repeatable).
+        #[arg(long, value_name = "TASK")]
+        depends_on: Vec<String>,
+    },
+    /// Mark a task in progress.
+    Start { milestone: String, task: String },
+    /// Mark a task completed.
+    Done { milestone: String, task: String },
+}

@@ -1,0 +1,201 @@
+//! Output: exact JSON for scripts, tables and sentences for people.
+
+use milestones_client::protocol::{
+    Analytics, BackendInfo, DepsReport, Map, Page, Severity, UpgradeOutcome, ValidationReport, Value,
+};
+use serde::Serialize;
+
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints `value` as JSON with `--json`, else the human text.
+    pub fn print_json_or<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        } else {
+            println!("{}", human());
+        }
+    }
+
+    pub fn document(&self, doc: &Map) {
+        if self.json {
+            self.print_json_or(doc, String::new);
+        } else {
+            print!("{}", serde_norway::to_string(doc).unwrap_or_default());
+        }
+    }
+
+    pub fn document_id(&self, doc: &Map) {
+        self.print_json_or(doc, || text(doc, "id").to_owned());
+    }
+
+    pub fn changed(&self, doc: &Map, verb: &str) {
+        self.print_json_or(doc, || {
+            let progress = doc.pointer("progress.percentage").and_then(Value::as_f64).map(|p| format!(", {p}% done")).unwrap_or_default();
+            format!("{verb} {} (status {}{progress})", text(doc, "id"), text(doc, "status"))
+        });
+    }
+
+    pub fn page(&self, page: &Page) {
+        if self.json {
+            self.print_json_or(&page.items, String::new);
+            return;
+        }
+        if page.items.is_empty() {
+            println!("no milestones match");
+            return;
+        }
+        let rows: Vec<[String; 5]> = page
+            .items
+            .iter()
+            .filter_map(Value::as_map)
+            .map(|d| {
+                let pct = d.pointer("progress.percentage").and_then(Value::as_f64).map(|p| format!("{p}%")).unwrap_or_default();
+                [text(d, "id").into(), text(d, "status").into(), text(d, "priority").into(), pct, text(d, "title").into()]
+            })
+            .collect();
+        print_table(&["ID", "STATUS", "PRIORITY", "DONE", "TITLE"], &rows);
+        if page.total > page.items.len() as u64 {
+            println!("({} of {} shown; use --limit and --offset for more)", page.items.len(), page.total);
+        }
+    }
+
+    pub fn deps(&self, report: &DepsReport) {
+        self.print_json_or(report, || {
+            let mut out = Vec::new();
+            if let Some(focus) = &report.focus {
+                out.push(format!("{} requires: {}", focus.id, list_or_none(&focus.requires)));
+                out.push(format!("{} is required by: {}", focus.id, list_or_none(&focus.required_by)));
+            } else {
+                out.push(format!("{} milestones, {} dependencies", report.milestones, report.edges.len()));
+                for e in &report.edges {
+                    out.push(format!("  {} requires {}", e.from, e.to));
+                }
+            }
+            out.push(format!("critical path: {}", if report.critical_path.is_empty() { "none".into() } else { report.critical_path.join(" -> ") }));
+            if report.cycles.is_empty() {
+                out.push("cycles: none".into());
+            }
+            for c in &report.cycles {
+                out.push(format!("cycle: {}", c.join(" -> ")));
+            }
+            for e in &report.missing {
+                out.push(format!("missing: {} requires {}, which does not exist", e.from, e.to));
+            }
+            out.join("\n")
+        });
+    }
+
+    pub fn validation(&self, report: &ValidationReport) {
+        self.print_json_or(report, || {
+            let mut out = Vec::new();
+            for p in &report.problems {
+                let severity = if p.severity == Severity::Error { "error" } else { "warning" };
+                let whom = match (&p.id, &p.file) {
+                    (_, Some(file)) => file.clone(),
+                    (Some(id), None) => id.clone(),
+                    (None, None) => "-".into(),
+                };
+                let field = p.field.as_deref().map(|f| format!(" [{f}]")).unwrap_or_default();
+                out.push(format!("{severity}: {whom}{field}: {}", p.message));
+            }
+            let errors = report.problems.iter().filter(|p| p.severity == Severity::Error).count();
+            let warnings = report.problems.len() - errors;
+            out.push(format!("checked {} milestone(s): {errors} error(s), {warnings} warning(s)", report.checked));
+            out.join("\n")
+        });
+    }
+
+    pub fn upgraded(&self, outcomes: &[UpgradeOutcome]) {
+        self.print_json_or(&outcomes, || {
+            if outcomes.is_empty() {
+                return "every milestone already has every enhanced section".into();
+            }
+            outcomes
+                .iter()
+                .map(|o| {
+                    if o.added.is_empty() {
+                        format!("{} already has every enhanced section", o.id)
+                    } else {
+                        format!("upgraded {}: added {}", o.id, o.added.join(", "))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+    }
+
+    pub fn stats(&self, s: &Analytics) {
+        self.print_json_or(s, || {
+            let counts = |c: &[milestones_client::protocol::Count]| {
+                c.iter().map(|c| format!("{} {}", c.key, c.count)).collect::<Vec<_>>().join(", ")
+            };
+            let days = |d: Option<f64>| d.map(|d| format!("{d:.1} days")).unwrap_or_else(|| "-".into());
+            let created: u64 = s.per_day.iter().map(|d| d.created).sum();
+            let completed: u64 = s.per_day.iter().map(|d| d.completed).sum();
+            let d = &s.dependencies;
+            let mut out = vec![
+                format!("milestones:    {} ({} completed)", s.total, s.completed),
+                format!("by status:     {}", counts(&s.by_status)),
+                format!("by priority:   {}", counts(&s.by_priority)),
+                format!("by category:   {}", counts(&s.by_category)),
+                format!("completion:    average {}, median {}", days(s.average_completion_days), days(s.median_completion_days)),
+                format!("tasks:         {} of {} completed", s.tasks_completed, s.tasks_total),
+                format!(
+                    "dependencies:  {} total, {} milestones with some, at most {} on one, longest chain {}",
+                    d.total, d.milestones_with_dependencies, d.max_per_milestone, d.longest_chain
+                ),
+                format!("last 30 days:  {created} created, {completed} completed"),
+            ];
+            for day in s.per_day.iter().filter(|d| d.created + d.completed > 0) {
+                out.push(format!("  {}  +{} created  {} completed", day.date, day.created, day.completed));
+            }
+            out.join("\n")
+        });
+    }
+
+    pub fn backend(&self, info: &BackendInfo) {
+        self.print_json_or(info, || {
+            let db = info.database.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            format!("{}{db}: {} milestones in {} (socket {})", info.backend, info.milestones, info.root, info.socket)
+        });
+    }
+}
+
+fn text<'a>(doc: &'a Map, field: &str) -> &'a str {
+    doc.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == N {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
