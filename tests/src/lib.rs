@@ -1,1 +1,248 @@
+//! Test harness: temporary project roots, the real `milestoned` started on
+//! them, and the real `msctl` run against it.
+//!
+//! The binaries come from the same target folder as the test executable;
+//! `cargo test --workspace` builds them because their packages have
+//! integration tests.
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use milestones_client::Client;
+
+pub use milestones_client::protocol;
+
+/// A built binary of this workspace (`milestoned`, `msctl`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>  or  target/<profile>/<bench>
+    let mut dir = exe.parent().expect("executable folder").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} is not built; run `cargo build --workspace` first", path.display());
+    path
+}
+
+/// A fresh project folder, removed afterwards.
+pub struct Project {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Project {
+    pub fn new() -> Project {
+        let dir = tempfile::Builder::new().prefix("ms-").tempdir_in("/tmp").expect("temp dir");
+        let root = dir.path().canonicalize().expect("canonical temp dir");
+        Project { _dir: dir, root }
+    }
+
+    /// A project whose root lies `depth` folders deep.
+    pub fn nested(depth: usize) -> Project {
+        let p = Project::new();
+        let mut root = p.root.clone();
+        for i in 0..depth {
+            root.push(format!("folder-with-a-long-name-{i:02}"));
+        }
+        std::fs::create_dir_all(&root).expect("deep root");
+        Project { root, ..p }
+    }
+
+    pub fn milestones(&self) -> PathBuf {
+        self.root.join(".milestones")
+    }
+
+    /// Starts `milestoned --root ROOT --foreground` with `extra` arguments and
+    /// waits until it answers.
+    pub fn start(&self, extra: &[&str]) -> Daemon {
+        let daemon = self.spawn(extra);
+        daemon.wait_ready();
+        daemon
+    }
+
+    /// Starts the daemon without waiting.
+    pub fn spawn(&self, extra: &[&str]) -> Daemon {
+        let child = Command::new(binary("milestoned"))
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--foreground")
+            .args(["--log-level", "warn"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start milestoned");
+        let socket = extra
+            .iter()
+            .position(|a| *a == "--socket")
+            .map(|i| PathBuf::from(extra[i + 1]))
+            .unwrap_or_else(|| protocol::socket_path::default_socket_path(&self.root));
+        Daemon { child: Some(child), socket }
+    }
+
+    /// Runs `msctl --root ROOT ARGS...`.
+    pub fn msctl(&self, args: &[&str]) -> Run {
+        self.msctl_with_input(args, None)
+    }
+
+    pub fn msctl_with_input(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut child = Command::new(binary("msctl"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run msctl");
+        if let Some(input) = stdin {
+            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        }
+        Run::from(child.wait_with_output().expect("msctl output"))
+    }
+
+    /// Writes a file under the project root and returns its path.
+    pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
+        let path = self.root.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("parent folder");
+        }
+        std::fs::write(&path, contents).expect("write file");
+        path
+    }
+}
+
+/// A running daemon; sent SIGTERM and reaped when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    pub socket: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Client::connect(&self.socket, "e2e").is_err() {
+            assert!(Instant::now() < deadline, "milestoned did not start serving on {}", self.socket.display());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket, "e2e").expect("connect to milestoned")
+    }
+
+    /// A raw socket, for speaking bad protocol on purpose.
+    pub fn raw(&self) -> UnixStream {
+        let s = UnixStream::connect(&self.socket).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.pid() as i32, signal) };
+    }
+
+    /// Waits for the daemon to exit; returns its exit code and stderr.
+    pub fn wait(mut self) -> (Option<i32>, String) {
+        let child = self.child.take().expect("daemon");
+        let out = wait_with_timeout(child, Duration::from_secs(20));
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// SIGTERM, then wait.
+    pub fn stop(self) -> (Option<i32>, String) {
+        self.signal(libc::SIGTERM);
+        self.wait()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: as above.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_with_timeout(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut stderr = Vec::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_end(&mut stderr);
+            }
+            return Output { status, stdout: Vec::new(), stderr };
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The outcome of one `msctl` run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "msctl failed: {self:?}");
+        &self.stdout
+    }
+
+    /// Asserts success and parses stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    /// Asserts the exit code and that stderr is one line mentioning `needle`.
+    #[track_caller]
+    pub fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "unexpected exit code: {self:?}");
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}: {self:?}");
+        assert_eq!(self.stderr.trim_end().lines().count(), 1, "stderr is not one line: {self:?}");
+    }
+}
+
+/// The seed 000 documents shipped as fixtures.
+pub fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
