@@ -33,8 +33,6 @@ fn the_root_is_found_in_a_parent_folder() {
     let sub = dir.path().join("src/deep");
     std::fs::create_dir_all(&sub).unwrap();
     // No daemon runs there, so msctl names the root it found.
-    let out = msctl(&["--no-such-flag-free", "list"], &sub);
-    assert_eq!(out.status.code(), Some(2));
     let out = msctl(&["list"], &sub);
     assert_eq!(out.status.code(), Some(6));
     let root = dir.path().canonicalize().unwrap();

@@ -56,17 +56,23 @@ pub fn run<'a>(query: &Query, docs: impl Iterator<Item = &'a Doc>) -> StorageRes
     let words: Vec<String> = query.text.as_deref().unwrap_or("").split_whitespace().map(str::to_lowercase).collect();
     let wants_archived = query.include_archived
         || query.filters.iter().any(|f| f.path == "status" && f.value.as_str() == Some("archived"));
-    let mut hits: Vec<&Doc> = docs
+    let hits: Vec<&Doc> = docs
         .filter(|d| wants_archived || crate::document::status(d) != Some("archived"))
         .filter(|d| query.filters.iter().all(|f| matches(d, f)))
         .filter(|d| words.is_empty() || contains_words(d, &words))
         .collect();
     let default_sort = [SortKey { path: "created_at".into(), descending: true }];
     let keys = if query.sort.is_empty() { &default_sort[..] } else { &query.sort[..] };
-    hits.sort_by(|a, b| compare_docs(a, b, keys));
-    let total = hits.len() as u64;
-    let items = hits
+    // Sort keys are extracted once per document, not once per comparison.
+    let mut keyed: Vec<(Vec<Option<Value>>, &Doc)> =
+        hits.into_iter().map(|d| (keys.iter().map(|k| sort_value(d, &k.path)).collect(), d)).collect();
+    keyed.sort_by(|a, b| {
+        compare_keys(&a.0, &b.0, keys).then_with(|| crate::document::id(a.1).cmp(&crate::document::id(b.1)))
+    });
+    let total = keyed.len() as u64;
+    let items = keyed
         .into_iter()
+        .map(|(_, d)| d)
         .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
         .take(query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)))
         .map(|d| Value::Map(Map::clone(d)))
@@ -141,14 +147,14 @@ fn sort_value(doc: &Map, path: &str) -> Option<Value> {
     Some(v.clone())
 }
 
-fn compare_docs(a: &Map, b: &Map, keys: &[SortKey]) -> Ordering {
-    for key in keys {
-        let ord = match (sort_value(a, &key.path), sort_value(b, &key.path)) {
+fn compare_keys(a: &[Option<Value>], b: &[Option<Value>], keys: &[SortKey]) -> Ordering {
+    for ((x, y), key) in a.iter().zip(b).zip(keys) {
+        let ord = match (x, y) {
             (None, None) => Ordering::Equal,
             (None, Some(_)) => Ordering::Greater,
             (Some(_), None) => Ordering::Less,
             (Some(x), Some(y)) => {
-                let ord = compare_values(&x, &y).unwrap_or_else(|| type_rank(&x).cmp(&type_rank(&y)));
+                let ord = compare_values(x, y).unwrap_or_else(|| type_rank(x).cmp(&type_rank(y)));
                 if key.descending {
                     ord.reverse()
                 } else {
@@ -160,7 +166,7 @@ fn compare_docs(a: &Map, b: &Map, keys: &[SortKey]) -> Ordering {
             return ord;
         }
     }
-    crate::document::id(a).cmp(&crate::document::id(b))
+    Ordering::Equal
 }
 
 /// Orders values of different types (numbers before text before the rest),

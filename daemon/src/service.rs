@@ -382,14 +382,15 @@ impl MilestoneService {
                 1
             }
             Target::All => {
-                problems.extend(self.storage.problems());
-                let mut checked = 0;
+                let file_problems = self.storage.problems();
+                let mut checked = file_problems.len() as u64;
+                problems.extend(file_problems);
                 self.storage.for_each(&mut |doc| {
                     checked += 1;
                     problems.extend(rules::check_document(doc));
                 })?;
                 problems.extend(rules::check_graph(&graph, None));
-                checked + self.storage.problems().len() as u64
+                checked
             }
         };
         Ok(ValidationReport { checked, problems })
