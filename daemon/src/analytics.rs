@@ -12,77 +12,153 @@ use crate::graph::DependencyGraph;
 /// How many days the trend covers, today included.
 pub const TREND_DAYS: i64 = 30;
 
-pub fn compute<'a>(docs: impl Iterator<Item = &'a Map>, today: NaiveDate) -> Analytics {
-    let docs: Vec<&Map> = docs.collect();
-    let mut by_status = BTreeMap::new();
-    let mut by_priority = BTreeMap::new();
-    let mut by_category = BTreeMap::new();
-    let mut durations = Vec::new();
-    let (mut tasks_total, mut tasks_completed) = (0u64, 0u64);
-    let first_day = today - chrono::Duration::days(TREND_DAYS - 1);
-    let mut per_day: BTreeMap<NaiveDate, (u64, u64)> =
-        (0..TREND_DAYS).map(|i| (first_day + chrono::Duration::days(i), (0, 0))).collect();
+/// The three fields counted by value.
+#[derive(Debug, Clone, Copy)]
+pub enum Dimension {
+    Status,
+    Priority,
+    Category,
+}
 
-    for doc in &docs {
-        *by_status.entry(text(doc, "status")).or_insert(0u64) += 1;
-        *by_priority.entry(text(doc, "priority")).or_insert(0u64) += 1;
-        *by_category.entry(text(doc, "category")).or_insert(0u64) += 1;
-        let created = doc.get("created_at").and_then(parse_time);
-        let completed = doc.get("completed_at").and_then(parse_time);
-        if let (Some(c), Some(d)) = (created, completed) {
-            durations.push((d - c).num_seconds() as f64 / 86_400.0);
-        }
-        if let Some(day) = created.and_then(|t| per_day.get_mut(&t.date_naive())) {
-            day.0 += 1;
-        }
-        if let Some(day) = completed.and_then(|t| per_day.get_mut(&t.date_naive())) {
-            day.1 += 1;
-        }
-        for task in doc.get("tasks").and_then(Value::as_list).unwrap_or(&[]) {
-            tasks_total += 1;
-            if task.as_map().and_then(|t| t.get("status")).and_then(Value::as_str) == Some("completed") {
-                tasks_completed += 1;
-            }
-        }
-    }
+impl Dimension {
+    pub const ALL: [Dimension; 3] = [Dimension::Status, Dimension::Priority, Dimension::Category];
 
-    let graph = DependencyGraph::build(docs.iter().copied(), None);
-    let edges = graph.edges();
-    let mut per_milestone: BTreeMap<&str, u64> = BTreeMap::new();
-    for e in &edges {
-        *per_milestone.entry(&e.from).or_default() += 1;
-    }
-    durations.sort_by(f64::total_cmp);
-    Analytics {
-        total: docs.len() as u64,
-        completed: by_status.get("completed").copied().unwrap_or(0),
-        by_status: counts(by_status),
-        by_priority: counts(by_priority),
-        by_category: counts(by_category),
-        average_completion_days: (!durations.is_empty())
-            .then(|| durations.iter().sum::<f64>() / durations.len() as f64),
-        median_completion_days: median(&durations),
-        tasks_total,
-        tasks_completed,
-        dependencies: DependencyFigures {
-            total: edges.len() as u64,
-            milestones_with_dependencies: per_milestone.len() as u64,
-            max_per_milestone: per_milestone.values().copied().max().unwrap_or(0),
-            longest_chain: graph.longest_chain(),
-        },
-        per_day: per_day
-            .into_iter()
-            .map(|(date, (created, completed))| DayCount { date: date.to_string(), created, completed })
-            .collect(),
+    pub fn field(self) -> &'static str {
+        match self {
+            Dimension::Status => "status",
+            Dimension::Priority => "priority",
+            Dimension::Category => "category",
+        }
     }
 }
 
-fn text(doc: &Map, field: &str) -> String {
-    match doc.get(field) {
+/// Accumulates figures from whatever a backend can hand over (whole
+/// documents, or rows from SQL aggregates), so every backend finishes them
+/// the same way.
+pub struct AnalyticsBuilder {
+    total: u64,
+    counts: [BTreeMap<String, u64>; 3],
+    durations: Vec<f64>,
+    first_day: NaiveDate,
+    per_day: BTreeMap<NaiveDate, (u64, u64)>,
+    tasks_total: u64,
+    tasks_completed: u64,
+}
+
+impl AnalyticsBuilder {
+    pub fn new(today: NaiveDate) -> Self {
+        let first_day = today - chrono::Duration::days(TREND_DAYS - 1);
+        AnalyticsBuilder {
+            total: 0,
+            counts: Default::default(),
+            durations: Vec::new(),
+            first_day,
+            per_day: (0..TREND_DAYS).map(|i| (first_day + chrono::Duration::days(i), (0, 0))).collect(),
+            tasks_total: 0,
+            tasks_completed: 0,
+        }
+    }
+
+    /// The first day of the trend. A timestamp whose text sorts before this
+    /// day minus two cannot fall in the trend whatever its UTC offset, which
+    /// lets SQL backends skip older rows by comparing text.
+    pub fn trend_cutoff(&self) -> String {
+        (self.first_day - chrono::Duration::days(2)).to_string()
+    }
+
+    pub fn add_document(&mut self, doc: &Map) {
+        self.total += 1;
+        for dimension in Dimension::ALL {
+            self.count(dimension, label(doc.get(dimension.field())), 1);
+        }
+        let time = |field| doc.get(field).and_then(Value::as_str);
+        self.add_times(time("created_at"), time("completed_at"));
+        let (total, completed) = task_counts(doc);
+        self.add_tasks(total, completed);
+    }
+
+    pub fn add_total(&mut self, n: u64) {
+        self.total += n;
+    }
+
+    pub fn count(&mut self, dimension: Dimension, label: String, n: u64) {
+        *self.counts[dimension as usize].entry(label).or_insert(0) += n;
+    }
+
+    /// One milestone's creation and completion times: its completion time
+    /// and its place in the daily trend.
+    pub fn add_times(&mut self, created: Option<&str>, completed: Option<&str>) {
+        let created = created.and_then(parse_time);
+        let completed = completed.and_then(parse_time);
+        if let (Some(c), Some(d)) = (created, completed) {
+            self.durations.push((d - c).num_seconds() as f64 / 86_400.0);
+        }
+        if let Some(day) = created.and_then(|t| self.per_day.get_mut(&t.date_naive())) {
+            day.0 += 1;
+        }
+        if let Some(day) = completed.and_then(|t| self.per_day.get_mut(&t.date_naive())) {
+            day.1 += 1;
+        }
+    }
+
+    pub fn add_tasks(&mut self, total: u64, completed: u64) {
+        self.tasks_total += total;
+        self.tasks_completed += completed;
+    }
+
+    pub fn finish(self, graph: &DependencyGraph) -> Analytics {
+        let edges = graph.edges();
+        let mut per_milestone: BTreeMap<&str, u64> = BTreeMap::new();
+        for e in &edges {
+            *per_milestone.entry(&e.from).or_default() += 1;
+        }
+        let mut durations = self.durations;
+        durations.sort_by(f64::total_cmp);
+        let [by_status, by_priority, by_category] = self.counts;
+        Analytics {
+            total: self.total,
+            completed: by_status.get("completed").copied().unwrap_or(0),
+            by_status: counts(by_status),
+            by_priority: counts(by_priority),
+            by_category: counts(by_category),
+            average_completion_days: (!durations.is_empty())
+                .then(|| durations.iter().sum::<f64>() / durations.len() as f64),
+            median_completion_days: median(&durations),
+            tasks_total: self.tasks_total,
+            tasks_completed: self.tasks_completed,
+            dependencies: DependencyFigures {
+                total: edges.len() as u64,
+                milestones_with_dependencies: per_milestone.len() as u64,
+                max_per_milestone: per_milestone.values().copied().max().unwrap_or(0),
+                longest_chain: graph.longest_chain(),
+            },
+            per_day: self
+                .per_day
+                .into_iter()
+                .map(|(date, (created, completed))| DayCount { date: date.to_string(), created, completed })
+                .collect(),
+        }
+    }
+}
+
+/// How a counted field's value is shown: its text, `(none)` when absent,
+/// or its type in brackets.
+pub fn label(value: Option<&Value>) -> String {
+    match value {
         Some(Value::String(s)) => s.clone(),
         None | Some(Value::Null) => "(none)".to_owned(),
         Some(other) => format!("({})", other.type_name()),
     }
+}
+
+/// A task list's size and how many of its tasks are completed.
+pub fn task_counts(doc: &Map) -> (u64, u64) {
+    let tasks = doc.get("tasks").and_then(Value::as_list).unwrap_or(&[]);
+    let completed = tasks
+        .iter()
+        .filter(|t| t.as_map().and_then(|t| t.get("status")).and_then(Value::as_str) == Some("completed"))
+        .count();
+    (tasks.len() as u64, completed as u64)
 }
 
 fn counts(map: BTreeMap<String, u64>) -> Vec<Count> {
@@ -102,8 +178,7 @@ fn median(sorted: &[f64]) -> Option<f64> {
 
 /// Reads a timestamp as documents write them: RFC 3339, or a bare date
 /// (taken as midnight UTC).
-pub fn parse_time(v: &Value) -> Option<DateTime<chrono::Utc>> {
-    let s = v.as_str()?;
+pub fn parse_time(s: &str) -> Option<DateTime<chrono::Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&chrono::Utc));
     }
@@ -126,7 +201,13 @@ mod tests {
         .map(|y| crate::yaml::parse_document(y, "t").unwrap())
         .collect();
         let today = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-        let a = compute(docs.iter(), today);
+        let mut builder = AnalyticsBuilder::new(today);
+        let mut graph = DependencyGraph::default();
+        for doc in &docs {
+            builder.add_document(doc);
+            graph.add_document(doc);
+        }
+        let a = builder.finish(&graph);
         assert_eq!(a.total, 3);
         assert_eq!(a.by_status[0], Count { key: "completed".into(), count: 2 });
         assert_eq!(a.average_completion_days, Some(3.0));

@@ -2,6 +2,7 @@
 
 use milestones_protocol::{ErrorInfo, ErrorKind};
 
+use crate::migration::MigrationError;
 use crate::storage::StorageError;
 
 /// Everything a request can fail with. Each variant maps to one protocol
@@ -22,6 +23,8 @@ pub enum ServiceError {
     Cycle(Vec<String>),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Migration(MigrationError),
 }
 
 impl ServiceError {
@@ -44,7 +47,12 @@ impl ServiceError {
             ServiceError::Cycle(_) => {
                 ErrorInfo::new(ErrorKind::DependencyCycle, message).with_field("dependencies.requires")
             }
+            ServiceError::Storage(StorageError::Query(_) | StorageError::Invalid(_)) => {
+                ErrorInfo::new(ErrorKind::InvalidInput, message)
+            }
             ServiceError::Storage(_) => ErrorInfo::new(ErrorKind::Storage, message),
+            ServiceError::Migration(e) if e.is_refusal() => ErrorInfo::new(ErrorKind::InvalidInput, message),
+            ServiceError::Migration(_) => ErrorInfo::new(ErrorKind::Storage, message),
         }
     }
 }

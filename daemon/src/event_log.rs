@@ -7,15 +7,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// One line, fields in the order the shell tooling writes them.
-#[derive(serde::Serialize)]
-struct Line<'a> {
-    timestamp: &'a str,
-    event: &'a str,
-    milestone_id: &'a str,
-    backend: &'a str,
-    user: &'a str,
-    details: serde_json::Value,
+/// One audit event: a line of the log, fields in the order the shell
+/// tooling writes them, and a row of `milestone_events` where a backend
+/// keeps one.
+#[derive(Debug, serde::Serialize)]
+pub struct AuditEvent<'a> {
+    pub timestamp: &'a str,
+    pub event: &'a str,
+    pub milestone_id: &'a str,
+    pub backend: &'a str,
+    pub user: &'a str,
+    pub details: serde_json::Value,
 }
 
 pub struct StorageEventLog {
@@ -33,9 +35,8 @@ impl StorageEventLog {
     /// file, so lines from the shell tooling and the daemon never interleave.
     /// A failed log write is reported but never fails the operation it
     /// describes: the milestone is already safely stored.
-    pub fn record(&self, event: &str, milestone_id: &str, backend: &str, user: &str, details: serde_json::Value) {
-        let line = Line { timestamp: &crate::document::now_timestamp(), event, milestone_id, backend, user, details };
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+    pub fn record(&self, event: &AuditEvent) {
+        let mut bytes = serde_json::to_vec(event).unwrap_or_default();
         bytes.push(b'\n');
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = file.write_all(&bytes) {

@@ -22,19 +22,25 @@ impl DependencyGraph {
         let skip = replacing.and_then(document::id);
         let mut graph = DependencyGraph::default();
         for doc in docs.filter(|d| skip.is_none() || document::id(d) != skip).chain(replacing) {
-            let Some(id) = document::id(doc) else { continue };
-            graph.nodes.insert(id.to_owned());
-            for target in document::requires(doc) {
-                graph.add_edge(id, target);
-            }
-            for dependant in document::enables(doc) {
-                graph.add_edge(dependant, id);
-            }
+            graph.add_document(doc);
         }
         graph
     }
 
-    fn add_edge(&mut self, from: &str, to: &str) {
+    /// Adds a milestone and the edges its document declares.
+    pub fn add_document(&mut self, doc: &Map) {
+        let Some(id) = document::id(doc) else { return };
+        self.add_node(id);
+        for edge in declared_edges(doc) {
+            self.add_edge(&edge.from, &edge.to);
+        }
+    }
+
+    pub fn add_node(&mut self, id: &str) {
+        self.nodes.insert(id.to_owned());
+    }
+
+    pub fn add_edge(&mut self, from: &str, to: &str) {
         self.requires.entry(from.to_owned()).or_default().insert(to.to_owned());
     }
 
@@ -245,6 +251,16 @@ impl DependencyGraph {
     pub fn longest_chain(&self) -> u64 {
         self.critical_path().len() as u64
     }
+}
+
+/// The edges one document declares: its own `requires`, and an edge from
+/// each milestone it `enables` to itself. Database backends store exactly
+/// these rows, so a graph rebuilt from them equals one built from documents.
+pub fn declared_edges(doc: &Map) -> Vec<DepEdge> {
+    let Some(id) = document::id(doc) else { return Vec::new() };
+    let requires = document::requires(doc).map(|to| DepEdge { from: id.to_owned(), to: to.to_owned() });
+    let enables = document::enables(doc).map(|from| DepEdge { from: from.to_owned(), to: id.to_owned() });
+    requires.chain(enables).collect()
 }
 
 fn reach<'a>(start: &str, next: impl Fn(&str) -> Vec<&'a String>) -> Vec<String> {

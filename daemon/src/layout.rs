@@ -16,6 +16,9 @@ const DEFAULT_STORAGE_CONFIG: &str = r#"storage:
       file_to_hybrid: 5
       hybrid_to_database: 20
 
+  # hybrid backend: also keep the audit events in index.db (milestone_events)
+  events_in_database: true
+
   database:
     type: "sqlite"  # sqlite, postgresql
     url: ""
@@ -71,6 +74,17 @@ impl ProjectLayout {
     }
     pub fn backend_file(&self) -> PathBuf {
         self.config().join("storage-backend.txt")
+    }
+    /// The hybrid backend's index.
+    pub fn index_db(&self) -> PathBuf {
+        self.dir.join("index.db")
+    }
+    /// The database backend's SQLite file.
+    pub fn enterprise_db(&self) -> PathBuf {
+        self.dir.join("enterprise.db")
+    }
+    pub fn backups(&self) -> PathBuf {
+        self.dir.join("backups")
     }
     pub fn lock_file(&self) -> PathBuf {
         self.dir.join("milestoned.lock")

@@ -7,6 +7,7 @@
 //! thread exists) can slot in right before the runtime is built.
 
 mod analytics;
+mod config;
 mod connection;
 mod document;
 mod error;
@@ -15,9 +16,11 @@ mod graph;
 mod instance;
 mod layout;
 mod listener;
+mod migration;
 mod peer;
 mod query;
 mod rules;
+mod search;
 mod server;
 mod service;
 mod storage;
@@ -36,7 +39,7 @@ use crate::instance::{InstanceLock, PidFile};
 use crate::layout::ProjectLayout;
 use crate::server::{Limits, Server};
 use crate::service::MilestoneService;
-use crate::storage::{FileStore, Storage};
+use crate::config::StorageConfig;
 
 /// The milestone daemon for one project: owns its `.milestones/` tree and
 /// serves msctl, scripts and editor plugins over a Unix socket.
@@ -90,13 +93,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let _lock = InstanceLock::acquire(&layout.lock_file())?;
 
     let backend = layout.configured_backend().context("cannot read config/storage-backend.txt")?;
-    let storage: Arc<dyn Storage> = match backend.as_str() {
-        "file" => Arc::new(FileStore::open(layout.clone())?),
-        other => bail!(
-            "config/storage-backend.txt names the `{other}` backend, which this milestoned {} does not provide (it has: file)",
-            env!("CARGO_PKG_VERSION")
-        ),
-    };
+    let config = StorageConfig::load(&layout.storage_config())?;
+    let storage = storage::open(&layout, &config, &backend)?;
     let problems = storage.problems();
     if !problems.is_empty() {
         tracing::warn!(count = problems.len(), "some milestone files could not be loaded; `msctl validate --all` lists them");
@@ -108,6 +106,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", layout.storage_events().display()))?;
     let service = Arc::new(MilestoneService::new(
         storage.clone(),
+        layout.clone(),
         events,
         root.display().to_string(),
         socket.path().display().to_string(),

@@ -1,19 +1,47 @@
 //! Evaluating a [`Query`] in memory: the file backend's query engine, and the
 //! reference the database backends' SQL must agree with.
 //!
-//! Ordering rules every backend follows: sort keys in order, missing values
-//! last whatever the direction, `priority` ranked (low < medium < high <
-//! critical), ties broken by id ascending.
+//! Rules every backend follows:
+//! - a path's segments are map keys, except that a number indexes a list;
+//! - the core text fields ([`TEXT_FIELDS`]) count only when they hold text:
+//!   any other value there is treated as absent (and `validate` reports it),
+//!   which is what lets SQL backends answer from plain indexed columns;
+//! - sort keys apply in order, missing values last whatever the direction,
+//!   `priority` ranked (low < medium < high < critical), ties broken by id
+//!   ascending; values of different types order booleans, numbers, text,
+//!   lists, mappings;
+//! - archived milestones are left out unless asked for;
+//! - text search follows [`crate::search`].
 
 use std::cmp::Ordering;
 
 use milestones_protocol::{Filter, FilterOp, Map, Page, Query, SortKey, Value};
 
 use crate::document::PRIORITIES;
+use crate::search::SearchTerms;
 use crate::storage::{Doc, StorageError, StorageResult};
+
+/// Core fields that are text or absent as far as queries are concerned.
+pub const TEXT_FIELDS: &[&str] = &["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"];
+
+/// The sort order when a query names none: newest first.
+pub fn default_sort() -> Vec<SortKey> {
+    vec![SortKey { path: "created_at".into(), descending: true }]
+}
+
+/// True when archived milestones belong in the result.
+pub fn wants_archived(query: &Query) -> bool {
+    query.include_archived || query.filters.iter().any(|f| f.path == "status" && f.value.as_str() == Some("archived"))
+}
+
+/// The search terms of a query, refusing text with no words in it.
+pub fn search_terms(query: &Query) -> StorageResult<Option<SearchTerms>> {
+    SearchTerms::parse(query.text.as_deref()).map_err(StorageError::Query)
+}
 
 /// Refuses queries that cannot mean anything, before any work is done.
 pub fn check(query: &Query) -> StorageResult<()> {
+    search_terms(query)?;
     for filter in &query.filters {
         check_path(&filter.path)?;
         let ok = match filter.op {
@@ -53,15 +81,14 @@ fn check_path(path: &str) -> StorageResult<()> {
 /// Runs `query` over `docs`.
 pub fn run<'a>(query: &Query, docs: impl Iterator<Item = &'a Doc>) -> StorageResult<Page> {
     check(query)?;
-    let words: Vec<String> = query.text.as_deref().unwrap_or("").split_whitespace().map(str::to_lowercase).collect();
-    let wants_archived = query.include_archived
-        || query.filters.iter().any(|f| f.path == "status" && f.value.as_str() == Some("archived"));
+    let terms = search_terms(query)?;
+    let wants_archived = wants_archived(query);
     let hits: Vec<&Doc> = docs
         .filter(|d| wants_archived || crate::document::status(d) != Some("archived"))
         .filter(|d| query.filters.iter().all(|f| matches(d, f)))
-        .filter(|d| words.is_empty() || contains_words(d, &words))
+        .filter(|d| terms.as_ref().is_none_or(|t| t.matches(d)))
         .collect();
-    let default_sort = [SortKey { path: "created_at".into(), descending: true }];
+    let default_sort = default_sort();
     let keys = if query.sort.is_empty() { &default_sort[..] } else { &query.sort[..] };
     // Sort keys are extracted once per document, not once per comparison.
     let mut keyed: Vec<(Vec<Option<Value>>, &Doc)> =
@@ -80,8 +107,35 @@ pub fn run<'a>(query: &Query, docs: impl Iterator<Item = &'a Doc>) -> StorageRes
     Ok(Page { items, total })
 }
 
+/// The value a query sees at `path`: `None` when absent, null, or (for a
+/// core text field) not text.
+pub fn lookup<'a>(doc: &'a Map, path: &str) -> Option<&'a Value> {
+    let mut segments = path.split('.');
+    let first = segments.next().filter(|s| list_index(s).is_none())?;
+    let mut cur = doc.get(first)?;
+    for seg in segments {
+        cur = match (cur, list_index(seg)) {
+            (Value::Map(m), None) => m.get(seg)?,
+            (Value::List(items), Some(i)) => items.get(i)?,
+            _ => return None,
+        };
+    }
+    match cur {
+        Value::Null => None,
+        Value::String(_) => Some(cur),
+        _ if TEXT_FIELDS.contains(&path) => None,
+        _ => Some(cur),
+    }
+}
+
+/// A path segment made of digits indexes a list (and never names a map key,
+/// so that SQL's JSON paths and this engine agree).
+pub fn list_index(segment: &str) -> Option<usize> {
+    segment.bytes().all(|b| b.is_ascii_digit()).then(|| segment.parse().ok()).flatten()
+}
+
 fn matches(doc: &Map, filter: &Filter) -> bool {
-    let found = doc.pointer(&filter.path).filter(|v| !v.is_null());
+    let found = lookup(doc, &filter.path);
     match filter.op {
         FilterOp::Exists => found.is_some() == (filter.value == Value::Bool(true)),
         FilterOp::Eq => found.is_some_and(|v| equal(v, &filter.value)) || (found.is_none() && filter.value.is_null()),
@@ -119,27 +173,9 @@ fn compare_values(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
-fn contains_words(doc: &Map, words: &[String]) -> bool {
-    let mut hay = String::new();
-    for field in ["id", "title", "description", "category"] {
-        if let Some(s) = doc.get(field).and_then(Value::as_str) {
-            hay.push_str(s);
-            hay.push('\n');
-        }
-    }
-    for task in doc.get("tasks").and_then(Value::as_list).unwrap_or(&[]) {
-        if let Some(s) = task.as_map().and_then(|t| t.get("title")).and_then(Value::as_str) {
-            hay.push_str(s);
-            hay.push('\n');
-        }
-    }
-    let hay = hay.to_lowercase();
-    words.iter().all(|w| hay.contains(w.as_str()))
-}
-
 /// A value's sort key; `priority` sorts by rank rather than alphabetically.
 fn sort_value(doc: &Map, path: &str) -> Option<Value> {
-    let v = doc.pointer(path).filter(|v| !v.is_null())?;
+    let v = lookup(doc, path)?;
     if path == "priority" {
         let rank = PRIORITIES.iter().position(|p| Some(*p) == v.as_str())?;
         return Some(Value::Int(rank as i64));

@@ -249,5 +249,6 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Upgrade { .. } => "upgrade",
         Request::Stats => "stats",
         Request::Backend => "backend",
+        Request::Migrate { .. } => "migrate",
     }
 }

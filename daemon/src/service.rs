@@ -6,25 +6,30 @@
 //! Writes are serialised by one lock: a read-modify-write never races another
 //! and generated ids are unique. Reads never take it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use milestones_protocol::{
-    Assignment, BackendInfo, Change, DepsReport, DocumentInput, Map, NewTask, Query, Request, Response, Target,
+    Assignment, BackendInfo, BackendTarget, MigrationReport, Change, DepsReport, DocumentInput, Map, NewTask, Query, Request, Response, Target,
     UpgradeOutcome, ValidationReport, Value,
 };
 use serde_json::json;
 
 use crate::document::{self, CANONICAL_ORDER, TASK_STATUSES};
 use crate::error::{ServiceError, ServiceResult};
-use crate::event_log::StorageEventLog;
+use crate::event_log::{AuditEvent, StorageEventLog};
+use crate::config::StorageConfig;
 use crate::graph::DependencyGraph;
+use crate::layout::ProjectLayout;
+use crate::migration::Migration;
 use crate::peer::Peer;
 use crate::rules;
 use crate::storage::{Doc, Storage, StorageError};
 
 pub struct MilestoneService {
-    storage: Arc<dyn Storage>,
+    /// Swapped whole by a migration, under the write lock.
+    storage: RwLock<Arc<dyn Storage>>,
+    layout: ProjectLayout,
     events: StorageEventLog,
     writes: Mutex<WriteState>,
     started: Instant,
@@ -40,9 +45,16 @@ struct WriteState {
 }
 
 impl MilestoneService {
-    pub fn new(storage: Arc<dyn Storage>, events: StorageEventLog, root: String, socket: String) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        layout: ProjectLayout,
+        events: StorageEventLog,
+        root: String,
+        socket: String,
+    ) -> Self {
         MilestoneService {
-            storage,
+            storage: RwLock::new(storage),
+            layout,
             events,
             writes: Mutex::new(WriteState::default()),
             started: Instant::now(),
@@ -52,7 +64,12 @@ impl MilestoneService {
     }
 
     pub fn backend_name(&self) -> &'static str {
-        self.storage.backend_name()
+        self.storage().backend_name()
+    }
+
+    /// The backend serving now.
+    fn storage(&self) -> Arc<dyn Storage> {
+        self.storage.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// True when `request` is answered from memory in microseconds, so the
@@ -60,7 +77,7 @@ impl MilestoneService {
     pub fn is_quick(&self, request: &Request) -> bool {
         match request {
             Request::Ping => true,
-            Request::Get { .. } | Request::Backend => self.storage.reads_in_memory(),
+            Request::Get { .. } | Request::Backend => self.storage().reads_in_memory(),
             _ => false,
         }
     }
@@ -86,25 +103,29 @@ impl MilestoneService {
             Request::Validate { target } => self.validate(&target).map(Response::Validation),
             Request::Upgrade { target } => self.upgrade(&target, peer).map(Response::Upgraded),
             Request::Stats => {
-                Ok(Response::Stats(self.storage.analytics(chrono::Utc::now().date_naive())?))
+                Ok(Response::Stats(self.storage().analytics(chrono::Utc::now().date_naive())?))
             }
-            Request::Backend => Ok(Response::Backend(BackendInfo {
-                backend: self.storage.backend_name().to_owned(),
-                database: None,
-                milestones: self.storage.count()?,
-                root: self.root.clone(),
-                socket: self.socket.clone(),
-            })),
+            Request::Backend => {
+                let storage = self.storage();
+                Ok(Response::Backend(BackendInfo {
+                    backend: storage.backend_name().to_owned(),
+                    database: storage.database_kind().map(str::to_owned),
+                    milestones: storage.count()?,
+                    root: self.root.clone(),
+                    socket: self.socket.clone(),
+                }))
+            }
+            Request::Migrate { target } => self.migrate(target, peer).map(Response::Migrated),
         }
     }
 
     fn get(&self, id: &str) -> ServiceResult<Doc> {
         document::validate_id(id, "id")?;
-        self.storage.get(id)?.ok_or_else(|| ServiceError::NotFound(id.to_owned()))
+        self.storage().get(id)?.ok_or_else(|| ServiceError::NotFound(id.to_owned()))
     }
 
     fn list(&self, query: &Query) -> ServiceResult<milestones_protocol::Page> {
-        self.storage.query(query).map_err(|e| match e {
+        self.storage().query(query).map_err(|e| match e {
             StorageError::Query(message) => ServiceError::invalid(message),
             other => other.into(),
         })
@@ -133,7 +154,7 @@ impl MilestoneService {
             }
             doc.reorder(CANONICAL_ORDER);
             self.refuse_cycles(&doc)?;
-            match self.storage.insert(doc.clone()) {
+            match self.storage().insert(doc.clone()) {
                 Ok(stored) => {
                     let id = document::id(&stored).unwrap_or_default();
                     self.log("milestone_created", id, peer, json!({}));
@@ -214,7 +235,7 @@ impl MilestoneService {
         if dependencies_changed(current, &doc) {
             self.refuse_cycles(&doc)?;
         }
-        let stored = self.storage.replace(doc)?;
+        let stored = self.storage().replace(doc)?;
         let id = document::id(&stored).unwrap_or_default();
         let mut details = details;
         if was != is {
@@ -228,7 +249,7 @@ impl MilestoneService {
         let _writes = self.lock_writes();
         let current = self.get(id)?;
         if purge {
-            self.storage.remove(id)?;
+            self.storage().remove(id)?;
             self.log("milestone_deleted", id, peer, json!({ "purged": true }));
         } else if document::status(&current) != Some("archived") {
             let mut doc = Map::clone(&current);
@@ -376,16 +397,16 @@ impl MilestoneService {
         let checked = match target {
             Target::One(id) => {
                 let doc = self.get(id)?;
-                problems.extend(self.storage.problems().into_iter().filter(|p| p.id.as_deref() == Some(id.as_str())));
+                problems.extend(self.storage().problems().into_iter().filter(|p| p.id.as_deref() == Some(id.as_str())));
                 problems.extend(rules::check_document(&doc));
                 problems.extend(rules::check_graph(&graph, Some(id)));
                 1
             }
             Target::All => {
-                let file_problems = self.storage.problems();
+                let file_problems = self.storage().problems();
                 let mut checked = file_problems.len() as u64;
                 problems.extend(file_problems);
-                self.storage.for_each(&mut |doc| {
+                self.storage().for_each(&mut |doc| {
                     checked += 1;
                     problems.extend(rules::check_document(doc));
                 })?;
@@ -402,7 +423,7 @@ impl MilestoneService {
             Target::One(id) => vec![self.get(id)?],
             Target::All => {
                 let mut all = Vec::new();
-                self.storage.for_each(&mut |d| all.push(d.clone()))?;
+                self.storage().for_each(&mut |d| all.push(d.clone()))?;
                 all.into_iter().map(Arc::new).collect()
             }
         };
@@ -414,7 +435,7 @@ impl MilestoneService {
             if !added.is_empty() {
                 // `upgrade` changes nothing but the added sections, not even
                 // `updated_at`.
-                self.storage.replace(doc)?;
+                self.storage().replace(doc)?;
                 self.log("milestone_upgraded", &id, peer, json!({ "added": added }));
             }
             if !added.is_empty() || matches!(target, Target::One(_)) {
@@ -425,9 +446,35 @@ impl MilestoneService {
     }
 
     fn graph(&self, replacing: Option<&Map>) -> ServiceResult<DependencyGraph> {
-        let mut docs = Vec::new();
-        self.storage.for_each(&mut |d| docs.push(d.clone()))?;
-        Ok(DependencyGraph::build(docs.iter(), replacing))
+        Ok(self.storage().dependency_graph(replacing)?)
+    }
+
+    /// Moves every milestone to another backend. Writes wait for it (they
+    /// need the write lock); reads go on against the old backend until the
+    /// switch.
+    fn migrate(&self, target: BackendTarget, peer: &Peer) -> ServiceResult<MigrationReport> {
+        let mut writes = self.lock_writes();
+        let source = self.storage();
+        let config = StorageConfig::load(&self.layout.storage_config()).map_err(|e| ServiceError::invalid(e.to_string()))?;
+        let details = json!({ "from": source.backend_name(), "to": target.backend_name() });
+        self.log("migration_started", "", peer, details.clone());
+        match Migration::new(&self.layout, &config, source, target).run() {
+            Ok(migrated) => {
+                *self.storage.write().unwrap_or_else(|p| p.into_inner()) = migrated.store;
+                writes.next_number = None;
+                let report = migrated.report;
+                tracing::info!(from = %report.from, to = %report.to, milestones = report.milestones, duration_ms = report.duration_ms, "migration finished");
+                self.log("migration_completed", "", peer, json!({ "report": report }));
+                Ok(report)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "migration failed; the backend is unchanged");
+                let mut details = details;
+                details["error"] = json!(e.to_string());
+                self.log("migration_failed", "", peer, details);
+                Err(ServiceError::Migration(e))
+            }
+        }
     }
 
     /// Refuses a document whose dependencies would close a cycle through it.
@@ -448,18 +495,15 @@ impl MilestoneService {
         let mut n = match state.next_number {
             Some(n) => n,
             None => {
-                let mut max = 0;
-                self.storage.for_each(&mut |d| {
-                    let number = document::id(d).and_then(|id| id.strip_prefix("milestone-")).and_then(|n| n.parse().ok());
-                    max = max.max(number.unwrap_or(0));
-                })?;
-                max + 1
+                let numbers = self.storage().ids()?;
+                let numbers = numbers.iter().filter_map(|id| id.strip_prefix("milestone-")?.parse::<u64>().ok());
+                numbers.max().unwrap_or(0) + 1
             }
         };
         loop {
             let id = format!("milestone-{n:03}");
             n += 1;
-            if self.storage.get(&id)?.is_none() {
+            if self.storage().get(&id)?.is_none() {
                 state.next_number = Some(n);
                 return Ok(id);
             }
@@ -471,7 +515,18 @@ impl MilestoneService {
     }
 
     fn log(&self, event: &str, id: &str, peer: &Peer, details: serde_json::Value) {
-        self.events.record(event, id, self.storage.backend_name(), &peer.user, details);
+        let storage = self.storage();
+        let timestamp = document::now_timestamp();
+        let event = AuditEvent {
+            timestamp: &timestamp,
+            event,
+            milestone_id: id,
+            backend: storage.backend_name(),
+            user: &peer.user,
+            details,
+        };
+        self.events.record(&event);
+        storage.record_event(&event);
     }
 }
 

@@ -56,6 +56,43 @@ pub enum Request {
     Stats,
     /// The active backend and where the daemon lives.
     Backend,
+    /// Move every milestone to another backend: back up, copy, verify every
+    /// record, switch; or leave the current backend untouched on failure.
+    Migrate { target: BackendTarget },
+}
+
+/// A backend to migrate to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackendTarget {
+    File,
+    Hybrid,
+    Database(DatabaseKind),
+}
+
+/// The engine behind the `database` backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DatabaseKind {
+    Sqlite,
+}
+
+impl BackendTarget {
+    /// The name `config/storage-backend.txt` uses.
+    pub fn backend_name(self) -> &'static str {
+        match self {
+            BackendTarget::File => "file",
+            BackendTarget::Hybrid => "hybrid",
+            BackendTarget::Database(_) => "database",
+        }
+    }
+}
+
+impl DatabaseKind {
+    /// The name `storage-config.yaml`'s `database.type` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatabaseKind::Sqlite => "sqlite",
+        }
+    }
 }
 
 /// A document as a client supplies it.
@@ -154,6 +191,21 @@ pub enum Response {
     Upgraded(Vec<UpgradeOutcome>),
     Stats(Analytics),
     Backend(BackendInfo),
+    Migrated(MigrationReport),
+}
+
+/// What a finished migration did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationReport {
+    pub from: String,
+    pub to: String,
+    /// `sqlite` when the target is the database backend.
+    pub database: Option<String>,
+    /// Milestones copied and verified.
+    pub milestones: u64,
+    /// The backup taken first, relative to the project root.
+    pub backup: String,
+    pub duration_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

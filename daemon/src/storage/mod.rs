@@ -9,14 +9,26 @@
 //! that database backends can answer them in SQL.
 
 mod atomic;
+mod database;
 mod file;
+mod hybrid;
+mod sqlite;
+pub mod tree;
 
 use std::path::PathBuf;
+
+use crate::config::StorageConfig;
+use crate::layout::ProjectLayout;
 use std::sync::Arc;
 
 use milestones_protocol::{Analytics, Map, Page, Problem, Query};
 
+pub use self::atomic::write_atomically as write_file_atomically;
+pub use self::database::SqliteStore;
 pub use self::file::FileStore;
+pub use self::hybrid::{remove_database, HybridStore};
+use crate::event_log::AuditEvent;
+use crate::graph::DependencyGraph;
 
 /// A stored document: shared, immutable, cheap to hand to many readers.
 pub type Doc = Arc<Map>;
@@ -31,11 +43,21 @@ pub enum StorageError {
     Missing(String),
     #[error("invalid query: {0}")]
     Query(String),
+    /// A document this backend cannot store as it is.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{context}: {source}")]
+    Sqlite { context: String, source: rusqlite::Error },
 }
 
 impl StorageError {
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StorageError::Io { action, path: path.into(), source }
+    }
+
+    pub fn sqlite(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StorageError {
+        let context = context.into();
+        move |source| StorageError::Sqlite { context, source }
     }
 }
 
@@ -47,6 +69,11 @@ pub type StorageResult<T> = Result<T, StorageError>;
 pub trait Storage: Send + Sync + 'static {
     /// `file`, `hybrid` or `database`.
     fn backend_name(&self) -> &'static str;
+
+    /// The database engine behind the `database` backend (`sqlite`).
+    fn database_kind(&self) -> Option<&'static str> {
+        None
+    }
 
     /// True when reads are answered from memory without blocking, so the
     /// server may call [`Storage::get`] and [`Storage::query`] on an async
@@ -73,15 +100,76 @@ pub trait Storage: Send + Sync + 'static {
     /// Visits every document (validation, the dependency graph, analytics).
     fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()>;
 
-    /// Analytics over every document. The default walks them all; database
-    /// backends answer in SQL.
-    fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
+    /// Every id. The default walks the documents; SQL backends read one
+    /// column.
+    fn ids(&self) -> StorageResult<Vec<String>> {
+        let mut ids = Vec::new();
+        self.for_each(&mut |d| ids.extend(crate::document::id(d).map(str::to_owned)))?;
+        Ok(ids)
+    }
+
+    /// The dependency graph, with `replacing` standing in for the stored
+    /// version of the milestone with its id (a change being checked). SQL
+    /// backends build it from their dependency table without reading
+    /// documents.
+    fn dependency_graph(&self, replacing: Option<&Map>) -> StorageResult<DependencyGraph> {
         let mut docs = Vec::new();
         self.for_each(&mut |d| docs.push(d.clone()))?;
-        Ok(crate::analytics::compute(docs.iter(), today))
+        Ok(DependencyGraph::build(docs.iter(), replacing))
     }
+
+    /// Analytics over every document. The default walks them all; SQL
+    /// backends aggregate in SQL.
+    fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
+        let mut builder = crate::analytics::AnalyticsBuilder::new(today);
+        let mut graph = DependencyGraph::default();
+        self.for_each(&mut |d| {
+            builder.add_document(d);
+            graph.add_document(d);
+        })?;
+        Ok(builder.finish(&graph))
+    }
+
+    /// Makes the backend's files complete on their own (an SQLite
+    /// checkpoint), before they are moved.
+    fn flush(&self) -> StorageResult<()> {
+        Ok(())
+    }
+
+    /// Writes a consistent copy of what only this backend holds (a
+    /// database file) into the backup folder `dir`. The milestone files and
+    /// configuration are backed up by the caller.
+    fn backup_to(&self, _dir: &std::path::Path) -> StorageResult<()> {
+        Ok(())
+    }
+
+    /// Records an audit event where the backend keeps them (the
+    /// `milestone_events` table); the JSONL log is written regardless.
+    fn record_event(&self, _event: &AuditEvent) {}
 
     /// Problems found in the stored data itself: files that do not parse,
     /// files whose name and id disagree.
     fn problems(&self) -> Vec<Problem>;
+}
+
+/// Opens the backend `config/storage-backend.txt` names.
+pub fn open(layout: &ProjectLayout, config: &StorageConfig, backend: &str) -> StorageResult<Arc<dyn Storage>> {
+    Ok(match backend {
+        "file" => Arc::new(FileStore::open(layout.clone())?),
+        "hybrid" => Arc::new(HybridStore::open(layout.clone(), config.events_in_database)?),
+        "database" => match config.database_type.as_str() {
+            "sqlite" => Arc::new(SqliteStore::open(&layout.enterprise_db())?),
+            other => {
+                return Err(StorageError::Invalid(format!(
+                    "storage-config.yaml names the `{other}` database, which this milestoned {} does not provide (it has: sqlite)",
+                    env!("CARGO_PKG_VERSION")
+                )))
+            }
+        },
+        other => {
+            return Err(StorageError::Invalid(format!(
+                "config/storage-backend.txt names the `{other}` backend; the backends are file, hybrid and database"
+            )))
+        }
+    })
 }

@@ -24,9 +24,12 @@ pub struct Cli {
 pub enum Command {
     /// Create .milestones/ here (or in --root) and start its daemon.
     Init {
-        /// The storage backend to start with.
-        #[arg(long, default_value = "file", value_parser = ["file"])]
-        backend: String,
+        /// The storage backend to start a new project on (default: file).
+        #[arg(long, value_parser = ["file", "hybrid", "database"])]
+        backend: Option<String>,
+        /// The engine of the database backend.
+        #[arg(long, value_parser = ["sqlite"], requires = "backend")]
+        database: Option<String>,
     },
     /// Create a milestone; prints its id.
     Create {
@@ -125,6 +128,14 @@ pub enum Command {
     Stats,
     /// The active storage backend.
     Backend,
+    /// Move every milestone to another backend: back up, copy, verify, switch.
+    Migrate {
+        #[arg(value_parser = ["file", "hybrid", "database"])]
+        target: String,
+        /// The engine of the database backend (default: sqlite).
+        #[arg(long, value_parser = ["sqlite"])]
+        database: Option<String>,
+    },
     /// Check that the daemon answers.
     Ping,
     /// msctl's version, and the daemon's when one is running.

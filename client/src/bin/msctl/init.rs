@@ -25,14 +25,29 @@ pub fn run(cli: &Cli) -> Result<u8, Failure> {
         .canonicalize()
         .map_err(|e| Failure::new(exit::FAILURE, format!("cannot use {} as the project root: {e}", root.display())))?;
     let socket = cli.socket.clone().unwrap_or_else(|| milestones_client::protocol::socket_path::default_socket_path(&root));
+    let crate::args::Command::Init { backend: wanted, database } = &cli.command else {
+        unreachable!("init::run runs `msctl init` only")
+    };
+    if let Some(wanted) = wanted {
+        // Checked before anything is written.
+        crate::backend_target(wanted, database.as_deref())?;
+    }
     let started = match Client::connect(&socket, "msctl") {
         Ok(client) => Err(client.welcome().clone()),
-        Err(_) => Ok(start_daemon(&root, cli.socket.as_deref(), &socket)?),
+        Err(_) => {
+            if let Some(wanted) = wanted {
+                choose_backend(&root, wanted)?;
+            }
+            Ok(start_daemon(&root, cli.socket.as_deref(), &socket)?)
+        }
     };
     let (pid, backend, fresh) = match started {
         Ok(welcome) => (welcome.pid, welcome.backend, true),
         Err(welcome) => (welcome.pid, welcome.backend, false),
     };
+    if let Some(wanted) = wanted.as_deref().filter(|w| *w != backend) {
+        return Err(already_on(&backend, wanted));
+    }
     let out = crate::render::Output { json: cli.json };
     out.print_json_or(
         &serde_json::json!({ "root": root, "backend": backend, "pid": pid, "socket": socket, "started": fresh }),
@@ -42,6 +57,30 @@ pub fn run(cli: &Cli) -> Result<u8, Failure> {
         },
     );
     Ok(0)
+}
+
+/// Names the backend of a new project in `config/storage-backend.txt`, where
+/// the daemon reads it. A project already on another backend is left alone.
+fn choose_backend(root: &Path, wanted: &str) -> Result<(), Failure> {
+    let fail = |m: String| Failure::new(exit::FAILURE, m);
+    let config = root.join(".milestones").join("config");
+    let path = config.join("storage-backend.txt");
+    match fs::read_to_string(&path) {
+        Ok(current) if current.trim() == wanted => Ok(()),
+        Ok(current) => Err(already_on(current.trim(), wanted)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(&config).map_err(|e| fail(format!("cannot create {}: {e}", config.display())))?;
+            fs::write(&path, format!("{wanted}\n")).map_err(|e| fail(format!("cannot write {}: {e}", path.display())))
+        }
+        Err(e) => Err(fail(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+fn already_on(current: &str, wanted: &str) -> Failure {
+    Failure::new(
+        exit::FAILURE,
+        format!("this project already uses the {current} backend; `msctl migrate {wanted}` moves it to {wanted}"),
+    )
 }
 
 fn start_daemon(root: &Path, socket_arg: Option<&Path>, socket: &Path) -> Result<milestones_client::protocol::Welcome, Failure> {

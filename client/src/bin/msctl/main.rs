@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use milestones_client::protocol::{
-    Assignment, Change, DocumentInput, ErrorKind, Filter, FilterOp, Map, NewTask, Query, Request, Response, Severity,
+    Assignment, BackendTarget, Change, DatabaseKind, DocumentInput, ErrorKind, Filter, FilterOp, Map, NewTask, Query, Request, Response, Severity,
     SortKey, Target, Value, PROTOCOL_VERSION,
 };
 use milestones_client::{find_root, Client, ClientError};
@@ -253,8 +253,30 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Response::Backend(info) => out.backend(&info),
             other => return Err(unexpected(other)),
         },
+        Command::Migrate { ref target, ref database } => {
+            let target = backend_target(target, database.as_deref())?;
+            match client.request(Request::Migrate { target })? {
+                Response::Migrated(report) => out.migrated(&report),
+                other => return Err(unexpected(other)),
+            }
+        }
     }
     Ok(0)
+}
+
+/// The protocol's name for a backend given on the command line.
+pub fn backend_target(backend: &str, database: Option<&str>) -> Result<BackendTarget, Failure> {
+    let kind = match database {
+        None | Some("sqlite") => DatabaseKind::Sqlite,
+        Some(other) => return Err(Failure::new(exit::USAGE, format!("unknown database `{other}` (known: sqlite)"))),
+    };
+    match (backend, database) {
+        ("database", _) => Ok(BackendTarget::Database(kind)),
+        (_, Some(_)) => Err(Failure::new(exit::USAGE, "--database goes with the database backend only")),
+        ("file", None) => Ok(BackendTarget::File),
+        ("hybrid", None) => Ok(BackendTarget::Hybrid),
+        (other, None) => Err(Failure::new(exit::USAGE, format!("unknown backend `{other}` (known: file, hybrid, database)"))),
+    }
 }
 
 fn version(cli: &Cli) -> Result<u8, Failure> {

@@ -1,7 +1,7 @@
 //! Output: exact JSON for scripts, tables and sentences for people.
 
 use milestones_client::protocol::{
-    Analytics, BackendInfo, DepsReport, Map, Page, Severity, UpgradeOutcome, ValidationReport, Value,
+    Analytics, BackendInfo, DepsReport, Map, MigrationReport, Page, Severity, UpgradeOutcome, ValidationReport, Value,
 };
 use serde::Serialize;
 
@@ -153,6 +153,20 @@ impl Output {
                 out.push(format!("  {}  +{} created  {} completed", day.date, day.created, day.completed));
             }
             out.join("\n")
+        });
+    }
+
+    pub fn migrated(&self, report: &MigrationReport) {
+        self.print_json_or(report, || {
+            let db = report.database.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            format!(
+                "migrated {} milestones from {} to {}{db} in {:.1} s, every record verified; backup in {}",
+                report.milestones,
+                report.from,
+                report.to,
+                report.duration_ms as f64 / 1000.0,
+                report.backup
+            )
         });
     }
 

@@ -1,0 +1,123 @@
+//! `config/storage-config.yaml`: the settings the daemon reads from it. The
+//! file keeps seed 003's shape; keys the daemon does not use are left alone.
+
+use std::fs;
+use std::path::Path;
+
+use milestones_protocol::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// `storage.database.type`: the engine of the database backend.
+    pub database_type: String,
+    /// `storage.events_in_database`: the hybrid backend also keeps audit
+    /// events in `index.db`.
+    pub events_in_database: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { database_type: "sqlite".to_owned(), events_in_database: true }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl StorageConfig {
+    /// Reads the file; a missing file means the defaults.
+    pub fn load(path: &Path) -> Result<StorageConfig, ConfigError> {
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StorageConfig::default()),
+            Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
+        };
+        let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let value = crate::yaml::parse_value(&text, &name).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let defaults = StorageConfig::default();
+        let database_type = match value.pointer("storage.database.type") {
+            None | Some(Value::Null) => defaults.database_type,
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "{name}: storage.database.type must be text (sqlite or postgresql), not a {}",
+                    other.type_name()
+                )))
+            }
+        };
+        let events_in_database = match value.pointer("storage.events_in_database") {
+            None | Some(Value::Null) => defaults.events_in_database,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "{name}: storage.events_in_database must be true or false, not a {}",
+                    other.type_name()
+                )))
+            }
+        };
+        Ok(StorageConfig { database_type, events_in_database })
+    }
+}
+
+/// Sets `storage.database.type` in the file, changing only that line so the
+/// user's comments and layout survive.
+pub fn set_database_type(path: &Path, kind: &str) -> std::io::Result<()> {
+    let text = fs::read_to_string(path)?;
+    let mut in_database = None;
+    let mut out = Vec::new();
+    let mut done = false;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let key = line.trim_start();
+        if let Some(block) = in_database {
+            if !key.is_empty() && !key.starts_with('#') && indent <= block {
+                in_database = None;
+            } else if !done && key.starts_with("type:") {
+                let comment = key.find(" #").map(|i| &key[i..]).unwrap_or("");
+                out.push(format!("{}type: \"{kind}\"{comment}", &line[..indent]));
+                done = true;
+                continue;
+            }
+        }
+        if key.starts_with("database:") {
+            in_database = Some(indent);
+        }
+        out.push(line.to_owned());
+    }
+    if !done {
+        return Err(std::io::Error::other("storage-config.yaml has no storage.database.type to set"));
+    }
+    let mut new = out.join("\n");
+    if text.ends_with('\n') {
+        new.push('\n');
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    crate::storage::write_file_atomically(dir, &name, new.as_bytes()).map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_defaults_and_sets_the_database_type_keeping_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("storage-config.yaml");
+        assert_eq!(StorageConfig::load(&path).unwrap(), StorageConfig::default());
+        let text = "storage:\n  # mine\n  database:\n    type: \"postgresql\"  # sqlite, postgresql\n    url: \"\"\n  other:\n    type: keep\n";
+        fs::write(&path, text).unwrap();
+        assert_eq!(StorageConfig::load(&path).unwrap().database_type, "postgresql");
+        set_database_type(&path, "sqlite").unwrap();
+        let after = fs::read_to_string(&path).unwrap();
+        assert_eq!(after, text.replace("\"postgresql\"", "\"sqlite\""));
+        fs::write(&path, "storage:\n  events_in_database: 3\n").unwrap();
+        let err = StorageConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("events_in_database must be true or false"), "{err}");
+    }
+}

@@ -1,0 +1,95 @@
+//! Full-text search: how text is cut into words. The in-memory engine and the
+//! SQLite FTS5 index share these rules, so `msctl search` finds the same
+//! milestones on every backend.
+//!
+//! A word is a run of letters and digits (FTS5's `unicode61` tokenizer with
+//! diacritics kept), compared case-insensitively. Every word of the search
+//! must begin some word of the milestone: `auth` finds "Authentication".
+
+use milestones_protocol::{Map, Value};
+
+/// Fields whose text is searched, besides every task's title.
+pub const SEARCHED_FIELDS: &[&str] = &["id", "title", "description", "category"];
+
+/// The words a search looks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchTerms(Vec<String>);
+
+impl SearchTerms {
+    /// `Ok(None)` when there is nothing to search for; an error when the text
+    /// is not empty yet holds no word (only punctuation, say), since matching
+    /// everything or nothing would both surprise.
+    pub fn parse(text: Option<&str>) -> Result<Option<SearchTerms>, String> {
+        let Some(text) = text.filter(|t| !t.trim().is_empty()) else { return Ok(None) };
+        let words = words(text);
+        if words.is_empty() {
+            return Err(format!("the search text {text:?} has no letters or digits to look for"));
+        }
+        Ok(Some(SearchTerms(words)))
+    }
+
+    /// True when every term begins some word of the document's searched text.
+    pub fn matches(&self, doc: &Map) -> bool {
+        let words = words(&searchable_text(doc));
+        self.0.iter().all(|term| words.iter().any(|w| w.starts_with(term.as_str())))
+    }
+
+    /// The FTS5 `MATCH` expression: each term quoted (so no character of the
+    /// user's text is ever read as FTS syntax) and prefix-matched.
+    pub fn fts_expression(&self) -> String {
+        // Terms hold only letters and digits, so they never contain a quote.
+        self.0.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Lowercased runs of letters and digits.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+/// The text a document is searched by: the searched fields and task titles,
+/// one per line.
+pub fn searchable_text(doc: &Map) -> String {
+    let mut text = String::new();
+    for field in SEARCHED_FIELDS {
+        if let Some(s) = doc.get(field).and_then(Value::as_str) {
+            text.push_str(s);
+            text.push('\n');
+        }
+    }
+    for task in doc.get("tasks").and_then(Value::as_list).unwrap_or(&[]) {
+        if let Some(s) = task.as_map().and_then(|t| t.get("title")).and_then(Value::as_str) {
+            text.push_str(s);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(yaml: &str) -> Map {
+        crate::yaml::parse_document(yaml, "test").unwrap()
+    }
+
+    #[test]
+    fn words_are_prefixes_of_words_in_any_case() {
+        let d = doc("id: m-1\ntitle: Authentication rewrite\ntasks: [{title: Wire the OAuth flow}]\n");
+        let terms = |t| SearchTerms::parse(Some(t)).unwrap().unwrap();
+        assert!(terms("auth").matches(&d));
+        assert!(terms("AUTH rew").matches(&d));
+        assert!(terms("oauth").matches(&d));
+        assert!(!terms("thent").matches(&d), "words match from their start, not in the middle");
+        assert!(!terms("auth missing").matches(&d), "every word must be found");
+    }
+
+    #[test]
+    fn punctuation_only_text_is_refused_and_quotes_never_reach_fts() {
+        assert!(SearchTerms::parse(Some(";--")).is_err());
+        assert_eq!(SearchTerms::parse(Some("  ")).unwrap(), None);
+        let t = SearchTerms::parse(Some("x\" OR 1=1; DROP--")).unwrap().unwrap();
+        assert_eq!(t.fts_expression(), "\"x\"* \"or\"* \"1\"* \"1\"* \"drop\"*");
+    }
+}

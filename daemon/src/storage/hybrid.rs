@@ -1,0 +1,282 @@
+//! `HybridStore`: the hybrid backend. The YAML files stay the source of
+//! truth (read and written through [`MilestoneTree`]); `index.db` holds every
+//! document's JSON and query columns so that lists, searches and analytics
+//! run in SQL, and the shell tooling can query it with `sqlite3`.
+//!
+//! The index is never trusted blindly: at open it is reconciled against the
+//! files (size and mtime first, then the content hash), and an index that
+//! cannot be opened is deleted and rebuilt from the files.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use milestones_protocol::{Analytics, Map, Page, Problem, Query};
+use rusqlite::OptionalExtension;
+
+use super::sqlite::{FileColumns, Flavour, MilestoneTable, Record};
+use super::tree::{LoadedFile, MilestoneTree, Stamp, TreeFile};
+use super::{Doc, Storage, StorageError, StorageResult};
+use crate::document::Folder;
+use crate::event_log::AuditEvent;
+use crate::graph::DependencyGraph;
+use crate::layout::ProjectLayout;
+
+pub struct HybridStore {
+    tree: MilestoneTree,
+    table: MilestoneTable,
+    problems: Mutex<Vec<Problem>>,
+    events_in_database: bool,
+}
+
+/// What a reconciliation changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    pub unchanged: usize,
+    pub indexed: usize,
+    pub removed: usize,
+}
+
+/// An index row's record of its file.
+struct IndexedFile {
+    path: String,
+    stamp: Stamp,
+    hash: String,
+}
+
+impl HybridStore {
+    /// Opens (or builds) the index and reconciles it with the files.
+    pub fn open(layout: ProjectLayout, events_in_database: bool) -> StorageResult<HybridStore> {
+        let tree = MilestoneTree::new(layout.clone());
+        let path = layout.index_db();
+        let store = match Self::open_index(&tree, &path, events_in_database) {
+            Ok(store) => store,
+            Err(e) => {
+                // The index is derived data: rebuild it rather than refuse to
+                // start.
+                tracing::warn!(index = %path.display(), error = %e, "the hybrid index cannot be used; rebuilding it from the files");
+                remove_database(&path)?;
+                Self::open_index(&tree, &path, events_in_database)?
+            }
+        };
+        Ok(store)
+    }
+
+    fn open_index(tree: &MilestoneTree, path: &Path, events_in_database: bool) -> StorageResult<HybridStore> {
+        let (table, _) = MilestoneTable::open(path, Flavour::Index)?;
+        let store = HybridStore { tree: tree.clone(), table, problems: Mutex::new(Vec::new()), events_in_database };
+        let report = store.reconcile()?;
+        tracing::info!(unchanged = report.unchanged, indexed = report.indexed, removed = report.removed, "hybrid index reconciled");
+        Ok(store)
+    }
+
+    /// Brings the index in line with the files: files added or changed are
+    /// parsed and indexed, rows of deleted files removed. A file that no
+    /// longer parses keeps its last good row and is reported.
+    pub fn reconcile(&self) -> StorageResult<Reconciled> {
+        let indexed = self.indexed_files()?;
+        let files = self.tree.list()?;
+        let mut per_id: HashMap<&str, usize> = HashMap::new();
+        for f in &files {
+            *per_id.entry(f.stem.as_str()).or_default() += 1;
+        }
+        let mut report = Reconciled::default();
+        let to_load: Vec<TreeFile> = files
+            .iter()
+            .filter(|f| {
+                let current = indexed.get(&f.stem).is_some_and(|row| {
+                    row.path == self.tree.relative(&f.path) && row.stamp == f.stamp && per_id[f.stem.as_str()] == 1
+                });
+                if current {
+                    report.unchanged += 1;
+                }
+                !current
+            })
+            .cloned()
+            .collect();
+        let (loaded, problems) = self.tree.load_all(&to_load);
+        let on_disk: HashSet<&str> = files.iter().map(|f| f.stem.as_str()).collect();
+        let records = loaded
+            .iter()
+            .map(|f| Ok((f, Record::of(&f.doc)?)))
+            .collect::<StorageResult<Vec<(&LoadedFile, Record)>>>()?;
+        self.table.write(|w| {
+            for (file, record) in &records {
+                let path = self.tree.relative(&self.tree.path_of(&file.id, file.folder));
+                let columns = FileColumns { path: &path, stamp: file.stamp, hash: &file.hash };
+                match indexed.get(&file.id) {
+                    // Touched but not changed (a `touch`, a checkout of the
+                    // same content): only the stamp moves.
+                    Some(row) if row.hash == file.hash && row.path == path => {
+                        w.conn()
+                            .prepare_cached("UPDATE milestones SET file_size = ?, file_mtime_ns = ? WHERE id = ?")
+                            .and_then(|mut s| s.execute(rusqlite::params![file.stamp.size as i64, file.stamp.mtime_ns, file.id]))
+                            .map_err(self.table.failed("update a file stamp"))?;
+                    }
+                    _ => w.put(record, Some(&columns))?,
+                }
+                report.indexed += 1;
+            }
+            for id in indexed.keys().filter(|id| !on_disk.contains(id.as_str())) {
+                w.delete(id)?;
+                report.removed += 1;
+            }
+            Ok(())
+        })?;
+        *self.problems.lock().unwrap_or_else(|p| p.into_inner()) = problems;
+        Ok(report)
+    }
+
+    fn indexed_files(&self) -> StorageResult<HashMap<String, IndexedFile>> {
+        let conn = self.table.reader()?;
+        let mut stmt = conn
+            .prepare("SELECT id, file_path, file_size, file_mtime_ns, file_hash FROM milestones")
+            .map_err(self.table.failed("read the index"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    IndexedFile {
+                        path: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                        stamp: Stamp {
+                            size: r.get::<_, Option<i64>>(2)?.unwrap_or(-1) as u64,
+                            mtime_ns: r.get::<_, Option<i64>>(3)?.unwrap_or(-1),
+                        },
+                        hash: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<HashMap<_, _>, _>>())
+            .map_err(self.table.failed("read the index"))?;
+        Ok(rows)
+    }
+
+    /// The folder `id`'s file is in, by the index.
+    fn folder_of(&self, id: &str) -> StorageResult<Option<Folder>> {
+        let conn = self.table.reader()?;
+        let path: Option<Option<String>> = conn
+            .prepare_cached("SELECT file_path FROM milestones WHERE id = ?")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .map_err(self.table.failed("read the index"))?;
+        Ok(path.map(|p| {
+            let completed = self.tree.relative(&self.tree.folder_path(Folder::Completed));
+            if p.unwrap_or_default().starts_with(&completed) {
+                Folder::Completed
+            } else {
+                Folder::Active
+            }
+        }))
+    }
+
+    /// Writes the file, then its index row. If the row cannot be written the
+    /// file change is undone, so files and index never disagree for long.
+    fn store(&self, doc: &Map, previous: Option<(&Map, Folder)>) -> StorageResult<()> {
+        let record = Record::of(doc)?;
+        let (folder, stamp, hash) = self.tree.write(doc)?;
+        let path = self.tree.relative(&self.tree.path_of(&record.id, folder));
+        let indexed = self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp, hash: &hash })));
+        match (indexed, previous) {
+            (Ok(()), Some((_, old_folder))) if old_folder != folder => self.tree.remove(&record.id, old_folder),
+            (Ok(()), _) => Ok(()),
+            (Err(e), None) => {
+                self.tree.remove(&record.id, folder)?;
+                Err(e)
+            }
+            (Err(e), Some((old, old_folder))) => {
+                if old_folder != folder {
+                    self.tree.remove(&record.id, folder)?;
+                }
+                self.tree.write(old)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Storage for HybridStore {
+    fn backend_name(&self) -> &'static str {
+        "hybrid"
+    }
+
+    fn reads_in_memory(&self) -> bool {
+        false
+    }
+
+    fn get(&self, id: &str) -> StorageResult<Option<Doc>> {
+        Ok(self.table.get(id)?.map(Arc::new))
+    }
+
+    fn count(&self) -> StorageResult<u64> {
+        self.table.count()
+    }
+
+    fn insert(&self, doc: Map) -> StorageResult<Doc> {
+        let id = crate::document::id(&doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
+        // A file the index does not hold (it failed to parse) is still the
+        // user's: never overwrite it.
+        if self.tree.exists(id) || self.table.contains(id)? {
+            return Err(StorageError::AlreadyExists(id.to_owned()));
+        }
+        self.store(&doc, None)?;
+        Ok(Arc::new(doc))
+    }
+
+    fn replace(&self, doc: Map) -> StorageResult<Doc> {
+        let id = crate::document::id(&doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
+        let old = self.table.get(id)?.ok_or_else(|| StorageError::Missing(id.to_owned()))?;
+        let old_folder = self.folder_of(id)?.unwrap_or_else(|| Folder::of(&old));
+        self.store(&doc, Some((&old, old_folder)))?;
+        Ok(Arc::new(doc))
+    }
+
+    fn remove(&self, id: &str) -> StorageResult<bool> {
+        let Some(folder) = self.folder_of(id)? else { return Ok(false) };
+        self.tree.remove(id, folder)?;
+        self.table.write(|w| w.delete(id))
+    }
+
+    fn query(&self, query: &Query) -> StorageResult<Page> {
+        self.table.query(query)
+    }
+
+    fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
+        self.table.for_each(visit)
+    }
+
+    fn ids(&self) -> StorageResult<Vec<String>> {
+        self.table.ids()
+    }
+
+    fn dependency_graph(&self, replacing: Option<&Map>) -> StorageResult<DependencyGraph> {
+        self.table.dependency_graph(replacing)
+    }
+
+    fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
+        self.table.analytics(today)
+    }
+
+    fn record_event(&self, event: &AuditEvent) {
+        if self.events_in_database {
+            if let Err(e) = self.table.record_event(event) {
+                tracing::warn!(error = %e, "cannot record the event in index.db");
+            }
+        }
+    }
+
+    fn problems(&self) -> Vec<Problem> {
+        self.problems.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Deletes an SQLite database with its WAL and shared-memory files.
+pub fn remove_database(path: &Path) -> StorageResult<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io("remove", file, e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! Turns a [`Query`] into SQL over the `milestones` table, with every value
+//! bound as a parameter (never spliced into the text). The SQL means exactly
+//! what the in-memory engine in [`crate::query`] does; the end-to-end suite
+//! runs the same queries on every backend to keep it so.
+//!
+//! Core text fields and `priority` order use their indexed columns; any
+//! other path is read with `json_type`/`json_extract`.
+
+use milestones_protocol::{Filter, FilterOp, Query, Value};
+use rusqlite::types::Value as SqlValue;
+
+use crate::query::{list_index, TEXT_FIELDS};
+use crate::search::SearchTerms;
+
+/// A `WHERE` clause and an `ORDER BY` list with their parameters, in order.
+#[derive(Debug, Default)]
+pub struct CompiledQuery {
+    pub where_sql: String,
+    pub where_params: Vec<SqlValue>,
+    pub order_sql: String,
+    pub order_params: Vec<SqlValue>,
+}
+
+pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    if !crate::query::wants_archived(query) {
+        conditions.push("m.status IS NOT 'archived'".to_owned());
+    }
+    for filter in &query.filters {
+        conditions.push(filter_sql(filter, &mut params));
+    }
+    if let Some(terms) = terms {
+        conditions.push("m.rowid IN (SELECT rowid FROM milestones_fts WHERE milestones_fts MATCH ?)".to_owned());
+        params.push(SqlValue::Text(terms.fts_expression()));
+    }
+    let where_sql = if conditions.is_empty() { "1".to_owned() } else { conditions.join(" AND ") };
+
+    let default_sort = crate::query::default_sort();
+    let keys = if query.sort.is_empty() { &default_sort[..] } else { &query.sort[..] };
+    let mut order = Vec::new();
+    let mut order_params = Vec::new();
+    for key in keys {
+        let dir = if key.descending { "DESC" } else { "ASC" };
+        if key.path == "priority" {
+            order.push(format!("m.priority_rank {dir} NULLS LAST"));
+        } else if let Some(column) = text_column(&key.path) {
+            order.push(format!("{column} {dir} NULLS LAST"));
+        } else {
+            // Missing last, then type (booleans, numbers, text, lists,
+            // mappings), then value; lists and mappings tie.
+            let p = json_path(&key.path);
+            order.push("IFNULL(json_type(m.data, ?), 'null') = 'null'".to_owned());
+            order.push(format!(
+                "CASE json_type(m.data, ?) WHEN 'true' THEN 0 WHEN 'false' THEN 0 WHEN 'integer' THEN 1 \
+                 WHEN 'real' THEN 1 WHEN 'text' THEN 2 WHEN 'array' THEN 3 WHEN 'object' THEN 4 END {dir}"
+            ));
+            order.push(format!(
+                "CASE WHEN json_type(m.data, ?) IN ('array', 'object') THEN NULL ELSE json_extract(m.data, ?) END {dir}"
+            ));
+            order_params.extend([p.clone(), p.clone(), p.clone(), p]);
+        }
+    }
+    order.push("m.id ASC".to_owned());
+    CompiledQuery { where_sql, where_params: params, order_sql: order.join(", "), order_params }
+}
+
+/// The column holding a core text field, if `path` is one.
+fn text_column(path: &str) -> Option<String> {
+    TEXT_FIELDS.contains(&path).then(|| format!("m.{path}"))
+}
+
+/// `a.b.0.c` as a JSON path: `$."a"."b"[0]."c"`. Path segments were checked
+/// to be letters, digits, `_` and `-`, and the path is bound, never spliced.
+fn json_path(path: &str) -> SqlValue {
+    let mut out = String::from("$");
+    for seg in path.split('.') {
+        match list_index(seg) {
+            Some(i) => out.push_str(&format!("[{i}]")),
+            None => out.push_str(&format!(".\"{seg}\"")),
+        }
+    }
+    SqlValue::Text(out)
+}
+
+fn bind(value: &Value) -> SqlValue {
+    match value {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::Int(i) => SqlValue::Integer(*i),
+        Value::Float(f) => SqlValue::Real(*f),
+        Value::String(s) => SqlValue::Text(s.clone()),
+        // `query::check` refuses lists and mappings as filter values.
+        Value::List(_) | Value::Map(_) => SqlValue::Null,
+    }
+}
+
+fn filter_sql(filter: &Filter, params: &mut Vec<SqlValue>) -> String {
+    match text_column(&filter.path) {
+        Some(column) => text_filter(&column, filter, params),
+        None => json_filter(filter, params),
+    }
+}
+
+/// A filter on a column that is text or NULL.
+fn text_filter(column: &str, filter: &Filter, params: &mut Vec<SqlValue>) -> String {
+    let value = &filter.value;
+    let mut with = |sql: String| {
+        params.push(bind(value));
+        sql
+    };
+    match (filter.op, value) {
+        (FilterOp::Exists, Value::Bool(true)) => format!("{column} IS NOT NULL"),
+        (FilterOp::Exists, _) => format!("{column} IS NULL"),
+        (FilterOp::Eq, Value::String(_)) => with(format!("{column} IS ?")),
+        (FilterOp::Ne, Value::String(_)) => with(format!("{column} IS NOT ?")),
+        (FilterOp::Eq, Value::Null) => format!("{column} IS NULL"),
+        (FilterOp::Ne, Value::Null) => format!("{column} IS NOT NULL"),
+        (FilterOp::Eq, _) => "0".to_owned(),
+        (FilterOp::Ne, _) => "1".to_owned(),
+        (FilterOp::Contains, Value::String(_)) => with(format!("instr(lower({column}), lower(?)) > 0")),
+        (FilterOp::Contains, _) => "0".to_owned(),
+        (op, Value::String(_)) => with(format!("{column} {} ?", comparison(op))),
+        _ => "0".to_owned(),
+    }
+}
+
+/// A filter on any other path, read from the JSON.
+fn json_filter(filter: &Filter, params: &mut Vec<SqlValue>) -> String {
+    let path = json_path(&filter.path);
+    let value = &filter.value;
+    let is_null = "IFNULL(json_type(m.data, ?), 'null') = 'null'";
+    // The field has `value`'s type (numbers count as one type).
+    let same_type = match value {
+        Value::String(_) => "json_type(m.data, ?) = 'text'",
+        Value::Int(_) | Value::Float(_) => "json_type(m.data, ?) IN ('integer', 'real')",
+        Value::Bool(true) => "json_type(m.data, ?) = 'true'",
+        Value::Bool(false) => "json_type(m.data, ?) = 'false'",
+        _ => "0",
+    };
+    let equal = |params: &mut Vec<SqlValue>| -> String {
+        match value {
+            Value::Null => {
+                params.push(path.clone());
+                is_null.to_owned()
+            }
+            Value::Bool(_) => {
+                params.push(path.clone());
+                same_type.to_owned()
+            }
+            Value::String(_) | Value::Int(_) | Value::Float(_) => {
+                params.extend([path.clone(), path.clone(), bind(value)]);
+                format!("({same_type} AND json_extract(m.data, ?) = ?)")
+            }
+            Value::List(_) | Value::Map(_) => "0".to_owned(),
+        }
+    };
+    match filter.op {
+        FilterOp::Exists => {
+            params.push(path.clone());
+            if *value == Value::Bool(true) {
+                format!("NOT ({is_null})")
+            } else {
+                is_null.to_owned()
+            }
+        }
+        FilterOp::Eq => equal(params),
+        FilterOp::Ne => format!("NOT IFNULL({}, 0)", equal(params)),
+        FilterOp::Lt | FilterOp::Le | FilterOp::Gt | FilterOp::Ge => match value {
+            Value::String(_) | Value::Int(_) | Value::Float(_) => {
+                params.extend([path.clone(), path.clone(), bind(value)]);
+                format!("IFNULL({same_type} AND json_extract(m.data, ?) {} ?, 0)", comparison(filter.op))
+            }
+            _ => "0".to_owned(),
+        },
+        FilterOp::Contains => {
+            // Text containing the needle (ASCII case folded, as in memory),
+            // or a list holding an element equal to it.
+            let element = match value {
+                Value::String(_) => "e.type = 'text' AND e.value = ?",
+                Value::Int(_) | Value::Float(_) => "e.type IN ('integer', 'real') AND e.value = ?",
+                Value::Bool(true) => "e.type = 'true'",
+                Value::Bool(false) => "e.type = 'false'",
+                Value::Null => "e.type = 'null'",
+                Value::List(_) | Value::Map(_) => "0",
+            };
+            let mut sql = String::from("(");
+            if let Value::String(_) = value {
+                params.extend([path.clone(), path.clone(), bind(value)]);
+                sql.push_str(
+                    "IFNULL(json_type(m.data, ?) = 'text' AND instr(lower(json_extract(m.data, ?)), lower(?)) > 0, 0) OR ",
+                );
+            }
+            params.extend([path.clone(), path.clone()]);
+            sql.push_str("IFNULL(json_type(m.data, ?) = 'array', 0) AND EXISTS (SELECT 1 FROM json_each(m.data, ?) e WHERE ");
+            sql.push_str(element);
+            if element.ends_with('?') {
+                params.push(bind(value));
+            }
+            sql.push_str("))");
+            sql
+        }
+    }
+}
+
+fn comparison(op: FilterOp) -> &'static str {
+    match op {
+        FilterOp::Lt => "<",
+        FilterOp::Le => "<=",
+        FilterOp::Gt => ">",
+        FilterOp::Ge => ">=",
+        FilterOp::Eq => "=",
+        FilterOp::Ne => "<>",
+        FilterOp::Contains | FilterOp::Exists => "=",
+    }
+}

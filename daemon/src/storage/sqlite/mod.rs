@@ -1,0 +1,351 @@
+//! What the hybrid index (`index.db`) and the database backend on SQLite
+//! (`enterprise.db`) share: [`MilestoneTable`], the milestones table with its
+//! dependency, event and full-text companions, the query compiler, analytics
+//! in SQL, and the connection pool.
+
+mod analytics;
+mod compile;
+mod pool;
+mod record;
+mod schema;
+
+use std::path::Path;
+
+use milestones_protocol::{Analytics, Map, Page, Query};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+pub use self::pool::ConnectionPool;
+pub use self::record::Record;
+pub use self::schema::{Flavour, SchemaState};
+use super::tree::Stamp;
+use super::{StorageError, StorageResult};
+use crate::event_log::AuditEvent;
+use crate::graph::DependencyGraph;
+
+/// The milestones table of one SQLite file.
+pub struct MilestoneTable {
+    pool: ConnectionPool,
+    flavour: Flavour,
+    /// `index.db` or `enterprise.db`, for messages.
+    name: String,
+}
+
+/// The file a hybrid index row describes.
+pub struct FileColumns<'a> {
+    /// Relative to the project root, as seed 003 writes it.
+    pub path: &'a str,
+    pub stamp: Stamp,
+    pub hash: &'a str,
+}
+
+impl MilestoneTable {
+    /// Opens the file, creating the tables when it is new.
+    pub fn open(path: &Path, flavour: Flavour) -> StorageResult<(MilestoneTable, SchemaState)> {
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let pool = ConnectionPool::open(path)?;
+        let state = schema::prepare(&mut pool.writer(), flavour, &name)?;
+        Ok((MilestoneTable { pool, flavour, name }, state))
+    }
+
+    /// A read connection, for flavour-specific queries.
+    pub fn reader(&self) -> StorageResult<pool::Reader<'_>> {
+        self.pool.reader()
+    }
+
+    pub fn failed(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> StorageError {
+        StorageError::sqlite(format!("{}: cannot {what}", self.name))
+    }
+
+    pub fn get(&self, id: &str) -> StorageResult<Option<Map>> {
+        let conn = self.pool.reader()?;
+        let data: Option<String> = conn
+            .prepare_cached("SELECT data FROM milestones WHERE id = ?")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .map_err(self.failed("read a milestone"))?;
+        data.map(|d| record::decode(id, &d)).transpose()
+    }
+
+    pub fn contains(&self, id: &str) -> StorageResult<bool> {
+        let conn = self.pool.reader()?;
+        conn.prepare_cached("SELECT 1 FROM milestones WHERE id = ?")
+            .and_then(|mut s| s.exists([id]))
+            .map_err(self.failed("look up a milestone"))
+    }
+
+    pub fn count(&self) -> StorageResult<u64> {
+        let conn = self.pool.reader()?;
+        let n: i64 =
+            conn.query_row("SELECT COUNT(*) FROM milestones", [], |r| r.get(0)).map_err(self.failed("count milestones"))?;
+        Ok(n as u64)
+    }
+
+    pub fn query(&self, query: &Query) -> StorageResult<Page> {
+        crate::query::check(query)?;
+        let terms = crate::query::search_terms(query)?;
+        let compiled = compile::compile(query, terms.as_ref());
+        let mut conn = self.pool.reader()?;
+        // One read transaction: the page and its total see the same data.
+        let tx = conn.transaction().map_err(self.failed("start a read"))?;
+        let count_sql = format!("SELECT COUNT(*) FROM milestones m WHERE {}", compiled.where_sql);
+        let total: i64 = tx
+            .prepare_cached(&count_sql)
+            .and_then(|mut s| s.query_row(params_from_iter(&compiled.where_params), |r| r.get(0)))
+            .map_err(self.failed("run a query"))?;
+        let page_sql = format!(
+            "SELECT m.id, m.data FROM milestones m WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
+            compiled.where_sql, compiled.order_sql
+        );
+        let limit = query.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        let params = compiled
+            .where_params
+            .iter()
+            .chain(&compiled.order_params)
+            .cloned()
+            .chain([SqlValue::Integer(limit), SqlValue::Integer(offset)]);
+        let mut stmt = tx.prepare_cached(&page_sql).map_err(self.failed("run a query"))?;
+        let rows = stmt
+            .query_map(params_from_iter(params), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.failed("run a query"))?;
+        let mut items = Vec::new();
+        for row in rows {
+            let (id, data) = row.map_err(self.failed("run a query"))?;
+            items.push(milestones_protocol::Value::Map(record::decode(&id, &data)?));
+        }
+        Ok(Page { items, total: total as u64 })
+    }
+
+    pub fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
+        let conn = self.pool.reader()?;
+        let mut stmt = conn.prepare_cached("SELECT id, data FROM milestones").map_err(self.failed("read milestones"))?;
+        let mut rows = stmt.query([]).map_err(self.failed("read milestones"))?;
+        while let Some(row) = rows.next().map_err(self.failed("read milestones"))? {
+            let id: String = row.get(0).map_err(self.failed("read milestones"))?;
+            let data: String = row.get(1).map_err(self.failed("read milestones"))?;
+            visit(&record::decode(&id, &data)?);
+        }
+        Ok(())
+    }
+
+    pub fn ids(&self) -> StorageResult<Vec<String>> {
+        let conn = self.pool.reader()?;
+        let mut stmt = conn.prepare_cached("SELECT id FROM milestones").map_err(self.failed("read ids"))?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+            .map_err(self.failed("read ids"))?;
+        Ok(ids)
+    }
+
+    /// The graph from the ids and the dependency rows; `replacing`'s own
+    /// rows are swapped for the ones it declares now.
+    pub fn dependency_graph(&self, replacing: Option<&Map>) -> StorageResult<DependencyGraph> {
+        let conn = self.pool.reader()?;
+        graph(&conn, replacing).map_err(self.failed("read dependencies"))
+    }
+
+    pub fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
+        let mut conn = self.pool.reader()?;
+        let tx = conn.transaction().map_err(self.failed("start a read"))?;
+        let graph = graph(&tx, None).map_err(self.failed("read dependencies"))?;
+        analytics::compute(&tx, &graph, today)
+    }
+
+    /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`, so it never
+    /// fails half-way for want of the write lock) and commits it.
+    pub fn write<T>(&self, work: impl FnOnce(&Writer<'_>) -> StorageResult<T>) -> StorageResult<T> {
+        let mut conn = self.pool.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.failed("start a write"))?;
+        let result = work(&Writer { tx: &tx, table: self })?;
+        tx.commit().map_err(self.failed("commit a write"))?;
+        Ok(result)
+    }
+
+    pub fn record_event(&self, event: &AuditEvent) -> StorageResult<()> {
+        let data = serde_json::json!({ "backend": event.backend, "user": event.user, "details": event.details });
+        self.pool
+            .writer()
+            .prepare_cached(
+                "INSERT INTO milestone_events (milestone_id, event_type, event_data, timestamp) VALUES (?, ?, ?, ?)",
+            )
+            .and_then(|mut s| s.execute(params![event.milestone_id, event.event, data.to_string(), event.timestamp]))
+            .map_err(self.failed("record an event"))?;
+        Ok(())
+    }
+
+    /// Folds the WAL into the database file, so the file alone holds
+    /// everything committed.
+    pub fn checkpoint(&self) -> StorageResult<()> {
+        let busy: i64 = self
+            .pool
+            .writer()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .map_err(self.failed("checkpoint"))?;
+        if busy != 0 {
+            return Err(StorageError::Invalid(format!("{}: a reader kept the checkpoint from finishing", self.name)));
+        }
+        Ok(())
+    }
+
+    /// Copies the database to `target` as one consistent file.
+    pub fn backup_to(&self, target: &Path) -> StorageResult<()> {
+        let target = target.to_str().ok_or_else(|| StorageError::Invalid(format!("{} is not UTF-8", target.display())))?;
+        self.pool.writer().execute("VACUUM INTO ?", [target]).map_err(self.failed("write a backup"))?;
+        Ok(())
+    }
+}
+
+/// Writes inside one transaction.
+pub struct Writer<'a> {
+    tx: &'a Transaction<'a>,
+    table: &'a MilestoneTable,
+}
+
+impl Writer<'_> {
+    pub fn conn(&self) -> &Connection {
+        self.tx
+    }
+
+    pub fn contains(&self, id: &str) -> StorageResult<bool> {
+        self.tx
+            .prepare_cached("SELECT 1 FROM milestones WHERE id = ?")
+            .and_then(|mut s| s.exists([id]))
+            .map_err(self.table.failed("look up a milestone"))
+    }
+
+    /// Inserts or replaces one milestone with its search text and
+    /// dependency rows. `file` is required by the index flavour.
+    pub fn put(&self, record: &Record, file: Option<&FileColumns>) -> StorageResult<()> {
+        let failed = || self.table.failed("store a milestone");
+        let text = |f: &str| record.text_field(f).map(str::to_owned);
+        let rowid: i64 = match self.table.flavour {
+            Flavour::Database => self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO milestones (id, data, created_at, updated_at, completed_at, tasks_total, tasks_completed)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT(id) DO UPDATE SET data = excluded.data, created_at = excluded.created_at,
+                        updated_at = excluded.updated_at, completed_at = excluded.completed_at,
+                        tasks_total = excluded.tasks_total, tasks_completed = excluded.tasks_completed,
+                        revision = revision + 1
+                     RETURNING rowid",
+                )
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![
+                            record.id,
+                            record.data,
+                            text("created_at"),
+                            text("updated_at"),
+                            text("completed_at"),
+                            record.tasks_total,
+                            record.tasks_completed
+                        ],
+                        |r| r.get(0),
+                    )
+                })
+                .map_err(failed())?,
+            Flavour::Index => {
+                let file = file.ok_or_else(|| StorageError::Invalid("an index row needs its file".into()))?;
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO milestones (id, title, status, priority, created_at, updated_at, file_path, data,
+                            category, completed_at, priority_rank, tasks_total, tasks_completed,
+                            file_size, file_mtime_ns, file_hash)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                         ON CONFLICT(id) DO UPDATE SET title = excluded.title, status = excluded.status,
+                            priority = excluded.priority, created_at = excluded.created_at,
+                            updated_at = excluded.updated_at, file_path = excluded.file_path, data = excluded.data,
+                            category = excluded.category, completed_at = excluded.completed_at,
+                            priority_rank = excluded.priority_rank, tasks_total = excluded.tasks_total,
+                            tasks_completed = excluded.tasks_completed, file_size = excluded.file_size,
+                            file_mtime_ns = excluded.file_mtime_ns, file_hash = excluded.file_hash
+                         RETURNING rowid",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(
+                            params![
+                                record.id,
+                                text("title"),
+                                text("status"),
+                                text("priority"),
+                                text("created_at"),
+                                text("updated_at"),
+                                file.path,
+                                record.data,
+                                text("category"),
+                                text("completed_at"),
+                                record.priority_rank,
+                                record.tasks_total,
+                                record.tasks_completed,
+                                file.stamp.size as i64,
+                                file.stamp.mtime_ns,
+                                file.hash
+                            ],
+                            |r| r.get(0),
+                        )
+                    })
+                    .map_err(failed())?
+            }
+        };
+        self.tx
+            .prepare_cached("DELETE FROM milestones_fts WHERE rowid = ?")
+            .and_then(|mut s| s.execute([rowid]))
+            .and_then(|_| self.tx.prepare_cached("INSERT INTO milestones_fts (rowid, body) VALUES (?, ?)"))
+            .and_then(|mut s| s.execute(params![rowid, record.search_text]))
+            .map_err(failed())?;
+        self.tx
+            .prepare_cached("DELETE FROM milestone_dependencies WHERE declared_by = ?")
+            .and_then(|mut s| s.execute([&record.id]))
+            .map_err(failed())?;
+        let mut insert = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO milestone_dependencies (milestone_id, depends_on, dependency_type, declared_by) VALUES (?, ?, ?, ?)",
+            )
+            .map_err(failed())?;
+        for (edge, how) in &record.edges {
+            insert.execute(params![edge.from, edge.to, how, record.id]).map_err(failed())?;
+        }
+        Ok(())
+    }
+
+    /// Removes one milestone and its rows. False when it was not there.
+    pub fn delete(&self, id: &str) -> StorageResult<bool> {
+        let failed = || self.table.failed("remove a milestone");
+        let rowid: Option<i64> = self
+            .tx
+            .prepare_cached("DELETE FROM milestones WHERE id = ? RETURNING rowid")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .map_err(failed())?;
+        let Some(rowid) = rowid else { return Ok(false) };
+        self.tx
+            .prepare_cached("DELETE FROM milestones_fts WHERE rowid = ?")
+            .and_then(|mut s| s.execute([rowid]))
+            .and_then(|_| self.tx.prepare_cached("DELETE FROM milestone_dependencies WHERE declared_by = ?"))
+            .and_then(|mut s| s.execute([id]))
+            .map_err(failed())?;
+        Ok(true)
+    }
+}
+
+fn graph(conn: &Connection, replacing: Option<&Map>) -> rusqlite::Result<DependencyGraph> {
+    let skip = replacing.and_then(crate::document::id).unwrap_or("");
+    let mut graph = DependencyGraph::default();
+    let mut ids = conn.prepare_cached("SELECT id FROM milestones")?;
+    for id in ids.query_map([], |r| r.get::<_, String>(0))? {
+        graph.add_node(&id?);
+    }
+    let mut edges = conn.prepare_cached("SELECT milestone_id, depends_on FROM milestone_dependencies WHERE declared_by <> ?")?;
+    for edge in edges.query_map([skip], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (from, to) = edge?;
+        graph.add_edge(&from, &to);
+    }
+    if let Some(doc) = replacing {
+        graph.add_document(doc);
+    }
+    Ok(graph)
+}

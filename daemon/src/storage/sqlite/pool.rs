@@ -1,0 +1,89 @@
+//! Connections to one SQLite file: a single writer (SQLite takes one writer
+//! at a time; in WAL mode readers carry on meanwhile) and a stack of idle
+//! readers reused from request to request.
+
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::storage::{StorageError, StorageResult};
+
+/// Readers kept idle; more may be open at a moment of high load.
+const IDLE_READERS: usize = 8;
+
+pub struct ConnectionPool {
+    path: PathBuf,
+    // Readers are declared (so dropped) first: the last connection to close
+    // folds the WAL back into the database, and only the writer can.
+    idle: Mutex<Vec<Connection>>,
+    writer: Mutex<Connection>,
+}
+
+/// A reader on loan; it returns to the pool when dropped.
+pub struct Reader<'a> {
+    pool: &'a ConnectionPool,
+    conn: Option<Connection>,
+}
+
+impl ConnectionPool {
+    /// Opens (creating if needed) the database and switches it to WAL mode.
+    pub fn open(path: &Path) -> StorageResult<Self> {
+        let writer = Connection::open(path).map_err(StorageError::sqlite(format!("cannot open {}", path.display())))?;
+        writer
+            .busy_timeout(Duration::from_secs(5))
+            .and_then(|()| writer.pragma_update(None, "journal_mode", "WAL"))
+            // FULL: a commit is on disk when it returns, as a file write is.
+            .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
+            .map_err(StorageError::sqlite(format!("cannot use {}", path.display())))?;
+        Ok(ConnectionPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()), writer: Mutex::new(writer) })
+    }
+
+    /// The writer. Holding it serialises writes within this process;
+    /// `BEGIN IMMEDIATE` serialises them against other processes.
+    pub fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn reader(&self) -> StorageResult<Reader<'_>> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(&self.path, flags)
+                    .map_err(StorageError::sqlite(format!("cannot open {}", self.path.display())))?;
+                conn.busy_timeout(Duration::from_secs(5))
+                    .map_err(StorageError::sqlite(format!("cannot use {}", self.path.display())))?;
+                conn
+            }
+        };
+        Ok(Reader { pool: self, conn: Some(conn) })
+    }
+}
+
+impl Deref for Reader<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        // Only `drop` takes the connection out.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!("a reader is used after being returned"))
+    }
+}
+
+impl DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.conn.as_mut().unwrap_or_else(|| unreachable!("a reader is used after being returned"))
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.extend(self.conn.take());
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `Record`: what a document becomes in the SQLite tables (its JSON, the
+//! query columns, the search text, the dependency rows), and back.
+
+use milestones_protocol::{DepEdge, Map, Value};
+
+use crate::query::TEXT_FIELDS;
+use crate::storage::{StorageError, StorageResult};
+
+pub struct Record {
+    pub id: String,
+    /// The document as JSON, keys in document order.
+    pub data: String,
+    /// Each of [`TEXT_FIELDS`] (after `id`), when its value is text.
+    pub text: Vec<(&'static str, Option<String>)>,
+    pub priority_rank: Option<i64>,
+    pub tasks_total: i64,
+    pub tasks_completed: i64,
+    pub search_text: String,
+    /// Edges the document declares, with how it declares them
+    /// (`requires` or `enables`).
+    pub edges: Vec<(DepEdge, &'static str)>,
+}
+
+impl Record {
+    pub fn of(doc: &Map) -> StorageResult<Record> {
+        let id = crate::document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
+        if let Some(path) = doc.iter().find_map(|(k, v)| non_finite_number(v, k.clone())) {
+            return Err(StorageError::Invalid(format!(
+                "milestone `{id}`: field `{path}` holds a number that is not finite (.nan or .inf), which the database backends cannot store"
+            )));
+        }
+        let data = serde_json::to_string(doc)
+            .map_err(|e| StorageError::Invalid(format!("milestone `{id}` cannot be written as JSON: {e}")))?;
+        let text = TEXT_FIELDS[1..]
+            .iter()
+            .map(|field| (*field, doc.get(field).and_then(Value::as_str).map(str::to_owned)))
+            .collect();
+        let priority_rank = doc
+            .get("priority")
+            .and_then(Value::as_str)
+            .and_then(|p| crate::document::PRIORITIES.iter().position(|known| *known == p))
+            .map(|rank| rank as i64);
+        let (tasks_total, tasks_completed) = crate::analytics::task_counts(doc);
+        let edges = crate::graph::declared_edges(doc)
+            .into_iter()
+            .map(|e| {
+                let how = if e.from == id { "requires" } else { "enables" };
+                (e, how)
+            })
+            .collect();
+        Ok(Record {
+            id: id.to_owned(),
+            data,
+            text,
+            priority_rank,
+            tasks_total: tasks_total as i64,
+            tasks_completed: tasks_completed as i64,
+            search_text: crate::search::searchable_text(doc),
+            edges,
+        })
+    }
+
+    pub fn text_field(&self, field: &str) -> Option<&str> {
+        self.text.iter().find(|(f, _)| *f == field).and_then(|(_, v)| v.as_deref())
+    }
+}
+
+/// Reads a document back from its JSON.
+pub fn decode(id: &str, data: &str) -> StorageResult<Map> {
+    match serde_json::from_str::<Value>(data) {
+        Ok(Value::Map(map)) => Ok(map),
+        Ok(other) => Err(StorageError::Invalid(format!(
+            "the stored data of milestone `{id}` is a {}, not a document",
+            other.type_name()
+        ))),
+        Err(e) => Err(StorageError::Invalid(format!("the stored data of milestone `{id}` is not valid JSON: {e}"))),
+    }
+}
+
+/// The dotted path of the first NaN or infinity in `value`, which JSON cannot
+/// represent (serde_json would silently write `null`).
+fn non_finite_number(value: &Value, path: String) -> Option<String> {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        Value::Float(f) if !f.is_finite() => Some(path),
+        Value::Map(map) => map.iter().find_map(|(k, v)| non_finite_number(v, join(k))),
+        Value::List(items) => items.iter().enumerate().find_map(|(i, v)| non_finite_number(v, join(&i.to_string()))),
+        _ => None,
+    }
+}

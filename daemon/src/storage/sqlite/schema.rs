@@ -1,0 +1,174 @@
+//! The tables of `index.db` (hybrid backend) and `enterprise.db` (database
+//! backend on SQLite).
+//!
+//! Both have a `milestones` table with the same query columns, so one query
+//! compiler and one analytics module serve both:
+//! - `data`: the whole document as JSON;
+//! - `id`, `title`, `status`, `priority`, `category`, `created_at`,
+//!   `updated_at`, `completed_at`: the field's value when it is text, else
+//!   NULL (the query engine's rule for core text fields);
+//! - `priority_rank` (0 = low .. 3 = critical), `tasks_total`,
+//!   `tasks_completed`.
+//!
+//! They differ where their users need them to. The index's first columns are
+//! exactly seed 003's (`id, title, status, priority, created_at, updated_at,
+//! file_path`), plain columns the shell tooling can read, plus the file's
+//! size, mtime and hash for reconciliation. The database follows seed 001:
+//! `data` is the truth and `status` and the other text columns are generated
+//! from it, so `json_extract(data, '$.status')` and `status` always agree,
+//! plus a revision number per milestone for concurrent writers later.
+
+use rusqlite::Connection;
+
+use crate::storage::{StorageError, StorageResult};
+
+/// `PRAGMA user_version` of the layout below.
+pub const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// `index.db`: an index of the YAML files.
+    Index,
+    /// `enterprise.db`: the milestones themselves.
+    Database,
+}
+
+/// A text field as a generated column: its value when text, else NULL.
+macro_rules! text_of {
+    ($field:literal) => {
+        concat!("CASE WHEN json_type(data, '$.", $field, "') = 'text' THEN json_extract(data, '$.", $field, "') END")
+    };
+}
+
+const PRIORITY_RANK: &str =
+    "CASE json_extract(data, '$.priority') WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN 'high' THEN 2 WHEN 'critical' THEN 3 END";
+
+fn milestones_table(flavour: Flavour) -> String {
+    match flavour {
+        Flavour::Index => "CREATE TABLE milestones (
+            id TEXT PRIMARY KEY,
+            title TEXT,
+            status TEXT,
+            priority TEXT,
+            created_at TEXT,
+            updated_at TEXT,
+            file_path TEXT,
+            data TEXT NOT NULL DEFAULT '{}',
+            category TEXT,
+            completed_at TEXT,
+            priority_rank INTEGER,
+            tasks_total INTEGER NOT NULL DEFAULT 0,
+            tasks_completed INTEGER NOT NULL DEFAULT 0,
+            file_size INTEGER,
+            file_mtime_ns INTEGER,
+            file_hash TEXT
+        );
+        CREATE INDEX idx_status ON milestones(status);
+        CREATE INDEX idx_priority ON milestones(priority);
+        CREATE INDEX idx_created_at ON milestones(created_at);
+        CREATE INDEX idx_updated_at ON milestones(updated_at);
+        CREATE INDEX idx_completed_at ON milestones(completed_at);
+        CREATE INDEX idx_category ON milestones(category);
+        CREATE INDEX idx_priority_rank ON milestones(priority_rank);
+        CREATE INDEX idx_file_path ON milestones(file_path);"
+            .to_owned(),
+        Flavour::Database => format!(
+            "CREATE TABLE milestones (
+            id TEXT PRIMARY KEY,
+            data JSON NOT NULL,
+            status TEXT GENERATED ALWAYS AS ({status}) STORED,
+            project_id TEXT GENERATED ALWAYS AS (json_extract(data, '$.projectId')) STORED,
+            title TEXT GENERATED ALWAYS AS ({title}) STORED,
+            priority TEXT GENERATED ALWAYS AS ({priority}) STORED,
+            category TEXT GENERATED ALWAYS AS ({category}) STORED,
+            priority_rank INTEGER GENERATED ALWAYS AS ({rank}) STORED,
+            created_at TEXT,
+            updated_at TEXT,
+            completed_at TEXT,
+            tasks_total INTEGER NOT NULL DEFAULT 0,
+            tasks_completed INTEGER NOT NULL DEFAULT 0,
+            revision INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX idx_milestones_status ON milestones(status);
+        CREATE INDEX idx_milestones_project ON milestones(project_id);
+        CREATE INDEX idx_milestones_created ON milestones(created_at);
+        CREATE INDEX idx_milestones_updated ON milestones(updated_at);
+        CREATE INDEX idx_milestones_completed ON milestones(completed_at);
+        CREATE INDEX idx_milestones_category ON milestones(category);
+        CREATE INDEX idx_milestones_priority ON milestones(priority_rank);",
+            status = text_of!("status"),
+            title = text_of!("title"),
+            priority = text_of!("priority"),
+            category = text_of!("category"),
+            rank = PRIORITY_RANK,
+        ),
+    }
+}
+
+/// Tables both flavours share.
+const SHARED_TABLES: &str = "
+    -- One row per edge a document declares: `milestone_id` requires
+    -- `depends_on`; `declared_by` is the document that says so.
+    CREATE TABLE milestone_dependencies (
+        milestone_id TEXT NOT NULL,
+        depends_on TEXT NOT NULL,
+        dependency_type TEXT NOT NULL DEFAULT 'blocks',
+        declared_by TEXT NOT NULL,
+        created_at TEXT DEFAULT CURRENT_TIMESTAMP
+    );
+    CREATE INDEX idx_dependencies_from ON milestone_dependencies(milestone_id);
+    CREATE INDEX idx_dependencies_to ON milestone_dependencies(depends_on);
+    CREATE INDEX idx_dependencies_declared ON milestone_dependencies(declared_by);
+
+    CREATE TABLE milestone_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        milestone_id TEXT,
+        event_type TEXT,
+        event_data JSON,
+        timestamp TEXT DEFAULT CURRENT_TIMESTAMP,
+        correlation_id TEXT
+    );
+    CREATE INDEX idx_events_milestone ON milestone_events(milestone_id);
+
+    -- Full-text search; rowids follow `milestones`' rowids.
+    CREATE VIRTUAL TABLE milestones_fts USING fts5(body, tokenize = 'unicode61 remove_diacritics 0');
+";
+
+/// What `open` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SchemaState {
+    Created,
+    Current,
+}
+
+/// Creates the tables in an empty database, or checks an existing one was
+/// made by this schema version.
+pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str) -> StorageResult<SchemaState> {
+    let context = || format!("cannot read the schema of {name}");
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(StorageError::sqlite(context()))?;
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .map_err(StorageError::sqlite(context()))?;
+    match version {
+        SCHEMA_VERSION => return Ok(SchemaState::Current),
+        0 if tables == 0 => {}
+        0 => {
+            return Err(StorageError::Invalid(format!(
+                "{name} holds tables that milestoned did not create (schema version 0)"
+            )))
+        }
+        v => {
+            return Err(StorageError::Invalid(format!(
+                "{name} has schema version {v}; this milestoned {} knows version {SCHEMA_VERSION}",
+                env!("CARGO_PKG_VERSION")
+            )))
+        }
+    }
+    let tx = conn.transaction().map_err(StorageError::sqlite(format!("cannot create the tables of {name}")))?;
+    tx.execute_batch(&milestones_table(flavour))
+        .and_then(|()| tx.execute_batch(SHARED_TABLES))
+        .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
+        .and_then(|()| tx.commit())
+        .map_err(StorageError::sqlite(format!("cannot create the tables of {name}")))?;
+    Ok(SchemaState::Created)
+}

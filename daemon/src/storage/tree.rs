@@ -1,0 +1,237 @@
+//! `MilestoneTree`: the `active/` and `completed/` folders of YAML files that
+//! the file and hybrid backends keep as their source of truth (and that
+//! migrations export to). It lists, reads, parses and writes milestone files;
+//! it keeps no state of its own.
+//!
+//! A file that fails to parse becomes a [`Problem`], never an error that
+//! stops the caller, and is never rewritten or deleted here.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use milestones_protocol::{Map, Problem, Severity, Value};
+use sha2::{Digest, Sha256};
+
+use super::atomic::{sync_dir, write_atomically};
+use super::{StorageError, StorageResult};
+use crate::document::{self, Folder};
+use crate::layout::ProjectLayout;
+
+#[derive(Debug, Clone)]
+pub struct MilestoneTree {
+    layout: ProjectLayout,
+}
+
+/// A milestone file found on disk, not yet read.
+#[derive(Debug, Clone)]
+pub struct TreeFile {
+    pub path: PathBuf,
+    pub folder: Folder,
+    /// The file name without `.yaml`: the id the file should hold.
+    pub stem: String,
+    pub stamp: Stamp,
+}
+
+/// What cheaply tells whether a file changed: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// A file read and parsed.
+#[derive(Debug, Clone)]
+pub struct LoadedFile {
+    pub id: String,
+    pub doc: Map,
+    pub folder: Folder,
+    pub stamp: Stamp,
+    /// SHA-256 of the file's bytes, hex.
+    pub hash: String,
+}
+
+impl MilestoneTree {
+    pub fn new(layout: ProjectLayout) -> Self {
+        MilestoneTree { layout }
+    }
+
+    pub fn folder_path(&self, folder: Folder) -> PathBuf {
+        match folder {
+            Folder::Active => self.layout.active(),
+            Folder::Completed => self.layout.completed(),
+        }
+    }
+
+    pub fn path_of(&self, id: &str, folder: Folder) -> PathBuf {
+        self.folder_path(folder).join(file_name(id))
+    }
+
+    /// The path as the shell tooling writes it: relative to the project root.
+    pub fn relative(&self, path: &Path) -> String {
+        self.layout.relative(path).display().to_string()
+    }
+
+    /// True when a file for `id` exists in either folder, parsed or not.
+    pub fn exists(&self, id: &str) -> bool {
+        [Folder::Active, Folder::Completed].into_iter().any(|f| self.path_of(id, f).exists())
+    }
+
+    /// Every `*.yaml` file in both folders (hidden and temporary files are
+    /// not milestones).
+    pub fn list(&self) -> StorageResult<Vec<TreeFile>> {
+        let mut files = Vec::new();
+        for folder in [Folder::Active, Folder::Completed] {
+            let dir = self.folder_path(folder);
+            let entries = fs::read_dir(&dir).map_err(|e| StorageError::io("read folder", &dir, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| StorageError::io("read folder", &dir, e))?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let Some(stem) = name.strip_suffix(".yaml") else { continue };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let path = entry.path();
+                let meta = entry.metadata().map_err(|e| StorageError::io("inspect", &path, e))?;
+                if meta.is_file() {
+                    files.push(TreeFile { stem: stem.to_owned(), path, folder, stamp: stamp_of(&meta) });
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Reads and parses one file.
+    pub fn load(&self, file: &TreeFile) -> Result<LoadedFile, Problem> {
+        let path = &file.path;
+        let stem = &file.stem;
+        if document::validate_id(stem, "id").is_err() {
+            return Err(self.problem(path, None, "the file name is not a valid milestone id"));
+        }
+        let bytes = fs::read(path).map_err(|e| self.problem(path, Some(stem), &format!("cannot read: {e}")))?;
+        let hash = hash_bytes(&bytes);
+        let text =
+            String::from_utf8(bytes).map_err(|_| self.problem(path, Some(stem), "the file is not valid UTF-8"))?;
+        let mut doc = crate::yaml::parse_document(&text, &self.relative(path))
+            .map_err(|e| self.problem(path, Some(stem), &e.to_string()))?;
+        match doc.get("id") {
+            None | Some(Value::Null) => {
+                doc.insert("id", Value::from(stem.as_str()));
+                doc.reorder(&["id"]);
+            }
+            Some(Value::String(id)) if id == stem => {}
+            Some(other) => {
+                return Err(self.problem(
+                    path,
+                    Some(stem),
+                    &format!("the file is named {stem}.yaml but its id is {other:?}"),
+                ))
+            }
+        }
+        // Stat again after reading: the stamp must describe the bytes parsed.
+        let stamp = fs::metadata(path).map(|m| stamp_of(&m)).unwrap_or(file.stamp);
+        Ok(LoadedFile { id: stem.clone(), doc, folder: file.folder, stamp, hash })
+    }
+
+    /// Loads many files, spread over the machine's cores, then settles ids
+    /// found in both folders. Returns the documents and the problems.
+    pub fn load_all(&self, files: &[TreeFile]) -> (Vec<LoadedFile>, Vec<Problem>) {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let chunk = files.len().div_ceil(threads).max(1);
+        let loaded: Vec<Result<LoadedFile, Problem>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = files
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(|f| self.load(f)).collect::<Vec<_>>()))
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+        });
+
+        let mut problems = Vec::new();
+        let mut by_id: std::collections::HashMap<String, LoadedFile> = std::collections::HashMap::new();
+        for item in loaded {
+            let file = match item {
+                Ok(file) => file,
+                Err(problem) => {
+                    problems.push(problem);
+                    continue;
+                }
+            };
+            let Some(existing) = by_id.get(&file.id) else {
+                by_id.insert(file.id.clone(), file);
+                continue;
+            };
+            // The same id in both folders (a crash between writing the moved
+            // file and removing the old one, or a hand copy): keep the copy
+            // whose folder matches its status.
+            let keep_new = Folder::of(&file.doc) == file.folder && Folder::of(&existing.doc) != existing.folder;
+            let dropped = if keep_new { file.folder.other() } else { file.folder };
+            problems.push(self.problem(
+                &self.path_of(&file.id, dropped),
+                Some(&file.id),
+                "the same milestone id is also in the other folder; that copy is served, this one ignored",
+            ));
+            if keep_new {
+                by_id.insert(file.id.clone(), file);
+            }
+        }
+        problems.sort_by(|a, b| a.file.cmp(&b.file));
+        (by_id.into_values().collect(), problems)
+    }
+
+    /// Writes a document to its folder atomically and returns the new file's
+    /// stamp and hash.
+    pub fn write(&self, doc: &Map) -> StorageResult<(Folder, Stamp, String)> {
+        let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
+        let folder = Folder::of(doc);
+        let yaml = crate::yaml::to_yaml(doc);
+        let dir = self.folder_path(folder);
+        write_atomically(&dir, &file_name(id), yaml.as_bytes())?;
+        let path = dir.join(file_name(id));
+        let meta = fs::metadata(&path).map_err(|e| StorageError::io("inspect", &path, e))?;
+        Ok((folder, stamp_of(&meta), hash_bytes(yaml.as_bytes())))
+    }
+
+    /// Removes `id`'s file from `folder`; a file already gone is not an error.
+    pub fn remove(&self, id: &str, folder: Folder) -> StorageResult<()> {
+        let dir = self.folder_path(folder);
+        let path = dir.join(file_name(id));
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("remove", path, e)),
+        }
+    }
+
+    fn problem(&self, path: &Path, id: Option<&str>, message: &str) -> Problem {
+        Problem {
+            id: id.map(str::to_owned),
+            file: Some(self.relative(path)),
+            severity: Severity::Error,
+            field: None,
+            message: message.to_owned(),
+        }
+    }
+}
+
+impl Folder {
+    pub fn other(self) -> Folder {
+        match self {
+            Folder::Active => Folder::Completed,
+            Folder::Completed => Folder::Active,
+        }
+    }
+}
+
+pub fn file_name(id: &str) -> String {
+    format!("{id}.yaml")
+}
+
+fn stamp_of(meta: &fs::Metadata) -> Stamp {
+    Stamp { size: meta.len(), mtime_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()) }
+}
+
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
