@@ -78,8 +78,12 @@ pub fn set_database_type(path: &Path, kind: &str) -> std::io::Result<()> {
             if !key.is_empty() && !key.starts_with('#') && indent <= block {
                 in_database = None;
             } else if !done && key.starts_with("type:") {
-                let comment = key.find(" #").map(|i| &key[i..]).unwrap_or("");
-                out.push(format!("{}type: \"{kind}\"{comment}", &line[..indent]));
+                // Replace the value only: spacing and comment stay.
+                let after = &line[indent + "type:".len()..];
+                let start = after.len() - after.trim_start().len();
+                let end = after.find(" #").or_else(|| after.find("\t#")).unwrap_or(after.len());
+                let end = start.max(start + after[start..end].trim_end().len());
+                out.push(format!("{}type:{}\"{kind}\"{}", &line[..indent], &after[..start], &after[end..]));
                 done = true;
                 continue;
             }
