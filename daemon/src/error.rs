@@ -51,7 +51,7 @@ impl ServiceError {
                 ErrorInfo::new(ErrorKind::InvalidInput, message)
             }
             ServiceError::Storage(_) => ErrorInfo::new(ErrorKind::Storage, message),
-            ServiceError::Migration(e) if e.is_refusal() => ErrorInfo::new(ErrorKind::InvalidInput, message),
+            ServiceError::Migration(e) if e.is_bad_input() => ErrorInfo::new(ErrorKind::InvalidInput, message),
             ServiceError::Migration(_) => ErrorInfo::new(ErrorKind::Storage, message),
         }
     }

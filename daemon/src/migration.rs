@@ -41,10 +41,15 @@ pub enum MigrationError {
 }
 
 impl MigrationError {
-    /// True when the request itself cannot be carried out, as opposed to a
-    /// step failing on the way.
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, MigrationError::AlreadyThere(_) | MigrationError::BrokenFiles(_))
+    /// True when the request or the data is at fault (the user can fix it),
+    /// rather than the disk or the database.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            MigrationError::AlreadyThere(_)
+                | MigrationError::BrokenFiles(_)
+                | MigrationError::Step { source: StorageError::Invalid(_), .. }
+        )
     }
 }
 

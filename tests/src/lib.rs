@@ -113,6 +113,27 @@ impl Project {
     }
 
     /// Writes a file under the project root and returns its path.
+    /// A new project whose daemon will start on `backend` (`file`,
+    /// `hybrid` or `database`, the latter on SQLite).
+    pub fn on_backend(backend: &str) -> Project {
+        let p = Project::new();
+        p.write(".milestones/config/storage-backend.txt", &format!("{backend}\n"));
+        p
+    }
+
+    /// Runs the `sqlite3` command-line shell on a database of the project,
+    /// as the shell tooling does, and returns its output.
+    #[track_caller]
+    pub fn sqlite3(&self, db: &str, sql: &str) -> String {
+        let out = Command::new("sqlite3")
+            .arg(self.milestones().join(db))
+            .arg(sql)
+            .output()
+            .expect("the sqlite3 command-line shell is installed (.ci/run installs it)");
+        assert!(out.status.success(), "sqlite3 failed on {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
         let path = self.root.join(rel);
         if let Some(dir) = path.parent() {
@@ -122,6 +143,9 @@ impl Project {
         path
     }
 }
+
+/// Every backend, as `config/storage-backend.txt` names them.
+pub const BACKENDS: [&str; 3] = ["file", "hybrid", "database"];
 
 /// A running daemon; sent SIGTERM and reaped when dropped.
 pub struct Daemon {
@@ -238,6 +262,13 @@ impl Run {
         assert_eq!(self.code, code, "unexpected exit code: {self:?}");
         assert!(self.stderr.contains(needle), "stderr lacks {needle:?}: {self:?}");
         assert_eq!(self.stderr.trim_end().lines().count(), 1, "stderr is not one line: {self:?}");
+    }
+}
+
+/// Deletes an SQLite database with its WAL and shared-memory files.
+pub fn remove_sqlite(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
 
