@@ -15,7 +15,7 @@ use milestones_protocol::codec::{decode, encode};
 use milestones_protocol::frame::{read_frame, write_frame};
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
-    DocumentInput, Encoding, ErrorInfo, ErrorKind, HandshakeReply, Hello, Map, Request, RequestFrame, Response,
+    BackendTarget, DatabaseKind, DocumentInput, Encoding, ErrorInfo, ErrorKind, HandshakeReply, Hello, Map, Request, RequestFrame, Response,
     ServerMessage, Value, Welcome, DEFAULT_MAX_FRAME,
 };
 use serde::de::DeserializeOwned;
@@ -215,7 +215,28 @@ fn error_reply_bincode() {
     );
 }
 
+#[test]
+fn migrate_request_bincode() {
+    pin_bincode(
+        &RequestFrame { id: 9, request: Request::Migrate { target: BackendTarget::Database(DatabaseKind::Sqlite) } },
+        concat!(
+            "0900000000000000", // RequestFrame.id = 9
+            "0e000000",         // Request::Migrate (variant 14), appended after Backend
+            "02000000",         // BackendTarget::Database (variant 2)
+            "00000000",         // DatabaseKind::Sqlite (variant 0)
+        ),
+    );
+}
+
 // ---- JSON ------------------------------------------------------------------
+
+#[test]
+fn migrate_request_json() {
+    pin_json(
+        &RequestFrame { id: 9, request: Request::Migrate { target: BackendTarget::Hybrid } },
+        r#"{"id":9,"request":{"Migrate":{"target":"Hybrid"}}}"#,
+    );
+}
 
 #[test]
 fn create_request_json() {
