@@ -70,7 +70,8 @@ fn milestones_table(flavour: Flavour) -> String {
         CREATE INDEX idx_completed_at ON milestones(completed_at);
         CREATE INDEX idx_category ON milestones(category);
         CREATE INDEX idx_priority_rank ON milestones(priority_rank);
-        CREATE INDEX idx_file_path ON milestones(file_path);"
+        CREATE INDEX idx_file_path ON milestones(file_path);
+        CREATE INDEX idx_status_created ON milestones(status, created_at);"
             .to_owned(),
         Flavour::Database => format!(
             "CREATE TABLE milestones (
@@ -95,7 +96,8 @@ fn milestones_table(flavour: Flavour) -> String {
         CREATE INDEX idx_milestones_updated ON milestones(updated_at);
         CREATE INDEX idx_milestones_completed ON milestones(completed_at);
         CREATE INDEX idx_milestones_category ON milestones(category);
-        CREATE INDEX idx_milestones_priority ON milestones(priority_rank);",
+        CREATE INDEX idx_milestones_priority ON milestones(priority_rank);
+        CREATE INDEX idx_milestones_status_created ON milestones(status, created_at);",
             status = text_of!("status"),
             title = text_of!("title"),
             priority = text_of!("priority"),
