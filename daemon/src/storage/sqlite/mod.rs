@@ -166,13 +166,12 @@ impl MilestoneTable {
 
     pub fn record_event(&self, event: &AuditEvent) -> StorageResult<()> {
         let data = serde_json::json!({ "backend": event.backend, "user": event.user, "details": event.details });
-        self.pool
-            .writer()
-            .prepare_cached(
+        self.pool.with_events(|conn| {
+            conn.prepare_cached(
                 "INSERT INTO milestone_events (milestone_id, event_type, event_data, timestamp) VALUES (?, ?, ?, ?)",
             )
             .and_then(|mut s| s.execute(params![event.milestone_id, event.event, data.to_string(), event.timestamp]))
-            .map_err(self.failed("record an event"))?;
+        })?;
         Ok(())
     }
 

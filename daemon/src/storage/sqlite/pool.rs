@@ -16,6 +16,10 @@ const IDLE_READERS: usize = 8;
 
 pub struct ConnectionPool {
     path: PathBuf,
+    /// Audit events: appended with `synchronous = NORMAL`, so logging an
+    /// event costs no fsync of its own (the next milestone write, or a
+    /// checkpoint, makes it durable; the JSONL log has it already).
+    events: Mutex<Option<Connection>>,
     // Readers are declared (so dropped) first: the last connection to close
     // folds the WAL back into the database, and only the writer can.
     idle: Mutex<Vec<Connection>>,
@@ -38,13 +42,35 @@ impl ConnectionPool {
             // FULL: a commit is on disk when it returns, as a file write is.
             .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
             .map_err(StorageError::sqlite(format!("cannot use {}", path.display())))?;
-        Ok(ConnectionPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()), writer: Mutex::new(writer) })
+        Ok(ConnectionPool {
+            path: path.to_path_buf(),
+            events: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
+            writer: Mutex::new(writer),
+        })
     }
 
     /// The writer. Holding it serialises writes within this process;
     /// `BEGIN IMMEDIATE` serialises them against other processes.
     pub fn writer(&self) -> MutexGuard<'_, Connection> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `work` on the events connection, opening it on first use.
+    pub fn with_events<T>(&self, work: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StorageResult<T> {
+        let failed = || StorageError::sqlite(format!("cannot record an event in {}", self.path.display()));
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = match &mut *events {
+            Some(conn) => conn,
+            slot @ None => {
+                let conn = Connection::open(&self.path).map_err(failed())?;
+                conn.busy_timeout(Duration::from_secs(5))
+                    .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+                    .map_err(failed())?;
+                slot.insert(conn)
+            }
+        };
+        work(conn).map_err(failed())
     }
 
     pub fn reader(&self) -> StorageResult<Reader<'_>> {
