@@ -4,12 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use milestones_protocol::{Analytics, Map, Page, Problem, Query};
+use milestones_protocol::{Map, Problem};
 
-use super::sqlite::{Flavour, MilestoneTable, Record};
+use super::sqlite::{reads_from_table, Flavour, MilestoneTable, Record};
 use super::{Doc, Storage, StorageError, StorageResult};
 use crate::event_log::AuditEvent;
-use crate::graph::DependencyGraph;
 
 pub struct SqliteStore {
     table: MilestoneTable,
@@ -51,13 +50,7 @@ impl Storage for SqliteStore {
         false
     }
 
-    fn get(&self, id: &str) -> StorageResult<Option<Doc>> {
-        Ok(self.table.get(id)?.map(Arc::new))
-    }
-
-    fn count(&self) -> StorageResult<u64> {
-        self.table.count()
-    }
+    reads_from_table!();
 
     fn insert(&self, doc: Map) -> StorageResult<Doc> {
         let id = id_of(&doc)?;
@@ -85,26 +78,6 @@ impl Storage for SqliteStore {
 
     fn remove(&self, id: &str) -> StorageResult<bool> {
         self.table.write(|w| w.delete(id))
-    }
-
-    fn query(&self, query: &Query) -> StorageResult<Page> {
-        self.table.query(query)
-    }
-
-    fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
-        self.table.for_each(visit)
-    }
-
-    fn ids(&self) -> StorageResult<Vec<String>> {
-        self.table.ids()
-    }
-
-    fn dependency_graph(&self, replacing: Option<&Map>) -> StorageResult<DependencyGraph> {
-        self.table.dependency_graph(replacing)
-    }
-
-    fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
-        self.table.analytics(today)
     }
 
     fn record_event(&self, event: &AuditEvent) {

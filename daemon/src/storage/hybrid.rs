@@ -11,15 +11,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use milestones_protocol::{Analytics, Map, Page, Problem, Query};
+use milestones_protocol::{Map, Problem};
 use rusqlite::OptionalExtension;
 
-use super::sqlite::{FileColumns, Flavour, MilestoneTable, Record};
+use super::sqlite::{reads_from_table, FileColumns, Flavour, MilestoneTable, Record};
 use super::tree::{LoadedFile, MilestoneTree, Stamp, TreeFile};
 use super::{Doc, Storage, StorageError, StorageResult};
 use crate::document::Folder;
 use crate::event_log::AuditEvent;
-use crate::graph::DependencyGraph;
 use crate::layout::ProjectLayout;
 
 pub struct HybridStore {
@@ -202,13 +201,7 @@ impl Storage for HybridStore {
         false
     }
 
-    fn get(&self, id: &str) -> StorageResult<Option<Doc>> {
-        Ok(self.table.get(id)?.map(Arc::new))
-    }
-
-    fn count(&self) -> StorageResult<u64> {
-        self.table.count()
-    }
+    reads_from_table!();
 
     fn insert(&self, doc: Map) -> StorageResult<Doc> {
         let id = crate::document::id(&doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
@@ -233,26 +226,6 @@ impl Storage for HybridStore {
         let Some(folder) = self.folder_of(id)? else { return Ok(false) };
         self.tree.remove(id, folder)?;
         self.table.write(|w| w.delete(id))
-    }
-
-    fn query(&self, query: &Query) -> StorageResult<Page> {
-        self.table.query(query)
-    }
-
-    fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
-        self.table.for_each(visit)
-    }
-
-    fn ids(&self) -> StorageResult<Vec<String>> {
-        self.table.ids()
-    }
-
-    fn dependency_graph(&self, replacing: Option<&Map>) -> StorageResult<DependencyGraph> {
-        self.table.dependency_graph(replacing)
-    }
-
-    fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
-        self.table.analytics(today)
     }
 
     fn record_event(&self, event: &AuditEvent) {

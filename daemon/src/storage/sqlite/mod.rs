@@ -23,6 +23,41 @@ use super::{StorageError, StorageResult};
 use crate::event_log::AuditEvent;
 use crate::graph::DependencyGraph;
 
+/// The read side of [`crate::storage::Storage`] for a backend that answers
+/// every read from its `table: MilestoneTable` field.
+macro_rules! reads_from_table {
+    () => {
+        fn get(&self, id: &str) -> StorageResult<Option<Doc>> {
+            Ok(self.table.get(id)?.map(std::sync::Arc::new))
+        }
+
+        fn count(&self) -> StorageResult<u64> {
+            self.table.count()
+        }
+
+        fn query(&self, query: &milestones_protocol::Query) -> StorageResult<milestones_protocol::Page> {
+            self.table.query(query)
+        }
+
+        fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
+            self.table.for_each(visit)
+        }
+
+        fn ids(&self) -> StorageResult<Vec<String>> {
+            self.table.ids()
+        }
+
+        fn dependency_graph(&self, replacing: Option<&Map>) -> StorageResult<crate::graph::DependencyGraph> {
+            self.table.dependency_graph(replacing)
+        }
+
+        fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<milestones_protocol::Analytics> {
+            self.table.analytics(today)
+        }
+    };
+}
+pub(crate) use reads_from_table;
+
 /// The milestones table of one SQLite file.
 pub struct MilestoneTable {
     pool: ConnectionPool,
