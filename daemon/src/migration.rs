@@ -101,8 +101,13 @@ impl<'a> Migration<'a> {
         if broken > 0 && matches!(self.target, BackendTarget::Database(_)) {
             return Err(MigrationError::BrokenFiles(broken));
         }
-        let backup = self.back_up().map_err(step("taking the backup"))?;
         let docs = self.snapshot().map_err(step("reading the current backend"))?;
+        if !matches!(self.target, BackendTarget::File) {
+            for doc in &docs {
+                storage::check_storable(doc).map_err(step("checking the documents"))?;
+            }
+        }
+        let backup = self.back_up().map_err(step("taking the backup"))?;
         let mut built = Vec::new();
         let result = self.build(&docs, &mut built).and_then(|store| {
             verify(&docs, &*store)?;
@@ -130,7 +135,7 @@ impl<'a> Migration<'a> {
         })
     }
 
-    /// Step 1: `backups/<time>-<from>-to-<to>/` with the milestone files
+    /// Step 2: `backups/<time>-<from>-to-<to>/` with the milestone files
     /// (hard links: files are only ever replaced by rename, so a link is a
     /// snapshot), the configuration and a copy of any database.
     fn back_up(&self) -> Result<PathBuf, StorageError> {
@@ -159,7 +164,7 @@ impl<'a> Migration<'a> {
         Ok(dir)
     }
 
-    /// Step 2: every document of the running backend.
+    /// Step 1: every document of the running backend.
     fn snapshot(&self) -> Result<Vec<Doc>, StorageError> {
         let mut docs = Vec::new();
         self.source.for_each(&mut |d| docs.push(Arc::new(d.clone())))?;

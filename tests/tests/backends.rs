@@ -342,6 +342,8 @@ fn a_failed_migration_leaves_the_backend_untouched() {
     drop(_d);
     let _d = p.start(&[]);
     p.msctl(&["migrate", "file"]).fails(4, "already on the file backend");
+    p.msctl(&["migrate", "hybrid"]).fails(4, "metrics.ratio");
+    assert!(!p.milestones().join("index.db").exists());
     let failed = p.msctl(&["migrate", "database"]);
     failed.fails(4, "metrics.ratio");
     assert!(failed.stderr.contains("unchanged"), "{failed:?}");
@@ -354,4 +356,17 @@ fn a_failed_migration_leaves_the_backend_untouched() {
     // The failure is in the audit log.
     let log = std::fs::read_to_string(p.milestones().join("logs/storage-events.jsonl")).unwrap();
     assert!(log.contains("\"event\":\"migration_failed\""), "{log}");
+}
+
+#[test]
+fn a_document_sqlite_cannot_hold_is_reported_not_fatal_on_hybrid() {
+    let p = Project::on_backend("hybrid");
+    p.write(".milestones/active/fine.yaml", "title: Fine\nstatus: planning\n");
+    p.write(".milestones/active/not-a-number.yaml", "title: NaN inside\nmetrics: {ratio: .inf}\n");
+    let _d = p.start(&[]);
+    assert_eq!(ids(&p.msctl(&["list", "--json"]).json()), ["fine"]);
+    let report = p.msctl(&["validate", "--all", "--json"]);
+    assert_eq!(report.code, 5, "{report:?}");
+    assert!(report.stdout.contains("not-a-number.yaml") && report.stdout.contains("metrics.ratio"), "{report:?}");
+    assert!(p.milestones().join("active/not-a-number.yaml").is_file(), "the file is left as written");
 }

@@ -93,12 +93,17 @@ impl HybridStore {
             })
             .cloned()
             .collect();
-        let (loaded, problems) = self.tree.load_all(&to_load);
+        let (loaded, mut problems) = self.tree.load_all(&to_load);
         let on_disk: HashSet<&str> = files.iter().map(|f| f.stem.as_str()).collect();
-        let records = loaded
-            .iter()
-            .map(|f| Ok((f, Record::of(&f.doc)?)))
-            .collect::<StorageResult<Vec<(&LoadedFile, Record)>>>()?;
+        // A document SQLite cannot hold (a .nan, say) is reported like a file
+        // that does not parse; its last good row, if any, stays.
+        let mut records: Vec<(&LoadedFile, Record)> = Vec::with_capacity(loaded.len());
+        for file in &loaded {
+            match Record::of(&file.doc) {
+                Ok(record) => records.push((file, record)),
+                Err(e) => problems.push(self.tree.problem(&self.tree.path_of(&file.id, file.folder), Some(&file.id), &e.to_string())),
+            }
+        }
         self.table.write(|w| {
             for (file, record) in &records {
                 let path = self.tree.relative(&self.tree.path_of(&file.id, file.folder));

@@ -27,6 +27,7 @@ pub use self::atomic::write_atomically as write_file_atomically;
 pub use self::database::SqliteStore;
 pub use self::file::FileStore;
 pub use self::hybrid::{remove_database, HybridStore};
+pub use self::sqlite::check_storable;
 use crate::event_log::AuditEvent;
 use crate::graph::DependencyGraph;
 

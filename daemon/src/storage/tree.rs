@@ -203,7 +203,7 @@ impl MilestoneTree {
         }
     }
 
-    fn problem(&self, path: &Path, id: Option<&str>, message: &str) -> Problem {
+    pub fn problem(&self, path: &Path, id: Option<&str>, message: &str) -> Problem {
         Problem {
             id: id.map(str::to_owned),
             file: Some(self.relative(path)),

@@ -58,6 +58,11 @@ macro_rules! reads_from_table {
 }
 pub(crate) use reads_from_table;
 
+/// Refuses a document the SQLite tables cannot hold value for value.
+pub fn check_storable(doc: &Map) -> StorageResult<()> {
+    Record::of(doc).map(|_| ())
+}
+
 /// The milestones table of one SQLite file.
 pub struct MilestoneTable {
     pool: ConnectionPool,

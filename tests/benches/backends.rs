@@ -1,0 +1,723 @@
+//! Storage backend benchmarks: the real daemon on generated projects of
+//! 1,000, 10,000 and 100,000 milestones, measured on the file backend, then
+//! migrated to hybrid and to database (SQLite) and measured again. Prints one
+//! Markdown table per scale and writes them into BENCHMARKS.md.
+//!
+//!     cargo build --release --workspace && cargo bench -p milestones-e2e --bench backends
+//!
+//! Figures, not assertions: a failed request or a result that differs
+//! between backends is reported next to the tables, never a panic.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use milestones_client::Client;
+use milestones_e2e::protocol::{
+    BackendTarget, DatabaseKind, DocumentInput, Filter, FilterOp, Query, Request, Response, Value,
+};
+use milestones_e2e::{Daemon, Project};
+
+const COMMAND: &str = "cargo build --release --workspace && cargo bench -p milestones-e2e --bench backends";
+const SCALES: [usize; 3] = [1_000, 10_000, 100_000];
+const BACKENDS: [&str; 3] = ["file", "hybrid", "database"];
+/// Daemon starts per backend and scale; the median is reported.
+const STARTS: usize = 3;
+
+/// The measured operations, in table order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    List,
+    Search,
+    Stats,
+    Get,
+    Create,
+}
+
+const OPS: [Op; 5] = [Op::List, Op::Search, Op::Stats, Op::Get, Op::Create];
+
+impl Op {
+    fn label(self) -> &'static str {
+        match self {
+            Op::List => "filtered `list` (status = in_progress), page of 50",
+            Op::Search => "`search` \"kubernetes\", page of 50",
+            Op::Stats => "`stats`",
+            Op::Get => "`get` of a random id",
+            Op::Create => "`create` (YAML, 0–2 requires)",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Op::List => "filtered `list`",
+            Op::Search => "`search`",
+            Op::Stats => "`stats`",
+            Op::Get => "`get`",
+            Op::Create => "`create`",
+        }
+    }
+
+    /// How long to sample: at least `min` requests, then until `budget` is
+    /// spent or `max` requests are done.
+    fn plan(self) -> (usize, usize, Duration) {
+        match self {
+            Op::Get => (200, 5_000, Duration::from_secs(2)),
+            Op::Create => (50, 300, Duration::from_secs(10)),
+            _ => (15, 2_000, Duration::from_secs(3)),
+        }
+    }
+}
+
+/// One backend at one scale.
+#[derive(Default)]
+struct Figures {
+    /// Every start, spawn to serving.
+    starts: Vec<Duration>,
+    rss_kib: Option<u64>,
+    peak_kib: Option<u64>,
+    /// The migration into this backend: wall time at the client, and the
+    /// daemon's own `duration_ms`.
+    migration: Option<Result<(Duration, u64), String>>,
+    ops: Vec<(Op, Result<Vec<Duration>, String>)>,
+    /// Matches reported by `list`, `search` and `stats` (compared across backends).
+    list_total: Option<u64>,
+    search_total: Option<u64>,
+    stats_total: Option<u64>,
+}
+
+impl Figures {
+    fn samples(&self, op: Op) -> Option<&Vec<Duration>> {
+        self.ops.iter().find(|(o, _)| *o == op).and_then(|(_, r)| r.as_ref().ok())
+    }
+}
+
+struct Scale {
+    n: usize,
+    yaml_bytes: u64,
+    backends: Vec<Figures>,
+}
+
+fn main() {
+    let started = Instant::now();
+    let mut anomalies = Vec::new();
+    let mut scales = Vec::new();
+    for n in SCALES {
+        let t = Instant::now();
+        let scale = run_scale(n, &mut anomalies);
+        println!("{} milestones: {:.0} s\n{}", fmt_int(n), t.elapsed().as_secs_f64(), scale_table(&scale));
+        scales.push(scale);
+    }
+    report(&scales, &anomalies, started.elapsed());
+}
+
+/// Generates a project of `n` milestones and measures it on each backend in
+/// turn: file, then migrated to hybrid, then migrated to database.
+fn run_scale(n: usize, anomalies: &mut Vec<String>) -> Scale {
+    let project = Project::new();
+    let yaml_bytes = generate(&project, n);
+    let mut backends: Vec<Figures> = Vec::new();
+    for (b, backend) in BACKENDS.into_iter().enumerate() {
+        let mut fig = Figures::default();
+        if b > 0 {
+            // The previous backend's daemon did the migration and was stopped.
+            fig.migration = backends[b - 1].migration.take();
+        }
+        let Some(daemon) = start_measured(&project, backend, n, &mut fig, anomalies) else {
+            backends.push(fig);
+            break;
+        };
+        measure(&daemon, n, b, &mut fig, anomalies);
+        fig.peak_kib = proc_status_kib(daemon.pid(), "VmHWM");
+        if let Some(next) = BACKENDS.get(b + 1) {
+            // Stashed here; moved into the next backend's column above.
+            fig.migration = Some(migrate(&daemon, next));
+            if let Some(Err(e)) = &fig.migration {
+                anomalies.push(format!("{} milestones: migrating {backend} → {next} failed: {e}", fmt_int(n)));
+            }
+        }
+        let (code, stderr) = daemon.stop();
+        if code != Some(0) {
+            anomalies.push(format!("{} milestones, {backend}: the daemon exited with {code:?}: {}", fmt_int(n), stderr.trim()));
+        }
+        let failed_migration = matches!(fig.migration, Some(Err(_)));
+        backends.push(fig);
+        if failed_migration {
+            break;
+        }
+    }
+    compare_totals(n, &backends, anomalies);
+    Scale { n, yaml_bytes, backends }
+}
+
+/// Starts the daemon `STARTS` times and keeps the last one running; checks
+/// it serves `backend` with `n` milestones.
+fn start_measured(project: &Project, backend: &str, n: usize, fig: &mut Figures, anomalies: &mut Vec<String>) -> Option<Daemon> {
+    let mut daemon = None;
+    for i in 0..STARTS {
+        let (d, took) = match start(project) {
+            Ok(started) => started,
+            Err(e) => {
+                anomalies.push(format!("{} milestones, {backend}: {e}", fmt_int(n)));
+                return None;
+            }
+        };
+        fig.starts.push(took);
+        if i + 1 < STARTS {
+            let _ = d.stop();
+        } else {
+            daemon = Some(d);
+        }
+    }
+    let daemon = daemon?;
+    fig.rss_kib = proc_status_kib(daemon.pid(), "VmRSS");
+    match daemon.client().request(Request::Backend) {
+        Ok(Response::Backend(info)) if info.backend == backend && info.milestones == n as u64 => {}
+        Ok(Response::Backend(info)) => anomalies.push(format!(
+            "{} milestones: expected the {backend} backend with {n} milestones, the daemon reports {} with {}",
+            fmt_int(n),
+            info.backend,
+            info.milestones
+        )),
+        other => anomalies.push(format!("{} milestones, {backend}: `backend` answered {other:?}", fmt_int(n))),
+    }
+    Some(daemon)
+}
+
+/// Spawn to the first successful handshake.
+fn start(project: &Project) -> Result<(Daemon, Duration), String> {
+    let t = Instant::now();
+    let daemon = project.spawn(&[]);
+    loop {
+        if Client::connect(&daemon.socket, "bench").is_ok() {
+            return Ok((daemon, t.elapsed()));
+        }
+        if exited(daemon.pid()) {
+            let (code, stderr) = daemon.wait();
+            return Err(format!("the daemon exited with {code:?} while starting: {}", stderr.trim()));
+        }
+        if t.elapsed() > Duration::from_secs(300) {
+            return Err("the daemon did not serve within 300 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])))
+        .unwrap_or(true)
+}
+
+/// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
+fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))?;
+    line[key.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomalies: &mut Vec<String>) {
+    let mut c = daemon.client();
+    let list = Request::List {
+        query: Query {
+            filters: vec![Filter { path: "status".into(), op: FilterOp::Eq, value: Value::from("in_progress") }],
+            limit: Some(50),
+            ..Default::default()
+        },
+    };
+    let search = Request::List { query: Query { text: Some("kubernetes".into()), limit: Some(50), ..Default::default() } };
+    let mut rng = Rng::new(0x5eed ^ (n as u64) << 8 ^ backend as u64);
+    // Ids of the documents created here, purged afterwards so every backend
+    // is measured on the same `n` milestones.
+    let first_new = n + 1 + backend * 1_000;
+    let mut created = Vec::new();
+    for op in OPS {
+        let result = sample(op, |i| {
+            let request = match op {
+                Op::List => list.clone(),
+                Op::Search => search.clone(),
+                Op::Stats => Request::Stats,
+                Op::Get => Request::Get { id: milestone_id(1 + rng.below(n as u64) as usize) },
+                Op::Create => {
+                    let id = first_new + i;
+                    created.push(milestone_id(id));
+                    Request::Create { input: DocumentInput::Yaml(milestone_yaml(id, n, &mut rng, true)) }
+                }
+            };
+            let t = Instant::now();
+            let response = c.request(request).map_err(|e| e.to_string())?;
+            let took = t.elapsed();
+            match (op, response) {
+                (Op::List, Response::Page(p)) => fig.list_total = Some(p.total),
+                (Op::Search, Response::Page(p)) => fig.search_total = Some(p.total),
+                (Op::Stats, Response::Stats(s)) => fig.stats_total = Some(s.total),
+                (Op::Get | Op::Create, Response::Document(_)) => {}
+                (_, other) => return Err(format!("unexpected answer {other:?}")),
+            }
+            Ok(took)
+        });
+        if let Err(e) = &result {
+            anomalies.push(format!("{} milestones, {}: {} failed: {e}", fmt_int(n), BACKENDS[backend], op.short()));
+        }
+        fig.ops.push((op, result));
+    }
+    for id in created {
+        if let Err(e) = c.request(Request::Delete { id: id.clone(), purge: true }) {
+            anomalies.push(format!("{} milestones, {}: purging {id} failed: {e}", fmt_int(n), BACKENDS[backend]));
+        }
+    }
+}
+
+/// Runs `op` as its plan says. Read operations get three untimed warm-up
+/// requests first (prepared statements, page cache).
+fn sample(op: Op, mut run: impl FnMut(usize) -> Result<Duration, String>) -> Result<Vec<Duration>, String> {
+    let (min, max, budget) = op.plan();
+    if op != Op::Create {
+        for i in 0..3 {
+            run(i)?;
+        }
+    }
+    let t = Instant::now();
+    let mut samples = Vec::with_capacity(max);
+    while samples.len() < max && (samples.len() < min || t.elapsed() < budget) {
+        samples.push(run(samples.len())?);
+    }
+    Ok(samples)
+}
+
+fn migrate(daemon: &Daemon, to: &str) -> Result<(Duration, u64), String> {
+    let target = match to {
+        "hybrid" => BackendTarget::Hybrid,
+        "database" => BackendTarget::Database(DatabaseKind::Sqlite),
+        _ => BackendTarget::File,
+    };
+    let mut c = daemon.client();
+    let t = Instant::now();
+    match c.request(Request::Migrate { target }) {
+        Ok(Response::Migrated(report)) => Ok((t.elapsed(), report.duration_ms)),
+        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Every backend must see the same milestones: same matches for the same
+/// query.
+fn compare_totals(n: usize, backends: &[Figures], anomalies: &mut Vec<String>) {
+    let checks: [(&str, fn(&Figures) -> Option<u64>); 3] =
+        [("list", |f| f.list_total), ("search", |f| f.search_total), ("stats total", |f| f.stats_total)];
+    for (what, get) in checks {
+        let seen: Vec<String> =
+            backends.iter().zip(BACKENDS).filter_map(|(f, b)| get(f).map(|t| format!("{b} {t}"))).collect();
+        let values: Vec<u64> = backends.iter().filter_map(get).collect();
+        if values.windows(2).any(|w| w[0] != w[1]) {
+            anomalies.push(format!("{} milestones: {what} matches differ between backends: {}", fmt_int(n), seen.join(", ")));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Generated projects
+
+/// Writes `n` milestone files straight into `.milestones/active/` and
+/// `completed/`; returns their total size.
+fn generate(project: &Project, n: usize) -> u64 {
+    let ms = project.milestones();
+    for dir in ["active", "completed", "logs", "config"] {
+        std::fs::create_dir_all(ms.join(dir)).unwrap();
+    }
+    let mut rng = Rng::new(0x6d696c65 ^ n as u64);
+    let mut bytes = 0;
+    for i in 1..=n {
+        let yaml = milestone_yaml(i, n, &mut rng, false);
+        let folder = if yaml.contains("\nstatus: \"completed\"") { "completed" } else { "active" };
+        bytes += yaml.len() as u64;
+        std::fs::write(ms.join(folder).join(format!("{}.yaml", milestone_id(i))), yaml).unwrap();
+    }
+    bytes
+}
+
+fn milestone_id(i: usize) -> String {
+    format!("milestone-{i:06}")
+}
+
+const ADJECTIVES: &[&str] = &[
+    "Faster", "Resilient", "Unified", "Incremental", "Secure", "Streamlined", "Modular", "Observable", "Portable",
+    "Automated", "Simplified", "Scalable",
+];
+const NOUNS: &[&str] = &[
+    "billing", "search", "onboarding", "checkout", "reporting", "auth", "storage", "notification", "export", "sync",
+    "scheduler", "dashboard", "payments", "audit", "cache", "gateway",
+];
+const THINGS: &[&str] = &["pipeline", "service", "API", "workflow", "module", "layer", "backend", "client", "index", "queue"];
+const VERBS: &[&str] = &["Rework", "Replace", "Harden", "Document", "Profile", "Split", "Migrate", "Simplify", "Measure", "Redesign"];
+const TEAMS: &[&str] = &["platform", "payments", "growth", "infra", "mobile", "data", "web", "security"];
+const PEOPLE: &[&str] = &["alice", "bruno", "chen", "dana", "emeka", "farah", "goran", "hana", "ivan", "jun"];
+const CATEGORIES: &[&str] = &[
+    "feature", "bugfix", "infrastructure", "documentation", "security", "performance", "refactoring", "testing",
+    "release", "research",
+];
+const PRIORITIES: &[&str] = &["low", "medium", "high", "critical"];
+const TASK_STATUSES: &[&str] = &["pending", "in_progress", "completed"];
+const DAY: u64 = 86_400;
+
+/// A document of about 1 KB. Every 100th title mentions Kubernetes (the
+/// search target). Statuses: 30% planning, 30% in progress, 10% blocked, 30%
+/// completed. Dependencies point only to earlier ids of the first `base`
+/// milestones, so there are no cycles. A `fresh` document is what a user
+/// creates: planning or in progress, no timestamps (the daemon sets them).
+fn milestone_yaml(i: usize, base: usize, rng: &mut Rng, fresh: bool) -> String {
+    let pick = |rng: &mut Rng, list: &[&'static str]| list[rng.below(list.len() as u64) as usize];
+    let noun = pick(rng, NOUNS);
+    let thing = pick(rng, THINGS);
+    let title = if i % 100 == 0 {
+        format!("{} {noun} {thing} on Kubernetes", pick(rng, ADJECTIVES))
+    } else {
+        format!("{} {noun} {thing}", pick(rng, ADJECTIVES))
+    };
+    let team = pick(rng, TEAMS);
+    let description = format!(
+        "{} the {noun} {thing} so that the {team} team can ship changes without waiting on a release train. \
+         {} the {} {} first, then {} the {} {} behind a flag and compare error rates for two weeks before \
+         the old path is removed.",
+        pick(rng, VERBS),
+        pick(rng, VERBS),
+        pick(rng, NOUNS),
+        pick(rng, THINGS),
+        pick(rng, VERBS).to_lowercase(),
+        pick(rng, NOUNS),
+        pick(rng, THINGS),
+    );
+    let roll = rng.below(10);
+    let status = match (fresh, roll) {
+        (true, 0..=4) | (false, 0..=2) => "planning",
+        (true, _) | (false, 3..=5) => "in_progress",
+        (false, 6) => "blocked",
+        (false, _) => "completed",
+    };
+    let now = unix_now();
+    let created = now - rng.below(90 * DAY);
+    let updated = created + rng.below(now - created + 1);
+
+    let mut y = String::with_capacity(1_400);
+    let _ = writeln!(y, "id: \"{}\"", milestone_id(i));
+    let _ = writeln!(y, "title: \"{title}\"");
+    let _ = writeln!(y, "description: \"{description}\"");
+    let _ = writeln!(y, "status: \"{status}\"");
+    let _ = writeln!(y, "priority: \"{}\"", pick(rng, PRIORITIES));
+    let _ = writeln!(y, "category: \"{}\"", pick(rng, CATEGORIES));
+    if !fresh {
+        let _ = writeln!(y, "created_at: \"{}\"", rfc3339(created));
+        let _ = writeln!(y, "updated_at: \"{}\"", rfc3339(updated));
+        if status == "completed" {
+            let _ = writeln!(y, "completed_at: \"{}\"", rfc3339(updated));
+        }
+    }
+    let _ = writeln!(y, "owner:\n  team: \"{team}\"\n  lead: \"{}\"", pick(rng, PEOPLE));
+    let start = created + rng.below(7 * DAY);
+    let _ = writeln!(
+        y,
+        "timeline:\n  estimated_start: \"{}\"\n  estimated_end: \"{}\"\n  estimated_hours: {}",
+        &rfc3339(start)[..10],
+        &rfc3339(start + (7 + rng.below(50)) * DAY)[..10],
+        8 * (1 + rng.below(20)),
+    );
+    let tasks = rng.below(6);
+    let mut done = 0;
+    let mut task_yaml = String::new();
+    for t in 1..=tasks {
+        let task_status = match status {
+            "completed" => "completed",
+            "planning" => "pending",
+            _ => pick(rng, TASK_STATUSES),
+        };
+        done += u64::from(task_status == "completed");
+        let _ = write!(
+            task_yaml,
+            "\n  - id: \"task-{t}\"\n    title: \"{} the {} {}\"\n    status: \"{task_status}\"",
+            pick(rng, VERBS),
+            pick(rng, NOUNS),
+            pick(rng, THINGS)
+        );
+    }
+    let percentage = if tasks == 0 { 0 } else { done * 100 / tasks };
+    let _ = writeln!(y, "progress:\n  percentage: {percentage}\n  tasks_completed: {done}\n  total_tasks: {tasks}");
+    if tasks == 0 {
+        let _ = writeln!(y, "tasks: []");
+    } else {
+        let _ = writeln!(y, "tasks:{task_yaml}");
+    }
+    let earlier = i.min(base + 1) - 1;
+    let wanted = (rng.below(3) as usize).min(earlier);
+    let mut requires: Vec<String> = Vec::new();
+    while requires.len() < wanted {
+        let dep = milestone_id(1 + rng.below(earlier as u64) as usize);
+        if !requires.contains(&dep) {
+            requires.push(dep);
+        }
+    }
+    let quoted: Vec<String> = requires.iter().map(|r| format!("\"{r}\"")).collect();
+    let _ = writeln!(y, "dependencies:\n  requires: [{}]\n  enables: []", quoted.join(", "));
+    y
+}
+
+/// SplitMix64: small, deterministic, good enough for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..bound` (`bound` > 0).
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (Hinnant's
+/// civil-from-days).
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / DAY) as i64;
+    let rem = secs % DAY;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3_600, rem % 3_600 / 60, rem % 60)
+}
+
+// ---------------------------------------------------------------------------
+// Report
+
+fn percentile(samples: &[Duration], q: f64) -> Duration {
+    let mut s = samples.to_vec();
+    s.sort();
+    s[((s.len() as f64 * q) as usize).min(s.len() - 1)]
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us >= 1e6 {
+        format!("{:.2} s", us / 1e6)
+    } else if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
+
+fn percentiles(samples: &[Duration]) -> String {
+    let few = if samples.len() < 100 { format!(" (n={})", samples.len()) } else { String::new() };
+    format!("p50 {} · p99 {}{few}", fmt_duration(percentile(samples, 0.50)), fmt_duration(percentile(samples, 0.99)))
+}
+
+fn fmt_int(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("—".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+}
+
+fn scale_table(scale: &Scale) -> String {
+    let cell = |b: usize, f: &dyn Fn(&Figures) -> String| scale.backends.get(b).map_or("—".into(), f);
+    let mut rows: Vec<(String, [String; 3])> = Vec::new();
+    let mut row = |what: String, f: &dyn Fn(&Figures) -> String| rows.push((what, [0, 1, 2].map(|b| cell(b, f))));
+    row(format!("start-up to serving (median of {STARTS}; min–max)"), &|f| {
+        if f.starts.is_empty() {
+            return "failed".into();
+        }
+        let mut s = f.starts.clone();
+        s.sort();
+        format!("{:.0} ms ({:.0}–{:.0})", ms(s[s.len() / 2]), ms(s[0]), ms(s[s.len() - 1]))
+    });
+    row("RSS after start-up".into(), &|f| mib(f.rss_kib));
+    row("peak RSS after the measurements (VmHWM)".into(), &|f| mib(f.peak_kib));
+    for op in OPS {
+        let mut label = op.label().to_owned();
+        let total = |get: fn(&Figures) -> Option<u64>| scale.backends.iter().find_map(get);
+        match op {
+            Op::List => label += &total(|f| f.list_total).map_or(String::new(), |t| format!(", {} match", fmt_int(t as usize))),
+            Op::Search => label += &total(|f| f.search_total).map_or(String::new(), |t| format!(", {} match", fmt_int(t as usize))),
+            _ => {}
+        }
+        row(label, &move |f| match f.ops.iter().find(|(o, _)| *o == op) {
+            Some((_, Ok(samples))) => percentiles(samples),
+            Some((_, Err(e))) => format!("failed: {}", e.replace('|', "/")),
+            None => "—".into(),
+        });
+    }
+    row("migration into this backend (client wall time)".into(), &|f| match &f.migration {
+        Some(Ok((wall, _))) => format!("{:.2} s", wall.as_secs_f64()),
+        Some(Err(_)) => "failed".into(),
+        None => "—".into(),
+    });
+    let mut t = format!(
+        "### {} milestones ({:.1} MiB of YAML, {:.2} KiB per file)\n\n| operation | file | hybrid | database |\n| --- | --- | --- | --- |\n",
+        fmt_int(scale.n),
+        scale.yaml_bytes as f64 / 1048576.0,
+        scale.yaml_bytes as f64 / scale.n as f64 / 1024.0
+    );
+    for (what, cells) in rows {
+        let _ = writeln!(t, "| {what} | {} |", cells.join(" | "));
+    }
+    t
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Sentences computed from the figures of this run: for each operation the
+/// backend with the lowest p50 at each scale, where that changes, and how
+/// each backend's p50 grows from the smallest to the largest scale.
+fn reading(scales: &[Scale]) -> String {
+    let mut out = String::from("### Reading the figures\n\nComputed from the tables above (p50 unless stated):\n\n");
+    for op in OPS {
+        let mut winners = Vec::new();
+        let mut parts = Vec::new();
+        for s in scales {
+            let p50s: Vec<(usize, Duration)> = (0..3)
+                .filter_map(|b| s.backends.get(b)?.samples(op).map(|x| (b, percentile(x, 0.5))))
+                .collect();
+            let Some(&(best, best_p50)) = p50s.iter().min_by_key(|(_, d)| *d) else { continue };
+            let others: Vec<String> = p50s
+                .iter()
+                .filter(|(b, _)| *b != best)
+                .map(|(b, d)| format!("{} {} ({:.1}x)", BACKENDS[*b], fmt_duration(*d), d.as_secs_f64() / best_p50.as_secs_f64()))
+                .collect();
+            parts.push(format!("at {} {} {} vs {}", fmt_int(s.n), BACKENDS[best], fmt_duration(best_p50), others.join(", ")));
+            winners.push((s.n, best));
+        }
+        let mut line = format!("- {}: fastest {}.", op.short(), parts.join("; "));
+        for w in winners.windows(2) {
+            if w[0].1 != w[1].1 {
+                let _ = write!(
+                    line,
+                    " Crossover between {} and {}: {} overtakes {}.",
+                    fmt_int(w[0].0),
+                    fmt_int(w[1].0),
+                    BACKENDS[w[1].1],
+                    BACKENDS[w[0].1]
+                );
+            }
+        }
+        if let (Some(first), Some(last)) = (scales.first(), scales.last()) {
+            let growth: Vec<String> = (0..3)
+                .filter_map(|b| {
+                    let a = percentile(first.backends.get(b)?.samples(op)?, 0.5);
+                    let z = percentile(last.backends.get(b)?.samples(op)?, 0.5);
+                    Some(format!("{} {:.1}x", BACKENDS[b], z.as_secs_f64() / a.as_secs_f64()))
+                })
+                .collect();
+            if !growth.is_empty() && first.n != last.n {
+                let _ = write!(line, " Growth {} → {}: {}.", fmt_int(first.n), fmt_int(last.n), growth.join(", "));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for (what, get) in [
+        ("start-up (median)", (|f: &Figures| -> Option<f64> {
+            let mut s = f.starts.clone();
+            s.sort();
+            s.get(s.len() / 2).map(|d| ms(*d))
+        }) as fn(&Figures) -> Option<f64>),
+        ("RSS after start-up", |f: &Figures| f.rss_kib.map(|k| k as f64)),
+    ] {
+        let parts: Vec<String> = scales
+            .iter()
+            .filter_map(|s| {
+                let vals: Vec<(usize, f64)> = (0..3).filter_map(|b| Some((b, get(s.backends.get(b)?)?))).collect();
+                let best = vals.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
+                let worst = vals.iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
+                Some(format!(
+                    "at {} lowest {}, highest {} ({:.1}x)",
+                    fmt_int(s.n),
+                    BACKENDS[best.0],
+                    BACKENDS[worst.0],
+                    worst.1 / best.1
+                ))
+            })
+            .collect();
+        let _ = writeln!(out, "- {what}: {}.", parts.join("; "));
+    }
+    out
+}
+
+fn report(scales: &[Scale], anomalies: &[String], took: Duration) {
+    let host = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let date = Command::new("date").arg("-u").arg("+%Y-%m-%d").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default();
+    let mut body = String::new();
+    for s in scales {
+        body.push_str(&scale_table(s));
+        body.push('\n');
+    }
+    body.push_str(&reading(scales));
+    if !anomalies.is_empty() {
+        body.push_str("\n### Anomalies on this run\n\n");
+        for a in anomalies {
+            let _ = writeln!(body, "- {a}");
+        }
+    }
+    println!("{body}\nrun time {:.1} min", took.as_secs_f64() / 60.0);
+    let (read_min, read_max, read_budget) = Op::List.plan();
+    let (get_min, get_max, get_budget) = Op::Get.plan();
+    let (create_min, create_max, create_budget) = Op::Create.plan();
+    let section = format!(
+        "<!-- backends:start -->\n## Storage backends\n\n\
+         Machine: {cores} cores, {host}. Date: {date}. Release build. Run time: {:.1} min.\n\n\
+         Command: `{COMMAND}`\n\n\
+         Each scale is a generated project (about 1 KB per milestone: 30% planning, 30% in progress, 10% blocked, \
+         30% completed; 0–5 tasks; 0–2 `requires` on earlier milestones; every 100th title mentions Kubernetes) \
+         measured on `file`, then migrated to `hybrid` (the daemon restarted), then to `database` on SQLite (restarted). \
+         One in-process client, one request at a time. Read operations: 3 warm-up requests, then at least {read_min} and \
+         up to {read_max} requests or {}s (`get`: {get_min}–{get_max} or {}s); `create`: {create_min}–{create_max} or {}s, \
+         durable, purged afterwards so every backend is measured on the same milestones. Start-up is spawn to the first \
+         successful handshake, with the files in the page cache. n is shown where fewer than 100 samples were taken.\n\n\
+         {body}<!-- backends:end -->\n",
+        took.as_secs_f64() / 60.0,
+        read_budget.as_secs(),
+        get_budget.as_secs(),
+        create_budget.as_secs(),
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\nFigures written by the benchmark harnesses; each section names the command that produced it.\n\n".into());
+    let (start, end) = ("<!-- backends:start -->", "<!-- backends:end -->\n");
+    let updated = match (current.find(start), current.find(end.trim_end())) {
+        (Some(a), Some(b)) => format!("{}{}{}", &current[..a], section, &current[(b + end.len()).min(current.len())..]),
+        _ if current.ends_with("\n\n") || current.is_empty() => format!("{current}{section}"),
+        _ => format!("{current}\n{section}"),
+    };
+    std::fs::write(&path, updated).unwrap();
+    println!("written to {}", path.display());
+}
