@@ -82,6 +82,10 @@ impl Server {
                                     "the daemon is serving its maximum of {} connections; try again shortly",
                                     shared.limits.max_connections
                                 );
+                                // Take the client's hello first: closing on an
+                                // unread hello could fail its write with EPIPE
+                                // before it ever reads why.
+                                let _ = tokio::time::timeout(REJECT_READ_TIMEOUT, conn.read_frame()).await;
                                 reject(&mut conn, reason).await;
                             }
                         }
@@ -179,6 +183,9 @@ async fn handshake(conn: &mut Connection, shared: &Shared) -> Option<Encoding> {
     conn.write_frame(&encode_handshake(&welcome)).await.ok()?;
     Some(hello.encoding)
 }
+
+/// How long a client turned away may take to send the hello it is sending.
+const REJECT_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn reject(conn: &mut Connection, reason: String) {
     debug!(%reason, "rejecting connection");
