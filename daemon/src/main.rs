@@ -35,11 +35,11 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use tracing::info;
 
+use crate::config::StorageConfig;
 use crate::instance::{InstanceLock, PidFile};
 use crate::layout::ProjectLayout;
 use crate::server::{Limits, Server};
 use crate::service::MilestoneService;
-use crate::config::StorageConfig;
 
 /// The milestone daemon for one project: owns its `.milestones/` tree and
 /// serves msctl, scripts and editor plugins over a Unix socket.

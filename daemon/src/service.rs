@@ -10,15 +10,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use milestones_protocol::{
-    Assignment, BackendInfo, BackendTarget, MigrationReport, Change, DepsReport, DocumentInput, Map, NewTask, Query, Request, Response, Target,
-    UpgradeOutcome, ValidationReport, Value,
+    Assignment, BackendInfo, BackendTarget, Change, DepsReport, DocumentInput, Map, MigrationReport, NewTask, Query,
+    Request, Response, Target, UpgradeOutcome, ValidationReport, Value,
 };
 use serde_json::json;
 
 use crate::document::{self, CANONICAL_ORDER, TASK_STATUSES};
 use crate::error::{ServiceError, ServiceResult};
-use crate::event_log::{AuditEvent, StorageEventLog};
 use crate::config::StorageConfig;
+use crate::event_log::{AuditEvent, StorageEventLog};
 use crate::graph::DependencyGraph;
 use crate::layout::ProjectLayout;
 use crate::migration::Migration;
@@ -125,10 +125,7 @@ impl MilestoneService {
     }
 
     fn list(&self, query: &Query) -> ServiceResult<milestones_protocol::Page> {
-        self.storage().query(query).map_err(|e| match e {
-            StorageError::Query(message) => ServiceError::invalid(message),
-            other => other.into(),
-        })
+        Ok(self.storage().query(query)?)
     }
 
     fn create(&self, input: DocumentInput, peer: &Peer) -> ServiceResult<Doc> {
