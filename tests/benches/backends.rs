@@ -9,6 +9,7 @@
 //! between backends is reported next to the tables, never a panic.
 
 use std::fmt::Write as _;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,7 +21,7 @@ use milestones_e2e::protocol::{
 use milestones_e2e::{Daemon, Project};
 
 const COMMAND: &str = "cargo build --release --workspace && cargo bench -p milestones-e2e --bench backends";
-const SCALES: [usize; 2] = [1_000, 2_000];
+const SCALES: [usize; 3] = [1_000, 10_000, 100_000];
 const BACKENDS: [&str; 3] = ["file", "hybrid", "database"];
 /// Daemon starts per backend and scale; the median is reported.
 const STARTS: usize = 3;
@@ -32,10 +33,14 @@ enum Op {
     Search,
     Stats,
     Get,
+    /// A new milestone that requires nothing: no cycle check.
     Create,
+    /// A new milestone that requires 1–2 existing ones: the daemon checks
+    /// the dependency graph for a cycle first.
+    CreateLinked,
 }
 
-const OPS: [Op; 5] = [Op::List, Op::Search, Op::Stats, Op::Get, Op::Create];
+const OPS: [Op; 6] = [Op::List, Op::Search, Op::Stats, Op::Get, Op::Create, Op::CreateLinked];
 
 impl Op {
     fn label(self) -> &'static str {
@@ -44,7 +49,8 @@ impl Op {
             Op::Search => "`search` \"kubernetes\", page of 50",
             Op::Stats => "`stats`",
             Op::Get => "`get` of a random id",
-            Op::Create => "`create` (YAML, 0–2 requires)",
+            Op::Create => "`create` (YAML), no requires",
+            Op::CreateLinked => "`create` (YAML), 1–2 requires (cycle check)",
         }
     }
 
@@ -54,7 +60,8 @@ impl Op {
             Op::Search => "`search`",
             Op::Stats => "`stats`",
             Op::Get => "`get`",
-            Op::Create => "`create`",
+            Op::Create => "`create`, no requires",
+            Op::CreateLinked => "`create` with requires",
         }
     }
 
@@ -63,7 +70,7 @@ impl Op {
     fn plan(self) -> (usize, usize, Duration) {
         match self {
             Op::Get => (200, 5_000, Duration::from_secs(2)),
-            Op::Create => (50, 300, Duration::from_secs(10)),
+            Op::Create | Op::CreateLinked => (50, 300, Duration::from_secs(10)),
             _ => (15, 2_000, Duration::from_secs(3)),
         }
     }
@@ -95,6 +102,8 @@ struct Scale {
     n: usize,
     yaml_bytes: u64,
     backends: Vec<Figures>,
+    /// The 1-minute load average, sampled before each backend's measurements.
+    load: Vec<f64>,
 }
 
 fn main() {
@@ -118,7 +127,9 @@ fn run_scale(n: usize, anomalies: &mut Vec<String>) -> Scale {
     let mut backends: Vec<Figures> = Vec::new();
     // The migration into the next backend, done by the previous daemon.
     let mut incoming = None;
+    let mut load = Vec::new();
     for (b, backend) in BACKENDS.into_iter().enumerate() {
+        load.extend(load_average());
         let mut fig = Figures { migration: incoming.take(), ..Default::default() };
         if matches!(fig.migration, Some(Err(_))) {
             backends.push(fig);
@@ -139,17 +150,31 @@ fn run_scale(n: usize, anomalies: &mut Vec<String>) -> Scale {
         }
         let (code, stderr) = daemon.stop();
         if code != Some(0) {
-            anomalies.push(format!("{} milestones, {backend}: the daemon exited with {code:?}: {}", fmt_int(n), stderr.trim()));
+            anomalies.push(format!(
+                "{} milestones, {backend}: the daemon exited with {code:?}: {}",
+                fmt_int(n),
+                stderr.trim()
+            ));
         }
         backends.push(fig);
     }
     compare_totals(n, &backends, anomalies);
-    Scale { n, yaml_bytes, backends }
+    Scale { n, yaml_bytes, backends, load }
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// Starts the daemon `STARTS` times and keeps the last one running; checks
 /// it serves `backend` with `n` milestones.
-fn start_measured(project: &Project, backend: &str, n: usize, fig: &mut Figures, anomalies: &mut Vec<String>) -> Option<Daemon> {
+fn start_measured(
+    project: &Project,
+    backend: &str,
+    n: usize,
+    fig: &mut Figures,
+    anomalies: &mut Vec<String>,
+) -> Option<Daemon> {
     let mut daemon = None;
     for i in 0..STARTS {
         let (d, took) = match start(project) {
@@ -222,8 +247,9 @@ fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomali
             ..Default::default()
         },
     };
-    let search = Request::List { query: Query { text: Some("kubernetes".into()), limit: Some(50), ..Default::default() } };
-    let mut rng = Rng::new(0x5eed ^ (n as u64) << 8 ^ backend as u64);
+    let search =
+        Request::List { query: Query { text: Some("kubernetes".into()), limit: Some(50), ..Default::default() } };
+    let mut rng = Rng::new(0x5eed ^ ((n as u64) << 8) ^ backend as u64);
     // Ids of the documents created here, purged afterwards so every backend
     // is measured on the same `n` milestones.
     let first_new = n + 1 + backend * 1_000;
@@ -235,10 +261,11 @@ fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomali
                 Op::Search => search.clone(),
                 Op::Stats => Request::Stats,
                 Op::Get => Request::Get { id: milestone_id(1 + rng.below(n as u64) as usize) },
-                Op::Create => {
-                    let id = first_new + i;
+                Op::Create | Op::CreateLinked => {
+                    let (id, requires) =
+                        if op == Op::Create { (first_new + i, 0..=0) } else { (first_new + 500 + i, 1..=2) };
                     created.push(milestone_id(id));
-                    Request::Create { input: DocumentInput::Yaml(milestone_yaml(id, n, &mut rng, true)) }
+                    Request::Create { input: DocumentInput::Yaml(milestone_yaml(id, n, requires, &mut rng, true)) }
                 }
             };
             let t = Instant::now();
@@ -248,7 +275,7 @@ fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomali
                 (Op::List, Response::Page(p)) => fig.list_total = Some(p.total),
                 (Op::Search, Response::Page(p)) => fig.search_total = Some(p.total),
                 (Op::Stats, Response::Stats(s)) => fig.stats_total = Some(s.total),
-                (Op::Get | Op::Create, Response::Document(_)) => {}
+                (Op::Get | Op::Create | Op::CreateLinked, Response::Document(_)) => {}
                 (_, other) => return Err(format!("unexpected answer {other:?}")),
             }
             Ok(took)
@@ -269,7 +296,7 @@ fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomali
 /// requests first (prepared statements, page cache).
 fn sample(op: Op, mut run: impl FnMut(usize) -> Result<Duration, String>) -> Result<Vec<Duration>, String> {
     let (min, max, budget) = op.plan();
-    if op != Op::Create {
+    if !matches!(op, Op::Create | Op::CreateLinked) {
         for i in 0..3 {
             run(i)?;
         }
@@ -298,17 +325,24 @@ fn migrate(daemon: &Daemon, n: usize, to: &str) -> Result<Duration, String> {
     }
 }
 
+type Total = fn(&Figures) -> Option<u64>;
+
 /// Every backend must see the same milestones: same matches for the same
 /// query.
 fn compare_totals(n: usize, backends: &[Figures], anomalies: &mut Vec<String>) {
-    let checks: [(&str, fn(&Figures) -> Option<u64>); 3] =
-        [("list", |f| f.list_total), ("search", |f| f.search_total), ("stats total", |f| f.stats_total)];
-    for (what, get) in checks {
+    let list: Total = |f| f.list_total;
+    let search: Total = |f| f.search_total;
+    let stats: Total = |f| f.stats_total;
+    for (what, get) in [("list", list), ("search", search), ("stats total", stats)] {
         let seen: Vec<String> =
             backends.iter().zip(BACKENDS).filter_map(|(f, b)| get(f).map(|t| format!("{b} {t}"))).collect();
         let values: Vec<u64> = backends.iter().filter_map(get).collect();
         if values.windows(2).any(|w| w[0] != w[1]) {
-            anomalies.push(format!("{} milestones: {what} matches differ between backends: {}", fmt_int(n), seen.join(", ")));
+            anomalies.push(format!(
+                "{} milestones: {what} matches differ between backends: {}",
+                fmt_int(n),
+                seen.join(", ")
+            ));
         }
     }
 }
@@ -326,7 +360,7 @@ fn generate(project: &Project, n: usize) -> u64 {
     let mut rng = Rng::new(0x6d696c65 ^ n as u64);
     let mut bytes = 0;
     for i in 1..=n {
-        let yaml = milestone_yaml(i, n, &mut rng, false);
+        let yaml = milestone_yaml(i, n, 0..=2, &mut rng, false);
         let folder = if yaml.contains("\nstatus: \"completed\"") { "completed" } else { "active" };
         bytes += yaml.len() as u64;
         std::fs::write(ms.join(folder).join(format!("{}.yaml", milestone_id(i))), yaml).unwrap();
@@ -339,20 +373,54 @@ fn milestone_id(i: usize) -> String {
 }
 
 const ADJECTIVES: &[&str] = &[
-    "Faster", "Resilient", "Unified", "Incremental", "Secure", "Streamlined", "Modular", "Observable", "Portable",
-    "Automated", "Simplified", "Scalable",
+    "Faster",
+    "Resilient",
+    "Unified",
+    "Incremental",
+    "Secure",
+    "Streamlined",
+    "Modular",
+    "Observable",
+    "Portable",
+    "Automated",
+    "Simplified",
+    "Scalable",
 ];
 const NOUNS: &[&str] = &[
-    "billing", "search", "onboarding", "checkout", "reporting", "auth", "storage", "notification", "export", "sync",
-    "scheduler", "dashboard", "payments", "audit", "cache", "gateway",
+    "billing",
+    "search",
+    "onboarding",
+    "checkout",
+    "reporting",
+    "auth",
+    "storage",
+    "notification",
+    "export",
+    "sync",
+    "scheduler",
+    "dashboard",
+    "payments",
+    "audit",
+    "cache",
+    "gateway",
 ];
-const THINGS: &[&str] = &["pipeline", "service", "API", "workflow", "module", "layer", "backend", "client", "index", "queue"];
-const VERBS: &[&str] = &["Rework", "Replace", "Harden", "Document", "Profile", "Split", "Migrate", "Simplify", "Measure", "Redesign"];
+const THINGS: &[&str] =
+    &["pipeline", "service", "API", "workflow", "module", "layer", "backend", "client", "index", "queue"];
+const VERBS: &[&str] =
+    &["Rework", "Replace", "Harden", "Document", "Profile", "Split", "Migrate", "Simplify", "Measure", "Redesign"];
 const TEAMS: &[&str] = &["platform", "payments", "growth", "infra", "mobile", "data", "web", "security"];
 const PEOPLE: &[&str] = &["alice", "bruno", "chen", "dana", "emeka", "farah", "goran", "hana", "ivan", "jun"];
 const CATEGORIES: &[&str] = &[
-    "feature", "bugfix", "infrastructure", "documentation", "security", "performance", "refactoring", "testing",
-    "release", "research",
+    "feature",
+    "bugfix",
+    "infrastructure",
+    "documentation",
+    "security",
+    "performance",
+    "refactoring",
+    "testing",
+    "release",
+    "research",
 ];
 const PRIORITIES: &[&str] = &["low", "medium", "high", "critical"];
 const TASK_STATUSES: &[&str] = &["pending", "in_progress", "completed"];
@@ -360,10 +428,11 @@ const DAY: u64 = 86_400;
 
 /// A document of about 1 KB. Every 100th title mentions Kubernetes (the
 /// search target). Statuses: 30% planning, 30% in progress, 10% blocked, 30%
-/// completed. Dependencies point only to earlier ids of the first `base`
-/// milestones, so there are no cycles. A `fresh` document is what a user
-/// creates: planning or in progress, no timestamps (the daemon sets them).
-fn milestone_yaml(i: usize, base: usize, rng: &mut Rng, fresh: bool) -> String {
+/// completed. It requires a number of milestones in `requires`, picked among
+/// earlier ids of the first `base` milestones, so there are no cycles. A
+/// `fresh` document is what a user creates: planning or in progress, no
+/// timestamps (the daemon sets them).
+fn milestone_yaml(i: usize, base: usize, requires: RangeInclusive<u64>, rng: &mut Rng, fresh: bool) -> String {
     let pick = |rng: &mut Rng, list: &[&'static str]| list[rng.below(list.len() as u64) as usize];
     let noun = pick(rng, NOUNS);
     let thing = pick(rng, THINGS);
@@ -437,7 +506,7 @@ fn milestone_yaml(i: usize, base: usize, rng: &mut Rng, fresh: bool) -> String {
             pick(rng, THINGS)
         );
     }
-    let percentage = if tasks == 0 { 0 } else { done * 100 / tasks };
+    let percentage = (done * 100).checked_div(tasks).unwrap_or(0);
     let _ = writeln!(y, "progress:\n  percentage: {percentage}\n  tasks_completed: {done}\n  total_tasks: {tasks}");
     if tasks == 0 {
         let _ = writeln!(y, "tasks: []");
@@ -445,7 +514,8 @@ fn milestone_yaml(i: usize, base: usize, rng: &mut Rng, fresh: bool) -> String {
         let _ = writeln!(y, "tasks:{task_yaml}");
     }
     let earlier = i.min(base + 1) - 1;
-    let wanted = (rng.below(3) as usize).min(earlier);
+    let wanted = (requires.start() + rng.below(requires.end() - requires.start() + 1)) as usize;
+    let wanted = wanted.min(earlier);
     let mut requires: Vec<String> = Vec::new();
     while requires.len() < wanted {
         let dep = milestone_id(1 + rng.below(earlier as u64) as usize);
@@ -558,10 +628,15 @@ fn scale_table(scale: &Scale) -> String {
     row("peak RSS after the measurements (VmHWM)".into(), &|f| mib(f.peak_kib));
     for op in OPS {
         let mut label = op.label().to_owned();
-        let total = |get: fn(&Figures) -> Option<u64>| scale.backends.iter().find_map(get);
+        let total = |get: Total| scale.backends.iter().find_map(get);
         match op {
-            Op::List => label += &total(|f| f.list_total).map_or(String::new(), |t| format!(", {} match", fmt_int(t as usize))),
-            Op::Search => label += &total(|f| f.search_total).map_or(String::new(), |t| format!(", {} match", fmt_int(t as usize))),
+            Op::List => {
+                label += &total(|f| f.list_total).map_or(String::new(), |t| format!(", {} match", fmt_int(t as usize)))
+            }
+            Op::Search => {
+                label +=
+                    &total(|f| f.search_total).map_or(String::new(), |t| format!(", {} match", fmt_int(t as usize)))
+            }
             _ => {}
         }
         row(label, &move |f| match f.ops.iter().find(|(o, _)| *o == op) {
@@ -591,90 +666,122 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Sentences computed from the figures of this run: for each operation the
-/// backend with the lowest p50 at each scale, where that changes, and how
-/// each backend's p50 grows from the smallest to the largest scale.
+/// Two figures closer than this factor count as a tie.
+const TIE: f64 = 1.2;
+
+/// Sentences computed from the figures of this run: for each pair of
+/// backends, which one is ahead at each scale and where that changes, plus
+/// how each backend's p50 grows from the smallest to the largest scale.
 fn reading(scales: &[Scale]) -> String {
-    let mut out = String::from("### Reading the figures\n\nComputed from the tables above (p50 unless stated):\n\n");
+    let mut out = format!(
+        "### Reading the figures\n\nComputed from the tables above, p50 against p50; figures within {:.0}% of each other count as a tie.\n\n",
+        (TIE - 1.0) * 100.0
+    );
     for op in OPS {
-        let mut winners = Vec::new();
-        let mut parts = Vec::new();
-        for s in scales {
-            let p50s: Vec<(usize, Duration)> = (0..3)
-                .filter_map(|b| s.backends.get(b)?.samples(op).map(|x| (b, percentile(x, 0.5))))
-                .collect();
-            let Some(&(best, best_p50)) = p50s.iter().min_by_key(|(_, d)| *d) else { continue };
-            let others: Vec<String> = p50s
-                .iter()
-                .filter(|(b, _)| *b != best)
-                .map(|(b, d)| format!("{} {} ({:.1}x)", BACKENDS[*b], fmt_duration(*d), d.as_secs_f64() / best_p50.as_secs_f64()))
-                .collect();
-            parts.push(format!("at {} {} {} vs {}", fmt_int(s.n), BACKENDS[best], fmt_duration(best_p50), others.join(", ")));
-            winners.push((s.n, best));
-        }
-        let mut line = format!("- {}: fastest {}.", op.short(), parts.join("; "));
-        for w in winners.windows(2) {
-            if w[0].1 != w[1].1 {
-                let _ = write!(
-                    line,
-                    " Crossover between {} and {}: {} overtakes {}.",
-                    fmt_int(w[0].0),
-                    fmt_int(w[1].0),
-                    BACKENDS[w[1].1],
-                    BACKENDS[w[0].1]
-                );
-            }
-        }
+        let p50 = move |f: &Figures| f.samples(op).map(|x| percentile(x, 0.5).as_secs_f64());
+        let mut line = format!("- {}: {}", op.short(), compare(scales, &p50, "faster"));
         if let (Some(first), Some(last)) = (scales.first(), scales.last()) {
-            let growth: Vec<String> = (0..3)
+            let growth: Vec<String> = (0..BACKENDS.len())
                 .filter_map(|b| {
-                    let a = percentile(first.backends.get(b)?.samples(op)?, 0.5);
-                    let z = percentile(last.backends.get(b)?.samples(op)?, 0.5);
-                    Some(format!("{} {:.1}x", BACKENDS[b], z.as_secs_f64() / a.as_secs_f64()))
+                    Some(format!("{} {:.1}x", BACKENDS[b], p50(last.backends.get(b)?)? / p50(first.backends.get(b)?)?))
                 })
                 .collect();
             if !growth.is_empty() && first.n != last.n {
-                let _ = write!(line, " Growth {} → {}: {}.", fmt_int(first.n), fmt_int(last.n), growth.join(", "));
+                let _ =
+                    write!(line, " Growth from {} to {}: {}.", fmt_int(first.n), fmt_int(last.n), growth.join(", "));
             }
         }
         out.push_str(&line);
         out.push('\n');
     }
-    for (what, get) in [
-        ("start-up (median)", (|f: &Figures| -> Option<f64> {
-            let mut s = f.starts.clone();
-            s.sort();
-            s.get(s.len() / 2).map(|d| ms(*d))
-        }) as fn(&Figures) -> Option<f64>),
-        ("RSS after start-up", |f: &Figures| f.rss_kib.map(|k| k as f64)),
-    ] {
-        let parts: Vec<String> = scales
+    let startup = |f: &Figures| {
+        let mut s = f.starts.clone();
+        s.sort();
+        s.get(s.len() / 2).map(Duration::as_secs_f64)
+    };
+    let _ = writeln!(out, "- start-up (median): {}", compare(scales, &startup, "faster"));
+    let _ = writeln!(out, "- RSS after start-up: {}", compare(scales, &|f| f.rss_kib.map(|k| k as f64), "smaller"));
+    out
+}
+
+/// Compares every pair of backends on `value` (lower is better) across the
+/// scales: one sentence per pair.
+fn compare(scales: &[Scale], value: &dyn Fn(&Figures) -> Option<f64>, better: &str) -> String {
+    let mut sentences = Vec::new();
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        // Per scale: the scale, the backend ahead (None for a tie), by how much.
+        let per_scale: Vec<(usize, Option<usize>, f64)> = scales
             .iter()
             .filter_map(|s| {
-                let vals: Vec<(usize, f64)> = (0..3).filter_map(|b| Some((b, get(s.backends.get(b)?)?))).collect();
-                let best = vals.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
-                let worst = vals.iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
-                Some(format!(
-                    "at {} lowest {}, highest {} ({:.1}x)",
-                    fmt_int(s.n),
-                    BACKENDS[best.0],
-                    BACKENDS[worst.0],
-                    worst.1 / best.1
-                ))
+                let (x, y) = (value(s.backends.get(a)?)?, value(s.backends.get(b)?)?);
+                let (ahead, ratio) = if x <= y { (a, y / x) } else { (b, x / y) };
+                Some((s.n, (ratio >= TIE).then_some(ahead), ratio))
             })
             .collect();
-        let _ = writeln!(out, "- {what}: {}.", parts.join("; "));
+        if per_scale.is_empty() {
+            continue;
+        }
+        let (lo, hi) = per_scale.iter().fold((f64::MAX, 0f64), |(lo, hi), p| (lo.min(p.2), hi.max(p.2)));
+        let first = per_scale[0].1;
+        let sentence = if per_scale.iter().all(|p| p.1 == first) {
+            match first {
+                None => format!("{} and {} tie at every scale", BACKENDS[a], BACKENDS[b]),
+                Some(w) => {
+                    let l = if w == a { b } else { a };
+                    let by = if format!("{lo:.1}") == format!("{hi:.1}") {
+                        format!("{hi:.1}x")
+                    } else {
+                        format!("{lo:.1}x to {hi:.1}x")
+                    };
+                    format!("{} is {better} than {} at every scale ({by})", BACKENDS[w], BACKENDS[l])
+                }
+            }
+        } else {
+            let steps: Vec<String> = per_scale
+                .iter()
+                .map(|(n, w, r)| match w {
+                    None => format!("tie at {}", fmt_int(*n)),
+                    Some(w) => format!("{} {r:.1}x {better} at {}", BACKENDS[*w], fmt_int(*n)),
+                })
+                .collect();
+            let mut notes = Vec::new();
+            for pair in per_scale.windows(2) {
+                let between = format!("between {} and {}", fmt_int(pair[0].0), fmt_int(pair[1].0));
+                match (pair[0].1, pair[1].1) {
+                    (Some(x), Some(y)) if x != y => {
+                        notes.push(format!("crossover {between}: {} overtakes {}", BACKENDS[y], BACKENDS[x]))
+                    }
+                    (None, Some(y)) => notes.push(format!("{} pulls ahead {between}", BACKENDS[y])),
+                    (Some(x), None) => notes.push(format!("{}'s lead disappears {between}", BACKENDS[x])),
+                    _ => {}
+                }
+            }
+            format!("{} vs {}: {} ({})", BACKENDS[a], BACKENDS[b], steps.join(", "), notes.join("; "))
+        };
+        sentences.push(sentence);
     }
-    out
+    format!("{}.", sentences.join("; "))
 }
 
 fn report(scales: &[Scale], anomalies: &[String], took: Duration) {
     let host = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let date = Command::new("date").arg("-u").arg("+%Y-%m-%d").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default();
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let loads: Vec<f64> = scales.iter().flat_map(|s| s.load.iter().copied()).collect();
+    let load = match (loads.iter().copied().reduce(f64::min), loads.iter().copied().reduce(f64::max)) {
+        (Some(lo), Some(hi)) => format!(" 1-minute load average before each backend's measurements: {lo:.2}–{hi:.2}."),
+        _ => String::new(),
+    };
     let mut body = String::new();
     for s in scales {
         body.push_str(&scale_table(s));
@@ -693,13 +800,13 @@ fn report(scales: &[Scale], anomalies: &[String], took: Duration) {
     let (create_min, create_max, create_budget) = Op::Create.plan();
     let section = format!(
         "<!-- backends:start -->\n## Storage backends\n\n\
-         Machine: {cores} cores, {host}. Date: {date}. Release build. Run time: {:.1} min.\n\n\
+         Machine: {cores} cores, {host}. Date: {date}. Release build. Run time: {:.1} min.{load}\n\n\
          Command: `{COMMAND}`\n\n\
          Each scale is a generated project (about 1 KB per milestone: 30% planning, 30% in progress, 10% blocked, \
          30% completed; 0–5 tasks; 0–2 `requires` on earlier milestones; every 100th title mentions Kubernetes) \
          measured on `file`, then migrated to `hybrid` (the daemon restarted), then to `database` on SQLite (restarted). \
          One in-process client, one request at a time. Read operations: 3 warm-up requests, then at least {read_min} and \
-         up to {read_max} requests or {}s (`get`: {get_min}–{get_max} or {}s); `create`: {create_min}–{create_max} or {}s, \
+         up to {read_max} requests or {}s (`get`: {get_min}–{get_max} or {}s); each `create` kind: {create_min}–{create_max} or {}s, \
          durable, purged afterwards so every backend is measured on the same milestones. Start-up is spawn to the first \
          successful handshake, with the files in the page cache. n is shown where fewer than 100 samples were taken.\n\n\
          {body}<!-- backends:end -->\n",
