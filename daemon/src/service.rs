@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use milestones_protocol::{
-    Assignment, BackendInfo, BackendTarget, Change, DepsReport, DocumentInput, Map, MigrationReport, NewTask, Query,
+    Assignment, BackendInfo, BackendTarget, Change, DepEdge, DepsReport, DocumentInput, Map, MigrationReport, NewTask, Query,
     Request, Response, Target, UpgradeOutcome, ValidationReport, Value,
 };
 use serde_json::json;
@@ -370,7 +370,7 @@ impl MilestoneService {
     }
 
     fn deps(&self, id: Option<&str>) -> ServiceResult<DepsReport> {
-        let graph = self.graph(None)?;
+        let graph = self.graph()?;
         let focus = match id {
             Some(id) => {
                 self.get(id)?;
@@ -389,7 +389,7 @@ impl MilestoneService {
     }
 
     fn validate(&self, target: &Target) -> ServiceResult<ValidationReport> {
-        let graph = self.graph(None)?;
+        let graph = self.graph()?;
         let mut problems = Vec::new();
         let checked = match target {
             Target::One(id) => {
@@ -442,8 +442,8 @@ impl MilestoneService {
         Ok(outcomes)
     }
 
-    fn graph(&self, replacing: Option<&Map>) -> ServiceResult<DependencyGraph> {
-        Ok(self.storage().dependency_graph(replacing)?)
+    fn graph(&self) -> ServiceResult<DependencyGraph> {
+        Ok(self.storage().dependency_graph()?)
     }
 
     /// Moves every milestone to another backend. Writes wait for it (they
@@ -475,12 +475,22 @@ impl MilestoneService {
     }
 
     /// Refuses a document whose dependencies would close a cycle through it.
+    /// Walks outward from the document along what each milestone requires,
+    /// with the document's new edges standing in for its stored ones, so the
+    /// cost is the size of its neighbourhood, not of the project.
     fn refuse_cycles(&self, doc: &Map) -> ServiceResult<()> {
         if document::requires(doc).next().is_none() && document::enables(doc).next().is_none() {
             return Ok(());
         }
         let id = document::id(doc).unwrap_or_default();
-        match self.graph(Some(doc))?.cycle_containing(id) {
+        let storage = self.storage();
+        let own: Vec<DepEdge> = crate::graph::declared_edges(doc);
+        let cycle = crate::graph::find_cycle_through(id, |node| {
+            let stored = storage.requirements(node)?.into_iter().filter(|r| r.declared_by != id).map(|r| r.to);
+            let new = own.iter().filter(|e| e.from == node).map(|e| e.to.clone());
+            Ok::<_, StorageError>(stored.chain(new).collect())
+        })?;
+        match cycle {
             Some(cycle) => Err(ServiceError::Cycle(cycle)),
             None => Ok(()),
         }

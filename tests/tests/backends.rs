@@ -137,7 +137,10 @@ fn run_suite(p: &Project, d: &Daemon) -> Vec<(String, Value)> {
     assert_eq!(p.msctl(&["create", "--title", "Generated one", "--category", "qa"]).ok().trim(), "milestone-001");
     let cycle = p.msctl(&["update", "auth-core", "--set", "dependencies.requires=[auth-ui]"]);
     assert_ne!(cycle.code, 0);
-    assert!(cycle.stderr.contains("cycle"), "{cycle:?}");
+    assert!(cycle.stderr.contains("auth-core -> auth-ui -> auth-core"), "{cycle:?}");
+    // A loop closed through `enables` on another milestone is seen too.
+    let cycle = p.msctl(&["update", "billing", "--set", "dependencies.requires=[search-v2]"]);
+    assert!(cycle.stderr.contains("billing -> search-v2 -> billing"), "{cycle:?}");
     p.msctl(&["get", "ops-alerts"]).fails(3, "does not exist");
     observe(&mut seen, "changed");
     seen

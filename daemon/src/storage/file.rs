@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use milestones_protocol::{Map, Page, Problem, Query};
 
 use super::tree::MilestoneTree;
-use super::{Doc, Storage, StorageError, StorageResult};
+use super::{Doc, Requirement, Storage, StorageError, StorageResult};
 use crate::document::{self, Folder};
 use crate::layout::ProjectLayout;
 
@@ -24,7 +24,40 @@ pub struct FileStore {
 #[derive(Default)]
 struct Index {
     docs: HashMap<String, Entry>,
+    /// Edges out of each milestone, kept in step with `docs` so that a write
+    /// checks for cycles around itself without walking every document.
+    requirements: HashMap<String, Vec<Requirement>>,
     problems: Vec<Problem>,
+}
+
+impl Index {
+    fn put(&mut self, id: String, entry: Entry) {
+        if let Some(old) = self.docs.get(&id).map(|e| e.doc.clone()) {
+            self.forget_edges(&old);
+        }
+        for (from, requirement) in Requirement::declared_by(&entry.doc) {
+            self.requirements.entry(from).or_default().push(requirement);
+        }
+        self.docs.insert(id, entry);
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(old) = self.docs.remove(id) {
+            self.forget_edges(&old.doc);
+        }
+    }
+
+    fn forget_edges(&mut self, doc: &Map) {
+        let id = document::id(doc).unwrap_or_default();
+        for (from, _) in Requirement::declared_by(doc) {
+            if let Some(list) = self.requirements.get_mut(&from) {
+                list.retain(|r| r.declared_by != id);
+                if list.is_empty() {
+                    self.requirements.remove(&from);
+                }
+            }
+        }
+    }
 }
 
 struct Entry {
@@ -37,11 +70,11 @@ impl FileStore {
     pub fn open(layout: ProjectLayout) -> StorageResult<FileStore> {
         let tree = MilestoneTree::new(layout);
         let (loaded, problems) = tree.load_all(&tree.list()?);
-        let docs = loaded
-            .into_iter()
-            .map(|f| (f.id, Entry { doc: Arc::new(f.doc), folder: f.folder }))
-            .collect();
-        Ok(FileStore { tree, index: RwLock::new(Index { docs, problems }) })
+        let mut index = Index { problems, ..Index::default() };
+        for file in loaded {
+            index.put(file.id, Entry { doc: Arc::new(file.doc), folder: file.folder });
+        }
+        Ok(FileStore { tree, index: RwLock::new(index) })
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Index> {
@@ -81,7 +114,7 @@ impl Storage for FileStore {
         }
         let (folder, _, _) = self.tree.write(&doc)?;
         let doc = Arc::new(doc);
-        self.write().docs.insert(id, Entry { doc: doc.clone(), folder });
+        self.write().put(id, Entry { doc: doc.clone(), folder });
         Ok(doc)
     }
 
@@ -95,14 +128,14 @@ impl Storage for FileStore {
             self.tree.remove(&id, old_folder)?;
         }
         let doc = Arc::new(doc);
-        self.write().docs.insert(id, Entry { doc: doc.clone(), folder });
+        self.write().put(id, Entry { doc: doc.clone(), folder });
         Ok(doc)
     }
 
     fn remove(&self, id: &str) -> StorageResult<bool> {
         let Some(folder) = self.read().docs.get(id).map(|e| e.folder) else { return Ok(false) };
         self.tree.remove(id, folder)?;
-        self.write().docs.remove(id);
+        self.write().remove(id);
         Ok(true)
     }
 
@@ -116,6 +149,10 @@ impl Storage for FileStore {
             visit(&entry.doc);
         }
         Ok(())
+    }
+
+    fn requirements(&self, id: &str) -> StorageResult<Vec<Requirement>> {
+        Ok(self.read().requirements.get(id).cloned().unwrap_or_default())
     }
 
     fn problems(&self) -> Vec<Problem> {

@@ -109,14 +109,22 @@ pub trait Storage: Send + Sync + 'static {
         Ok(ids)
     }
 
-    /// The dependency graph, with `replacing` standing in for the stored
-    /// version of the milestone with its id (a change being checked). SQL
-    /// backends build it from their dependency table without reading
-    /// documents.
-    fn dependency_graph(&self, replacing: Option<&Map>) -> StorageResult<DependencyGraph> {
-        let mut docs = Vec::new();
-        self.for_each(&mut |d| docs.push(d.clone()))?;
-        Ok(DependencyGraph::build(docs.iter(), replacing))
+    /// The whole dependency graph. SQL backends build it from their
+    /// dependency table without reading documents.
+    fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
+        let mut graph = DependencyGraph::default();
+        self.for_each(&mut |d| graph.add_document(d))?;
+        Ok(graph)
+    }
+
+    /// What `id` requires, each with the milestone whose document declares
+    /// the edge (`id` itself through `requires`, another through `enables`).
+    /// Lets a write check for cycles around itself without reading the whole
+    /// graph. The default walks every document.
+    fn requirements(&self, id: &str) -> StorageResult<Vec<Requirement>> {
+        let mut found = Vec::new();
+        self.for_each(&mut |d| found.extend(Requirement::declared_by(d).filter(|(from, _)| from == id).map(|(_, r)| r)))?;
+        Ok(found)
     }
 
     /// Analytics over every document. The default walks them all; SQL
@@ -151,6 +159,23 @@ pub trait Storage: Send + Sync + 'static {
     /// Problems found in the stored data itself: files that do not parse,
     /// files whose name and id disagree.
     fn problems(&self) -> Vec<Problem>;
+}
+
+/// One edge out of a milestone, and who declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub to: String,
+    pub declared_by: String,
+}
+
+impl Requirement {
+    /// The edges a document declares, as (from, requirement).
+    pub fn declared_by(doc: &Map) -> impl Iterator<Item = (String, Requirement)> {
+        let by = crate::document::id(doc).unwrap_or_default().to_owned();
+        crate::graph::declared_edges(doc)
+            .into_iter()
+            .map(move |e| (e.from, Requirement { to: e.to, declared_by: by.clone() }))
+    }
 }
 
 /// Opens the backend `config/storage-backend.txt` names.

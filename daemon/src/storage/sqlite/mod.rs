@@ -19,7 +19,7 @@ pub use self::pool::ConnectionPool;
 pub use self::record::Record;
 pub use self::schema::{Flavour, SchemaState};
 use super::tree::Stamp;
-use super::{StorageError, StorageResult};
+use super::{Requirement, StorageError, StorageResult};
 use crate::event_log::AuditEvent;
 use crate::graph::DependencyGraph;
 
@@ -47,8 +47,12 @@ macro_rules! reads_from_table {
             self.table.ids()
         }
 
-        fn dependency_graph(&self, replacing: Option<&Map>) -> StorageResult<crate::graph::DependencyGraph> {
-            self.table.dependency_graph(replacing)
+        fn dependency_graph(&self) -> StorageResult<crate::graph::DependencyGraph> {
+            self.table.dependency_graph()
+        }
+
+        fn requirements(&self, id: &str) -> StorageResult<Vec<crate::storage::Requirement>> {
+            self.table.requirements(id)
         }
 
         fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<milestones_protocol::Analytics> {
@@ -178,17 +182,28 @@ impl MilestoneTable {
         Ok(ids)
     }
 
-    /// The graph from the ids and the dependency rows; `replacing`'s own
-    /// rows are swapped for the ones it declares now.
-    pub fn dependency_graph(&self, replacing: Option<&Map>) -> StorageResult<DependencyGraph> {
+    /// The graph from the ids and the dependency rows.
+    pub fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
         let conn = self.pool.reader()?;
-        graph(&conn, replacing).map_err(self.failed("read dependencies"))
+        graph(&conn).map_err(self.failed("read dependencies"))
+    }
+
+    pub fn requirements(&self, id: &str) -> StorageResult<Vec<Requirement>> {
+        let conn = self.pool.reader()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT depends_on, declared_by FROM milestone_dependencies WHERE milestone_id = ?")
+            .map_err(self.failed("read dependencies"))?;
+        let rows = stmt
+            .query_map([id], |r| Ok(Requirement { to: r.get(0)?, declared_by: r.get(1)? }))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(self.failed("read dependencies"))?;
+        Ok(rows)
     }
 
     pub fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
         let mut conn = self.pool.reader()?;
         let tx = conn.transaction().map_err(self.failed("start a read"))?;
-        let graph = graph(&tx, None).map_err(self.failed("read dependencies"))?;
+        let graph = graph(&tx).map_err(self.failed("read dependencies"))?;
         analytics::compute(&tx, &graph, today)
     }
 
@@ -371,20 +386,16 @@ impl Writer<'_> {
     }
 }
 
-fn graph(conn: &Connection, replacing: Option<&Map>) -> rusqlite::Result<DependencyGraph> {
-    let skip = replacing.and_then(crate::document::id).unwrap_or("");
+fn graph(conn: &Connection) -> rusqlite::Result<DependencyGraph> {
     let mut graph = DependencyGraph::default();
     let mut ids = conn.prepare_cached("SELECT id FROM milestones")?;
     for id in ids.query_map([], |r| r.get::<_, String>(0))? {
         graph.add_node(&id?);
     }
-    let mut edges = conn.prepare_cached("SELECT milestone_id, depends_on FROM milestone_dependencies WHERE declared_by <> ?")?;
-    for edge in edges.query_map([skip], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+    let mut edges = conn.prepare_cached("SELECT milestone_id, depends_on FROM milestone_dependencies")?;
+    for edge in edges.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
         let (from, to) = edge?;
         graph.add_edge(&from, &to);
-    }
-    if let Some(doc) = replacing {
-        graph.add_document(doc);
     }
     Ok(graph)
 }
