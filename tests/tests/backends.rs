@@ -22,6 +22,8 @@ const DOCS: &[&str] = &[
     "id: unicode\ntitle: Café déploiement Über\nstatus: planning\npriority: low\ncategory: i18n\ncreated_at: '2026-10-22T00:00:00Z'\n",
     "id: same-time-b\ntitle: Tie B\nstatus: planning\npriority: medium\ncategory: qa\ncreated_at: '2026-10-05T00:00:00Z'\n",
     "id: same-time-a\ntitle: Tie A\nstatus: planning\npriority: medium\ncategory: qa\ncreated_at: '2026-10-05T00:00:00Z'\n",
+    // A core text field holding a list counts as absent in queries.
+    "id: odd-types\ntitle: Odd types\nstatus: planning\ncategory: [a, b]\ncreated_at: '2026-04-01T00:00:00Z'\n",
 ];
 
 const QUOTE_TITLE: &str = "O'Brien's \"quoted\" title; DROP TABLE milestones; --";
@@ -161,16 +163,16 @@ fn every_backend_answers_the_suite_the_same_way() {
     // The reference itself is right, so agreeing with it means something.
     assert_eq!(
         answer("fresh list []"),
-        json!(["unicode", "quote-test", "perf", "mobile-app", "same-time-a", "same-time-b", "search-v2", "auth-ui", "auth-core", "docs-site", "billing", "ops-alerts"])
+        json!(["unicode", "quote-test", "perf", "mobile-app", "same-time-a", "same-time-b", "search-v2", "auth-ui", "auth-core", "docs-site", "billing", "ops-alerts", "odd-types"])
     );
     assert_eq!(answer("fresh list [\"--sort\", \"-priority\"]").as_array().unwrap()[..2], [json!("auth-core"), json!("perf")]);
     assert_eq!(
         answer("fresh list [\"--sort\", \"-timeline.estimated_hours\"]"),
-        json!(["mobile-app", "auth-core", "search-v2", "billing", "auth-ui", "perf", "docs-site", "ops-alerts", "quote-test", "same-time-a", "same-time-b", "unicode"]),
+        json!(["mobile-app", "auth-core", "search-v2", "billing", "auth-ui", "perf", "docs-site", "odd-types", "ops-alerts", "quote-test", "same-time-a", "same-time-b", "unicode"]),
         "text sorts after numbers, missing values last, ties by id"
     );
     assert_eq!(answer("fresh list [\"--where\", \"timeline.estimated_hours>50\"]"), json!(["search-v2", "auth-core", "billing"]));
-    assert_eq!(answer("fresh list [\"--where\", \"category=null\"]"), json!(["perf"]));
+    assert_eq!(answer("fresh list [\"--where\", \"category=null\"]"), json!(["perf", "odd-types"]));
     assert_eq!(answer("fresh list [\"--where\", \"nosuch.path=1\"]"), json!([]));
     assert_eq!(answer("fresh list [\"--where\", \"status=archived\"]"), json!(["legacy-cleanup"]));
     assert_eq!(answer("fresh search auth"), json!(["auth-ui", "auth-core"]));
@@ -179,7 +181,8 @@ fn every_backend_answers_the_suite_the_same_way() {
     assert_eq!(answer("fresh search drop table"), json!(["quote-test"]));
     assert_eq!(answer("fresh search nothing-like-this"), json!([]));
     let stats = answer("changed stats");
-    assert_eq!(stats["total"], 13);
+    assert_eq!(stats["total"], 14);
+    assert!(stats["by_category"].as_array().unwrap().contains(&json!({ "key": "(list)", "count": 1 })), "{stats}");
     assert_eq!(stats["completed"], 2, "{stats}");
     assert_eq!(stats["dependencies"]["total"], 3, "{stats}");
     assert_eq!(stats["dependencies"]["longest_chain"], 2, "{stats}");

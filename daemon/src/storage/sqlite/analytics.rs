@@ -25,19 +25,24 @@ pub fn compute(conn: &Connection, graph: &DependencyGraph, today: chrono::NaiveD
 
     for dimension in Dimension::ALL {
         let field = dimension.field();
-        // The JSON type is read only where the column is NULL, to tell an
-        // absent field from one holding something other than text.
-        let sql = format!(
-            "SELECT {field}, CASE WHEN {field} IS NULL THEN json_type(data, '$.{field}') END AS kind, COUNT(*) \
-             FROM milestones GROUP BY {field}, kind"
+        let failed = || StorageError::sqlite(format!("cannot count by {field}"));
+        // Text values straight from the column's index; the JSON is read
+        // only for rows where the column is NULL, to tell an absent field
+        // from one holding something other than text.
+        let by_text = format!("SELECT {field}, COUNT(*) FROM milestones WHERE {field} IS NOT NULL GROUP BY {field}");
+        let by_type = format!(
+            "SELECT json_type(data, '$.{field}'), COUNT(*) FROM milestones WHERE {field} IS NULL GROUP BY 1"
         );
-        let mut stmt = conn.prepare_cached(&sql).map_err(failed("cannot count by field"))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?)))
-            .map_err(failed("cannot count by field"))?;
-        for row in rows {
-            let (text, kind, n) = row.map_err(failed("cannot count by field"))?;
-            builder.count(dimension, label(text, kind.as_deref()), n as u64);
+        for (sql, is_text) in [(by_text, true), (by_type, false)] {
+            let mut stmt = conn.prepare_cached(&sql).map_err(failed())?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(failed())?;
+            for row in rows {
+                let (value, n) = row.map_err(failed())?;
+                let label = if is_text { value.unwrap_or_default() } else { type_label(value.as_deref()) };
+                builder.count(dimension, label, n as u64);
+            }
         }
     }
 
@@ -59,12 +64,9 @@ pub fn compute(conn: &Connection, graph: &DependencyGraph, today: chrono::NaiveD
     Ok(builder.finish(graph))
 }
 
-/// The label [`crate::analytics::label`] gives, from a text column and the
-/// field's JSON type.
-fn label(text: Option<String>, json_type: Option<&str>) -> String {
-    if let Some(text) = text {
-        return text;
-    }
+/// The label [`crate::analytics::label`] gives a field that is not text,
+/// from its JSON type.
+fn type_label(json_type: Option<&str>) -> String {
     let type_name = match json_type {
         None | Some("null") => return "(none)".to_owned(),
         Some("true" | "false") => "boolean",

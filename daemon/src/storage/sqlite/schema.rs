@@ -67,11 +67,13 @@ fn milestones_table(flavour: Flavour) -> String {
         CREATE INDEX idx_priority ON milestones(priority);
         CREATE INDEX idx_created_at ON milestones(created_at);
         CREATE INDEX idx_updated_at ON milestones(updated_at);
-        CREATE INDEX idx_completed_at ON milestones(completed_at);
         CREATE INDEX idx_category ON milestones(category);
         CREATE INDEX idx_priority_rank ON milestones(priority_rank);
         CREATE INDEX idx_file_path ON milestones(file_path);
-        CREATE INDEX idx_status_created ON milestones(status, created_at);"
+        CREATE INDEX idx_status_created ON milestones(status, created_at);
+        CREATE INDEX idx_created_completed ON milestones(created_at, completed_at);
+        CREATE INDEX idx_completed_created ON milestones(completed_at, created_at);
+        CREATE INDEX idx_tasks ON milestones(tasks_total, tasks_completed);"
             .to_owned(),
         Flavour::Database => format!(
             "CREATE TABLE milestones (
@@ -92,12 +94,14 @@ fn milestones_table(flavour: Flavour) -> String {
         );
         CREATE INDEX idx_milestones_status ON milestones(status);
         CREATE INDEX idx_milestones_project ON milestones(project_id);
-        CREATE INDEX idx_milestones_created ON milestones(created_at);
         CREATE INDEX idx_milestones_updated ON milestones(updated_at);
-        CREATE INDEX idx_milestones_completed ON milestones(completed_at);
         CREATE INDEX idx_milestones_category ON milestones(category);
         CREATE INDEX idx_milestones_priority ON milestones(priority_rank);
-        CREATE INDEX idx_milestones_status_created ON milestones(status, created_at);",
+        CREATE INDEX idx_milestones_status_created ON milestones(status, created_at);
+        CREATE INDEX idx_milestones_priority_text ON milestones(priority);
+        CREATE INDEX idx_milestones_created_completed ON milestones(created_at, completed_at);
+        CREATE INDEX idx_milestones_completed_created ON milestones(completed_at, created_at);
+        CREATE INDEX idx_milestones_tasks ON milestones(tasks_total, tasks_completed);",
             status = text_of!("status"),
             title = text_of!("title"),
             priority = text_of!("priority"),
