@@ -75,7 +75,7 @@ pub struct Migrated {
 /// Something built on the way, removed again if the migration fails.
 enum Built {
     Database(PathBuf),
-    File { id: String, folder: Folder },
+    Files(Vec<(String, Folder)>),
 }
 
 impl<'a> Migration<'a> {
@@ -101,16 +101,21 @@ impl<'a> Migration<'a> {
         if broken > 0 && matches!(self.target, BackendTarget::Database(_)) {
             return Err(MigrationError::BrokenFiles(broken));
         }
+        let mut lap = Lap::new();
         let docs = self.snapshot().map_err(step("reading the current backend"))?;
         if !matches!(self.target, BackendTarget::File) {
             for doc in &docs {
                 storage::check_storable(doc).map_err(step("checking the documents"))?;
             }
         }
+        lap.done("read", docs.len());
         let backup = self.back_up().map_err(step("taking the backup"))?;
+        lap.done("backed up", docs.len());
         let mut built = Vec::new();
         let result = self.build(&docs, &mut built).and_then(|store| {
+            lap.done("copied", docs.len());
             verify(&docs, &*store)?;
+            lap.done("verified", docs.len());
             Ok(store)
         });
         let store = match result {
@@ -121,7 +126,9 @@ impl<'a> Migration<'a> {
             }
         };
         let store = self.switch(store).map_err(step("switching backends"))?;
+        lap.done("switched", docs.len());
         self.clean_up(&docs);
+        lap.done("cleaned up", docs.len());
         Ok(Migrated {
             report: MigrationReport {
                 from: self.from().to_owned(),
@@ -208,18 +215,18 @@ impl<'a> Migration<'a> {
     /// is already there.
     fn export_files(&self, docs: &[Doc], built: &mut Vec<Built>) -> Result<(), StorageError> {
         let tree = MilestoneTree::new(self.layout.clone());
-        for doc in docs {
+        if let Some(doc) = docs.iter().find(|d| tree.exists(crate::document::id(d).unwrap_or_default())) {
             let id = crate::document::id(doc).unwrap_or_default();
-            if tree.exists(id) {
-                return Err(StorageError::Invalid(format!(
-                    "{} already exists; move it away and migrate again",
-                    tree.relative(&tree.path_of(id, Folder::of(doc)))
-                )));
-            }
-            let (folder, _, _) = tree.write(doc)?;
-            built.push(Built::File { id: id.to_owned(), folder });
+            return Err(StorageError::Invalid(format!(
+                "{} already exists; move it away and migrate again",
+                tree.relative(&tree.path_of(id, Folder::of(doc)))
+            )));
         }
-        Ok(())
+        let docs: Vec<&Map> = docs.iter().map(|d| &**d).collect();
+        let mut written = Vec::new();
+        let result = tree.write_all(&docs, &mut written);
+        built.push(Built::Files(written));
+        result
     }
 
     fn undo(&self, built: Vec<Built>) {
@@ -227,7 +234,7 @@ impl<'a> Migration<'a> {
         for item in built.into_iter().rev() {
             let result = match &item {
                 Built::Database(path) => storage::remove_database(path),
-                Built::File { id, folder } => tree.remove(id, *folder),
+                Built::Files(files) => tree.remove_all(files),
             };
             if let Err(e) = result {
                 tracing::warn!(error = %e, "cannot remove what a failed migration built");
@@ -272,9 +279,14 @@ impl<'a> Migration<'a> {
         match (self.from(), self.target) {
             ("hybrid", BackendTarget::File) => results.push(storage::remove_database(&self.layout.index_db())),
             (from, BackendTarget::Database(_)) if from != "database" => {
-                for doc in docs {
-                    results.push(tree.remove(crate::document::id(doc).unwrap_or_default(), Folder::of(doc)));
-                }
+                // Both folders: a file may sit in the one its status does not
+                // call for.
+                let files: Vec<(String, Folder)> = docs
+                    .iter()
+                    .map(|d| crate::document::id(d).unwrap_or_default())
+                    .flat_map(|id| [(id.to_owned(), Folder::Active), (id.to_owned(), Folder::Completed)])
+                    .collect();
+                results.push(tree.remove_all(&files));
                 if from == "hybrid" {
                     results.push(storage::remove_database(&self.layout.index_db()));
                 }
@@ -287,6 +299,21 @@ impl<'a> Migration<'a> {
         for e in results.into_iter().filter_map(Result::err) {
             tracing::warn!(error = %e, "migration finished, but a leftover of the old backend could not be removed");
         }
+    }
+}
+
+/// Logs each step's duration: a migration of a large project is slow, and
+/// where the time goes is the first thing to know.
+struct Lap(Instant);
+
+impl Lap {
+    fn new() -> Self {
+        Lap(Instant::now())
+    }
+
+    fn done(&mut self, step: &'static str, milestones: usize) {
+        tracing::info!(step, milestones, ms = self.0.elapsed().as_millis() as u64, "migration step");
+        self.0 = Instant::now();
     }
 }
 

@@ -14,6 +14,13 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Atomically writes `bytes` to `dir/name`.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> StorageResult<()> {
+    write_atomically_then(dir, name, bytes)?;
+    sync_dir(dir)
+}
+
+/// [`write_atomically`] without the folder sync, for a batch of files that
+/// the caller makes durable with one [`sync_dir`] at the end.
+pub fn write_atomically_then(dir: &Path, name: &str, bytes: &[u8]) -> StorageResult<()> {
     // Hidden and ending in `.tmp`, so watchers and the shell tooling skip it.
     let temp = dir.join(format!(
         ".{name}.{}.{}.tmp",
@@ -29,8 +36,7 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> StorageResult<(
             .map_err(|e| StorageError::io("create", &temp, e))?;
         f.write_all(bytes).map_err(|e| StorageError::io("write", &temp, e))?;
         f.sync_all().map_err(|e| StorageError::io("sync", &temp, e))?;
-        fs::rename(&temp, &target).map_err(|e| StorageError::io("rename into place", &target, e))?;
-        sync_dir(dir)
+        fs::rename(&temp, &target).map_err(|e| StorageError::io("rename into place", &target, e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);

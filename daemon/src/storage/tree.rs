@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use milestones_protocol::{Map, Problem, Severity, Value};
 use sha2::{Digest, Sha256};
 
-use super::atomic::{sync_dir, write_atomically};
+use super::atomic::{sync_dir, write_atomically, write_atomically_then};
 use super::{StorageError, StorageResult};
 use crate::document::{self, Folder};
 use crate::layout::ProjectLayout;
@@ -190,6 +190,37 @@ impl MilestoneTree {
         let path = dir.join(file_name(id));
         let meta = fs::metadata(&path).map_err(|e| StorageError::io("inspect", &path, e))?;
         Ok((folder, stamp_of(&meta), hash_bytes(yaml.as_bytes())))
+    }
+
+    /// Writes many documents (a migration's export): each file atomically,
+    /// the folders synced once at the end. Stops at the first failure and
+    /// returns what it wrote before it.
+    pub fn write_all(&self, docs: &[&Map], written: &mut Vec<(String, Folder)>) -> StorageResult<()> {
+        for doc in docs {
+            let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
+            let folder = Folder::of(doc);
+            write_atomically_then(&self.folder_path(folder), &file_name(id), crate::yaml::to_yaml(doc).as_bytes())?;
+            written.push((id.to_owned(), folder));
+        }
+        self.sync_folders()
+    }
+
+    /// Removes many files, syncing the folders once at the end.
+    pub fn remove_all(&self, files: &[(String, Folder)]) -> StorageResult<()> {
+        for (id, folder) in files {
+            let path = self.path_of(id, *folder);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io("remove", path, e)),
+            }
+        }
+        self.sync_folders()
+    }
+
+    fn sync_folders(&self) -> StorageResult<()> {
+        sync_dir(&self.folder_path(Folder::Active))?;
+        sync_dir(&self.folder_path(Folder::Completed))
     }
 
     /// Removes `id`'s file from `folder`; a file already gone is not an error.
