@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use milestones_protocol::{Map, Problem, Severity, Value};
 use sha2::{Digest, Sha256};
 
-use super::atomic::{sync_dir, write_atomically, write_atomically_then};
+use super::atomic::{sync_dir, sync_filesystem, write_atomically, write_unsynced};
 use super::{StorageError, StorageResult};
 use crate::document::{self, Folder};
 use crate::layout::ProjectLayout;
@@ -192,17 +192,17 @@ impl MilestoneTree {
         Ok((folder, stamp_of(&meta), hash_bytes(yaml.as_bytes())))
     }
 
-    /// Writes many documents (a migration's export): each file atomically,
-    /// the folders synced once at the end. Stops at the first failure and
-    /// returns what it wrote before it.
+    /// Writes many documents (a migration's export): each file by rename, all
+    /// made durable by one filesystem sync at the end. Stops at the first
+    /// failure, with what it wrote listed in `written`.
     pub fn write_all(&self, docs: &[&Map], written: &mut Vec<(String, Folder)>) -> StorageResult<()> {
         for doc in docs {
             let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
             let folder = Folder::of(doc);
-            write_atomically_then(&self.folder_path(folder), &file_name(id), crate::yaml::to_yaml(doc).as_bytes())?;
+            write_unsynced(&self.folder_path(folder), &file_name(id), crate::yaml::to_yaml(doc).as_bytes())?;
             written.push((id.to_owned(), folder));
         }
-        self.sync_folders()
+        sync_filesystem(&self.folder_path(Folder::Active))
     }
 
     /// Removes many files, syncing the folders once at the end.

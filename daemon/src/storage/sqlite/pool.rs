@@ -14,6 +14,9 @@ use crate::storage::{StorageError, StorageResult};
 /// Readers kept idle; more may be open at a moment of high load.
 const IDLE_READERS: usize = 8;
 
+/// The writer's page cache, in KiB.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
 pub struct ConnectionPool {
     path: PathBuf,
     /// Audit events: appended with `synchronous = NORMAL`, so logging an
@@ -41,6 +44,8 @@ impl ConnectionPool {
             .and_then(|()| writer.pragma_update(None, "journal_mode", "WAL"))
             // FULL: a commit is on disk when it returns, as a file write is.
             .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
+            // Room for the indexes' upper levels during a bulk load (KiB).
+            .and_then(|()| writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB))
             .map_err(StorageError::sqlite(format!("cannot use {}", path.display())))?;
         Ok(ConnectionPool {
             path: path.to_path_buf(),
