@@ -30,8 +30,13 @@ impl SearchTerms {
 
     /// True when every term begins some word of the document's searched text.
     pub fn matches(&self, doc: &Map) -> bool {
-        let words = words(&searchable_text(doc));
-        self.0.iter().all(|term| words.iter().any(|w| w.starts_with(term.as_str())))
+        // Terms are letters and digits only, so a match that starts a word
+        // stays inside it: no need to cut the text into words.
+        let text = searchable_text(doc).to_lowercase();
+        self.0.iter().all(|term| {
+            text.match_indices(term.as_str())
+                .any(|(at, _)| text[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric()))
+        })
     }
 
     /// The FTS5 `MATCH` expression: each term quoted (so no character of the
