@@ -33,7 +33,7 @@ fn the_root_is_found_in_a_parent_folder() {
     let sub = dir.path().join("src/deep");
     std::fs::create_dir_all(&sub).unwrap();
     // No daemon runs there, so msctl names the root it found.
-    let out = msctl(&["list"], &sub);
+    let out = msctl(&["list", "--no-autostart"], &sub);
     assert_eq!(out.status.code(), Some(6));
     let root = dir.path().canonicalize().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("no milestoned is running for {}", root.display())));

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use milestones_protocol::Value;
+use milestones_protocol::{Thresholds, Value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageConfig {
@@ -13,11 +13,26 @@ pub struct StorageConfig {
     /// `storage.events_in_database`: the hybrid backend also keeps audit
     /// events in `index.db`.
     pub events_in_database: bool,
+    /// `storage.thresholds` (seed 003's defaults).
+    pub thresholds: Thresholds,
+    /// `storage.log_level`, when set: the daemon's log level unless
+    /// `--log-level` or `MILESTONED_LOG` say otherwise.
+    pub log_level: Option<tracing::level_filters::LevelFilter>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { database_type: "sqlite".to_owned(), events_in_database: true }
+        StorageConfig {
+            database_type: "sqlite".to_owned(),
+            events_in_database: true,
+            thresholds: Thresholds {
+                file_to_hybrid_milestones: 25,
+                hybrid_to_database_milestones: 100,
+                file_to_hybrid_users: 5,
+                hybrid_to_database_users: 20,
+            },
+            log_level: None,
+        }
     }
 }
 
@@ -40,28 +55,57 @@ impl StorageConfig {
         let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let value = crate::yaml::parse_value(&text, &name).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let defaults = StorageConfig::default();
-        let database_type = match value.pointer("storage.database.type") {
-            None | Some(Value::Null) => defaults.database_type,
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => {
-                return Err(ConfigError::Invalid(format!(
-                    "{name}: storage.database.type must be text (sqlite or postgresql), not a {}",
-                    other.type_name()
-                )))
-            }
+        let field = |path: &str| value.pointer(path).filter(|v| !v.is_null());
+        let wrong = |path: &str, want: &str, got: &Value| {
+            ConfigError::Invalid(format!("{name}: {path} must be {want}, not a {}", got.type_name()))
         };
-        let events_in_database = match value.pointer("storage.events_in_database") {
-            None | Some(Value::Null) => defaults.events_in_database,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(ConfigError::Invalid(format!(
-                    "{name}: storage.events_in_database must be true or false, not a {}",
-                    other.type_name()
-                )))
-            }
+        let text = |path: &str, default: String| match field(path) {
+            None => Ok(default),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(wrong(path, "text", other)),
         };
-        Ok(StorageConfig { database_type, events_in_database })
+        let flag = |path: &str, default: bool| match field(path) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(wrong(path, "true or false", other)),
+        };
+        let count = |path: &str, default: u64| match field(path) {
+            None => Ok(default),
+            Some(Value::Int(n)) if *n >= 0 => Ok(*n as u64),
+            Some(other) => Err(wrong(path, "a whole number of at least 0", other)),
+        };
+        let t = defaults.thresholds;
+        let thresholds = Thresholds {
+            file_to_hybrid_milestones: count("storage.thresholds.milestone_count.file_to_hybrid", t.file_to_hybrid_milestones)?,
+            hybrid_to_database_milestones: count(
+                "storage.thresholds.milestone_count.hybrid_to_database",
+                t.hybrid_to_database_milestones,
+            )?,
+            file_to_hybrid_users: count("storage.thresholds.concurrent_users.file_to_hybrid", t.file_to_hybrid_users)?,
+            hybrid_to_database_users: count(
+                "storage.thresholds.concurrent_users.hybrid_to_database",
+                t.hybrid_to_database_users,
+            )?,
+        };
+        let log_level = match field("storage.log_level") {
+            None => None,
+            Some(Value::String(s)) => Some(parse_level(s).map_err(|e| ConfigError::Invalid(format!("{name}: storage.log_level: {e}")))?),
+            Some(other) => return Err(wrong("storage.log_level", "a level name", other)),
+        };
+        Ok(StorageConfig {
+            database_type: text("storage.database.type", defaults.database_type)?,
+            events_in_database: flag("storage.events_in_database", defaults.events_in_database)?,
+            thresholds,
+            log_level,
+        })
     }
+}
+
+/// Reads a log level name: error, warn, info, debug, trace (or off).
+pub fn parse_level(name: &str) -> Result<tracing::level_filters::LevelFilter, String> {
+    name.trim()
+        .parse()
+        .map_err(|_| format!("`{name}` is not a log level (error, warn, info, debug, trace or off)"))
 }
 
 /// Sets `storage.database.type` in the file, changing only that line so the
@@ -123,5 +167,13 @@ mod tests {
         fs::write(&path, "storage:\n  events_in_database: 3\n").unwrap();
         let err = StorageConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("events_in_database must be true or false"), "{err}");
+        fs::write(&path, "storage:\n  log_level: loud\n").unwrap();
+        let err = StorageConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("`loud` is not a log level"), "{err}");
+        fs::write(&path, "storage:\n  log_level: debug\n  thresholds: {milestone_count: {file_to_hybrid: 40}}\n").unwrap();
+        let config = StorageConfig::load(&path).unwrap();
+        assert_eq!(config.log_level, Some(tracing::level_filters::LevelFilter::DEBUG));
+        assert_eq!(config.thresholds.file_to_hybrid_milestones, 40);
+        assert_eq!(config.thresholds.hybrid_to_database_milestones, 100);
     }
 }

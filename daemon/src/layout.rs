@@ -19,6 +19,10 @@ const DEFAULT_STORAGE_CONFIG: &str = r#"storage:
   # hybrid backend: also keep the audit events in index.db (milestone_events)
   events_in_database: true
 
+  # the daemon's log level (error, warn, info, debug, trace), re-read on
+  # SIGHUP; --log-level and MILESTONED_LOG come first
+  # log_level: "info"
+
   database:
     type: "sqlite"  # sqlite, postgresql
     url: ""
@@ -54,6 +58,10 @@ impl ProjectLayout {
         ProjectLayout { root: root.to_path_buf(), dir: root.join(".milestones") }
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn active(&self) -> PathBuf {
         self.dir.join("active")
     }
@@ -85,6 +93,9 @@ impl ProjectLayout {
     }
     pub fn backups(&self) -> PathBuf {
         self.dir.join("backups")
+    }
+    pub fn daemon_log(&self) -> PathBuf {
+        self.logs().join("milestoned.log")
     }
     pub fn lock_file(&self) -> PathBuf {
         self.dir.join("milestoned.lock")

@@ -1,6 +1,7 @@
-//! Binding the Unix socket: private (mode 0600, made so before anyone can
-//! connect), replacing a stale socket left by a dead daemon, and never
-//! stealing a live one.
+//! The listening Unix socket: bound here (private, mode 0600 from its first
+//! instant, replacing a stale socket left by a dead daemon, never stealing a
+//! live one), or handed over by systemd's socket activation, in which case
+//! systemd owns the file and the daemon never removes it.
 
 use std::fs;
 use std::io;
@@ -20,22 +21,61 @@ pub enum ListenError {
     Io { action: &'static str, path: PathBuf, source: io::Error },
 }
 
-/// The bound socket; removes its file when dropped.
+/// The listening socket; removes its file when dropped, unless systemd
+/// handed it over.
 pub struct BoundSocket {
     pub listener: UnixListener,
     path: PathBuf,
+    inherited: bool,
 }
 
 impl BoundSocket {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// True when the socket came from systemd.
+    pub fn inherited(&self) -> bool {
+        self.inherited
+    }
 }
 
 impl Drop for BoundSocket {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if !self.inherited {
+            let _ = fs::remove_file(&self.path);
+        }
     }
+}
+
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: i32 = 3;
+
+/// The socket systemd passed to this process (`LISTEN_PID` is this process
+/// and `LISTEN_FDS` at least 1), if any. The variables are removed so that
+/// nothing this process starts mistakes them for its own.
+pub fn from_systemd() -> Result<Option<BoundSocket>, ListenError> {
+    let for_us = std::env::var("LISTEN_PID").ok().and_then(|p| p.trim().parse::<u32>().ok()) == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.trim().parse::<i32>().ok()).unwrap_or(0);
+    // SAFETY: called at start-up, before the runtime creates threads.
+    unsafe {
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+    if !for_us || count < 1 {
+        return Ok(None);
+    }
+    let io = |action, source| ListenError::Io { action, path: PathBuf::from("<socket from systemd>"), source };
+    // SAFETY: systemd guarantees descriptor 3 is open and ours; checked to
+    // be a Unix socket below before use.
+    let listener = unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(LISTEN_FDS_START) };
+    let address = listener.local_addr().map_err(|e| io("inspect", e))?;
+    let path = address.as_pathname().map(Path::to_path_buf).ok_or_else(|| {
+        io("use", io::Error::new(io::ErrorKind::InvalidInput, "systemd passed a socket that is not a Unix socket with a path"))
+    })?;
+    listener.set_nonblocking(true).map_err(|e| io("configure", e))?;
+    Ok(Some(BoundSocket { listener, path, inherited: true }))
 }
 
 pub fn bind(path: &Path) -> Result<BoundSocket, ListenError> {
@@ -64,5 +104,5 @@ pub fn bind(path: &Path) -> Result<BoundSocket, ListenError> {
     let listener = bound.map_err(|e| io("listen on", e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|e| io("restrict", e))?;
     listener.set_nonblocking(true).map_err(|e| io("configure", e))?;
-    Ok(BoundSocket { listener, path: path.to_path_buf() })
+    Ok(BoundSocket { listener, path: path.to_path_buf(), inherited: false })
 }

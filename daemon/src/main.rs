@@ -1,14 +1,16 @@
 //! `milestoned`: the per-project milestone daemon.
 //!
-//! Start-up order matters. Everything that can fail fast (the project tree,
-//! the instance lock, loading the milestones, binding the socket) happens
-//! before the tokio runtime exists and while the process has one thread, so
-//! that forking into the background (which must happen before any runtime
-//! thread exists) can slot in right before the runtime is built.
+//! Start-up order matters. The project tree is checked and created first,
+//! while the process has one thread and the terminal; then the process
+//! detaches into the background (unless `--foreground`), since a fork must
+//! not carry runtime threads or open databases; then the instance lock, the
+//! milestones and the socket; then the tokio runtime. The process that was
+//! started waits on a pipe until the daemon serves or says why it cannot.
 
 mod analytics;
 mod config;
 mod connection;
+mod detach;
 mod document;
 mod error;
 mod event_log;
@@ -16,6 +18,7 @@ mod graph;
 mod instance;
 mod layout;
 mod listener;
+mod logging;
 mod migration;
 mod peer;
 mod query;
@@ -35,11 +38,16 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use tracing::info;
 
+use sd_notify::NotifyState;
+use tracing::level_filters::LevelFilter;
+
 use crate::config::StorageConfig;
+use crate::detach::{Detached, Readiness};
 use crate::instance::{InstanceLock, PidFile};
 use crate::layout::ProjectLayout;
+use crate::logging::Logging;
 use crate::server::{Limits, Server};
-use crate::service::MilestoneService;
+use crate::service::{Endpoint, MilestoneService};
 
 /// The milestone daemon for one project: owns its `.milestones/` tree and
 /// serves msctl, scripts and editor plugins over a Unix socket.
@@ -52,13 +60,15 @@ struct Args {
     /// Listen here instead of `.milestones/milestoned.sock`.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Stay attached to the terminal. This build always does; detaching into
-    /// the background is not implemented yet.
+    /// Stay attached to the terminal (for systemd, launchd and tests).
+    /// Without it the daemon detaches into the background and returns once
+    /// it is serving.
     #[arg(long)]
     foreground: bool,
-    /// error, warn, info, debug or trace.
-    #[arg(long, value_name = "LEVEL", default_value = "info")]
-    log_level: tracing::Level,
+    /// error, warn, info, debug or trace [default: MILESTONED_LOG, else
+    /// storage.log_level in storage-config.yaml, else info].
+    #[arg(long, value_name = "LEVEL", value_parser = config::parse_level)]
+    log_level: Option<LevelFilter>,
     /// Most clients served at once; more are told to retry.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_connections: usize,
@@ -72,44 +82,85 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_max_level(args.log_level).with_writer(std::io::stderr).with_target(false).init();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("milestoned: {e:#}");
-            ExitCode::FAILURE
+    let layout = match prepare(&args) {
+        Ok(layout) => layout,
+        Err(e) => return fail(&e, None),
+    };
+    // Detach first: nothing may hold threads or database handles across the
+    // fork.
+    let mut readiness = None;
+    if !args.foreground {
+        match detach::detach(layout.root(), &layout.daemon_log()) {
+            Ok(Detached::Parent(code)) => return code,
+            Ok(Detached::Child(r)) => readiness = Some(r),
+            Err(e) => return fail(&e, None),
         }
+    }
+    let logging = match Logging::init(args.log_level) {
+        Ok(logging) => logging,
+        Err(e) => return fail(&anyhow::anyhow!(e), readiness.as_mut()),
+    };
+    match run(args, layout, logging, readiness.as_mut()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e, readiness.as_mut()),
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
-    let started = Instant::now();
+fn fail(e: &anyhow::Error, readiness: Option<&mut Readiness>) -> ExitCode {
+    if let Some(readiness) = readiness {
+        readiness.failed(&format!("{e:#}"));
+    }
+    eprintln!("milestoned: {e:#}");
+    ExitCode::FAILURE
+}
+
+/// Checks the root and creates the `.milestones/` tree (the log file lives
+/// in it). Single-threaded and cheap, so it runs before detaching and its
+/// errors reach the terminal directly.
+fn prepare(args: &Args) -> anyhow::Result<ProjectLayout> {
     if !args.root.is_dir() {
         bail!("the project root {} is not a folder", args.root.display());
     }
     let root = args.root.canonicalize().with_context(|| format!("cannot resolve {}", args.root.display()))?;
     let layout = ProjectLayout::new(&root);
     layout.ensure().with_context(|| format!("cannot create the .milestones tree in {}", root.display()))?;
+    Ok(layout)
+}
+
+fn run(args: Args, layout: ProjectLayout, logging: Logging, readiness: Option<&mut Readiness>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let root = layout.root().to_path_buf();
     let _lock = InstanceLock::acquire(&layout.lock_file())?;
 
     let backend = layout.configured_backend().context("cannot read config/storage-backend.txt")?;
     let config = StorageConfig::load(&layout.storage_config())?;
+    logging.apply_config(config.log_level);
     let storage = storage::open(&layout, &config, &backend)?;
     let problems = storage.problems();
     if !problems.is_empty() {
         tracing::warn!(count = problems.len(), "some milestone files could not be loaded; `msctl validate --all` lists them");
     }
 
-    let socket_path = args.socket.clone().unwrap_or_else(|| milestones_protocol::socket_path::default_socket_path(&root));
-    let socket = listener::bind(&socket_path)?;
+    let socket = match listener::from_systemd()? {
+        Some(socket) => socket,
+        None => {
+            let path = args.socket.clone().unwrap_or_else(|| milestones_protocol::socket_path::default_socket_path(&root));
+            listener::bind(&path)?
+        }
+    };
     let events = event_log::StorageEventLog::open(&layout.storage_events())
         .with_context(|| format!("cannot open {}", layout.storage_events().display()))?;
     let service = Arc::new(MilestoneService::new(
         storage.clone(),
         layout.clone(),
+        config,
         events,
-        root.display().to_string(),
-        socket.path().display().to_string(),
+        Endpoint {
+            root: root.display().to_string(),
+            socket: socket.path().display().to_string(),
+            socket_activated: socket.inherited(),
+        },
+        logging.level(),
     ));
     let limits = Limits {
         max_connections: args.max_connections.max(1),
@@ -117,8 +168,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
     };
 
-    // Daemonising (fork + setsid) belongs exactly here: after every check
-    // above, before the runtime creates threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("milestoned")
@@ -127,20 +176,62 @@ fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::UnixListener::from_std(socket.listener.try_clone()?)?;
         let _pid = PidFile::write(&layout.pid_file())?;
+        let milestones = storage.count()?;
         info!(
             root = %root.display(),
             socket = %socket.path().display(),
+            socket_activated = socket.inherited(),
             backend = storage.backend_name(),
-            milestones = storage.count()?,
+            milestones,
             startup_ms = started.elapsed().as_millis() as u64,
             "serving"
         );
+        if let Some(readiness) = readiness {
+            readiness.ready();
+        }
+        notify_systemd(&[NotifyState::Ready, NotifyState::Status(&status_line(&service))]);
+        tokio::spawn(reload_on_hangup(service.clone(), layout.clone(), logging));
         Server::new(listener, service, limits, root.display().to_string()).run(shutdown_signal()).await;
+        notify_systemd(&[NotifyState::Stopping]);
         anyhow::Ok(())
     })?;
     drop(socket);
     info!("stopped");
     Ok(())
+}
+
+/// Tells systemd how things stand, when it is listening (`Type=notify`);
+/// a no-op otherwise.
+fn notify_systemd(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::debug!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// The one-line status systemd shows (`systemctl status`).
+fn status_line(service: &MilestoneService) -> String {
+    format!("serving {} milestones on the {} backend", service.milestone_count(), service.backend_name())
+}
+
+/// Each SIGHUP re-reads `storage-config.yaml` and the log level. A file
+/// that does not parse is reported and the running settings are kept.
+async fn reload_on_hangup(service: Arc<MilestoneService>, layout: ProjectLayout, logging: Logging) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; configuration reloads need a restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match StorageConfig::load(&layout.storage_config()) {
+            Ok(config) => {
+                let level = logging.apply_config(config.log_level);
+                service.set_config(config, level);
+                info!(level = %level, "SIGHUP: storage-config.yaml reloaded");
+                notify_systemd(&[NotifyState::Status(&status_line(&service))]);
+            }
+            Err(e) => tracing::warn!(error = %e, "SIGHUP: storage-config.yaml not reloaded; keeping the running settings"),
+        }
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

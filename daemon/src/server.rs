@@ -200,6 +200,7 @@ async fn reject(conn: &mut Connection, reason: String) {
 async fn execute(shared: &Shared, request: Request, peer: &Peer) -> Result<Response, ErrorInfo> {
     let started = std::time::Instant::now();
     let kind = request_kind(&request);
+    let milestone = request_milestone(&request).unwrap_or("").to_owned();
     let result = if shared.service.is_quick(&request) {
         shared.service.handle(request, peer)
     } else {
@@ -214,7 +215,14 @@ async fn execute(shared: &Shared, request: Request, peer: &Peer) -> Result<Respo
             }
         }
     };
-    debug!(request = kind, user = %peer.user, micros = started.elapsed().as_micros() as u64, ok = result.is_ok(), "request");
+    debug!(
+        request = kind,
+        milestone = %milestone,
+        user = %peer.user,
+        micros = started.elapsed().as_micros() as u64,
+        ok = result.is_ok(),
+        "request"
+    );
     result.map_err(|e| e.to_info())
 }
 
@@ -240,6 +248,16 @@ async fn send(
     conn.write_frame(&bytes).await
 }
 
+/// The milestone a request is about, for the log.
+fn request_milestone(request: &Request) -> Option<&str> {
+    match request {
+        Request::Get { id } | Request::Update { id, .. } | Request::Delete { id, .. } | Request::Complete { id } => Some(id),
+        Request::TaskAdd { milestone, .. } | Request::TaskSetStatus { milestone, .. } => Some(milestone),
+        Request::Deps { id } => id.as_deref(),
+        _ => None,
+    }
+}
+
 fn request_kind(request: &Request) -> &'static str {
     match request {
         Request::Ping => "ping",
@@ -257,5 +275,6 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Stats => "stats",
         Request::Backend => "backend",
         Request::Migrate { .. } => "migrate",
+        Request::Status => "status",
     }
 }

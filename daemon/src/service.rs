@@ -10,10 +10,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use milestones_protocol::{
-    Assignment, BackendInfo, BackendTarget, Change, DepEdge, DepsReport, DocumentInput, Map, MigrationReport, NewTask, Query,
+    Assignment, BackendInfo, BackendTarget, Change, DaemonStatus, DepEdge, DepsReport, DocumentInput, Map, MigrationReport, NewTask, Query,
     Request, Response, Target, UpgradeOutcome, ValidationReport, Value,
 };
+use milestones_protocol::PROTOCOL_VERSION;
 use serde_json::json;
+use tracing::level_filters::LevelFilter;
 
 use crate::document::{self, CANONICAL_ORDER, TASK_STATUSES};
 use crate::error::{ServiceError, ServiceResult};
@@ -30,11 +32,28 @@ pub struct MilestoneService {
     /// Swapped whole by a migration, under the write lock.
     storage: RwLock<Arc<dyn Storage>>,
     layout: ProjectLayout,
+    /// Replaced whole on SIGHUP.
+    settings: RwLock<Settings>,
     events: StorageEventLog,
     writes: Mutex<WriteState>,
     started: Instant,
-    root: String,
-    socket: String,
+    started_at: String,
+    endpoint: Endpoint,
+}
+
+/// Where the daemon serves.
+pub struct Endpoint {
+    pub root: String,
+    pub socket: String,
+    /// The socket came from systemd.
+    pub socket_activated: bool,
+}
+
+/// What `storage-config.yaml` said when last read, and the log level then.
+struct Settings {
+    config: StorageConfig,
+    log_level: LevelFilter,
+    loaded_at: String,
 }
 
 #[derive(Default)]
@@ -48,19 +67,37 @@ impl MilestoneService {
     pub fn new(
         storage: Arc<dyn Storage>,
         layout: ProjectLayout,
+        config: StorageConfig,
         events: StorageEventLog,
-        root: String,
-        socket: String,
+        endpoint: Endpoint,
+        log_level: LevelFilter,
     ) -> Self {
+        let now = document::now_timestamp();
         MilestoneService {
             storage: RwLock::new(storage),
             layout,
+            settings: RwLock::new(Settings { config, log_level, loaded_at: now.clone() }),
             events,
             writes: Mutex::new(WriteState::default()),
             started: Instant::now(),
-            root,
-            socket,
+            started_at: now,
+            endpoint,
         }
+    }
+
+    /// Takes a freshly read configuration (SIGHUP).
+    pub fn set_config(&self, config: StorageConfig, log_level: LevelFilter) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) =
+            Settings { config, log_level, loaded_at: document::now_timestamp() };
+    }
+
+    fn config(&self) -> StorageConfig {
+        self.settings.read().unwrap_or_else(|p| p.into_inner()).config.clone()
+    }
+
+    /// How many milestones the backend holds (0 if it cannot say).
+    pub fn milestone_count(&self) -> u64 {
+        self.storage().count().unwrap_or(0)
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -111,12 +148,34 @@ impl MilestoneService {
                     backend: storage.backend_name().to_owned(),
                     database: storage.database_kind().map(str::to_owned),
                     milestones: storage.count()?,
-                    root: self.root.clone(),
-                    socket: self.socket.clone(),
+                    root: self.endpoint.root.clone(),
+                    socket: self.endpoint.socket.clone(),
                 }))
             }
             Request::Migrate { target } => self.migrate(target, peer).map(Response::Migrated),
+            Request::Status => self.status().map(Response::Status),
         }
+    }
+
+    fn status(&self) -> ServiceResult<DaemonStatus> {
+        let storage = self.storage();
+        let settings = self.settings.read().unwrap_or_else(|p| p.into_inner());
+        Ok(DaemonStatus {
+            pid: std::process::id(),
+            daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol_version: PROTOCOL_VERSION,
+            started_at: self.started_at.clone(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            backend: storage.backend_name().to_owned(),
+            database: storage.database_kind().map(str::to_owned),
+            milestones: storage.count()?,
+            root: self.endpoint.root.clone(),
+            socket: self.endpoint.socket.clone(),
+            socket_activated: self.endpoint.socket_activated,
+            log_level: settings.log_level.to_string().to_lowercase(),
+            config_loaded_at: settings.loaded_at.clone(),
+            thresholds: settings.config.thresholds,
+        })
     }
 
     fn get(&self, id: &str) -> ServiceResult<Doc> {
@@ -452,7 +511,7 @@ impl MilestoneService {
     fn migrate(&self, target: BackendTarget, peer: &Peer) -> ServiceResult<MigrationReport> {
         let mut writes = self.lock_writes();
         let source = self.storage();
-        let config = StorageConfig::load(&self.layout.storage_config()).map_err(|e| ServiceError::invalid(e.to_string()))?;
+        let config = self.config();
         let details = json!({ "from": source.backend_name(), "to": target.backend_name() });
         self.log("migration_started", "", peer, details.clone());
         match Migration::new(&self.layout, &config, source, target).run() {

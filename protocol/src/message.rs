@@ -59,6 +59,8 @@ pub enum Request {
     /// Move every milestone to another backend: back up, copy, verify every
     /// record, switch; or leave the current backend untouched on failure.
     Migrate { target: BackendTarget },
+    /// The daemon itself: pid, versions, uptime, backend, socket, settings.
+    Status,
 }
 
 /// A backend to migrate to.
@@ -192,6 +194,38 @@ pub enum Response {
     Stats(Analytics),
     Backend(BackendInfo),
     Migrated(MigrationReport),
+    Status(DaemonStatus),
+}
+
+/// What `msctl daemon status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub pid: u32,
+    pub daemon_version: String,
+    pub protocol_version: u32,
+    /// RFC 3339.
+    pub started_at: String,
+    pub uptime_ms: u64,
+    pub backend: String,
+    pub database: Option<String>,
+    pub milestones: u64,
+    pub root: String,
+    pub socket: String,
+    /// True when the listening socket came from systemd (socket activation).
+    pub socket_activated: bool,
+    pub log_level: String,
+    /// When `storage-config.yaml` was last read (start-up or SIGHUP), RFC 3339.
+    pub config_loaded_at: String,
+    pub thresholds: Thresholds,
+}
+
+/// `storage-config.yaml`'s `storage.thresholds`: when a bigger backend pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub file_to_hybrid_milestones: u64,
+    pub hybrid_to_database_milestones: u64,
+    pub file_to_hybrid_users: u64,
+    pub hybrid_to_database_users: u64,
 }
 
 /// What a finished migration did.

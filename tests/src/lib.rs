@@ -96,8 +96,40 @@ impl Project {
         self.msctl_with_input(args, None)
     }
 
+    /// Runs msctl with auto-start off: a test that wants a daemon starts one
+    /// it controls, and none is left behind by accident.
     pub fn msctl_with_input(&self, args: &[&str], stdin: Option<&str>) -> Run {
-        let mut child = Command::new(binary("msctl"))
+        self.run_msctl(args, stdin, false)
+    }
+
+    /// Runs msctl with auto-start on, as people use it. The daemon it starts
+    /// is the caller's to stop (see [`Project::stop_background_daemon`]).
+    pub fn msctl_autostart(&self, args: &[&str]) -> Run {
+        self.run_msctl(args, None, true)
+    }
+
+    /// Stops a daemon that detached into the background (auto-start,
+    /// `msctl init`, `msctl daemon start`), if one is running.
+    pub fn stop_background_daemon(&self) {
+        let pid_file = self.milestones().join("milestoned.pid");
+        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while pid_file.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    fn run_msctl(&self, args: &[&str], stdin: Option<&str>, autostart: bool) -> Run {
+        let mut command = Command::new(binary("msctl"));
+        if autostart {
+            command.env_remove("MSCTL_NO_AUTOSTART");
+        } else {
+            command.env("MSCTL_NO_AUTOSTART", "1");
+        }
+        let mut child = command
             .arg("--root")
             .arg(&self.root)
             .args(args)

@@ -16,6 +16,9 @@ pub struct Cli {
     /// Exact JSON on stdout (and errors as JSON on stderr), for scripts.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Do not start the daemon when none is running (also MSCTL_NO_AUTOSTART=1).
+    #[arg(long, global = true)]
+    pub no_autostart: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -136,10 +139,30 @@ pub enum Command {
         #[arg(long, value_parser = ["sqlite"])]
         database: Option<String>,
     },
+    /// The daemon itself: start, stop, status, restart, logs.
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
     /// Check that the daemon answers.
     Ping,
     /// msctl's version, and the daemon's when one is running.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Start the project's daemon (nothing happens if one is running).
+    Start,
+    /// Stop it gracefully (requests in flight finish first).
+    Stop,
+    /// Pid, uptime, versions, backend, socket and settings.
+    Status,
+    /// Stop, then start (for example after installing a new version).
+    Restart,
+    /// The end of .milestones/logs/milestoned.log.
+    Logs {
+        #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
+        lines: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,20 +1,14 @@
 //! `msctl init`: make a folder a milestone project and start its daemon.
-//! The daemon creates the `.milestones/` tree itself; msctl only launches it
-//! detached (its own session, output to `.milestones/logs/milestoned.log`)
-//! and waits until it answers, or reports why it did not.
+//! The daemon creates the `.milestones/` tree itself; msctl starts it the
+//! way auto-start does and reports its error if it cannot start.
 
-use std::fs::{self, OpenOptions};
-use std::os::unix::process::CommandExt;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use milestones_client::Client;
 
 use crate::args::Cli;
-use crate::{exit, Failure};
-
-const READY_TIMEOUT: Duration = Duration::from_secs(15);
+use crate::{exit, DaemonAddress, Failure};
 
 pub fn run(cli: &Cli) -> Result<u8, Failure> {
     let root = match cli.root.clone().or_else(|| std::env::var_os("MILESTONES_ROOT").filter(|r| !r.is_empty()).map(PathBuf::from)) {
@@ -32,19 +26,18 @@ pub fn run(cli: &Cli) -> Result<u8, Failure> {
         // Checked before anything is written.
         crate::backend_target(wanted, database.as_deref())?;
     }
-    let started = match Client::connect(&socket, "msctl") {
-        Ok(client) => Err(client.welcome().clone()),
+    let target = DaemonAddress { root: root.clone(), socket: socket.clone() };
+    let fresh = match Client::connect(&socket, "msctl") {
+        Ok(_) => false,
         Err(_) => {
             if let Some(wanted) = wanted {
                 choose_backend(&root, wanted)?;
             }
-            Ok(start_daemon(&root, cli.socket.as_deref(), &socket)?)
+            crate::daemon::start(&target, cli.socket.as_deref())?
         }
     };
-    let (pid, backend, fresh) = match started {
-        Ok(welcome) => (welcome.pid, welcome.backend, true),
-        Err(welcome) => (welcome.pid, welcome.backend, false),
-    };
+    let welcome = Client::connect(&socket, "msctl").map_err(|e| crate::daemon::refused(&target, e))?.welcome().clone();
+    let (pid, backend) = (welcome.pid, welcome.backend);
     if let Some(wanted) = wanted.as_deref().filter(|w| *w != backend) {
         return Err(already_on(&backend, wanted));
     }
@@ -81,62 +74,4 @@ fn already_on(current: &str, wanted: &str) -> Failure {
         exit::FAILURE,
         format!("this project already uses the {current} backend; `msctl migrate {wanted}` moves it to {wanted}"),
     )
-}
-
-fn start_daemon(root: &Path, socket_arg: Option<&Path>, socket: &Path) -> Result<milestones_client::protocol::Welcome, Failure> {
-    let fail = |m: String| Failure::new(exit::FAILURE, m);
-    let logs = root.join(".milestones").join("logs");
-    fs::create_dir_all(&logs).map_err(|e| fail(format!("cannot create {}: {e}", logs.display())))?;
-    let log_path = logs.join("milestoned.log");
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| fail(format!("cannot open {}: {e}", log_path.display())))?;
-    let log_len = log.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut command = Command::new(daemon_binary());
-    command.arg("--root").arg(root).arg("--foreground");
-    if let Some(s) = socket_arg {
-        command.arg("--socket").arg(s);
-    }
-    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log.try_clone().map_err(|e| fail(e.to_string()))?);
-    // SAFETY: setsid is async-signal-safe; it detaches the daemon from this
-    // terminal's session so closing the shell does not stop it.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().map_err(|e| fail(format!("cannot start milestoned ({}): {e}", daemon_binary().display())))?;
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        if let Ok(client) = Client::connect(socket, "msctl") {
-            return Ok(client.welcome().clone());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let log_text = fs::read_to_string(&log_path).unwrap_or_default();
-            let tail = log_text.get(log_len as usize..).unwrap_or("").trim();
-            let why = tail.lines().last().unwrap_or("no message");
-            return Err(fail(format!("milestoned failed to start ({status}): {why}")));
-        }
-        if Instant::now() > deadline {
-            return Err(fail(format!(
-                "milestoned did not answer within {} s; see {}",
-                READY_TIMEOUT.as_secs(),
-                log_path.display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// `milestoned` next to this `msctl` (how they are installed and built),
-/// else whatever `PATH` finds.
-fn daemon_binary() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("milestoned")))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("milestoned"))
 }

@@ -3,6 +3,7 @@
 //! scripts get exact JSON (`--json`) and the exit codes of DESIGN §8.
 
 mod args;
+mod daemon;
 mod init;
 mod render;
 
@@ -81,30 +82,15 @@ fn main() -> ExitCode {
 }
 
 /// Where the daemon for this invocation lives.
-struct DaemonAddress {
-    root: PathBuf,
-    socket: PathBuf,
+pub struct DaemonAddress {
+    pub root: PathBuf,
+    pub socket: PathBuf,
 }
 
 fn locate(cli: &Cli) -> Result<DaemonAddress, Failure> {
     let root = find_root(cli.root.as_deref()).map_err(|m| Failure::new(exit::FAILURE, m))?;
     let socket = cli.socket.clone().unwrap_or_else(|| milestones_client::protocol::socket_path::default_socket_path(&root));
     Ok(DaemonAddress { root, socket })
-}
-
-fn connect(target: &DaemonAddress) -> Result<Client, Failure> {
-    Client::connect(&target.socket, "msctl").map_err(|e| match e {
-        ClientError::NoDaemon { .. } => Failure::new(
-            exit::NO_DAEMON,
-            format!(
-                "no milestoned is running for {} (socket {}); start it with `milestoned --root {}`",
-                target.root.display(),
-                target.socket.display(),
-                target.root.display()
-            ),
-        ),
-        other => other.into(),
-    })
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
@@ -116,10 +102,13 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         return init::run(&cli);
     }
     let target = locate(&cli)?;
-    let mut client = connect(&target)?;
+    if let Command::Daemon(command) = &cli.command {
+        return daemon::run(&cli, command, &target);
+    }
+    let mut client = daemon::connect(&target, &cli)?;
     let out = render::Output { json };
     match cli.command {
-        Command::Init { .. } | Command::Version => unreachable!("handled above"),
+        Command::Init { .. } | Command::Version | Command::Daemon(_) => unreachable!("handled above"),
         Command::Ping => {
             let started = std::time::Instant::now();
             let reply = client.request(Request::Ping)?;
