@@ -186,6 +186,12 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Takes charge of a daemon process the caller spawned (with stderr
+    /// piped) listening at `socket`.
+    pub fn adopt(child: Child, socket: PathBuf) -> Daemon {
+        Daemon { child: Some(child), socket }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }

@@ -1,0 +1,276 @@
+//! milestoned as a Unix service: detaching and returning once serving,
+//! stopping cleanly, SIGHUP reloads, serialised auto-start from msctl,
+//! socket activation as systemd does it, and the unit files and plist.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use milestones_e2e::protocol::{Request, Response};
+use milestones_e2e::{binary, Project};
+
+/// Stops whatever background daemon the test started, even when it fails.
+struct Cleanup<'a>(&'a Project);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        self.0.stop_background_daemon();
+    }
+}
+
+fn pid_file(p: &Project) -> std::path::PathBuf {
+    p.milestones().join("milestoned.pid")
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie (exited, not yet reaped by init) counts as gone.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty() && !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z')
+}
+
+#[test]
+fn a_detached_daemon_returns_once_serving_and_stops_cleanly() {
+    let p = Project::new();
+    let _cleanup = Cleanup(&p);
+    let out = Command::new(binary("milestoned")).arg("--root").arg(&p.root).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Serving the moment the command returns: no retry loop here.
+    let status = p.msctl(&["daemon", "status", "--json"]).json();
+    let pid = status["daemon"]["pid"].as_i64().unwrap() as i32;
+    assert_eq!(std::fs::read_to_string(pid_file(&p)).unwrap().trim(), pid.to_string());
+    assert_ne!(pid as u32, std::process::id());
+    assert_eq!(status["daemon"]["backend"], "file");
+    assert_eq!(status["daemon"]["daemon_version"], status["msctl_version"]);
+    let socket = p.milestones().join("milestoned.sock");
+    assert!(socket.exists());
+
+    let log = p.msctl(&["daemon", "logs", "-n", "5"]).ok().to_owned();
+    assert!(log.contains("serving"), "{log}");
+    assert!(!log.contains('\u{1b}'), "no colour codes in a log file: {log:?}");
+
+    let stopped = p.msctl(&["daemon", "stop", "--json"]).json();
+    assert_eq!(stopped["stopped"], true);
+    assert!(!socket.exists(), "the socket is removed");
+    assert!(!pid_file(&p).exists(), "the pid file is removed");
+    assert!(!alive(pid));
+    assert_eq!(p.msctl(&["daemon", "stop", "--json"]).json()["stopped"], false, "stopping twice is fine");
+    p.msctl(&["daemon", "status"]).fails(6, "no milestoned is running");
+}
+
+#[test]
+fn a_daemon_that_cannot_start_says_why() {
+    let p = Project::new();
+    let _cleanup = Cleanup(&p);
+    p.write(".milestones/config/storage-backend.txt", "bogus\n");
+    let out = Command::new(binary("milestoned")).arg("--root").arg(&p.root).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("names the `bogus` backend"), "{stderr}");
+    // msctl passes the daemon's own words on.
+    p.msctl_autostart(&["list"]).fails(1, "milestoned did not start: config/storage-backend.txt names the `bogus` backend");
+    // A second daemon for the same root is refused with the running one's pid.
+    std::fs::write(p.milestones().join("config/storage-backend.txt"), "file\n").unwrap();
+    p.msctl_autostart(&["daemon", "start"]).ok();
+    let pid = std::fs::read_to_string(pid_file(&p)).unwrap();
+    let second = Command::new(binary("milestoned")).arg("--root").arg(&p.root).output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains(&format!("another milestoned (pid {}) is already running", pid.trim())), "{stderr}");
+}
+
+#[test]
+fn sighup_reloads_settings_without_dropping_clients() {
+    let p = Project::new();
+    // Started without --log-level, so the configuration decides the level.
+    let child = Command::new(binary("milestoned"))
+        .arg("--root")
+        .arg(&p.root)
+        .arg("--foreground")
+        .env_remove("MILESTONED_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let daemon = milestones_e2e::Daemon::adopt(child, milestones_e2e::protocol::socket_path::default_socket_path(&p.root));
+    daemon.wait_ready();
+    let mut client = daemon.client();
+    let status = |client: &mut milestones_client::Client| match client.request(Request::Status).unwrap() {
+        Response::Status(s) => s,
+        other => panic!("{other:?}"),
+    };
+    let before = status(&mut client);
+    assert_eq!(before.log_level, "info");
+    assert_eq!(before.thresholds.file_to_hybrid_milestones, 25);
+
+    let config = p.milestones().join("config/storage-config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("# log_level: \"info\"", "log_level: \"debug\"").replace("file_to_hybrid: 25", "file_to_hybrid: 40");
+    std::fs::write(&config, text).unwrap();
+    daemon.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let after = loop {
+        let s = status(&mut client);
+        if s.log_level != before.log_level || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(after.log_level, "debug", "{after:?}");
+    assert_eq!(after.thresholds.file_to_hybrid_milestones, 40);
+    assert_eq!(after.pid as i32, pid, "same process");
+    // The same connection goes on working, and debug lines now appear.
+    client.request(Request::Get { id: "nothing-here".into() }).unwrap_err();
+
+    // A configuration that does not parse is refused; the settings stay.
+    std::fs::write(&config, "storage: [unclosed").unwrap();
+    daemon.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(status(&mut client).thresholds.file_to_hybrid_milestones, 40);
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0));
+    assert!(stderr.contains("request=\"get\" milestone=nothing-here"), "{stderr}");
+    assert!(stderr.contains("not reloaded"), "{stderr}");
+}
+
+#[test]
+fn ten_concurrent_commands_start_exactly_one_daemon() {
+    let p = Project::new();
+    std::fs::create_dir_all(p.milestones()).unwrap();
+    let _cleanup = Cleanup(&p);
+    let runs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..10).map(|_| s.spawn(|| p.msctl_autostart(&["list", "--json"]))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for run in &runs {
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    let log = std::fs::read_to_string(p.milestones().join("logs/milestoned.log")).unwrap();
+    assert_eq!(log.matches(" serving ").count(), 1, "exactly one daemon started: {log}");
+    assert!(!log.contains("already running"), "{log}");
+}
+
+#[test]
+fn auto_start_can_be_turned_off() {
+    let p = Project::new();
+    std::fs::create_dir_all(p.milestones()).unwrap();
+    let _cleanup = Cleanup(&p);
+    p.msctl(&["list"]).fails(6, "no milestoned is running");
+    let flag = Command::new(binary("msctl"))
+        .args(["--no-autostart", "--root"])
+        .arg(&p.root)
+        .arg("list")
+        .env_remove("MSCTL_NO_AUTOSTART")
+        .output()
+        .unwrap();
+    assert_eq!(flag.status.code(), Some(6));
+    assert!(!pid_file(&p).exists(), "no daemon was started");
+    // And on: the same command just works.
+    assert_eq!(p.msctl_autostart(&["list", "--json"]).ok().trim(), "[]");
+}
+
+#[test]
+fn auto_start_works_where_the_socket_path_is_too_long() {
+    let p = Project::nested(12);
+    std::fs::create_dir_all(p.milestones()).unwrap();
+    let _cleanup = Cleanup(&p);
+    assert!(p.milestones().join("milestoned.sock").as_os_str().len() > 108);
+    p.msctl_autostart(&["create", "--title", "Deep"]).ok();
+    let status = p.msctl(&["daemon", "status", "--json"]).json();
+    let socket = status["daemon"]["socket"].as_str().unwrap();
+    assert!(socket.len() <= 108 && !socket.starts_with(p.root.to_str().unwrap()), "{socket}");
+    assert_eq!(status["daemon"]["milestones"], 1);
+}
+
+#[test]
+fn restart_replaces_the_daemon() {
+    let p = Project::new();
+    let _cleanup = Cleanup(&p);
+    p.msctl(&["daemon", "start"]).ok();
+    let first = std::fs::read_to_string(pid_file(&p)).unwrap();
+    p.msctl(&["create", "--title", "Kept"]).ok();
+    let restarted = p.msctl(&["daemon", "restart", "--json"]).json();
+    assert_eq!(restarted["state"], "restarted");
+    let second = std::fs::read_to_string(pid_file(&p)).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(p.msctl(&["get", "milestone-001", "--json"]).json()["title"], "Kept");
+}
+
+#[test]
+fn socket_activation_takes_the_socket_systemd_hands_over() {
+    let p = Project::new();
+    let path = p.root.join("activated.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+    // As systemd does: the socket as descriptor 3, LISTEN_FDS=1 and
+    // LISTEN_PID naming the daemon's own pid (the shell's, kept by exec).
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --root \"$1\" --foreground --log-level info")
+        .arg(binary("milestoned"))
+        .arg(&p.root)
+        .stderr(Stdio::piped());
+    // SAFETY: dup2 is async-signal-safe; it only renumbers a descriptor.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let daemon = milestones_e2e::Daemon::adopt(command.spawn().unwrap(), path.clone());
+    daemon.wait_ready();
+    drop(listener);
+    let status = match daemon.client().request(Request::Status).unwrap() {
+        Response::Status(s) => s,
+        other => panic!("{other:?}"),
+    };
+    assert!(status.socket_activated);
+    assert_eq!(Path::new(&status.socket), path);
+    assert!(!p.milestones().join("milestoned.sock").exists(), "no socket of its own");
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(path.exists(), "the socket belongs to systemd and stays");
+}
+
+#[test]
+fn unit_files_verify_and_the_plist_parses() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let plist = repo.join("launchd/org.milestoned.plist");
+    let parsed = Command::new("python3")
+        .args(["-c", "import plistlib,sys; p=plistlib.load(open(sys.argv[1],'rb')); print(p['Label'], p['RunAtLoad'], p['ProgramArguments'][-1])"])
+        .arg(&plist)
+        .output()
+        .unwrap();
+    assert!(parsed.status.success(), "{parsed:?}");
+    assert_eq!(String::from_utf8_lossy(&parsed.stdout).trim(), "org.milestoned.project True --foreground");
+
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("systemd-analyze is not installed; unit files not verified");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = binary("milestoned");
+    let daemon = daemon.to_str().unwrap();
+    let units = [
+        ("milestoned.service", "milestoned.service"),
+        ("milestoned.socket", "milestoned.socket"),
+        ("milestoned@.service", "milestoned@srv-project.service"),
+        ("milestoned@.socket", "milestoned@srv-project.socket"),
+    ];
+    let mut paths = Vec::new();
+    for (source, name) in units {
+        // verify checks that ExecStart exists: point it at the built binary.
+        let text = std::fs::read_to_string(repo.join("systemd").join(source))
+            .unwrap()
+            .replace("/usr/local/bin/milestoned", daemon)
+            .replace("%h/.cargo/bin/milestoned", daemon);
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        paths.push(path);
+    }
+    let out = Command::new("systemd-analyze").arg("verify").args(&paths).output().unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
