@@ -274,3 +274,58 @@ fn unit_files_verify_and_the_plist_parses() {
     let out = Command::new("systemd-analyze").arg("verify").args(&paths).output().unwrap();
     assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A daemon of another version, standing in for one installed before an
+/// upgrade (no other build exists to run): it answers the handshake with
+/// `reply`, then one request with a pong.
+fn other_version(p: &Project, reply: milestones_e2e::protocol::HandshakeReply) -> std::thread::JoinHandle<()> {
+    use milestones_e2e::protocol::frame::{read_frame, write_frame};
+    use milestones_e2e::protocol::handshake::encode_handshake;
+    use milestones_e2e::protocol::{codec, Encoding, RequestFrame, ServerMessage, DEFAULT_MAX_FRAME};
+    std::fs::create_dir_all(p.milestones()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(p.milestones().join("milestoned.sock")).unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        read_frame(&mut stream, DEFAULT_MAX_FRAME).unwrap();
+        write_frame(&mut stream, &encode_handshake(&reply), DEFAULT_MAX_FRAME).unwrap();
+        if let Ok(Some(bytes)) = read_frame(&mut stream, DEFAULT_MAX_FRAME) {
+            let frame: RequestFrame = codec::decode(Encoding::Bincode, &bytes).unwrap();
+            let pong = Response::Pong { daemon_version: "0.0.1".into(), uptime_ms: 1 };
+            let reply = ServerMessage::Reply { id: frame.id, result: Ok(pong) };
+            write_frame(&mut stream, &codec::encode(Encoding::Bincode, &reply).unwrap(), DEFAULT_MAX_FRAME).unwrap();
+        }
+    })
+}
+
+#[test]
+fn a_daemon_of_another_version_is_named_plainly() {
+    use milestones_e2e::protocol::{Encoding, HandshakeReply, Rejection, Welcome, PROTOCOL_VERSION};
+    let p = Project::new();
+    let older = HandshakeReply::Welcome(Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        daemon_version: "0.0.1".into(),
+        encoding: Encoding::Bincode,
+        capabilities: Vec::new(),
+        pid: 1,
+        root: p.root.display().to_string(),
+        backend: "file".into(),
+    });
+    let server = other_version(&p, older);
+    let run = p.msctl(&["ping"]);
+    server.join().unwrap();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("note: milestoned 0.0.1 is running, msctl is"), "{run:?}");
+    assert!(run.stderr.contains("`msctl daemon restart` brings them in step"), "{run:?}");
+    std::fs::remove_file(p.milestones().join("milestoned.sock")).unwrap();
+
+    let newer = HandshakeReply::Rejected(Rejection {
+        reason: "msctl speaks protocol 1, which is older than this daemon's 99".into(),
+        daemon_version: "9.0.0".into(),
+        protocol_version: 99,
+    });
+    let server = other_version(&p, newer);
+    let run = p.msctl(&["list"]);
+    server.join().unwrap();
+    run.fails(6, "the running milestoned 9.0.0 speaks protocol 99");
+    assert!(run.stderr.contains("`msctl daemon restart` replaces it"), "{run:?}");
+}
