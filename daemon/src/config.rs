@@ -18,6 +18,10 @@ pub struct StorageConfig {
     /// `storage.log_level`, when set: the daemon's log level unless
     /// `--log-level` or `MILESTONED_LOG` say otherwise.
     pub log_level: Option<tracing::level_filters::LevelFilter>,
+    /// `storage.idle_exit_seconds`: a daemon running in the background (not
+    /// `--foreground`, so never under systemd or launchd) exits after this
+    /// long without a client; `msctl` starts it again when needed. 0: never.
+    pub idle_exit_seconds: u64,
 }
 
 impl Default for StorageConfig {
@@ -32,6 +36,7 @@ impl Default for StorageConfig {
                 hybrid_to_database_users: 20,
             },
             log_level: None,
+            idle_exit_seconds: 0,
         }
     }
 }
@@ -97,6 +102,7 @@ impl StorageConfig {
             events_in_database: flag("storage.events_in_database", defaults.events_in_database)?,
             thresholds,
             log_level,
+            idle_exit_seconds: count("storage.idle_exit_seconds", defaults.idle_exit_seconds)?,
         })
     }
 }

@@ -23,6 +23,10 @@ const DEFAULT_STORAGE_CONFIG: &str = r#"storage:
   # SIGHUP; --log-level and MILESTONED_LOG come first
   # log_level: "info"
 
+  # a daemon started in the background (by msctl, say) exits after this many
+  # seconds without a client; msctl starts it again on demand. 0 = never
+  idle_exit_seconds: 0
+
   database:
     type: "sqlite"  # sqlite, postgresql
     url: ""

@@ -67,8 +67,18 @@ pub fn from_systemd() -> Result<Option<BoundSocket>, ListenError> {
         return Ok(None);
     }
     let io = |action, source| ListenError::Io { action, path: PathBuf::from("<socket from systemd>"), source };
-    // SAFETY: systemd guarantees descriptor 3 is open and ours; checked to
-    // be a Unix socket below before use.
+    // Trust, but check: a wrong LISTEN_FDS must be an error, not a wrapped
+    // descriptor that is closed or is not a socket at all.
+    // SAFETY: fstat writes only into `stat`, which is large enough.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(LISTEN_FDS_START, &mut stat) } != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io(
+            "use",
+            io::Error::new(io::ErrorKind::InvalidInput, "LISTEN_FDS names descriptor 3, which is not an open socket"),
+        ));
+    }
+    // SAFETY: descriptor 3 is an open socket (checked above) that systemd
+    // handed to this process alone.
     let listener = unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(LISTEN_FDS_START) };
     let address = listener.local_addr().map_err(|e| io("inspect", e))?;
     let path = address.as_pathname().map(Path::to_path_buf).ok_or_else(|| {

@@ -136,6 +136,7 @@ fn run(args: Args, layout: ProjectLayout, logging: Logging, readiness: Option<&m
     let config = StorageConfig::load(&layout.storage_config())?;
     logging.apply_config(config.log_level);
     let storage = storage::open(&layout, &config, &backend)?;
+    let idle_exit_seconds = config.idle_exit_seconds;
     let problems = storage.problems();
     if !problems.is_empty() {
         tracing::warn!(count = problems.len(), "some milestone files could not be loaded; `msctl validate --all` lists them");
@@ -166,6 +167,8 @@ fn run(args: Args, layout: ProjectLayout, logging: Logging, readiness: Option<&m
         max_connections: args.max_connections.max(1),
         max_frame: args.max_frame_bytes,
         handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
+        // Under a service manager (always --foreground) the manager decides.
+        idle_exit: (!args.foreground && idle_exit_seconds > 0).then(|| Duration::from_secs(idle_exit_seconds)),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

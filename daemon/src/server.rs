@@ -29,6 +29,8 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_frame: usize,
     pub handshake_timeout: Duration,
+    /// Exit after this long without a client (an auto-started daemon).
+    pub idle_exit: Option<Duration>,
 }
 
 /// What every connection shares.
@@ -56,10 +58,22 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
+        // Idle exit counts from the moment the last connection closed.
+        let mut idle_since = tokio::time::Instant::now();
+        let far = Duration::from_secs(86_400 * 365);
         loop {
+            let idle_deadline = idle_since + self.shared.limits.idle_exit.unwrap_or(far);
             tokio::select! {
                 _ = &mut shutdown => break,
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                Some(_) = connections.join_next(), if !connections.is_empty() => {
+                    if connections.is_empty() {
+                        idle_since = tokio::time::Instant::now();
+                    }
+                }
+                _ = tokio::time::sleep_until(idle_deadline), if self.shared.limits.idle_exit.is_some() && connections.is_empty() => {
+                    info!(idle_seconds = self.shared.limits.idle_exit.unwrap_or(far).as_secs(), "no client for the idle time; exiting");
+                    break;
+                }
                 accepted = self.listener.accept() => {
                     let stream = match accepted {
                         Ok((stream, _)) => stream,

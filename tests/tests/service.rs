@@ -211,10 +211,13 @@ fn socket_activation_takes_the_socket_systemd_hands_over() {
         .arg(binary("milestoned"))
         .arg(&p.root)
         .stderr(Stdio::piped());
-    // SAFETY: dup2 is async-signal-safe; it only renumbers a descriptor.
+    // SAFETY: dup2 and fcntl are async-signal-safe; they only renumber a
+    // descriptor and clear its close-on-exec flag.
     unsafe {
         command.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            // dup2 onto itself keeps close-on-exec, so clear it by hand.
+            let ok = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+            if ok < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -328,4 +331,24 @@ fn a_daemon_of_another_version_is_named_plainly() {
     server.join().unwrap();
     run.fails(6, "the running milestoned 9.0.0 speaks protocol 99");
     assert!(run.stderr.contains("`msctl daemon restart` replaces it"), "{run:?}");
+}
+
+#[test]
+fn a_background_daemon_may_exit_when_idle_and_comes_back_on_demand() {
+    let p = Project::new();
+    let _cleanup = Cleanup(&p);
+    p.msctl_autostart(&["create", "--title", "Before the nap"]).ok();
+    let config = p.milestones().join("config/storage-config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap().replace("idle_exit_seconds: 0", "idle_exit_seconds: 1");
+    std::fs::write(&config, text).unwrap();
+    p.msctl(&["daemon", "restart"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pid_file(&p).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!pid_file(&p).exists(), "the idle daemon exited");
+    let log = std::fs::read_to_string(p.milestones().join("logs/milestoned.log")).unwrap();
+    assert!(log.contains("no client for the idle time; exiting"), "{log}");
+    // The next command brings it back, with everything in place.
+    assert_eq!(p.msctl_autostart(&["get", "milestone-001", "--json"]).json()["title"], "Before the nap");
 }
