@@ -352,3 +352,31 @@ fn a_background_daemon_may_exit_when_idle_and_comes_back_on_demand() {
     // The next command brings it back, with everything in place.
     assert_eq!(p.msctl_autostart(&["get", "milestone-001", "--json"]).json()["title"], "Before the nap");
 }
+
+#[test]
+fn systemd_hears_ready_status_and_stopping() {
+    let p = Project::new();
+    let notify = p.root.join("notify.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    listener.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let child = Command::new(binary("milestoned"))
+        .arg("--root")
+        .arg(&p.root)
+        .args(["--foreground", "--log-level", "warn"])
+        .env("NOTIFY_SOCKET", &notify)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let daemon = milestones_e2e::Daemon::adopt(child, milestones_e2e::protocol::socket_path::default_socket_path(&p.root));
+    let mut buffer = [0u8; 512];
+    let n = listener.recv(&mut buffer).expect("a notification from the daemon");
+    let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+    assert!(message.contains("READY=1"), "{message}");
+    assert!(message.contains("STATUS=serving 0 milestones on the file backend"), "{message}");
+    // READY comes once the socket listens: a client is served at once.
+    daemon.client().request(Request::Ping).unwrap();
+    daemon.signal(libc::SIGTERM);
+    let n = listener.recv(&mut buffer).expect("a stopping notification");
+    assert!(String::from_utf8_lossy(&buffer[..n]).contains("STOPPING=1"));
+    assert_eq!(daemon.stop().0, Some(0));
+}
