@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use milestones_protocol::frame::{read_frame, write_frame};
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
-    codec, CodecError, Encoding, ErrorInfo, FrameError, HandshakeReply, Hello, Rejection, Request, RequestFrame,
+    codec, CodecError, Encoding, ErrorInfo, EventFilter, FrameError, HandshakeReply, Hello, Rejection, Request, RequestFrame,
     Response, ServerMessage, Welcome, DEFAULT_MAX_FRAME,
 };
 
@@ -78,7 +78,23 @@ impl Client {
             ServerMessage::Reply { id: got, .. } => {
                 Err(ClientError::Unexpected(format!("reply to request {got} while waiting for {id}")))
             }
+            other => Err(ClientError::Unexpected(format!("{other:?} while waiting for the reply to request {id}"))),
         }
+    }
+
+    /// Subscribes to change events; afterwards read them with
+    /// [`Client::next_event`]. The connection serves nothing else.
+    pub fn subscribe(&mut self, filter: EventFilter) -> Result<(), ClientError> {
+        match self.request(Request::Subscribe { filter })? {
+            Response::Subscribed => Ok(()),
+            other => Err(ClientError::Unexpected(format!("{other:?} in answer to Subscribe"))),
+        }
+    }
+
+    /// The next event (or lag notice) on a subscribed connection; blocks.
+    pub fn next_event(&mut self) -> Result<ServerMessage, ClientError> {
+        let bytes = read_frame(&mut self.stream, DEFAULT_MAX_FRAME)?.ok_or(ClientError::Closed)?;
+        Ok(codec::decode::<ServerMessage>(Encoding::Bincode, &bytes)?)
     }
 }
 

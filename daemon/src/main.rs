@@ -8,6 +8,7 @@
 //! started waits on a pipe until the daemon serves or says why it cannot.
 
 mod analytics;
+mod change_feed;
 mod config;
 mod connection;
 mod detach;

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
-    codec, Encoding, ErrorInfo, ErrorKind, FrameError, HandshakeReply, Hello, Rejection, Request, RequestFrame,
-    Response, ServerMessage, Welcome, PROTOCOL_VERSION,
+    codec, ChangeEvent, Encoding, ErrorInfo, ErrorKind, EventFilter, FrameError, HandshakeReply, Hello, Rejection,
+    Request, RequestFrame, Response, ServerMessage, Welcome, PROTOCOL_VERSION,
 };
 use tokio::net::UnixListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{broadcast, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -143,6 +143,9 @@ async fn serve(conn: &mut Connection, shared: &Shared, mut stop: watch::Receiver
             }
         };
         let (id, result) = match codec::decode::<RequestFrame>(encoding, &payload) {
+            Ok(RequestFrame { id, request: Request::Subscribe { filter } }) => {
+                return stream_events(conn, encoding, id, filter, shared, stop).await;
+            }
             Ok(RequestFrame { id, request }) => (id, execute(shared, request, &peer).await),
             Err(e) => (0, Err(ErrorInfo::new(ErrorKind::Protocol, format!("cannot read request: {e}")))),
         };
@@ -262,6 +265,45 @@ async fn send(
     conn.write_frame(&bytes).await
 }
 
+/// A subscribed connection: every change the filter accepts, as it
+/// happens, until the client closes or the daemon stops. A subscriber that
+/// falls behind is told how many events it missed; nobody waits for it.
+async fn stream_events(
+    conn: &mut Connection,
+    encoding: Encoding,
+    id: u64,
+    filter: EventFilter,
+    shared: &Shared,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Subscribe before answering, so no change after the answer is missed.
+    let mut events = shared.service.feed().subscribe();
+    if send(conn, encoding, id, Ok(Response::Subscribed), shared).await.is_err() {
+        return;
+    }
+    debug!("subscriber connected");
+    loop {
+        let message = tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) if filter.accepts(&event) => ServerMessage::Event(ChangeEvent::clone(&event)),
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(missed)) => ServerMessage::Lagged { missed },
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            // The client sends nothing more; a read ends when it closes.
+            frame = conn.read_frame() => match frame {
+                Ok(Some(_)) => continue,
+                _ => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let Ok(bytes) = codec::encode(encoding, &message) else { continue };
+        if conn.write_frame(&bytes).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The milestone a request is about, for the log.
 fn request_milestone(request: &Request) -> Option<&str> {
     match request {
@@ -290,5 +332,6 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Backend => "backend",
         Request::Migrate { .. } => "migrate",
         Request::Status => "status",
+        Request::Subscribe { .. } => "subscribe",
     }
 }

@@ -10,15 +10,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use milestones_protocol::{
-    Assignment, BackendInfo, BackendTarget, Change, DaemonStatus, DepEdge, DepsReport, DocumentInput, Map, MigrationReport, NewTask, Query,
-    Request, Response, Target, UpgradeOutcome, ValidationReport, Value,
+    Assignment, BackendInfo, BackendTarget, Change, DaemonStatus, DepEdge, DepsReport, DocumentInput, EventKind,
+    EventSource, Map, MigrationReport, NewTask, Query, Request, Response, Target, UpgradeOutcome, ValidationReport,
+    Value,
 };
 use milestones_protocol::PROTOCOL_VERSION;
 use serde_json::json;
 use tracing::level_filters::LevelFilter;
 
-use crate::document::{self, CANONICAL_ORDER, TASK_STATUSES};
+use crate::document::{self, Folder, CANONICAL_ORDER, TASK_STATUSES};
 use crate::error::{ServiceError, ServiceResult};
+use crate::change_feed::{ChangeFeed, NewEvent};
 use crate::config::StorageConfig;
 use crate::event_log::{AuditEvent, StorageEventLog};
 use crate::graph::DependencyGraph;
@@ -35,6 +37,7 @@ pub struct MilestoneService {
     /// Replaced whole on SIGHUP.
     settings: RwLock<Settings>,
     events: StorageEventLog,
+    feed: ChangeFeed,
     writes: Mutex<WriteState>,
     started: Instant,
     started_at: String,
@@ -78,6 +81,7 @@ impl MilestoneService {
             layout,
             settings: RwLock::new(Settings { config, log_level, loaded_at: now.clone() }),
             events,
+            feed: ChangeFeed::default(),
             writes: Mutex::new(WriteState::default()),
             started: Instant::now(),
             started_at: now,
@@ -154,6 +158,8 @@ impl MilestoneService {
             }
             Request::Migrate { target } => self.migrate(target, peer).map(Response::Migrated),
             Request::Status => self.status().map(Response::Status),
+            // The connection turns into a stream; the server does that.
+            Request::Subscribe { .. } => Err(ServiceError::invalid("Subscribe is answered by the connection, not the service")),
         }
     }
 
@@ -214,6 +220,7 @@ impl MilestoneService {
                 Ok(stored) => {
                     let id = document::id(&stored).unwrap_or_default();
                     self.log("milestone_created", id, peer, json!({}));
+                    self.feed.publish(NewEvent::by_request(EventKind::Created, id, document::status(&stored)));
                     return Ok(stored);
                 }
                 // A file we had not indexed holds the generated id: try the next.
@@ -298,6 +305,8 @@ impl MilestoneService {
             details["status"] = json!({ "from": was, "to": is });
         }
         self.log(event, id, peer, details);
+        let kind = if Folder::of(current) == Folder::of(&stored) { EventKind::Updated } else { EventKind::Moved };
+        self.feed.publish(NewEvent::by_request(kind, id, is.as_deref()));
         Ok(stored)
     }
 
@@ -307,6 +316,7 @@ impl MilestoneService {
         if purge {
             self.storage().remove(id)?;
             self.log("milestone_deleted", id, peer, json!({ "purged": true }));
+            self.feed.publish(NewEvent::by_request(EventKind::Deleted, id, None));
         } else if document::status(&current) != Some("archived") {
             let mut doc = Map::clone(&current);
             doc.insert("status", Value::from("archived"));
@@ -491,8 +501,9 @@ impl MilestoneService {
             if !added.is_empty() {
                 // `upgrade` changes nothing but the added sections, not even
                 // `updated_at`.
-                self.storage().replace(doc)?;
+                let stored = self.storage().replace(doc)?;
                 self.log("milestone_upgraded", &id, peer, json!({ "added": added }));
+                self.feed.publish(NewEvent::by_request(EventKind::Updated, &id, document::status(&stored)));
             }
             if !added.is_empty() || matches!(target, Target::One(_)) {
                 outcomes.push(UpgradeOutcome { id, added });
@@ -514,6 +525,8 @@ impl MilestoneService {
         let config = self.config();
         let details = json!({ "from": source.backend_name(), "to": target.backend_name() });
         self.log("migration_started", "", peer, details.clone());
+        let backends = format!("{} to {}", source.backend_name(), target.backend_name());
+        self.publish_migration(EventKind::MigrationStarted, format!("migrating from {backends}"));
         match Migration::new(&self.layout, &config, source, target).run() {
             Ok(migrated) => {
                 *self.storage.write().unwrap_or_else(|p| p.into_inner()) = migrated.store;
@@ -521,6 +534,7 @@ impl MilestoneService {
                 let report = migrated.report;
                 tracing::info!(from = %report.from, to = %report.to, milestones = report.milestones, duration_ms = report.duration_ms, "migration finished");
                 self.log("migration_completed", "", peer, json!({ "report": report }));
+                self.publish_migration(EventKind::MigrationFinished, format!("migrated {} milestones from {backends}", report.milestones));
                 Ok(report)
             }
             Err(e) => {
@@ -528,6 +542,7 @@ impl MilestoneService {
                 let mut details = details;
                 details["error"] = json!(e.to_string());
                 self.log("migration_failed", "", peer, details);
+                self.publish_migration(EventKind::MigrationFinished, format!("migration from {backends} failed: {e}"));
                 Err(ServiceError::Migration(e))
             }
         }
@@ -578,6 +593,16 @@ impl MilestoneService {
 
     fn lock_writes(&self) -> std::sync::MutexGuard<'_, WriteState> {
         self.writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish_migration(&self, kind: EventKind, detail: String) {
+        let source = EventSource::Request;
+        self.feed.publish(NewEvent { kind, id: None, status: None, source, file: None, detail: Some(detail) });
+    }
+
+    /// The feed of changes subscribers listen to.
+    pub fn feed(&self) -> &ChangeFeed {
+        &self.feed
     }
 
     fn log(&self, event: &str, id: &str, peer: &Peer, details: serde_json::Value) {

@@ -24,6 +24,71 @@ pub enum ServerMessage {
     /// The one answer to the request with the same `id`. A frame the daemon
     /// could not read at all is answered with id 0.
     Reply { id: u64, result: Result<Response, ErrorInfo> },
+    /// After `Subscribe`: one change, whatever made it.
+    Event(ChangeEvent),
+    /// After `Subscribe`: this subscriber fell behind and `missed` events
+    /// were dropped for it (the daemon never waits for a slow reader).
+    Lagged { missed: u64 },
+}
+
+/// A change to the project, as subscribers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    /// Increases by one per event the daemon publishes.
+    pub seq: u64,
+    pub kind: EventKind,
+    /// The milestone, for milestone events.
+    pub id: Option<String>,
+    /// Its status after the change.
+    pub status: Option<String>,
+    pub source: EventSource,
+    /// RFC 3339.
+    pub timestamp: String,
+    /// The file involved, relative to the project root, for outside edits
+    /// and invalid files.
+    pub file: Option<String>,
+    /// A sentence for people: the parse error of an invalid file, the
+    /// backends of a migration.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    Created,
+    Updated,
+    /// The status change moved the file between `active/` and `completed/`.
+    Moved,
+    Deleted,
+    /// An outside edit left a file that does not parse or validate; the last
+    /// good version is still served.
+    Invalid,
+    MigrationStarted,
+    MigrationFinished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventSource {
+    /// A request to this daemon.
+    Request,
+    /// Someone edited `.milestones/` directly (an editor, a script, git).
+    OutsideEdit,
+}
+
+/// Which events a subscriber wants; empty lists mean all.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EventFilter {
+    pub ids: Vec<String>,
+    pub statuses: Vec<String>,
+    pub kinds: Vec<EventKind>,
+}
+
+impl EventFilter {
+    pub fn accepts(&self, event: &ChangeEvent) -> bool {
+        let id_ok = self.ids.is_empty() || event.id.as_ref().is_some_and(|id| self.ids.contains(id));
+        let status_ok = self.statuses.is_empty() || event.status.as_ref().is_some_and(|s| self.statuses.contains(s));
+        let kind_ok = self.kinds.is_empty() || self.kinds.contains(&event.kind);
+        id_ok && status_ok && kind_ok
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +126,9 @@ pub enum Request {
     Migrate { target: BackendTarget },
     /// The daemon itself: pid, versions, uptime, backend, socket, settings.
     Status,
+    /// Turns this connection into a stream of [`ServerMessage::Event`]s
+    /// (after a `Subscribed` reply) until the client closes it.
+    Subscribe { filter: EventFilter },
 }
 
 /// A backend to migrate to.
@@ -195,6 +263,8 @@ pub enum Response {
     Backend(BackendInfo),
     Migrated(MigrationReport),
     Status(DaemonStatus),
+    /// Events follow on this connection.
+    Subscribed,
 }
 
 /// What `msctl daemon status` shows.

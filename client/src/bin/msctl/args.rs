@@ -139,6 +139,18 @@ pub enum Command {
         #[arg(long, value_parser = ["sqlite"])]
         database: Option<String>,
     },
+    /// Print changes as they happen (requests, outside edits, migrations) until interrupted.
+    Watch {
+        /// Only this milestone (repeatable).
+        #[arg(long, value_name = "ID")]
+        id: Vec<String>,
+        /// Only milestones that end up in this status (repeatable).
+        #[arg(long, value_name = "STATUS")]
+        status: Vec<String>,
+        /// Only these kinds of change (repeatable).
+        #[arg(long, value_name = "KIND", value_parser = ["created", "updated", "moved", "deleted", "invalid", "migration_started", "migration_finished"])]
+        kind: Vec<String>,
+    },
     /// The daemon itself: start, stop, status, restart, logs.
     #[command(subcommand)]
     Daemon(DaemonCommand),

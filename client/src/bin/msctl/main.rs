@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use milestones_client::protocol::{
-    Assignment, BackendTarget, Change, DatabaseKind, DocumentInput, ErrorKind, Filter, FilterOp, Map, NewTask, Query, Request, Response, Severity,
+    Assignment, BackendTarget, Change, DatabaseKind, EventFilter, EventKind, ServerMessage, DocumentInput, ErrorKind, Filter, FilterOp, Map, NewTask, Query, Request, Response, Severity,
     SortKey, Target, Value, PROTOCOL_VERSION,
 };
 use milestones_client::{find_root, Client, ClientError};
@@ -242,6 +242,17 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Response::Backend(info) => out.backend(&info),
             other => return Err(unexpected(other)),
         },
+        Command::Watch { ref id, ref status, ref kind } => {
+            let filter = EventFilter { ids: id.clone(), statuses: status.clone(), kinds: kind.iter().map(|k| event_kind(k)).collect() };
+            client.subscribe(filter)?;
+            loop {
+                match client.next_event()? {
+                    ServerMessage::Event(event) => out.event(&event),
+                    ServerMessage::Lagged { missed } => out.lagged(missed),
+                    ServerMessage::Reply { .. } => {}
+                }
+            }
+        }
         Command::Migrate { ref target, ref database } => {
             let target = backend_target(target, database.as_deref())?;
             match client.request(Request::Migrate { target })? {
@@ -251,6 +262,19 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
     }
     Ok(0)
+}
+
+fn event_kind(name: &str) -> EventKind {
+    match name {
+        "created" => EventKind::Created,
+        "moved" => EventKind::Moved,
+        "deleted" => EventKind::Deleted,
+        "invalid" => EventKind::Invalid,
+        "migration_started" => EventKind::MigrationStarted,
+        "migration_finished" => EventKind::MigrationFinished,
+        // clap allows only the names above.
+        _ => EventKind::Updated,
+    }
 }
 
 /// The protocol's name for a backend given on the command line.

@@ -1,7 +1,7 @@
 //! Output: exact JSON for scripts, tables and sentences for people.
 
 use milestones_client::protocol::{
-    Analytics, BackendInfo, DepsReport, Map, MigrationReport, Page, Severity, UpgradeOutcome, ValidationReport, Value,
+    Analytics, BackendInfo, ChangeEvent, DepsReport, EventSource, Map, MigrationReport, Page, Severity, UpgradeOutcome, ValidationReport, Value,
 };
 use serde::Serialize;
 
@@ -14,6 +14,16 @@ impl Output {
     pub fn print_json_or<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        } else {
+            println!("{}", human());
+        }
+    }
+
+    /// Like [`Output::print_json_or`], but JSON on one line (JSON Lines,
+    /// for streams).
+    fn print_line<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
+        if self.json {
+            println!("{}", serde_json::to_string(value).unwrap_or_default());
         } else {
             println!("{}", human());
         }
@@ -154,6 +164,32 @@ impl Output {
             }
             out.join("\n")
         });
+    }
+
+    /// One change, as `msctl watch` prints it: a line per event (JSON lines
+    /// with --json), flushed at once so a pipe sees it immediately.
+    pub fn event(&self, event: &ChangeEvent) {
+        self.print_line(event, || {
+            let kind = format!("{:?}", event.kind).to_lowercase();
+            let what = event.id.as_deref().unwrap_or("-");
+            let status = event.status.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+            let source = match event.source {
+                EventSource::Request => String::new(),
+                EventSource::OutsideEdit => {
+                    format!("  [edited outside{}]", event.file.as_deref().map(|f| format!(": {f}")).unwrap_or_default())
+                }
+            };
+            let detail = event.detail.as_deref().map(|d| format!("  {d}")).unwrap_or_default();
+            format!("{}  {kind:<18} {what}{status}{source}{detail}", event.timestamp)
+        });
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }
+
+    pub fn lagged(&self, missed: u64) {
+        self.print_line(&serde_json::json!({ "lagged": missed }), || {
+            format!("(fell behind: {missed} changes were not shown)")
+        });
+        let _ = std::io::Write::flush(&mut std::io::stdout());
     }
 
     pub fn migrated(&self, report: &MigrationReport) {

@@ -1,0 +1,62 @@
+//! `ChangeFeed`: every change to the project, whatever made it (a request,
+//! an outside edit, a migration), fanned out to subscribers. The channel is
+//! bounded: a subscriber that falls behind loses the oldest events and is
+//! told how many, and publishing never waits for anyone.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use milestones_protocol::{ChangeEvent, EventKind, EventSource};
+use tokio::sync::broadcast;
+
+/// Events kept for a subscriber that has not read them yet.
+const BACKLOG: usize = 1024;
+
+pub struct ChangeFeed {
+    sender: broadcast::Sender<Arc<ChangeEvent>>,
+    seq: AtomicU64,
+}
+
+/// One change, before it is numbered and stamped.
+pub struct NewEvent<'a> {
+    pub kind: EventKind,
+    pub id: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub source: EventSource,
+    pub file: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl<'a> NewEvent<'a> {
+    /// A change a request made to one milestone.
+    pub fn by_request(kind: EventKind, id: &'a str, status: Option<&'a str>) -> Self {
+        NewEvent { kind, id: Some(id), status, source: EventSource::Request, file: None, detail: None }
+    }
+}
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        ChangeFeed { sender: broadcast::channel(BACKLOG).0, seq: AtomicU64::new(0) }
+    }
+}
+
+impl ChangeFeed {
+    pub fn publish(&self, change: NewEvent) {
+        let event = ChangeEvent {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            kind: change.kind,
+            id: change.id.map(str::to_owned),
+            status: change.status.map(str::to_owned),
+            source: change.source,
+            timestamp: crate::document::now_timestamp(),
+            file: change.file,
+            detail: change.detail,
+        };
+        // No subscriber is not an error.
+        let _ = self.sender.send(Arc::new(event));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeEvent>> {
+        self.sender.subscribe()
+    }
+}
