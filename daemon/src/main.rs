@@ -28,6 +28,7 @@ mod search;
 mod server;
 mod service;
 mod storage;
+mod watcher;
 mod yaml;
 
 use std::path::PathBuf;
@@ -171,6 +172,8 @@ fn run(args: Args, layout: ProjectLayout, logging: Logging, readiness: Option<&m
         // Under a service manager (always --foreground) the manager decides.
         idle_exit: (!args.foreground && idle_exit_seconds > 0).then(|| Duration::from_secs(idle_exit_seconds)),
     };
+
+    let _watcher = watcher::TreeWatcher::start(&layout, service.clone());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

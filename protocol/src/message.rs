@@ -287,6 +287,9 @@ pub struct DaemonStatus {
     /// When `storage-config.yaml` was last read (start-up or SIGHUP), RFC 3339.
     pub config_loaded_at: String,
     pub thresholds: Thresholds,
+    /// How outside edits to the YAML files are noticed: `notify`, or a
+    /// periodic scan (with the reason the watcher could not start).
+    pub watching: String,
 }
 
 /// `storage-config.yaml`'s `storage.thresholds`: when a bigger backend pays.

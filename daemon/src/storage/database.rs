@@ -97,4 +97,9 @@ impl Storage for SqliteStore {
     fn problems(&self) -> Vec<Problem> {
         Vec::new()
     }
+
+    fn absorb(&self, file: &super::tree::LoadedFile) -> StorageResult<()> {
+        let record = Record::of(&file.doc)?;
+        self.table.write(|w| w.put(&record, None))
+    }
 }

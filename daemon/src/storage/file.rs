@@ -11,8 +11,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use milestones_protocol::{Map, Page, Problem, Query};
 
-use super::tree::MilestoneTree;
-use super::{Doc, Requirement, Storage, StorageError, StorageResult};
+use super::tree::{LoadedFile, MilestoneTree};
+use super::{note_problem, Doc, Requirement, Storage, StorageError, StorageResult};
 use crate::document::{self, Folder};
 use crate::layout::ProjectLayout;
 
@@ -63,6 +63,8 @@ impl Index {
 struct Entry {
     doc: Doc,
     folder: Folder,
+    /// SHA-256 of the file's bytes as last read or written.
+    hash: String,
 }
 
 impl FileStore {
@@ -72,7 +74,7 @@ impl FileStore {
         let (loaded, problems) = tree.load_all(&tree.list()?);
         let mut index = Index { problems, ..Index::default() };
         for file in loaded {
-            index.put(file.id, Entry { doc: Arc::new(file.doc), folder: file.folder });
+            index.put(file.id, Entry { doc: Arc::new(file.doc), folder: file.folder, hash: file.hash });
         }
         Ok(FileStore { tree, index: RwLock::new(index) })
     }
@@ -112,9 +114,9 @@ impl Storage for FileStore {
         if self.tree.exists(&id) || self.read().docs.contains_key(&id) {
             return Err(StorageError::AlreadyExists(id));
         }
-        let (folder, _, _) = self.tree.write(&doc)?;
+        let (folder, _, hash) = self.tree.write(&doc)?;
         let doc = Arc::new(doc);
-        self.write().put(id, Entry { doc: doc.clone(), folder });
+        self.write().put(id, Entry { doc: doc.clone(), folder, hash });
         Ok(doc)
     }
 
@@ -123,12 +125,12 @@ impl Storage for FileStore {
         let old_folder = self.read().docs.get(&id).map(|e| e.folder).ok_or_else(|| StorageError::Missing(id.clone()))?;
         // Disk first, index second: readers keep seeing the old version until
         // the new one is durable, and never wait on an fsync.
-        let (folder, _, _) = self.tree.write(&doc)?;
+        let (folder, _, hash) = self.tree.write(&doc)?;
         if folder != old_folder {
             self.tree.remove(&id, old_folder)?;
         }
         let doc = Arc::new(doc);
-        self.write().put(id, Entry { doc: doc.clone(), folder });
+        self.write().put(id, Entry { doc: doc.clone(), folder, hash });
         Ok(doc)
     }
 
@@ -157,5 +159,32 @@ impl Storage for FileStore {
 
     fn problems(&self) -> Vec<Problem> {
         self.read().problems.clone()
+    }
+
+    fn keeps_files(&self) -> bool {
+        true
+    }
+
+    fn known_file(&self, id: &str) -> StorageResult<Option<(Folder, String)>> {
+        Ok(self.read().docs.get(id).map(|e| (e.folder, e.hash.clone())))
+    }
+
+    fn absorb(&self, file: &LoadedFile) -> StorageResult<()> {
+        let entry = Entry { doc: Arc::new(file.doc.clone()), folder: file.folder, hash: file.hash.clone() };
+        self.write().put(file.id.clone(), entry);
+        Ok(())
+    }
+
+    fn absorb_removal(&self, id: &str, folder: Folder) -> StorageResult<bool> {
+        let mut index = self.write();
+        if index.docs.get(id).is_some_and(|e| e.folder == folder) {
+            index.remove(id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn note_file_problem(&self, file: &str, problem: Option<Problem>) {
+        note_problem(&mut self.write().problems, file, problem);
     }
 }

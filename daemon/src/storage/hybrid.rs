@@ -162,14 +162,17 @@ impl HybridStore {
             .prepare_cached("SELECT file_path FROM milestones WHERE id = ?")
             .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
             .map_err(self.table.failed("read the index"))?;
-        Ok(path.map(|p| {
-            let completed = self.tree.relative(&self.tree.folder_path(Folder::Completed));
-            if p.unwrap_or_default().starts_with(&completed) {
-                Folder::Completed
-            } else {
-                Folder::Active
-            }
-        }))
+        Ok(path.map(|p| self.folder_of_path(&p.unwrap_or_default())))
+    }
+
+    /// The folder an index row's `file_path` names.
+    fn folder_of_path(&self, path: &str) -> Folder {
+        let completed = self.tree.relative(&self.tree.folder_path(Folder::Completed));
+        if path.starts_with(&completed) {
+            Folder::Completed
+        } else {
+            Folder::Active
+        }
     }
 
     /// Writes the file, then its index row. If the row cannot be written the
@@ -243,6 +246,36 @@ impl Storage for HybridStore {
 
     fn problems(&self) -> Vec<Problem> {
         self.problems.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn keeps_files(&self) -> bool {
+        true
+    }
+
+    fn known_file(&self, id: &str) -> StorageResult<Option<(Folder, String)>> {
+        let conn = self.table.reader()?;
+        let row: Option<(Option<String>, Option<String>)> = conn
+            .prepare_cached("SELECT file_path, file_hash FROM milestones WHERE id = ?")
+            .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map_err(self.table.failed("read the index"))?;
+        Ok(row.map(|(path, hash)| (self.folder_of_path(&path.unwrap_or_default()), hash.unwrap_or_default())))
+    }
+
+    fn absorb(&self, file: &LoadedFile) -> StorageResult<()> {
+        let record = Record::of(&file.doc)?;
+        let path = self.tree.relative(&self.tree.path_of(&file.id, file.folder));
+        self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp: file.stamp, hash: &file.hash })))
+    }
+
+    fn absorb_removal(&self, id: &str, folder: Folder) -> StorageResult<bool> {
+        if self.folder_of(id)? != Some(folder) {
+            return Ok(false);
+        }
+        self.table.write(|w| w.delete(id))
+    }
+
+    fn note_file_problem(&self, file: &str, problem: Option<Problem>) {
+        super::note_problem(&mut self.problems.lock().unwrap_or_else(|p| p.into_inner()), file, problem);
     }
 }
 

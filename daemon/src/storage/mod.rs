@@ -159,6 +159,41 @@ pub trait Storage: Send + Sync + 'static {
     /// Problems found in the stored data itself: files that do not parse,
     /// files whose name and id disagree.
     fn problems(&self) -> Vec<Problem>;
+
+    // ---- outside edits (the file watcher) ----
+
+    /// True when the YAML files are the source of truth (file, hybrid); the
+    /// database backend imports a dropped-in file and removes it.
+    fn keeps_files(&self) -> bool {
+        false
+    }
+
+    /// Where the file behind `id` is and the SHA-256 of its bytes, as this
+    /// store last wrote or read it: an event on a file with that hash is
+    /// the store's own write (or no change) and is not taken in again.
+    fn known_file(&self, _id: &str) -> StorageResult<Option<(crate::document::Folder, String)>> {
+        Ok(None)
+    }
+
+    /// Takes in a document someone wrote to a file directly.
+    fn absorb(&self, file: &tree::LoadedFile) -> StorageResult<()>;
+
+    /// Someone removed the file of `id` from `folder`. Returns true when the
+    /// milestone was dropped.
+    fn absorb_removal(&self, _id: &str, _folder: crate::document::Folder) -> StorageResult<bool> {
+        Ok(false)
+    }
+
+    /// Records (or, with `None`, clears) the problem with one file, named
+    /// relative to the project root.
+    fn note_file_problem(&self, _file: &str, _problem: Option<Problem>) {}
+}
+
+/// Replaces the problems recorded for `file` with `problem`.
+fn note_problem(problems: &mut Vec<Problem>, file: &str, problem: Option<Problem>) {
+    problems.retain(|p| p.file.as_deref() != Some(file));
+    problems.extend(problem);
+    problems.sort_by(|a, b| a.file.cmp(&b.file));
 }
 
 /// One edge out of a milestone, and who declares it.

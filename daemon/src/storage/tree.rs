@@ -77,6 +77,24 @@ impl MilestoneTree {
         [Folder::Active, Folder::Completed].into_iter().any(|f| self.path_of(id, f).exists())
     }
 
+    /// What `path` is, if it names a milestone file of this tree (a
+    /// `*.yaml` directly in `active/` or `completed/`, not hidden): its
+    /// folder and id. Editor and temporary files (`*.tmp`, `*.swp`, `*~`,
+    /// `4913`, `.#*`) are not.
+    pub fn classify(&self, path: &Path) -> Option<(Folder, String)> {
+        let folder = [Folder::Active, Folder::Completed].into_iter().find(|f| path.parent() == Some(&self.folder_path(*f)))?;
+        let name = path.file_name()?.to_str()?;
+        let stem = name.strip_suffix(".yaml")?;
+        (!name.starts_with('.') && !stem.is_empty()).then(|| (folder, stem.to_owned()))
+    }
+
+    /// The file at `path` as it is now: `None` when it does not exist.
+    pub fn inspect(&self, path: &Path) -> Option<TreeFile> {
+        let (folder, stem) = self.classify(path)?;
+        let meta = fs::metadata(path).ok().filter(|m| m.is_file())?;
+        Some(TreeFile { path: path.to_path_buf(), folder, stem, stamp: stamp_of(&meta) })
+    }
+
     /// Every `*.yaml` file in both folders (hidden and temporary files are
     /// not milestones).
     pub fn list(&self) -> StorageResult<Vec<TreeFile>> {

@@ -224,6 +224,7 @@ fn describe(s: &DaemonStatus) -> String {
         format!("root       {}", s.root),
         format!("socket     {}{activated}", s.socket),
         format!("log level  {}; configuration read {}", s.log_level, s.config_loaded_at),
+        format!("watching   {}", s.watching),
         format!(
             "thresholds file→hybrid at {} milestones or {} users, hybrid→database at {} milestones or {} users",
             t.file_to_hybrid_milestones, t.file_to_hybrid_users, t.hybrid_to_database_milestones, t.hybrid_to_database_users
