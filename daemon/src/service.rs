@@ -701,7 +701,8 @@ impl MilestoneService {
             let other_file = tree.relative(&other.path);
             return self.absorb_file(storage, tree, &other, &other_file);
         }
-        if !storage.absorb_removal(id, folder)? {
+        // A store without files (the database) forgets nothing here.
+        if !storage.keeps_files() || !storage.absorb_removal(id)? {
             return Ok(None);
         }
         self.outside_event(EventKind::Deleted, id, None, file, None);

@@ -175,13 +175,11 @@ impl Storage for FileStore {
         Ok(())
     }
 
-    fn absorb_removal(&self, id: &str, folder: Folder) -> StorageResult<bool> {
+    fn absorb_removal(&self, id: &str) -> StorageResult<bool> {
         let mut index = self.write();
-        if index.docs.get(id).is_some_and(|e| e.folder == folder) {
-            index.remove(id);
-            return Ok(true);
-        }
-        Ok(false)
+        let known = index.docs.contains_key(id);
+        index.remove(id);
+        Ok(known)
     }
 
     fn note_file_problem(&self, file: &str, problem: Option<Problem>) {

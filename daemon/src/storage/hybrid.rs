@@ -267,10 +267,7 @@ impl Storage for HybridStore {
         self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp: file.stamp, hash: &file.hash })))
     }
 
-    fn absorb_removal(&self, id: &str, folder: Folder) -> StorageResult<bool> {
-        if self.folder_of(id)? != Some(folder) {
-            return Ok(false);
-        }
+    fn absorb_removal(&self, id: &str) -> StorageResult<bool> {
         self.table.write(|w| w.delete(id))
     }
 

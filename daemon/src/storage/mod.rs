@@ -178,9 +178,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Takes in a document someone wrote to a file directly.
     fn absorb(&self, file: &tree::LoadedFile) -> StorageResult<()>;
 
-    /// Someone removed the file of `id` from `folder`. Returns true when the
-    /// milestone was dropped.
-    fn absorb_removal(&self, _id: &str, _folder: crate::document::Folder) -> StorageResult<bool> {
+    /// Someone removed the file of `id` and none is left in either folder.
+    /// Returns true when the milestone was dropped.
+    fn absorb_removal(&self, _id: &str) -> StorageResult<bool> {
         Ok(false)
     }
 

@@ -1,0 +1,249 @@
+//! Outside edits (DESIGN §11): the seed's shell functions, hand edits,
+//! broken files and a git checkout are seen by a running daemon; change
+//! events reach `msctl watch`, the Python example client and the client
+//! library; a stalled subscriber lags without holding anyone up.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use milestones_e2e::protocol::{EventFilter, EventKind, EventSource, Request, ServerMessage};
+use milestones_e2e::{Project, BACKENDS};
+use serde_json::Value;
+
+/// Waits (up to a generous deadline: this checks correctness, not speed)
+/// until `check` holds.
+#[track_caller]
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn title(p: &Project, id: &str) -> Option<String> {
+    let run = p.msctl(&["get", id, "--json"]);
+    (run.code == 0).then(|| run.json()["title"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Runs seed 003's file functions, verbatim, in the project root.
+fn shell(p: &Project, script: &str) {
+    let functions = r#"
+create_milestone_file() {
+    local milestone_id=$1
+    local milestone_data=$2
+    local temp_file=".milestones/active/${milestone_id}.tmp"
+    local final_file=".milestones/active/${milestone_id}.yaml"
+    echo "$milestone_data" > "$temp_file"
+    mv "$temp_file" "$final_file"
+    echo "{\"timestamp\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"event\":\"milestone_created\",\"milestone_id\":\"$milestone_id\",\"backend\":\"file\"}" >> ".milestones/logs/storage-events.jsonl"
+}
+update_milestone_file() {
+    local milestone_id=$1
+    local update_data=$2
+    local milestone_file=".milestones/active/${milestone_id}.yaml"
+    local temp_file="${milestone_file}.tmp"
+    echo "$update_data" > "$temp_file"
+    mv "$temp_file" "$milestone_file"
+}
+delete_milestone_file() {
+    local milestone_id=$1
+    mv ".milestones/active/${milestone_id}.yaml" ".milestones/completed/"
+}
+"#;
+    let out = Command::new("bash").arg("-c").arg(format!("{functions}\n{script}")).current_dir(&p.root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_seed_shell_functions_are_seen_on_every_backend() {
+    for backend in BACKENDS {
+        let p = Project::on_backend(backend);
+        let _d = p.start(&[]);
+        shell(&p, "create_milestone_file shell-made 'id: shell-made\ntitle: From the shell\nstatus: planning'");
+        eventually("the created file is served", || title(&p, "shell-made").as_deref() == Some("From the shell"));
+        shell(&p, "update_milestone_file shell-made 'id: shell-made\ntitle: Updated in the shell\nstatus: in_progress'");
+        eventually("the update is served", || title(&p, "shell-made").as_deref() == Some("Updated in the shell"));
+        assert_eq!(p.msctl(&["list", "--status", "in_progress", "--json"]).json()[0]["id"], "shell-made", "{backend}");
+        if backend == "database" {
+            // The database is the truth: dropped-in files are imported, then removed.
+            assert!(!p.milestones().join("active/shell-made.yaml").exists());
+            continue;
+        }
+        shell(&p, "delete_milestone_file shell-made");
+        eventually("the move is seen", || {
+            let index = p.msctl(&["validate", "shell-made", "--json"]);
+            index.code == 0 && p.milestones().join("completed/shell-made.yaml").exists()
+        });
+        if backend == "hybrid" {
+            eventually("index.db follows the move", || {
+                p.sqlite3("index.db", "SELECT file_path FROM milestones WHERE id='shell-made'") == ".milestones/completed/shell-made.yaml\n"
+            });
+        }
+        std::fs::remove_file(p.milestones().join("completed/shell-made.yaml")).unwrap();
+        eventually(&format!("the deletion is seen on {backend}"), || title(&p, "shell-made").is_none());
+    }
+}
+
+#[test]
+fn a_broken_file_is_reported_and_left_alone_while_its_last_good_version_is_served() {
+    let p = Project::new();
+    let _d = p.start(&[]);
+    p.msctl(&["create", "--title", "Good", "--id", "fragile"]).ok();
+    let path = p.milestones().join("active/fragile.yaml");
+    let broken = "id: fragile\ntitle: Good\n  status: [not, closed\n";
+    std::fs::write(&path, broken).unwrap();
+    eventually("validate reports the file", || p.msctl(&["validate", "--all"]).code == 5);
+    let report = p.msctl(&["validate", "--all", "--json"]).stdout;
+    assert!(report.contains(".milestones/active/fragile.yaml") && report.contains("line 3"), "{report}");
+    assert_eq!(title(&p, "fragile").as_deref(), Some("Good"), "the last good version is served");
+    // The user's file is left exactly as written.
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+    std::fs::write(&path, "id: fragile\ntitle: Fixed\nstatus: planning\n").unwrap();
+    eventually("the fix is served", || title(&p, "fragile").as_deref() == Some("Fixed"));
+    assert_eq!(p.msctl(&["validate", "--all"]).code, 0);
+}
+
+#[test]
+fn a_git_checkout_of_a_thousand_changed_files_is_absorbed() {
+    let p = Project::new();
+    std::fs::create_dir_all(p.milestones().join("active")).unwrap();
+    std::fs::create_dir_all(p.milestones().join("completed")).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&p.root)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let write_all = |title: &str| {
+        for i in 0..1000 {
+            let id = format!("m-{i:04}");
+            std::fs::write(p.milestones().join(format!("active/{id}.yaml")), format!("id: {id}\ntitle: {title} {i}\nstatus: planning\n")).unwrap();
+        }
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(p.root.join(".gitignore"), ".milestones/*\n!.milestones/active/\n!.milestones/completed/\n").unwrap();
+    write_all("Old");
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "old"]);
+    git(&["checkout", "-qb", "new"]);
+    write_all("New");
+    git(&["commit", "-qam", "new"]);
+    git(&["checkout", "-q", "main"]);
+
+    let d = p.start(&[]);
+    let mut watcher = d.client();
+    watcher.subscribe(EventFilter { kinds: vec![EventKind::Updated], ..EventFilter::default() }).unwrap();
+    git(&["checkout", "-q", "new"]);
+    let news = || p.msctl(&["search", "new", "--limit", "2000", "--json"]).json().as_array().map_or(0, Vec::len);
+    eventually("all 1,000 files are taken in", || news() == 1000);
+    assert_eq!(title(&p, "m-0999").as_deref(), Some("New 999"));
+    // One event per changed milestone, each marked as an outside edit.
+    for _ in 0..1000 {
+        match watcher.next_event().unwrap() {
+            ServerMessage::Event(e) => assert_eq!(e.source, EventSource::OutsideEdit),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn msctl_watch_and_the_python_client_see_requests_and_outside_edits() {
+    let p = Project::new();
+    let _d = p.start(&[]);
+    let mut watch = Command::new(milestones_e2e::binary("msctl"))
+        .args(["--json", "--root"])
+        .arg(&p.root)
+        .arg("watch")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../client/examples/milestones.py");
+    let mut py_watch = Command::new("python3")
+        .arg(&python)
+        .arg("--root")
+        .arg(&p.root)
+        .args(["watch", "--count", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both are subscribed once a change made now reaches them; make sure
+    // by waiting for the daemon to count their connections.
+    std::thread::sleep(Duration::from_millis(300));
+    p.msctl(&["create", "--title", "By request"]).ok();
+    p.write(".milestones/active/by-hand.yaml", "title: By hand\nstatus: planning\n");
+
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    watch.kill().unwrap();
+    let _ = watch.wait();
+    assert_eq!((first["kind"].as_str(), first["id"].as_str(), first["source"].as_str()), (Some("Created"), Some("milestone-001"), Some("Request")));
+    assert_eq!((second["kind"].as_str(), second["id"].as_str(), second["source"].as_str()), (Some("Created"), Some("by-hand"), Some("OutsideEdit")));
+    assert_eq!(second["file"], ".milestones/active/by-hand.yaml");
+
+    let out = py_watch.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["Event"]["id"], "milestone-001");
+    assert_eq!(events[1]["Event"]["source"], "OutsideEdit");
+}
+
+#[test]
+fn the_python_client_speaks_json_to_the_real_daemon() {
+    let p = Project::new();
+    let _d = p.start(&[]);
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../client/examples/milestones.py");
+    let run = |args: &[&str]| Command::new("python3").arg(&python).arg("--root").arg(&p.root).args(args).output().unwrap();
+    let pong = run(&["ping"]);
+    assert!(pong.status.success(), "{pong:?}");
+    assert!(String::from_utf8_lossy(&pong.stdout).contains("\"Pong\""));
+    let created: Value = serde_json::from_slice(&run(&["create", "Made in Python"]).stdout).unwrap();
+    assert_eq!(created["id"], "milestone-001");
+    assert_eq!(created["status"], "planning");
+    let listed: Value = serde_json::from_slice(&run(&["list", "--status", "planning"]).stdout).unwrap();
+    assert_eq!(listed["total"], 1);
+    assert_eq!(p.msctl(&["get", "milestone-001", "--json"]).json()["title"], "Made in Python");
+    let missing = run(&["get", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("milestone `nope` does not exist"));
+}
+
+#[test]
+fn a_stalled_subscriber_lags_without_holding_up_the_daemon() {
+    let p = Project::new();
+    let d = p.start(&[]);
+    let mut stalled = d.client();
+    stalled.subscribe(EventFilter::default()).unwrap();
+    // Thousands of changes at once (a checkout), far more than the
+    // subscriber's queue and socket buffer hold, while it reads nothing.
+    for i in 0..6000 {
+        std::fs::write(p.milestones().join(format!("active/bulk-{i:05}.yaml")), format!("title: Bulk {i}\nlong: {}\n", "x".repeat(200))).unwrap();
+    }
+    let mut other = d.client();
+    eventually("all changes are taken in", || {
+        matches!(other.request(Request::Backend), Ok(milestones_e2e::protocol::Response::Backend(b)) if b.milestones == 6000)
+    });
+    // Others were served meanwhile (above); the stalled one learns it lagged.
+    let mut lagged = None;
+    for _ in 0..7000 {
+        match stalled.next_event().unwrap() {
+            ServerMessage::Lagged { missed } => {
+                lagged = Some(missed);
+                break;
+            }
+            ServerMessage::Event(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(lagged.is_some_and(|m| m > 0), "no Lagged notice");
+}
