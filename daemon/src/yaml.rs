@@ -29,3 +29,107 @@ pub fn to_yaml(doc: &Map) -> String {
     // cannot hold.
     serde_norway::to_string(doc).unwrap_or_default()
 }
+
+/// Rewrites `original` (the text of a file that parses to `old`) so that it
+/// parses to `new`, changing only what differs: comments, key order,
+/// quoting and blank lines elsewhere stay as the user wrote them. Returns
+/// `None` when that cannot be done faithfully; the caller then writes the
+/// document afresh. The result is checked by parsing it back, so a file
+/// is never written that does not hold exactly `new`.
+pub fn edit_preserving(original: &str, old: &Map, new: &Map) -> Option<String> {
+    use std::str::FromStr;
+    if parse_document(original, "edit").ok().as_ref() != Some(old) {
+        return None;
+    }
+    let file = yaml_edit::YamlFile::from_str(original).ok()?;
+    let root = file.document()?.as_mapping()?;
+    edit_mapping(&root, old, new)?;
+    let text = file.to_string();
+    (parse_document(&text, "edit").ok().as_ref() == Some(new)).then_some(text)
+}
+
+fn edit_mapping(mapping: &yaml_edit::Mapping, old: &Map, new: &Map) -> Option<()> {
+    for (key, _) in old.iter().filter(|(k, _)| !new.contains_key(k)) {
+        mapping.remove(key.as_str())?;
+    }
+    for (key, value) in new.iter() {
+        match (old.get(key), value) {
+            (Some(before), after) if before == after => {}
+            (Some(Value::Map(before)), Value::Map(after)) => edit_mapping(&mapping.get_mapping(key.as_str())?, before, after)?,
+            (Some(Value::List(before)), Value::List(after)) => {
+                edit_sequence(&mapping.get_sequence(key.as_str())?, before, after)?
+            }
+            _ => mapping.set(key.as_str(), node(value)?),
+        }
+    }
+    Some(())
+}
+
+fn edit_sequence(sequence: &yaml_edit::Sequence, old: &[Value], new: &[Value]) -> Option<()> {
+    for (i, value) in new.iter().enumerate() {
+        match (old.get(i), value) {
+            (Some(before), after) if before == after => {}
+            (Some(Value::Map(before)), Value::Map(after)) => {
+                edit_mapping(sequence.get(i)?.as_mapping()?, before, after)?
+            }
+            (Some(_), _) => {
+                sequence.set(i, node(value)?).then_some(())?;
+            }
+            (None, _) => sequence.push(node(value)?),
+        }
+    }
+    for _ in new.len()..old.len() {
+        sequence.pop()?;
+    }
+    Some(())
+}
+
+/// A value as a node to put into the tree, written the way new files are.
+fn node(value: &Value) -> Option<yaml_edit::YamlNode> {
+    use std::str::FromStr;
+    let text = serde_norway::to_string(value).ok()?;
+    let doc = yaml_edit::Document::from_str(&text).ok()?;
+    if let Some(m) = doc.as_mapping() {
+        return Some(yaml_edit::YamlNode::Mapping(m));
+    }
+    if let Some(s) = doc.as_sequence() {
+        return Some(yaml_edit::YamlNode::Sequence(s));
+    }
+    doc.as_scalar().map(yaml_edit::YamlNode::Scalar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Map {
+        parse_document(text, "test").unwrap()
+    }
+
+    #[test]
+    fn edits_keep_comments_order_quoting_and_blank_lines() {
+        let original = "# Release plan, kept by hand\nid: m1\ntitle: 'Ship it'   # quoted on purpose\n\nstatus: planning\nprogress:\n  percentage: 0  # derived\n  total_tasks: 2\ntasks:\n  - id: t1\n    title: First\n    status: pending\n  - id: t2\n    title: Second\n    status: pending\nzeta: last\n";
+        let old = doc(original);
+        let mut new = old.clone();
+        new.insert("status", Value::from("in_progress"));
+        if let Some(Value::Map(progress)) = new.get_mut("progress") {
+            progress.insert("percentage", Value::Int(50));
+        }
+        if let Some(Value::List(tasks)) = new.get_mut("tasks") {
+            tasks[0].as_map_mut().unwrap().insert("status", Value::from("completed"));
+        }
+        new.insert("updated_at", Value::from("2026-11-20T00:00:00Z"));
+        let text = edit_preserving(original, &old, &new).expect("an in-place edit");
+        assert_eq!(doc(&text), new);
+        for kept in ["# Release plan, kept by hand", "title: 'Ship it'   # quoted on purpose", "\n\nstatus:", "# derived", "zeta: last"] {
+            assert!(text.contains(kept), "lost {kept:?}:\n{text}");
+        }
+        assert!(text.find("zeta").unwrap() < text.find("updated_at").unwrap(), "untouched keys keep their order:\n{text}");
+    }
+
+    #[test]
+    fn a_file_that_does_not_hold_the_old_document_is_not_edited() {
+        let old = doc("id: m1\ntitle: A\n");
+        assert_eq!(edit_preserving("id: m1\ntitle: Changed meanwhile\n", &old, &doc("id: m1\ntitle: B\n")), None);
+    }
+}

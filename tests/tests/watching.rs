@@ -247,3 +247,63 @@ fn a_stalled_subscriber_lags_without_holding_up_the_daemon() {
     }
     assert!(lagged.is_some_and(|m| m > 0), "no Lagged notice");
 }
+
+#[test]
+fn a_hand_written_file_keeps_its_comments_and_key_order_through_daemon_edits() {
+    for backend in ["file", "hybrid"] {
+        let p = Project::on_backend(backend);
+        let original = "\
+# Release 2.0 -- owned by the platform team
+id: release-2
+title: \"Release 2.0\"   # keep the quotes
+
+# dates are set by hand
+created_at: '2026-10-01T00:00:00Z'
+status: planning
+priority: high
+tasks:
+  # in the order we will do them
+  - id: build
+    title: Build the artefacts
+    status: pending
+  - id: ship
+    title: Ship it
+    status: pending
+    depends_on: [build]
+progress:
+  percentage: 0   # derived by milestoned
+custom_notes: |
+  Free text the daemon knows nothing about.
+owner: platform
+";
+        p.write(".milestones/active/release-2.yaml", original);
+        let _d = p.start(&[]);
+        p.msctl(&["update", "release-2", "--set", "owner=infra"]).ok();
+        p.msctl(&["task", "done", "release-2", "build"]).ok();
+        let text = std::fs::read_to_string(p.milestones().join("active/release-2.yaml")).unwrap();
+        for kept in [
+            "# Release 2.0 -- owned by the platform team\n",
+            "title: \"Release 2.0\"   # keep the quotes\n",
+            "\n# dates are set by hand\n",
+            "  # in the order we will do them\n",
+            "# derived by milestoned",
+            "custom_notes: |\n  Free text the daemon knows nothing about.\n",
+        ] {
+            assert!(text.contains(kept), "{backend}: lost {kept:?}:\n{text}");
+        }
+        let order: Vec<usize> = ["id:", "title:", "created_at:", "status:", "priority:", "tasks:", "progress:", "custom_notes:", "owner:"]
+            .iter()
+            .map(|k| text.find(&format!("\n{k}")).or_else(|| text.find(k)).unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{backend}: key order changed:\n{text}");
+        let doc = p.msctl(&["get", "release-2", "--json"]).json();
+        assert_eq!(doc["owner"], "infra");
+        assert_eq!(doc["tasks"][0]["status"], "completed");
+        assert_eq!(doc["progress"]["percentage"], 50);
+        // A status change moves the file and still keeps its comments.
+        p.msctl(&["complete", "release-2"]).ok();
+        let moved = std::fs::read_to_string(p.milestones().join("completed/release-2.yaml")).unwrap();
+        assert!(moved.contains("# keep the quotes") && moved.contains("# derived by milestoned"), "{backend}:\n{moved}");
+        assert!(!p.milestones().join("active/release-2.yaml").exists());
+    }
+}

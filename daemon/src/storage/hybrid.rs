@@ -179,7 +179,10 @@ impl HybridStore {
     /// file change is undone, so files and index never disagree for long.
     fn store(&self, doc: &Map, previous: Option<(&Map, Folder)>) -> StorageResult<()> {
         let record = Record::of(doc)?;
-        let (folder, stamp, hash) = self.tree.write(doc)?;
+        let (folder, stamp, hash) = match previous {
+            Some((old, old_folder)) => self.tree.write_update(doc, old, old_folder)?,
+            None => self.tree.write(doc)?,
+        };
         let path = self.tree.relative(&self.tree.path_of(&record.id, folder));
         let indexed = self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp, hash: &hash })));
         match (indexed, previous) {

@@ -200,9 +200,27 @@ impl MilestoneTree {
     /// Writes a document to its folder atomically and returns the new file's
     /// stamp and hash.
     pub fn write(&self, doc: &Map) -> StorageResult<(Folder, Stamp, String)> {
+        self.write_text(doc, &crate::yaml::to_yaml(doc))
+    }
+
+    /// Writes a changed document over its file, changing only what changed:
+    /// the user's comments, key order and formatting elsewhere stay. When
+    /// the file no longer holds `old` (or the edit cannot be made
+    /// faithfully) the document is written afresh.
+    pub fn write_update(&self, doc: &Map, old: &Map, old_folder: Folder) -> StorageResult<(Folder, Stamp, String)> {
+        let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
+        let edited = fs::read_to_string(self.path_of(id, old_folder))
+            .ok()
+            .and_then(|original| crate::yaml::edit_preserving(&original, old, doc));
+        match edited {
+            Some(text) => self.write_text(doc, &text),
+            None => self.write(doc),
+        }
+    }
+
+    fn write_text(&self, doc: &Map, yaml: &str) -> StorageResult<(Folder, Stamp, String)> {
         let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
         let folder = Folder::of(doc);
-        let yaml = crate::yaml::to_yaml(doc);
         let dir = self.folder_path(folder);
         write_atomically(&dir, &file_name(id), yaml.as_bytes())?;
         let path = dir.join(file_name(id));
