@@ -15,6 +15,8 @@ use milestones_client::Client;
 
 pub use milestones_client::protocol;
 
+pub mod bench;
+
 /// A built binary of this workspace (`milestoned`, `msctl`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

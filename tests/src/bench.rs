@@ -1,0 +1,66 @@
+//! What the benchmark harnesses share: percentiles, a description of the
+//! machine, and writing a section of `BENCHMARKS.md` between its markers.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// The `q` quantile (0.0–1.0) of `samples`.
+pub fn percentile(samples: &[Duration], q: f64) -> Duration {
+    let mut s = samples.to_vec();
+    s.sort();
+    s[((s.len() as f64 * q) as usize).min(s.len() - 1)]
+}
+
+/// A duration in the unit that reads best.
+pub fn fmt_duration(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us >= 1e6 {
+        format!("{:.2} s", us / 1e6)
+    } else if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.1} µs")
+    }
+}
+
+/// `p50 … · p99 …`, with the sample count when under 100.
+pub fn percentiles(samples: &[Duration]) -> String {
+    let few = if samples.len() < 100 { format!(" (n={})", samples.len()) } else { String::new() };
+    format!("p50 {} · p99 {}{few}", fmt_duration(percentile(samples, 0.50)), fmt_duration(percentile(samples, 0.99)))
+}
+
+/// `N cores, CPU model. Date: YYYY-MM-DD.`
+pub fn machine() -> String {
+    let host = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{cores} cores, {host}. Date: {date}.")
+}
+
+/// Replaces the section between `<!-- NAME:start -->` and `<!-- NAME:end -->`
+/// in BENCHMARKS.md with `body` (appending it when absent).
+pub fn write_section(name: &str, body: &str) {
+    let (start, end) = (format!("<!-- {name}:start -->"), format!("<!-- {name}:end -->"));
+    let section = format!("{start}\n{body}{end}\n");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        "# Benchmarks\n\nFigures written by the benchmark harnesses; each section names the command that produced it.\n\n".into()
+    });
+    let updated = match (current.find(&start), current.find(&end)) {
+        (Some(a), Some(b)) if a < b => {
+            let after = (b + end.len() + 1).min(current.len());
+            format!("{}{section}{}", &current[..a], &current[after..])
+        }
+        _ => format!("{current}\n{section}"),
+    };
+    std::fs::write(&path, updated).expect("write BENCHMARKS.md");
+    println!("written to {}", path.display());
+}
