@@ -22,6 +22,15 @@ pub struct StorageConfig {
     /// `--foreground`, so never under systemd or launchd) exits after this
     /// long without a client; `msctl` starts it again when needed. 0: never.
     pub idle_exit_seconds: u64,
+    /// `storage.watcher`: `notify` (the default) or `poll`, for filesystems
+    /// that do not report changes (network mounts).
+    pub watcher: WatcherMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatcherMode {
+    Notify,
+    Poll,
 }
 
 impl Default for StorageConfig {
@@ -37,6 +46,7 @@ impl Default for StorageConfig {
             },
             log_level: None,
             idle_exit_seconds: 0,
+            watcher: WatcherMode::Notify,
         }
     }
 }
@@ -103,6 +113,13 @@ impl StorageConfig {
             thresholds,
             log_level,
             idle_exit_seconds: count("storage.idle_exit_seconds", defaults.idle_exit_seconds)?,
+            watcher: match text("storage.watcher", "notify".to_owned())?.as_str() {
+                "notify" => WatcherMode::Notify,
+                "poll" => WatcherMode::Poll,
+                other => {
+                    return Err(ConfigError::Invalid(format!("{name}: storage.watcher must be notify or poll, not `{other}`")))
+                }
+            },
         })
     }
 }

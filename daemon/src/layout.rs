@@ -27,6 +27,10 @@ const DEFAULT_STORAGE_CONFIG: &str = r#"storage:
   # seconds without a client; msctl starts it again on demand. 0 = never
   idle_exit_seconds: 0
 
+  # how outside edits are noticed: notify (inotify, FSEvents) or poll (a scan
+  # every 2 s, for network filesystems that report no changes)
+  watcher: "notify"
+
   database:
     type: "sqlite"  # sqlite, postgresql
     url: ""

@@ -16,6 +16,7 @@ use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
 use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
+use crate::config::WatcherMode;
 use crate::document::Folder;
 use crate::layout::ProjectLayout;
 use crate::service::MilestoneService;
@@ -34,8 +35,13 @@ pub struct TreeWatcher {
 }
 
 impl TreeWatcher {
-    pub fn start(layout: &ProjectLayout, service: Arc<MilestoneService>) -> TreeWatcher {
+    pub fn start(layout: &ProjectLayout, mode: WatcherMode, service: Arc<MilestoneService>) -> TreeWatcher {
         let tree = MilestoneTree::new(layout.clone());
+        if mode == WatcherMode::Poll {
+            service.set_watching(format!("scanning every {} s (storage.watcher: poll)", POLL_EVERY.as_secs()));
+            poll(tree, service);
+            return TreeWatcher { _debouncer: None };
+        }
         match watch(&tree, service.clone()) {
             Ok(debouncer) => {
                 service.set_watching("notify".to_owned());

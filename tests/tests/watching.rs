@@ -307,3 +307,21 @@ owner: platform
         assert!(!p.milestones().join("active/release-2.yaml").exists());
     }
 }
+
+#[test]
+fn with_polling_edits_are_still_seen_and_health_says_how() {
+    let p = Project::new();
+    p.write(".milestones/config/storage-config.yaml", "storage:\n  watcher: \"poll\"\n");
+    let _d = p.start(&[]);
+    p.write(".milestones/active/polled.yaml", "title: Seen by a scan\nstatus: planning\n");
+    eventually("the scan takes the file in", || title(&p, "polled").as_deref() == Some("Seen by a scan"));
+    let health = p.msctl(&["health", "--json"]).json();
+    assert_eq!(health["healthy"], true);
+    assert!(health["watching"].as_str().unwrap().starts_with("scanning every 2 s"), "{health}");
+    assert!(health["recommendations"][0].as_str().unwrap().contains("inotify"), "{health}");
+    // A broken file makes the project unhealthy, and health names it.
+    p.write(".milestones/active/polled.yaml", "title: [unclosed\n");
+    eventually("the broken file is reported", || p.msctl(&["health"]).code == 5);
+    let report = p.msctl(&["health"]).stdout;
+    assert!(report.contains(".milestones/active/polled.yaml") && report.contains("fix or remove the 1 file(s)"), "{report}");
+}

@@ -151,6 +151,8 @@ pub enum Command {
         #[arg(long, value_name = "KIND", value_parser = ["created", "updated", "moved", "deleted", "invalid", "migration_started", "migration_finished"])]
         kind: Vec<String>,
     },
+    /// Backend and daemon health, the problems found, and what to do about them; exits 5 on problems.
+    Health,
     /// The daemon itself: start, stop, status, restart, logs.
     #[command(subcommand)]
     Daemon(DaemonCommand),

@@ -227,6 +227,32 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 other => return Err(unexpected(other)),
             }
         }
+        Command::Health => {
+            let Response::Status(status) = client.request(Request::Status)? else { return Err(Failure::new(exit::FAILURE, "unexpected answer to Status")) };
+            let report = match client.request(Request::Validate { target: Target::All })? {
+                Response::Validation(report) => report,
+                other => return Err(unexpected(other)),
+            };
+            let errors = report.problems.iter().filter(|p| p.severity == Severity::Error).count();
+            let mut advice = Vec::new();
+            let broken_files = report.problems.iter().filter(|p| p.severity == Severity::Error && p.file.is_some()).count();
+            if broken_files > 0 {
+                advice.push(format!("fix or remove the {broken_files} file(s) that do not load; their last good versions are served meanwhile"));
+            }
+            if errors > broken_files {
+                advice.push("`msctl validate --all` lists the milestones that break the rules".to_owned());
+            }
+            if status.watching != "notify" {
+                advice.push(format!(
+                    "outside edits are noticed by {}; on Linux, raising fs.inotify.max_user_watches lets the watcher start",
+                    status.watching
+                ));
+            }
+            out.health(&status, &report, &advice);
+            if errors > 0 {
+                return Ok(exit::PROBLEMS_FOUND);
+            }
+        }
         Command::Upgrade { id, all } => {
             let target = target_of(id, all, "upgrade")?;
             match client.request(Request::Upgrade { target })? {

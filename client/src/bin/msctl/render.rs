@@ -1,7 +1,7 @@
 //! Output: exact JSON for scripts, tables and sentences for people.
 
 use milestones_client::protocol::{
-    Analytics, BackendInfo, ChangeEvent, DepsReport, EventSource, Map, MigrationReport, Page, Severity, UpgradeOutcome, ValidationReport, Value,
+    Analytics, BackendInfo, ChangeEvent, DaemonStatus, DepsReport, EventSource, Map, MigrationReport, Page, Severity, UpgradeOutcome, ValidationReport, Value,
 };
 use serde::Serialize;
 
@@ -95,6 +95,34 @@ impl Output {
                 out.push(format!("missing: {} requires {}, which does not exist", e.from, e.to));
             }
             out.join("\n")
+        });
+    }
+
+    pub fn health(&self, status: &DaemonStatus, report: &ValidationReport, advice: &[String]) {
+        let errors = report.problems.iter().filter(|p| p.severity == Severity::Error).count();
+        let value = serde_json::json!({
+            "healthy": errors == 0,
+            "backend": status.backend,
+            "database": status.database,
+            "milestones": status.milestones,
+            "watching": status.watching,
+            "daemon_version": status.daemon_version,
+            "uptime_ms": status.uptime_ms,
+            "problems": report.problems,
+            "recommendations": advice,
+        });
+        self.print_json_or(&value, || {
+            let db = status.database.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            let mut lines = vec![
+                if errors == 0 { "healthy".to_owned() } else { format!("{errors} problem(s)") },
+                format!("backend: {}{db}, {} milestones; watching: {}", status.backend, status.milestones, status.watching),
+            ];
+            for p in &report.problems {
+                let whom = p.file.clone().or_else(|| p.id.clone()).unwrap_or_else(|| "-".into());
+                lines.push(format!("  {whom}: {}", p.message));
+            }
+            lines.extend(advice.iter().map(|a| format!("- {a}")));
+            lines.join("\n")
         });
     }
 
