@@ -15,7 +15,7 @@ use milestones_protocol::codec::{decode, encode};
 use milestones_protocol::frame::{read_frame, write_frame};
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
-    BackendTarget, DatabaseKind, DocumentInput, Encoding, ErrorInfo, ErrorKind, HandshakeReply, Hello, Map, Request, RequestFrame, Response,
+    BackendTarget, ChangeEvent, DatabaseKind, DocumentInput, EventKind, EventSource, Encoding, ErrorInfo, ErrorKind, HandshakeReply, Hello, Map, Request, RequestFrame, Response,
     ServerMessage, Value, Welcome, DEFAULT_MAX_FRAME,
 };
 use serde::de::DeserializeOwned;
@@ -228,7 +228,48 @@ fn migrate_request_bincode() {
     );
 }
 
+fn event() -> ServerMessage {
+    ServerMessage::Event(ChangeEvent {
+        seq: 7,
+        kind: EventKind::Moved,
+        id: Some("m-1".into()),
+        status: Some("completed".into()),
+        source: EventSource::OutsideEdit,
+        timestamp: "2026-11-20T00:00:00Z".into(),
+        file: Some(".milestones/completed/m-1.yaml".into()),
+        detail: None,
+    })
+}
+
+#[test]
+fn event_bincode() {
+    pin_bincode(
+        &event(),
+        concat!(
+            "01000000",                                                   // ServerMessage::Event (variant 1)
+            "0700000000000000",                                           // seq = 7
+            "02000000",                                                   // kind: EventKind::Moved (variant 2)
+            "01", "0300000000000000", "6d2d31",                           // id: Some("m-1")
+            "01", "0900000000000000", "636f6d706c65746564",               // status: Some("completed")
+            "01000000",                                                   // source: EventSource::OutsideEdit
+            "1400000000000000", "323032362d31312d32305430303a30303a30305a", // timestamp
+            "01", "1e00000000000000",                                     // file: Some(30 bytes)
+            "2e6d696c6573746f6e65732f636f6d706c657465642f6d2d312e79616d6c",
+            "00",                                                         // detail: None
+        ),
+    );
+}
+
 // ---- JSON ------------------------------------------------------------------
+
+#[test]
+fn event_json() {
+    pin_json(
+        &event(),
+        r#"{"Event":{"seq":7,"kind":"Moved","id":"m-1","status":"completed","source":"OutsideEdit","timestamp":"2026-11-20T00:00:00Z","file":".milestones/completed/m-1.yaml","detail":null}}"#,
+    );
+    pin_json(&ServerMessage::Lagged { missed: 12 }, r#"{"Lagged":{"missed":12}}"#);
+}
 
 #[test]
 fn migrate_request_json() {
