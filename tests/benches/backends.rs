@@ -10,14 +10,13 @@
 
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use milestones_client::Client;
 use milestones_e2e::protocol::{
     BackendTarget, DatabaseKind, DocumentInput, Filter, FilterOp, Query, Request, Response, Value,
 };
+use milestones_e2e::bench::{machine, percentile, percentiles, write_section};
 use milestones_e2e::{Daemon, Project};
 
 const COMMAND: &str = "cargo build --release --workspace && cargo bench -p milestones-e2e --bench backends";
@@ -574,27 +573,8 @@ fn rfc3339(secs: u64) -> String {
 // ---------------------------------------------------------------------------
 // Report
 
-fn percentile(samples: &[Duration], q: f64) -> Duration {
-    let mut s = samples.to_vec();
-    s.sort();
-    s[((s.len() as f64 * q) as usize).min(s.len() - 1)]
-}
 
-fn fmt_duration(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us >= 1e6 {
-        format!("{:.2} s", us / 1e6)
-    } else if us >= 1000.0 {
-        format!("{:.2} ms", us / 1000.0)
-    } else {
-        format!("{us:.0} µs")
-    }
-}
 
-fn percentiles(samples: &[Duration]) -> String {
-    let few = if samples.len() < 100 { format!(" (n={})", samples.len()) } else { String::new() };
-    format!("p50 {} · p99 {}{few}", fmt_duration(percentile(samples, 0.50)), fmt_duration(percentile(samples, 0.99)))
-}
 
 fn fmt_int(n: usize) -> String {
     let s = n.to_string();
@@ -764,19 +744,6 @@ fn compare(scales: &[Scale], value: &dyn Fn(&Figures) -> Option<f64>, better: &s
 }
 
 fn report(scales: &[Scale], anomalies: &[String], took: Duration) {
-    let host = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let date = Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
     let loads: Vec<f64> = scales.iter().flat_map(|s| s.load.iter().copied()).collect();
     let load = match (loads.iter().copied().reduce(f64::min), loads.iter().copied().reduce(f64::max)) {
         (Some(lo), Some(hi)) => format!(" 1-minute load average before each backend's measurements: {lo:.2}–{hi:.2}."),
@@ -799,8 +766,8 @@ fn report(scales: &[Scale], anomalies: &[String], took: Duration) {
     let (get_min, get_max, get_budget) = Op::Get.plan();
     let (create_min, create_max, create_budget) = Op::Create.plan();
     let section = format!(
-        "<!-- backends:start -->\n## Storage backends\n\n\
-         Machine: {cores} cores, {host}. Date: {date}. Release build. Run time: {:.1} min.{load}\n\n\
+        "## Storage backends\n\n\
+         Machine: {} Release build. Run time: {:.1} min.{load}\n\n\
          Command: `{COMMAND}`\n\n\
          Each scale is a generated project (about 1 KB per milestone: 30% planning, 30% in progress, 10% blocked, \
          30% completed; 0–5 tasks; 0–2 `requires` on earlier milestones; every 100th title mentions Kubernetes) \
@@ -809,20 +776,12 @@ fn report(scales: &[Scale], anomalies: &[String], took: Duration) {
          up to {read_max} requests or {}s (`get`: {get_min}–{get_max} or {}s); each `create` kind: {create_min}–{create_max} or {}s, \
          durable, purged afterwards so every backend is measured on the same milestones. Start-up is spawn to the first \
          successful handshake, with the files in the page cache. n is shown where fewer than 100 samples were taken.\n\n\
-         {body}<!-- backends:end -->\n",
+         {body}",
+        machine(),
         took.as_secs_f64() / 60.0,
         read_budget.as_secs(),
         get_budget.as_secs(),
         create_budget.as_secs(),
     );
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
-    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\nFigures written by the benchmark harnesses; each section names the command that produced it.\n\n".into());
-    let (start, end) = ("<!-- backends:start -->", "<!-- backends:end -->\n");
-    let updated = match (current.find(start), current.find(end.trim_end())) {
-        (Some(a), Some(b)) => format!("{}{}{}", &current[..a], section, &current[(b + end.len()).min(current.len())..]),
-        _ if current.ends_with("\n\n") || current.is_empty() => format!("{current}{section}"),
-        _ => format!("{current}\n{section}"),
-    };
-    std::fs::write(&path, updated).unwrap();
-    println!("written to {}", path.display());
+    write_section("backends", &section);
 }

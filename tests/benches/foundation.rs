@@ -15,6 +15,7 @@ use milestones_e2e::protocol::frame::{read_frame, write_frame};
 use milestones_e2e::protocol::{
     codec, DocumentInput, Encoding, Map, Request, RequestFrame, Response, Value, DEFAULT_MAX_FRAME,
 };
+use milestones_e2e::bench::{machine, percentiles, write_section};
 use milestones_e2e::{binary, fixture, Project};
 
 struct Row {
@@ -169,13 +170,6 @@ fn median(samples: &[Duration]) -> Duration {
     s[s.len() / 2]
 }
 
-fn percentiles(samples: &[Duration]) -> String {
-    let mut s = samples.to_vec();
-    s.sort();
-    let at = |q: f64| s[((s.len() as f64 * q) as usize).min(s.len() - 1)].as_secs_f64() * 1e6;
-    let unit = |us: f64| if us >= 1000.0 { format!("{:.2} ms", us / 1000.0) } else { format!("{us:.1} µs") };
-    format!("p50 {} · p99 {}", unit(at(0.50)), unit(at(0.99)))
-}
 
 fn report(rows: &[Row]) {
     let mut table = String::from("| measurement | figure |\n| --- | --- |\n");
@@ -183,21 +177,9 @@ fn report(rows: &[Row]) {
         table.push_str(&format!("| {} | {} |\n", r.what, r.figure));
     }
     println!("{table}");
-    let host = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let date = Command::new("date").arg("-u").arg("+%Y-%m-%d").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default();
     let section = format!(
-        "<!-- foundation:start -->\n## Foundation (file backend)\n\nMachine: {cores} cores, {host}. Date: {date}. Release build.\n\nCommand: `cargo build --release --workspace && cargo bench -p milestones-e2e --bench foundation`\n\n{table}<!-- foundation:end -->\n"
+        "## Foundation (file backend)\n\nMachine: {} Release build.\n\nCommand: `cargo build --release --workspace && cargo bench -p milestones-e2e --bench foundation`\n\n{table}",
+        machine()
     );
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
-    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\nFigures written by the benchmark harnesses; each section names the command that produced it.\n\n".into());
-    let updated = match (current.find("<!-- foundation:start -->"), current.find("<!-- foundation:end -->")) {
-        (Some(a), Some(b)) => format!("{}{}{}", &current[..a], section, &current[b + "<!-- foundation:end -->\n".len().min(current.len() - b)..]),
-        _ => format!("{current}{section}"),
-    };
-    std::fs::write(&path, updated).unwrap();
-    println!("written to {}", path.display());
+    write_section("foundation", &section);
 }
