@@ -4,7 +4,7 @@ plugin (or any script) needs to talk to the daemon without Rust.
 
 The wire format is in PROTOCOL.md: every frame is a 4-byte big-endian
 length and a payload; the first frame each way is the JSON handshake, and
-with "encoding": "Json" every later frame is JSON too.
+with "encoding": "json" every later frame is JSON too.
 
     python3 milestones.py --root DIR ping
     python3 milestones.py --root DIR list [--status S]

@@ -99,6 +99,9 @@ fn a_broken_file_is_reported_and_left_alone_while_its_last_good_version_is_serve
     let report = p.msctl(&["validate", "--all", "--json"]).stdout;
     assert!(report.contains(".milestones/active/fragile.yaml") && report.contains("line 3"), "{report}");
     assert_eq!(title(&p, "fragile").as_deref(), Some("Good"), "the last good version is served");
+    let human = p.msctl(&["validate", "--all"]).stdout;
+    assert!(human.contains("checked 1 milestone(s)"), "one milestone, not two: {human}");
+    assert_eq!(human.matches("fragile.yaml").count(), 1, "the file is named once: {human}");
     // The user's file is left exactly as written.
     assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
     std::fs::write(&path, "id: fragile\ntitle: Fixed\nstatus: planning\n").unwrap();

@@ -131,8 +131,12 @@ impl MilestoneTree {
         let hash = hash_bytes(&bytes);
         let text =
             String::from_utf8(bytes).map_err(|_| self.problem(path, Some(stem), "the file is not valid UTF-8"))?;
-        let mut doc = crate::yaml::parse_document(&text, &self.relative(path))
-            .map_err(|e| self.problem(path, Some(stem), &e.to_string()))?;
+        // The problem names the file already; the message need not.
+        let source = self.relative(path);
+        let mut doc = crate::yaml::parse_document(&text, &source).map_err(|e| {
+            let message = e.to_string();
+            self.problem(path, Some(stem), message.strip_prefix(&format!("{source}: ")).unwrap_or(&message))
+        })?;
         match doc.get("id") {
             None | Some(Value::Null) => {
                 doc.insert("id", Value::from(stem.as_str()));
