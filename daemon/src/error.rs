@@ -50,6 +50,7 @@ impl ServiceError {
             ServiceError::Storage(StorageError::Query(_) | StorageError::Invalid(_)) => {
                 ErrorInfo::new(ErrorKind::InvalidInput, message)
             }
+            ServiceError::Storage(StorageError::Conflict(_)) => ErrorInfo::new(ErrorKind::Busy, message),
             ServiceError::Storage(_) => ErrorInfo::new(ErrorKind::Storage, message),
             ServiceError::Migration(e) if e.is_bad_input() => ErrorInfo::new(ErrorKind::InvalidInput, message),
             ServiceError::Migration(_) => ErrorInfo::new(ErrorKind::Storage, message),

@@ -24,7 +24,7 @@ pub enum ListenError {
 /// The listening socket; removes its file when dropped, unless systemd
 /// handed it over.
 pub struct BoundSocket {
-    pub listener: UnixListener,
+    listener: Option<UnixListener>,
     path: PathBuf,
     inherited: bool,
 }
@@ -32,6 +32,12 @@ pub struct BoundSocket {
 impl BoundSocket {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Hands the listener over (to the server, which closes it as soon as it
+    /// stops accepting); the path stays this guard's to remove.
+    pub fn take_listener(&mut self) -> Option<UnixListener> {
+        self.listener.take()
     }
 
     /// True when the socket came from systemd.
@@ -85,7 +91,7 @@ pub fn from_systemd() -> Result<Option<BoundSocket>, ListenError> {
         io("use", io::Error::new(io::ErrorKind::InvalidInput, "systemd passed a socket that is not a Unix socket with a path"))
     })?;
     listener.set_nonblocking(true).map_err(|e| io("configure", e))?;
-    Ok(Some(BoundSocket { listener, path, inherited: true }))
+    Ok(Some(BoundSocket { listener: Some(listener), path, inherited: true }))
 }
 
 pub fn bind(path: &Path) -> Result<BoundSocket, ListenError> {
@@ -99,9 +105,13 @@ pub fn bind(path: &Path) -> Result<BoundSocket, ListenError> {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io("create the folder of", e))?;
         }
     }
-    if fs::symlink_metadata(path).is_ok() {
+    if let Ok(meta) = fs::symlink_metadata(path) {
         if UnixStream::connect(path).is_ok() {
             return Err(ListenError::InUse(path.to_path_buf()));
+        }
+        // Only a dead socket is ours to clear; any other file is someone's.
+        if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+            return Err(io("listen on", io::Error::new(io::ErrorKind::AlreadyExists, "a file that is not a socket is in the way")));
         }
         fs::remove_file(path).map_err(|e| io("remove the stale socket", e))?;
     }
@@ -114,5 +124,5 @@ pub fn bind(path: &Path) -> Result<BoundSocket, ListenError> {
     let listener = bound.map_err(|e| io("listen on", e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|e| io("restrict", e))?;
     listener.set_nonblocking(true).map_err(|e| io("configure", e))?;
-    Ok(BoundSocket { listener, path: path.to_path_buf(), inherited: false })
+    Ok(BoundSocket { listener: Some(listener), path: path.to_path_buf(), inherited: false })
 }

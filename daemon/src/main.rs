@@ -145,7 +145,7 @@ fn run(args: Args, layout: ProjectLayout, logging: Logging, readiness: Option<&m
         tracing::warn!(count = problems.len(), "some milestone files could not be loaded; `msctl validate --all` lists them");
     }
 
-    let socket = match listener::from_systemd()? {
+    let mut socket = match listener::from_systemd()? {
         Some(socket) => socket,
         None => {
             let path = args.socket.clone().unwrap_or_else(|| milestones_protocol::socket_path::default_socket_path(&root));
@@ -182,7 +182,8 @@ fn run(args: Args, layout: ProjectLayout, logging: Logging, readiness: Option<&m
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::UnixListener::from_std(socket.listener.try_clone()?)?;
+        let listener = socket.take_listener().context("the listening socket is already in use")?;
+        let listener = tokio::net::UnixListener::from_std(listener)?;
         let _pid = PidFile::write(&layout.pid_file())?;
         let milestones = storage.count()?;
         info!(
@@ -194,12 +195,17 @@ fn run(args: Args, layout: ProjectLayout, logging: Logging, readiness: Option<&m
             startup_ms = started.elapsed().as_millis() as u64,
             "serving"
         );
+        // Every handler is in place before anyone hears the daemon is ready:
+        // a SIGHUP or SIGTERM right after start must not kill it outright.
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        let shutdown = shutdown_signal()?;
         if let Some(readiness) = readiness {
             readiness.ready();
         }
         notify_systemd(&[NotifyState::Ready, NotifyState::Status(&status_line(&service))]);
-        tokio::spawn(reload_on_hangup(service.clone(), layout.clone(), logging));
-        Server::new(listener, service, limits, root.display().to_string()).run(shutdown_signal()).await;
+        tokio::spawn(reload_on_hangup(hangups, service.clone(), layout.clone(), logging));
+        Server::new(listener, service, limits, root.display().to_string()).run(shutdown).await;
         notify_systemd(&[NotifyState::Stopping]);
         anyhow::Ok(())
     })?;
@@ -223,12 +229,12 @@ fn status_line(service: &MilestoneService) -> String {
 
 /// Each SIGHUP re-reads `storage-config.yaml` and the log level. A file
 /// that does not parse is reported and the running settings are kept.
-async fn reload_on_hangup(service: Arc<MilestoneService>, layout: ProjectLayout, logging: Logging) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot listen for SIGHUP; configuration reloads need a restart");
-        return;
-    };
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    service: Arc<MilestoneService>,
+    layout: ProjectLayout,
+    logging: Logging,
+) {
     while hangups.recv().await.is_some() {
         match StorageConfig::load(&layout.storage_config()) {
             Ok(config) => {
@@ -242,15 +248,16 @@ async fn reload_on_hangup(service: Arc<MilestoneService>, layout: ProjectLayout,
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// The signals that stop the daemon, installed (so no longer fatal) the
+/// moment this is called; the future resolves on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = int.recv() => info!("SIGINT received"),
-    }
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received"),
+            _ = int.recv() => info!("SIGINT received"),
+        }
+    })
 }

@@ -110,7 +110,12 @@ impl Server {
         info!(open = connections.len(), "shutting down: no new connections; finishing requests in flight");
         drop(self.listener);
         let _ = stop_tx.send(true);
-        while connections.join_next().await.is_some() {}
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while connections.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            // A client that stopped reading cannot hold the daemon hostage.
+            warn!(open = connections.len(), "connections still open after {} s; closing them", DRAIN_TIMEOUT.as_secs());
+            connections.abort_all();
+        }
     }
 }
 
@@ -200,6 +205,9 @@ async fn handshake(conn: &mut Connection, shared: &Shared) -> Option<Encoding> {
     conn.write_frame(&encode_handshake(&welcome)).await.ok()?;
     Some(hello.encoding)
 }
+
+/// How long a stop waits for connections to finish what they are doing.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a client turned away may take to send the hello it is sending.
 const REJECT_READ_TIMEOUT: Duration = Duration::from_secs(1);
@@ -298,8 +306,11 @@ async fn stream_events(
             _ = stop.changed() => return,
         };
         let Ok(bytes) = codec::encode(encoding, &message) else { continue };
-        if conn.write_frame(&bytes).await.is_err() {
-            return;
+        // A subscriber whose socket is full must not keep the daemon from
+        // stopping.
+        tokio::select! {
+            written = conn.write_frame(&bytes) => if written.is_err() { return },
+            _ = stop.changed() => return,
         }
     }
 }

@@ -380,3 +380,20 @@ fn systemd_hears_ready_status_and_stopping() {
     assert!(String::from_utf8_lossy(&buffer[..n]).contains("STOPPING=1"));
     assert_eq!(daemon.stop().0, Some(0));
 }
+
+#[test]
+fn a_file_in_the_way_of_the_socket_is_not_deleted() {
+    let p = Project::new();
+    let notes = p.write("notes.txt", "mine");
+    let out = Command::new(binary("milestoned"))
+        .arg("--root")
+        .arg(&p.root)
+        .arg("--foreground")
+        .arg("--socket")
+        .arg(&notes)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a socket"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "mine");
+}

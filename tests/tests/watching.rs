@@ -93,6 +93,7 @@ fn a_broken_file_is_reported_and_left_alone_while_its_last_good_version_is_serve
     let _d = p.start(&[]);
     p.msctl(&["create", "--title", "Good", "--id", "fragile"]).ok();
     let path = p.milestones().join("active/fragile.yaml");
+    let good = std::fs::read_to_string(&path).unwrap();
     let broken = "id: fragile\ntitle: Good\n  status: [not, closed\n";
     std::fs::write(&path, broken).unwrap();
     eventually("validate reports the file", || p.msctl(&["validate", "--all"]).code == 5);
@@ -102,8 +103,12 @@ fn a_broken_file_is_reported_and_left_alone_while_its_last_good_version_is_serve
     let human = p.msctl(&["validate", "--all"]).stdout;
     assert!(human.contains("checked 1 milestone(s)"), "one milestone, not two: {human}");
     assert_eq!(human.matches("fragile.yaml").count(), 1, "the file is named once: {human}");
-    // The user's file is left exactly as written.
+    // The user's file is left exactly as written, even by a request.
+    p.msctl(&["update", "fragile", "--set", "owner=me"]).fails(1, "not overwriting it");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+    // Put back as it was (a `git checkout --`): the problem goes away.
+    std::fs::write(&path, &good).unwrap();
+    eventually("the restored file is clean again", || p.msctl(&["validate", "--all"]).code == 0);
     std::fs::write(&path, "id: fragile\ntitle: Fixed\nstatus: planning\n").unwrap();
     eventually("the fix is served", || title(&p, "fragile").as_deref() == Some("Fixed"));
     assert_eq!(p.msctl(&["validate", "--all"]).code, 0);

@@ -83,6 +83,9 @@ impl MilestoneService {
         };
         let known = storage.known_file(&loaded.id)?;
         if known.as_ref() == Some(&(loaded.folder, loaded.hash.clone())) {
+            // Back to what the store holds (a `git checkout --` of a broken
+            // file, say): nothing to take in, but any problem is gone.
+            storage.note_file_problem(file, None);
             return Ok(None);
         }
         if let Err(e) = document::check_core_fields(&loaded.doc) {
@@ -103,7 +106,12 @@ impl MilestoneService {
         storage.note_file_problem(file, None);
         if !storage.keeps_files() {
             // The database is the truth: the file's content now lives there.
-            tree.remove(&loaded.id, loaded.folder)?;
+            // Removed only if it still holds what was imported; a file still
+            // being written is left for its next event.
+            let still = std::fs::read(&found.path).map(|b| crate::storage::tree::hash_bytes(&b) == loaded.hash);
+            if still.unwrap_or(false) {
+                tree.remove(&loaded.id, loaded.folder)?;
+            }
         }
         let kind = match (&before, known) {
             (None, _) => EventKind::Created,

@@ -12,13 +12,15 @@ use crate::event_log::AuditEvent;
 
 pub struct SqliteStore {
     table: MilestoneTable,
+    /// Dropped-in files that could not be imported.
+    problems: std::sync::Mutex<Vec<Problem>>,
 }
 
 impl SqliteStore {
     /// Opens `enterprise.db`, creating it (and its tables) when missing.
     pub fn open(path: &Path) -> StorageResult<SqliteStore> {
         let (table, _) = MilestoneTable::open(path, Flavour::Database)?;
-        Ok(SqliteStore { table })
+        Ok(SqliteStore { table, problems: Default::default() })
     }
 
     /// Stores many documents in one transaction (a migration's batch).
@@ -95,7 +97,11 @@ impl Storage for SqliteStore {
     }
 
     fn problems(&self) -> Vec<Problem> {
-        Vec::new()
+        self.problems.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn note_file_problem(&self, file: &str, problem: Option<Problem>) {
+        super::note_problem(&mut self.problems.lock().unwrap_or_else(|p| p.into_inner()), file, problem);
     }
 
     fn absorb(&self, file: &super::tree::LoadedFile) -> StorageResult<()> {

@@ -122,8 +122,13 @@ impl Storage for FileStore {
 
     fn replace(&self, doc: Map) -> StorageResult<Doc> {
         let id = document::id(&doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?.to_owned();
-        let (old, old_folder) =
-            self.read().docs.get(&id).map(|e| (e.doc.clone(), e.folder)).ok_or_else(|| StorageError::Missing(id.clone()))?;
+        let (old, old_folder, old_hash) = self
+            .read()
+            .docs
+            .get(&id)
+            .map(|e| (e.doc.clone(), e.folder, e.hash.clone()))
+            .ok_or_else(|| StorageError::Missing(id.clone()))?;
+        self.tree.check_unchanged(&id, old_folder, &old_hash)?;
         // Disk first, index second: readers keep seeing the old version until
         // the new one is durable, and never wait on an fsync.
         let (folder, _, hash) = self.tree.write_update(&doc, &old, old_folder)?;

@@ -50,13 +50,16 @@ impl HybridStore {
         let path = layout.index_db();
         let store = match Self::open_index(&tree, &path, events_in_database) {
             Ok(store) => store,
-            Err(e) => {
+            Err(e) if is_unusable(&e) => {
                 // The index is derived data: rebuild it rather than refuse to
                 // start.
                 tracing::warn!(index = %path.display(), error = %e, "the hybrid index cannot be used; rebuilding it from the files");
                 remove_database(&path)?;
                 Self::open_index(&tree, &path, events_in_database)?
             }
+            // Busy, unreadable folders and the like: not the index's fault,
+            // and its audit events are worth keeping.
+            Err(e) => return Err(e),
         };
         Ok(store)
     }
@@ -228,7 +231,8 @@ impl Storage for HybridStore {
     fn replace(&self, doc: Map) -> StorageResult<Doc> {
         let id = crate::document::id(&doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
         let old = self.table.get(id)?.ok_or_else(|| StorageError::Missing(id.to_owned()))?;
-        let old_folder = self.folder_of(id)?.unwrap_or_else(|| Folder::of(&old));
+        let (old_folder, old_hash) = self.known_file(id)?.unwrap_or_else(|| (Folder::of(&old), String::new()));
+        self.tree.check_unchanged(id, old_folder, &old_hash)?;
         self.store(&doc, Some((&old, old_folder)))?;
         Ok(Arc::new(doc))
     }
@@ -276,6 +280,18 @@ impl Storage for HybridStore {
 
     fn note_file_problem(&self, file: &str, problem: Option<Problem>) {
         super::note_problem(&mut self.problems.lock().unwrap_or_else(|p| p.into_inner()), file, problem);
+    }
+}
+
+/// True when the index itself is damaged or foreign (corrupt, not a
+/// database, another schema): the cases worth rebuilding for.
+fn is_unusable(e: &StorageError) -> bool {
+    match e {
+        StorageError::Sqlite { source: rusqlite::Error::SqliteFailure(failure, _), .. } => {
+            matches!(failure.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        }
+        StorageError::Invalid(_) => true,
+        _ => false,
     }
 }
 

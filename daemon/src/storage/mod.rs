@@ -47,6 +47,11 @@ pub enum StorageError {
     /// A document this backend cannot store as it is.
     #[error("{0}")]
     Invalid(String),
+    /// The file was changed outside the daemon since the store last read it
+    /// (and not yet taken in, or it does not load): writing would lose
+    /// someone's edit.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{context}: {source}")]
     Sqlite { context: String, source: rusqlite::Error },
 }

@@ -127,6 +127,7 @@ impl MilestoneTree {
         if document::validate_id(stem, "id").is_err() {
             return Err(self.problem(path, None, "the file name is not a valid milestone id"));
         }
+        let before = fs::metadata(path).ok().map(|m| stamp_of(&m));
         let bytes = fs::read(path).map_err(|e| self.problem(path, Some(stem), &format!("cannot read: {e}")))?;
         let hash = hash_bytes(&bytes);
         let text =
@@ -151,8 +152,14 @@ impl MilestoneTree {
                 ))
             }
         }
-        // Stat again after reading: the stamp must describe the bytes parsed.
-        let stamp = fs::metadata(path).map(|m| stamp_of(&m)).unwrap_or(file.stamp);
+        // The stamp must describe the bytes parsed: when the file changed
+        // while it was read, record a stamp that matches nothing, so the
+        // next reconciliation reads it again.
+        let after = fs::metadata(path).ok().map(|m| stamp_of(&m));
+        let stamp = match (before, after) {
+            (Some(b), Some(a)) if a == b => a,
+            _ => Stamp { size: u64::MAX, mtime_ns: -1 },
+        };
         Ok(LoadedFile { id: stem.clone(), doc, folder: file.folder, stamp, hash })
     }
 
@@ -205,6 +212,23 @@ impl MilestoneTree {
     /// stamp and hash.
     pub fn write(&self, doc: &Map) -> StorageResult<(Folder, Stamp, String)> {
         self.write_text(doc, &crate::yaml::to_yaml(doc))
+    }
+
+    /// Refuses to go on when the file of `id` no longer holds the bytes the
+    /// store last read or wrote (`hash`): an outside edit not yet taken in,
+    /// a file that does not load, or one that was removed.
+    pub fn check_unchanged(&self, id: &str, folder: Folder, hash: &str) -> StorageResult<()> {
+        let path = self.path_of(id, folder);
+        let why = match fs::read(&path) {
+            Ok(bytes) if hash_bytes(&bytes) == hash => return Ok(()),
+            Ok(_) => "was changed outside milestoned and that change is not taken in (it may not load; `msctl validate` says)",
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "was removed outside milestoned",
+            Err(e) => return Err(StorageError::io("read", path, e)),
+        };
+        Err(StorageError::Conflict(format!(
+            "{} {why}; not overwriting it. Try again once it is fixed or taken in",
+            self.relative(&path)
+        )))
     }
 
     /// Writes a changed document over its file, changing only what changed:

@@ -87,6 +87,9 @@ pub fn start(target: &DaemonAddress, socket_arg: Option<&Path>) -> Result<bool, 
     if Client::connect(&target.socket, "msctl").is_ok() {
         return Ok(false);
     }
+    // A daemon that is shutting down (stopped, or idle) no longer answers
+    // but still holds its lock for a moment: let it finish first.
+    wait_for_lock(&dir.join("milestoned.lock"), STOP_TIMEOUT);
     // Without --foreground, milestoned detaches and exits only once the
     // daemon serves, or with the daemon's own error on stderr.
     let mut command = Command::new(daemon_binary());
@@ -124,21 +127,25 @@ fn daemon_binary() -> PathBuf {
 /// running.
 pub fn stop(target: &DaemonAddress) -> Result<bool, Failure> {
     let dir = target.root.join(".milestones");
+    let lock_path = dir.join("milestoned.lock");
     let pid = match Client::connect(&target.socket, "msctl") {
         Ok(client) => client.welcome().pid,
         Err(ClientError::NoDaemon { .. }) => return Ok(false),
-        // A daemon of another protocol still has a pid file.
-        Err(e) => read_pid(&dir.join("milestoned.pid")).ok_or_else(|| refused(target, e))?,
+        // A daemon of another protocol still has a pid file; trust it only
+        // while the instance lock says a daemon lives, and only for a pid
+        // that names one process.
+        Err(e) => match read_pid(&dir.join("milestoned.pid")) {
+            Some(pid) if lock_held(&lock_path) && (2..=i32::MAX as u32).contains(&pid) => pid,
+            _ => return Err(refused(target, e)),
+        },
     };
     // SAFETY: kill has no memory-safety preconditions.
     if unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) } != 0 {
         return Err(Failure::new(exit::FAILURE, format!("cannot signal milestoned (pid {pid}): {}", std::io::Error::last_os_error())));
     }
-    let lock_path = dir.join("milestoned.lock");
     let deadline = Instant::now() + STOP_TIMEOUT;
     loop {
-        let free = File::options().write(true).open(&lock_path).is_ok_and(|f| f.try_lock().is_ok());
-        if free {
+        if !lock_held(&lock_path) {
             return Ok(true);
         }
         if Instant::now() > deadline {
@@ -147,6 +154,19 @@ pub fn stop(target: &DaemonAddress) -> Result<bool, Failure> {
                 format!("milestoned (pid {pid}) did not stop within {} s", STOP_TIMEOUT.as_secs()),
             ));
         }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// True while a daemon holds the project's instance lock.
+fn lock_held(lock_path: &Path) -> bool {
+    File::options().write(true).open(lock_path).is_ok_and(|f| f.try_lock().is_err())
+}
+
+/// Waits (up to `limit`) for a stopping daemon to let go of the lock.
+fn wait_for_lock(lock_path: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while lock_held(lock_path) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
