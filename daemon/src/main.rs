@@ -137,9 +137,10 @@ fn run(args: Args, layout: ProjectLayout, logging: Logging, readiness: Option<&m
     let backend = layout.configured_backend().context("cannot read config/storage-backend.txt")?;
     let config = StorageConfig::load(&layout.storage_config())?;
     logging.apply_config(config.log_level);
+    // Armed before the tree is read: an edit made while it loads is kept.
+    let mut watcher = watcher::TreeWatcher::arm(&layout, config.watcher);
     let storage = storage::open(&layout, &config, &backend)?;
     let idle_exit_seconds = config.idle_exit_seconds;
-    let watcher_mode = config.watcher;
     let problems = storage.problems();
     if !problems.is_empty() {
         tracing::warn!(count = problems.len(), "some milestone files could not be loaded; `msctl validate --all` lists them");
@@ -174,7 +175,7 @@ fn run(args: Args, layout: ProjectLayout, logging: Logging, readiness: Option<&m
         idle_exit: (!args.foreground && idle_exit_seconds > 0).then(|| Duration::from_secs(idle_exit_seconds)),
     };
 
-    let _watcher = watcher::TreeWatcher::start(&layout, watcher_mode, service.clone());
+    watcher.serve(service.clone());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

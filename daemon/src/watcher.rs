@@ -31,68 +31,102 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 
 /// Keeps the watching alive; dropping it stops the notify watcher.
 pub struct TreeWatcher {
+    tree: MilestoneTree,
     _debouncer: Option<Debouncer<notify::RecommendedWatcher, RecommendedCache>>,
+    state: State,
+}
+
+/// Armed but not yet serving: what has been noticed waits here.
+enum State {
+    Watching(std::sync::mpsc::Receiver<DebounceEventResult>),
+    Polling { since: HashMap<PathBuf, Stamp>, reason: String },
+    Serving,
 }
 
 impl TreeWatcher {
-    pub fn start(layout: &ProjectLayout, mode: WatcherMode, service: Arc<MilestoneService>) -> TreeWatcher {
+    /// Starts noticing changes. Called before the store reads the tree, so
+    /// that an edit made while it loads is not missed: it waits until
+    /// [`TreeWatcher::serve`].
+    pub fn arm(layout: &ProjectLayout, mode: WatcherMode) -> TreeWatcher {
         let tree = MilestoneTree::new(layout.clone());
+        let poll = |reason: String| State::Polling { since: listing(&tree), reason };
         if mode == WatcherMode::Poll {
-            service.set_watching(format!("scanning every {} s (storage.watcher: poll)", POLL_EVERY.as_secs()));
-            poll(tree, service);
-            return TreeWatcher { _debouncer: None };
+            let state = poll(format!("scanning every {} s (storage.watcher: poll)", POLL_EVERY.as_secs()));
+            return TreeWatcher { tree, _debouncer: None, state };
         }
-        match watch(&tree, service.clone()) {
-            Ok(debouncer) => {
-                service.set_watching("notify".to_owned());
-                TreeWatcher { _debouncer: Some(debouncer) }
-            }
+        match watch(&tree) {
+            Ok((debouncer, batches)) => TreeWatcher { tree, _debouncer: Some(debouncer), state: State::Watching(batches) },
             Err(e) => {
-                let reason = format!("scanning every {} s (the file watcher could not start: {e})", POLL_EVERY.as_secs());
                 tracing::warn!(error = %e, "the file watcher could not start; scanning the tree periodically instead");
-                service.set_watching(reason);
-                poll(tree, service);
-                TreeWatcher { _debouncer: None }
+                let reason = format!("scanning every {} s (the file watcher could not start: {e})", POLL_EVERY.as_secs());
+                TreeWatcher { tree: tree.clone(), _debouncer: None, state: poll(reason) }
             }
+        }
+    }
+
+    /// Hands what was noticed since arming, and everything from now on, to
+    /// the service. On the database backend, files already in the folders
+    /// (dropped in while no daemon ran) are imported first.
+    pub fn serve(&mut self, service: Arc<MilestoneService>) {
+        if service.backend_name() == "database" {
+            let waiting: Vec<PathBuf> = self.tree.list().unwrap_or_default().into_iter().map(|f| f.path).collect();
+            absorb(&service, waiting);
+        }
+        match std::mem::replace(&mut self.state, State::Serving) {
+            State::Watching(batches) => {
+                service.set_watching("notify".to_owned());
+                consume(self.tree.clone(), batches, service);
+            }
+            State::Polling { since, reason } => {
+                service.set_watching(reason);
+                poll(self.tree.clone(), since, service);
+            }
+            State::Serving => {}
         }
     }
 }
 
 fn watch(
     tree: &MilestoneTree,
-    service: Arc<MilestoneService>,
-) -> notify::Result<Debouncer<notify::RecommendedWatcher, RecommendedCache>> {
+) -> notify::Result<(Debouncer<notify::RecommendedWatcher, RecommendedCache>, std::sync::mpsc::Receiver<DebounceEventResult>)> {
     let (sender, batches) = std::sync::mpsc::channel::<DebounceEventResult>();
     let mut debouncer = new_debouncer(DEBOUNCE, None, sender)?;
     for folder in [Folder::Active, Folder::Completed] {
         debouncer.watch(tree.folder_path(folder), RecursiveMode::NonRecursive)?;
     }
-    let tree = tree.clone();
-    std::thread::Builder::new()
-        .name("watcher".into())
-        .spawn(move || {
-            for batch in batches {
-                let paths = match batch {
-                    Ok(events) if !events.iter().any(|e| e.need_rescan()) => events
-                        .into_iter()
-                        .filter(|e| changes_content(&e.event.kind))
-                        .flat_map(|e| e.event.paths)
-                        .filter(|p| tree.classify(p).is_some())
-                        .collect(),
-                    Ok(_) => {
-                        tracing::info!("the file watcher overflowed; rescanning the tree");
-                        service.rescan_paths()
-                    }
-                    Err(errors) => {
-                        tracing::warn!(errors = ?errors, "the file watcher reported errors; rescanning the tree");
-                        service.rescan_paths()
-                    }
-                };
-                absorb(&service, paths);
-            }
-        })
-        .map_err(|e| notify::Error::generic(&format!("cannot start the watcher thread: {e}")))?;
-    Ok(debouncer)
+    Ok((debouncer, batches))
+}
+
+/// The thread that takes each batch to the service.
+fn consume(tree: MilestoneTree, batches: std::sync::mpsc::Receiver<DebounceEventResult>, service: Arc<MilestoneService>) {
+    let spawned = std::thread::Builder::new().name("watcher".into()).spawn(move || {
+        for batch in batches {
+            let paths = match batch {
+                Ok(events) if !events.iter().any(|e| e.need_rescan()) => events
+                    .into_iter()
+                    .filter(|e| changes_content(&e.event.kind))
+                    .flat_map(|e| e.event.paths)
+                    .filter(|p| tree.classify(p).is_some())
+                    .collect(),
+                Ok(_) => {
+                    tracing::info!("the file watcher overflowed; rescanning the tree");
+                    service.rescan_paths()
+                }
+                Err(errors) => {
+                    tracing::warn!(errors = ?errors, "the file watcher reported errors; rescanning the tree");
+                    service.rescan_paths()
+                }
+            };
+            absorb(&service, paths);
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the watcher thread; outside edits are seen only after a restart");
+    }
+}
+
+fn listing(tree: &MilestoneTree) -> HashMap<PathBuf, Stamp> {
+    tree.list().unwrap_or_default().into_iter().map(|f| (f.path, f.stamp)).collect()
 }
 
 /// True for events that may change what a file holds. Opening and reading
@@ -107,24 +141,18 @@ fn changes_content(kind: &EventKind) -> bool {
 }
 
 /// The fallback: compare each file's size and mtime with the last look.
-fn poll(tree: MilestoneTree, service: Arc<MilestoneService>) {
-    let spawned = std::thread::Builder::new().name("tree-scan".into()).spawn(move || {
-        let listing = |tree: &MilestoneTree| -> HashMap<PathBuf, Stamp> {
-            tree.list().unwrap_or_default().into_iter().map(|f| (f.path, f.stamp)).collect()
-        };
-        let mut last = listing(&tree);
-        loop {
-            std::thread::sleep(POLL_EVERY);
-            let now = listing(&tree);
-            let changed: Vec<PathBuf> = now
-                .iter()
-                .filter(|(path, stamp)| last.get(*path) != Some(stamp))
-                .map(|(path, _)| path.clone())
-                .chain(last.keys().filter(|path| !now.contains_key(*path)).cloned())
-                .collect();
-            absorb(&service, changed);
-            last = now;
-        }
+fn poll(tree: MilestoneTree, mut last: HashMap<PathBuf, Stamp>, service: Arc<MilestoneService>) {
+    let spawned = std::thread::Builder::new().name("tree-scan".into()).spawn(move || loop {
+        let now = listing(&tree);
+        let changed: Vec<PathBuf> = now
+            .iter()
+            .filter(|(path, stamp)| last.get(*path) != Some(stamp))
+            .map(|(path, _)| path.clone())
+            .chain(last.keys().filter(|path| !now.contains_key(*path)).cloned())
+            .collect();
+        absorb(&service, changed);
+        last = now;
+        std::thread::sleep(POLL_EVERY);
     });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the tree scan; outside edits are seen only after a restart");

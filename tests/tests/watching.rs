@@ -333,3 +333,13 @@ fn with_polling_edits_are_still_seen_and_health_says_how() {
     let report = p.msctl(&["health"]).stdout;
     assert!(report.contains(".milestones/active/polled.yaml") && report.contains("fix or remove the 1 file(s)"), "{report}");
 }
+
+#[test]
+fn on_the_database_backend_files_dropped_in_while_no_daemon_ran_are_imported_at_start() {
+    let p = Project::on_backend("database");
+    p.write(".milestones/active/while-down.yaml", "title: Written while no daemon ran\nstatus: planning\n");
+    let _d = p.start(&[]);
+    eventually("the file is imported", || title(&p, "while-down").as_deref() == Some("Written while no daemon ran"));
+    eventually("and then removed", || !p.milestones().join("active/while-down.yaml").exists());
+    assert_eq!(p.sqlite3("enterprise.db", "SELECT id FROM milestones"), "while-down\n");
+}
