@@ -142,9 +142,9 @@ impl<'a> Migration<'a> {
         })
     }
 
-    /// Step 2: `backups/<time>-<from>-to-<to>/` with the milestone files
-    /// (hard links: files are only ever replaced by rename, so a link is a
-    /// snapshot), the configuration and a copy of any database.
+    /// Step 2: `backups/<time>-<from>-to-<to>/` with copies of the milestone
+    /// files (copies, not links: a link would follow an edit made in place),
+    /// the configuration and a copy of any database.
     fn back_up(&self) -> Result<PathBuf, StorageError> {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         let dir = self.layout.backups().join(format!("{stamp}-{}-to-{}", self.from(), self.target.backend_name()));
@@ -152,9 +152,9 @@ impl<'a> Migration<'a> {
         for folder in [Folder::Active, Folder::Completed] {
             let from = tree.folder_path(folder);
             let name = from.file_name().map(|n| n.to_owned()).unwrap_or_default();
-            copy_folder(&from, &dir.join(name), true)?;
+            copy_folder(&from, &dir.join(name))?;
         }
-        copy_folder(&self.layout.config(), &dir.join("config"), false)?;
+        copy_folder(&self.layout.config(), &dir.join("config"))?;
         self.source.backup_to(&dir)?;
         // A database left from an earlier time on the database backend is
         // about to be replaced: keep it too.
@@ -279,12 +279,22 @@ impl<'a> Migration<'a> {
         match (self.from(), self.target) {
             ("hybrid", BackendTarget::File) => results.push(storage::remove_database(&self.layout.index_db())),
             (from, BackendTarget::Database(_)) if from != "database" => {
-                // Both folders: a file may sit in the one its status does not
-                // call for.
+                // Both folders (a file may sit in the one its status does not
+                // call for), and only files that still hold what was copied:
+                // an edit made during the migration stays, and the watcher
+                // imports it.
                 let files: Vec<(String, Folder)> = docs
                     .iter()
-                    .map(|d| crate::document::id(d).unwrap_or_default())
-                    .flat_map(|id| [(id.to_owned(), Folder::Active), (id.to_owned(), Folder::Completed)])
+                    .flat_map(|d| {
+                        let id = crate::document::id(d).unwrap_or_default();
+                        [Folder::Active, Folder::Completed].map(|f| (d, id.to_owned(), f))
+                    })
+                    .filter(|(doc, id, folder)| {
+                        tree.inspect(&tree.path_of(id, *folder)).is_some_and(|found| {
+                            tree.load(&found).is_ok_and(|loaded| loaded.doc == ***doc)
+                        })
+                    })
+                    .map(|(_, id, folder)| (id, folder))
                     .collect();
                 results.push(tree.remove_all(&files));
                 if from == "hybrid" {
@@ -356,9 +366,8 @@ fn migrating_path(path: &Path) -> PathBuf {
     PathBuf::from(format!("{}.migrating", path.display()))
 }
 
-/// Copies a folder's files (not sub-folders), as hard links when asked and
-/// possible.
-fn copy_folder(from: &Path, to: &Path, link: bool) -> Result<(), StorageError> {
+/// Copies a folder's files (not sub-folders).
+fn copy_folder(from: &Path, to: &Path) -> Result<(), StorageError> {
     fs::create_dir_all(to).map_err(|e| StorageError::io("create", to, e))?;
     let entries = fs::read_dir(from).map_err(|e| StorageError::io("read folder", from, e))?;
     for entry in entries {
@@ -367,9 +376,7 @@ fn copy_folder(from: &Path, to: &Path, link: bool) -> Result<(), StorageError> {
             continue;
         }
         let target = to.join(entry.file_name());
-        if !(link && fs::hard_link(entry.path(), &target).is_ok()) {
-            fs::copy(entry.path(), &target).map_err(|e| StorageError::io("back up", entry.path(), e))?;
-        }
+        fs::copy(entry.path(), &target).map_err(|e| StorageError::io("back up", entry.path(), e))?;
     }
     Ok(())
 }

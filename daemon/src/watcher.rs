@@ -8,7 +8,7 @@
 //! instead, and `msctl daemon status` says so.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,9 +32,13 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 /// Keeps the watching alive; dropping it stops the notify watcher.
 pub struct TreeWatcher {
     tree: MilestoneTree,
-    _debouncer: Option<Debouncer<notify::RecommendedWatcher, RecommendedCache>>,
+    debouncer: Option<SharedDebouncer>,
     state: State,
 }
+
+/// Shared with the consuming thread, which re-adds a folder's watch when
+/// the folder is removed and created again (a `git checkout` can do that).
+type SharedDebouncer = Arc<std::sync::Mutex<Debouncer<notify::RecommendedWatcher, RecommendedCache>>>;
 
 /// Armed but not yet serving: what has been noticed waits here.
 enum State {
@@ -52,14 +56,17 @@ impl TreeWatcher {
         let poll = |reason: String| State::Polling { since: listing(&tree), reason };
         if mode == WatcherMode::Poll {
             let state = poll(format!("scanning every {} s (storage.watcher: poll)", POLL_EVERY.as_secs()));
-            return TreeWatcher { tree, _debouncer: None, state };
+            return TreeWatcher { tree, debouncer: None, state };
         }
         match watch(&tree) {
-            Ok((debouncer, batches)) => TreeWatcher { tree, _debouncer: Some(debouncer), state: State::Watching(batches) },
+            Ok((debouncer, batches)) => {
+                let debouncer = Arc::new(std::sync::Mutex::new(debouncer));
+                TreeWatcher { tree, debouncer: Some(debouncer), state: State::Watching(batches) }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "the file watcher could not start; scanning the tree periodically instead");
                 let reason = format!("scanning every {} s (the file watcher could not start: {e})", POLL_EVERY.as_secs());
-                TreeWatcher { tree: tree.clone(), _debouncer: None, state: poll(reason) }
+                TreeWatcher { tree: tree.clone(), debouncer: None, state: poll(reason) }
             }
         }
     }
@@ -75,7 +82,9 @@ impl TreeWatcher {
         match std::mem::replace(&mut self.state, State::Serving) {
             State::Watching(batches) => {
                 service.set_watching("notify".to_owned());
-                consume(self.tree.clone(), batches, service);
+                if let Some(debouncer) = &self.debouncer {
+                    consume(self.tree.clone(), batches, debouncer.clone(), service);
+                }
             }
             State::Polling { since, reason } => {
                 service.set_watching(reason);
@@ -91,23 +100,45 @@ fn watch(
 ) -> notify::Result<(Debouncer<notify::RecommendedWatcher, RecommendedCache>, std::sync::mpsc::Receiver<DebounceEventResult>)> {
     let (sender, batches) = std::sync::mpsc::channel::<DebounceEventResult>();
     let mut debouncer = new_debouncer(DEBOUNCE, None, sender)?;
+    // The parent too, to see a folder removed and created again.
+    debouncer.watch(tree.folder_path(Folder::Active).parent().unwrap_or(Path::new(".")), RecursiveMode::NonRecursive)?;
     for folder in [Folder::Active, Folder::Completed] {
         debouncer.watch(tree.folder_path(folder), RecursiveMode::NonRecursive)?;
     }
     Ok((debouncer, batches))
 }
 
+/// True when the batch touched `active/` or `completed/` themselves; their
+/// watches are then added again (a removed folder loses its watch) and the
+/// tree rescanned.
+fn folders_changed(tree: &MilestoneTree, paths: &[PathBuf]) -> bool {
+    let folders = [tree.folder_path(Folder::Active), tree.folder_path(Folder::Completed)];
+    paths.iter().any(|p| folders.contains(p))
+}
+
 /// The thread that takes each batch to the service.
-fn consume(tree: MilestoneTree, batches: std::sync::mpsc::Receiver<DebounceEventResult>, service: Arc<MilestoneService>) {
+fn consume(
+    tree: MilestoneTree,
+    batches: std::sync::mpsc::Receiver<DebounceEventResult>,
+    debouncer: SharedDebouncer,
+    service: Arc<MilestoneService>,
+) {
     let spawned = std::thread::Builder::new().name("watcher".into()).spawn(move || {
         for batch in batches {
             let paths = match batch {
-                Ok(events) if !events.iter().any(|e| e.need_rescan()) => events
-                    .into_iter()
-                    .filter(|e| changes_content(&e.event.kind))
-                    .flat_map(|e| e.event.paths)
-                    .filter(|p| tree.classify(p).is_some())
-                    .collect(),
+                Ok(events) if !events.iter().any(|e| e.need_rescan()) => {
+                    let paths: Vec<PathBuf> = events
+                        .into_iter()
+                        .filter(|e| changes_content(&e.event.kind))
+                        .flat_map(|e| e.event.paths)
+                        .collect();
+                    if folders_changed(&tree, &paths) {
+                        rewatch(&tree, &debouncer);
+                        service.rescan_paths()
+                    } else {
+                        paths.into_iter().filter(|p| tree.classify(p).is_some()).collect()
+                    }
+                }
                 Ok(_) => {
                     tracing::info!("the file watcher overflowed; rescanning the tree");
                     service.rescan_paths()
@@ -122,6 +153,19 @@ fn consume(tree: MilestoneTree, batches: std::sync::mpsc::Receiver<DebounceEvent
     });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the watcher thread; outside edits are seen only after a restart");
+    }
+}
+
+/// Watches `active/` and `completed/` again, creating them when missing.
+fn rewatch(tree: &MilestoneTree, debouncer: &SharedDebouncer) {
+    let mut debouncer = debouncer.lock().unwrap_or_else(|p| p.into_inner());
+    for folder in [Folder::Active, Folder::Completed] {
+        let dir = tree.folder_path(folder);
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = debouncer.unwatch(&dir);
+        if let Err(e) = debouncer.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(folder = %dir.display(), error = %e, "cannot watch the folder again");
+        }
     }
 }
 

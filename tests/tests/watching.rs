@@ -343,3 +343,22 @@ fn on_the_database_backend_files_dropped_in_while_no_daemon_ran_are_imported_at_
     eventually("and then removed", || !p.milestones().join("active/while-down.yaml").exists());
     assert_eq!(p.sqlite3("enterprise.db", "SELECT id FROM milestones"), "while-down\n");
 }
+
+#[test]
+fn a_folder_removed_and_created_again_is_still_watched() {
+    let p = Project::new();
+    let _d = p.start(&[]);
+    p.msctl(&["create", "--title", "Done one", "--id", "done"]).ok();
+    p.msctl(&["complete", "done"]).ok();
+    // A checkout of a branch without completed milestones removes the folder.
+    std::fs::remove_dir_all(p.milestones().join("completed")).unwrap();
+    eventually("the removal is seen", || title(&p, "done").is_none());
+    std::fs::create_dir_all(p.milestones().join("completed")).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    p.write(".milestones/completed/back.yaml", "title: Back again\nstatus: completed\n");
+    eventually("a file in the new folder is seen", || title(&p, "back").as_deref() == Some("Back again"));
+    // And the daemon can write there again.
+    p.msctl(&["create", "--title", "Another", "--id", "another"]).ok();
+    p.msctl(&["complete", "another"]).ok();
+    assert!(p.milestones().join("completed/another.yaml").is_file());
+}

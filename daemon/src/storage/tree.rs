@@ -101,7 +101,12 @@ impl MilestoneTree {
         let mut files = Vec::new();
         for folder in [Folder::Active, Folder::Completed] {
             let dir = self.folder_path(folder);
-            let entries = fs::read_dir(&dir).map_err(|e| StorageError::io("read folder", &dir, e))?;
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                // A folder a checkout removed holds no milestones.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::io("read folder", &dir, e)),
+            };
             for entry in entries {
                 let entry = entry.map_err(|e| StorageError::io("read folder", &dir, e))?;
                 let name = entry.file_name();
@@ -250,6 +255,8 @@ impl MilestoneTree {
         let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
         let folder = Folder::of(doc);
         let dir = self.folder_path(folder);
+        // A `git checkout` may have removed an empty folder.
+        fs::create_dir_all(&dir).map_err(|e| StorageError::io("create", &dir, e))?;
         write_atomically(&dir, &file_name(id), yaml.as_bytes())?;
         let path = dir.join(file_name(id));
         let meta = fs::metadata(&path).map_err(|e| StorageError::io("inspect", &path, e))?;
