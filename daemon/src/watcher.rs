@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
 use notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+use notify_debouncer_full::{new_debouncer_opt, DebounceEventResult, Debouncer, NoCache};
 
 use crate::config::WatcherMode;
 use crate::document::Folder;
@@ -38,7 +38,7 @@ pub struct TreeWatcher {
 
 /// Shared with the consuming thread, which re-adds a folder's watch when
 /// the folder is removed and created again (a `git checkout` can do that).
-type SharedDebouncer = Arc<std::sync::Mutex<Debouncer<notify::RecommendedWatcher, RecommendedCache>>>;
+type SharedDebouncer = Arc<std::sync::Mutex<Debouncer<notify::RecommendedWatcher, NoCache>>>;
 
 /// Armed but not yet serving: what has been noticed waits here.
 enum State {
@@ -97,9 +97,12 @@ impl TreeWatcher {
 
 fn watch(
     tree: &MilestoneTree,
-) -> notify::Result<(Debouncer<notify::RecommendedWatcher, RecommendedCache>, std::sync::mpsc::Receiver<DebounceEventResult>)> {
+) -> notify::Result<(Debouncer<notify::RecommendedWatcher, NoCache>, std::sync::mpsc::Receiver<DebounceEventResult>)> {
     let (sender, batches) = std::sync::mpsc::channel::<DebounceEventResult>();
-    let mut debouncer = new_debouncer(DEBOUNCE, None, sender)?;
+    // No file-id cache: it would stat every milestone file at start-up (a
+    // second at 100,000), and a rename reported as a removal plus a creation
+    // is taken in just the same.
+    let mut debouncer = new_debouncer_opt(DEBOUNCE, None, sender, NoCache, notify::Config::default())?;
     // The parent too, to see a folder removed and created again.
     debouncer.watch(tree.folder_path(Folder::Active).parent().unwrap_or(Path::new(".")), RecursiveMode::NonRecursive)?;
     for folder in [Folder::Active, Folder::Completed] {
