@@ -8,7 +8,7 @@
 //! instead, and `msctl daemon status` says so.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,17 +103,17 @@ fn watch(
     // second at 100,000), and a rename reported as a removal plus a creation
     // is taken in just the same.
     let mut debouncer = new_debouncer_opt(DEBOUNCE, None, sender, NoCache, notify::Config::default())?;
-    // The parent too, to see a folder removed and created again.
-    debouncer.watch(tree.folder_path(Folder::Active).parent().unwrap_or(Path::new(".")), RecursiveMode::NonRecursive)?;
     for folder in [Folder::Active, Folder::Completed] {
         debouncer.watch(tree.folder_path(folder), RecursiveMode::NonRecursive)?;
     }
     Ok((debouncer, batches))
 }
 
-/// True when the batch touched `active/` or `completed/` themselves; their
-/// watches are then added again (a removed folder loses its watch) and the
-/// tree rescanned.
+/// True when the batch touched `active/` or `completed/` themselves (a
+/// removed folder reports its own removal, and loses its watch); the
+/// folders are then created and watched again and the tree rescanned. The
+/// parent `.milestones/` is not watched: its databases' writes would flood
+/// the watcher.
 fn folders_changed(tree: &MilestoneTree, paths: &[PathBuf]) -> bool {
     let folders = [tree.folder_path(Folder::Active), tree.folder_path(Folder::Completed)];
     paths.iter().any(|p| folders.contains(p))
