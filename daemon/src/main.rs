@@ -204,7 +204,7 @@ fn run(args: Args, layout: ProjectLayout, logging: Logging, readiness: Option<&m
         if let Some(readiness) = readiness {
             readiness.ready();
         }
-        notify_systemd(&[NotifyState::Ready, NotifyState::Status(&status_line(&service))]);
+        notify_systemd(&[NotifyState::Ready, NotifyState::Status(&status_line(milestones, service.backend_name()))]);
         tokio::spawn(reload_on_hangup(hangups, service.clone(), layout.clone(), logging));
         Server::new(listener, service, limits, root.display().to_string()).run(shutdown).await;
         notify_systemd(&[NotifyState::Stopping]);
@@ -224,8 +224,8 @@ fn notify_systemd(states: &[NotifyState]) {
 }
 
 /// The one-line status systemd shows (`systemctl status`).
-fn status_line(service: &MilestoneService) -> String {
-    format!("serving {} milestones on the {} backend", service.milestone_count(), service.backend_name())
+fn status_line(milestones: u64, backend: &str) -> String {
+    format!("serving {milestones} milestones on the {backend} backend")
 }
 
 /// Each SIGHUP re-reads `storage-config.yaml` and the log level. A file
@@ -236,15 +236,22 @@ async fn reload_on_hangup(
     layout: ProjectLayout,
     logging: Logging,
 ) {
+    let logging = Arc::new(logging);
     while hangups.recv().await.is_some() {
-        match StorageConfig::load(&layout.storage_config()) {
+        let (service, layout, logging) = (service.clone(), layout.clone(), logging.clone());
+        // Reading the file and counting milestones may block: not on a
+        // runtime worker.
+        let reload = tokio::task::spawn_blocking(move || match StorageConfig::load(&layout.storage_config()) {
             Ok(config) => {
                 let level = logging.apply_config(config.log_level);
                 service.set_config(config, level);
                 info!(level = %level, "SIGHUP: storage-config.yaml reloaded");
-                notify_systemd(&[NotifyState::Status(&status_line(&service))]);
+                notify_systemd(&[NotifyState::Status(&status_line(service.milestone_count(), service.backend_name()))]);
             }
             Err(e) => tracing::warn!(error = %e, "SIGHUP: storage-config.yaml not reloaded; keeping the running settings"),
+        });
+        if let Err(e) = reload.await {
+            tracing::error!(error = %e, "SIGHUP: the reload failed");
         }
     }
 }

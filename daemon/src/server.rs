@@ -225,7 +225,10 @@ async fn reject(conn: &mut Connection, reason: String) {
 async fn execute(shared: &Shared, request: Request, peer: &Peer) -> Result<Response, ErrorInfo> {
     let started = std::time::Instant::now();
     let kind = request_kind(&request);
-    let milestone = request_milestone(&request).unwrap_or("").to_owned();
+    // Only worth a copy when it will be logged.
+    let milestone = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| request_milestone(&request).unwrap_or("").to_owned())
+        .unwrap_or_default();
     let result = if shared.service.is_quick(&request) {
         shared.service.handle(request, peer)
     } else {

@@ -128,10 +128,10 @@ impl Storage for FileStore {
             .get(&id)
             .map(|e| (e.doc.clone(), e.folder, e.hash.clone()))
             .ok_or_else(|| StorageError::Missing(id.clone()))?;
-        self.tree.check_unchanged(&id, old_folder, &old_hash)?;
+        let original = self.tree.read_unchanged(&id, old_folder, &old_hash)?;
         // Disk first, index second: readers keep seeing the old version until
         // the new one is durable, and never wait on an fsync.
-        let (folder, _, hash) = self.tree.write_update(&doc, &old, old_folder)?;
+        let (folder, _, hash) = self.tree.write_update(&doc, &old, &original)?;
         if folder != old_folder {
             self.tree.remove(&id, old_folder)?;
         }

@@ -179,31 +179,39 @@ impl HybridStore {
     }
 
     /// Writes the file, then its index row. If the row cannot be written the
-    /// file change is undone, so files and index never disagree for long.
-    fn store(&self, doc: &Map, previous: Option<(&Map, Folder)>) -> StorageResult<()> {
+    /// file change is undone (an earlier file put back byte for byte), so
+    /// files and index never disagree for long.
+    fn store(&self, doc: &Map, previous: Option<&Previous>) -> StorageResult<()> {
         let record = Record::of(doc)?;
         let (folder, stamp, hash) = match previous {
-            Some((old, old_folder)) => self.tree.write_update(doc, old, old_folder)?,
+            Some(p) => self.tree.write_update(doc, p.doc, &p.text)?,
             None => self.tree.write(doc)?,
         };
         let path = self.tree.relative(&self.tree.path_of(&record.id, folder));
         let indexed = self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp, hash: &hash })));
         match (indexed, previous) {
-            (Ok(()), Some((_, old_folder))) if old_folder != folder => self.tree.remove(&record.id, old_folder),
+            (Ok(()), Some(p)) if p.folder != folder => self.tree.remove(&record.id, p.folder),
             (Ok(()), _) => Ok(()),
             (Err(e), None) => {
                 self.tree.remove(&record.id, folder)?;
                 Err(e)
             }
-            (Err(e), Some((old, old_folder))) => {
-                if old_folder != folder {
+            (Err(e), Some(p)) => {
+                if p.folder != folder {
                     self.tree.remove(&record.id, folder)?;
                 }
-                self.tree.write(old)?;
+                self.tree.restore(&record.id, p.folder, &p.text)?;
                 Err(e)
             }
         }
     }
+}
+
+/// The stored version a replacement overwrites, and its file.
+struct Previous<'a> {
+    doc: &'a Map,
+    folder: Folder,
+    text: String,
 }
 
 impl Storage for HybridStore {
@@ -231,9 +239,9 @@ impl Storage for HybridStore {
     fn replace(&self, doc: Map) -> StorageResult<Doc> {
         let id = crate::document::id(&doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
         let old = self.table.get(id)?.ok_or_else(|| StorageError::Missing(id.to_owned()))?;
-        let (old_folder, old_hash) = self.known_file(id)?.unwrap_or_else(|| (Folder::of(&old), String::new()));
-        self.tree.check_unchanged(id, old_folder, &old_hash)?;
-        self.store(&doc, Some((&old, old_folder)))?;
+        let (folder, hash) = self.known_file(id)?.unwrap_or_else(|| (Folder::of(&old), String::new()));
+        let text = self.tree.read_unchanged(id, folder, &hash)?;
+        self.store(&doc, Some(&Previous { doc: &old, folder, text }))?;
         Ok(Arc::new(doc))
     }
 

@@ -219,13 +219,16 @@ impl MilestoneTree {
         self.write_text(doc, &crate::yaml::to_yaml(doc))
     }
 
-    /// Refuses to go on when the file of `id` no longer holds the bytes the
-    /// store last read or wrote (`hash`): an outside edit not yet taken in,
-    /// a file that does not load, or one that was removed.
-    pub fn check_unchanged(&self, id: &str, folder: Folder, hash: &str) -> StorageResult<()> {
+    /// The text of `id`'s file, provided it still holds the bytes the store
+    /// last read or wrote (`hash`); otherwise a conflict: an outside edit
+    /// not yet taken in, a file that does not load, or one that was removed.
+    pub fn read_unchanged(&self, id: &str, folder: Folder, hash: &str) -> StorageResult<String> {
         let path = self.path_of(id, folder);
         let why = match fs::read(&path) {
-            Ok(bytes) if hash_bytes(&bytes) == hash => return Ok(()),
+            Ok(bytes) if hash_bytes(&bytes) == hash => {
+                // Bytes the store parsed are UTF-8.
+                return String::from_utf8(bytes).map_err(|_| StorageError::Invalid(format!("{} is not UTF-8", self.relative(&path))));
+            }
             Ok(_) => "was changed outside milestoned and that change is not taken in (it may not load; `msctl validate` says)",
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => "was removed outside milestoned",
             Err(e) => return Err(StorageError::io("read", path, e)),
@@ -236,19 +239,20 @@ impl MilestoneTree {
         )))
     }
 
-    /// Writes a changed document over its file, changing only what changed:
-    /// the user's comments, key order and formatting elsewhere stay. When
-    /// the file no longer holds `old` (or the edit cannot be made
-    /// faithfully) the document is written afresh.
-    pub fn write_update(&self, doc: &Map, old: &Map, old_folder: Folder) -> StorageResult<(Folder, Stamp, String)> {
-        let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
-        let edited = fs::read_to_string(self.path_of(id, old_folder))
-            .ok()
-            .and_then(|original| crate::yaml::edit_preserving(&original, old, doc));
-        match edited {
+    /// Writes a changed document over its file (whose text is `original`),
+    /// changing only what changed: the user's comments, key order and
+    /// formatting elsewhere stay. When the edit cannot be made faithfully the
+    /// document is written afresh.
+    pub fn write_update(&self, doc: &Map, old: &Map, original: &str) -> StorageResult<(Folder, Stamp, String)> {
+        match crate::yaml::edit_preserving(original, old, doc) {
             Some(text) => self.write_text(doc, &text),
             None => self.write(doc),
         }
+    }
+
+    /// Puts a file's earlier text back, byte for byte (undoing a write).
+    pub fn restore(&self, id: &str, folder: Folder, original: &str) -> StorageResult<()> {
+        write_atomically(&self.folder_path(folder), &file_name(id), original.as_bytes())
     }
 
     fn write_text(&self, doc: &Map, yaml: &str) -> StorageResult<(Folder, Stamp, String)> {
