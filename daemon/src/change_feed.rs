@@ -21,7 +21,7 @@ pub struct ChangeFeed {
 pub struct NewEvent<'a> {
     pub kind: EventKind,
     pub id: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub status: Option<crate::document::Status>,
     pub source: EventSource,
     pub file: Option<String>,
     pub detail: Option<String>,
@@ -29,7 +29,7 @@ pub struct NewEvent<'a> {
 
 impl<'a> NewEvent<'a> {
     /// A change a request made to one milestone.
-    pub fn by_request(kind: EventKind, id: &'a str, status: Option<&'a str>) -> Self {
+    pub fn by_request(kind: EventKind, id: &'a str, status: Option<crate::document::Status>) -> Self {
         NewEvent { kind, id: Some(id), status, source: EventSource::Request, file: None, detail: None }
     }
 }
@@ -46,7 +46,7 @@ impl ChangeFeed {
             seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
             kind: change.kind,
             id: change.id.map(str::to_owned),
-            status: change.status.map(str::to_owned),
+            status: change.status.map(|s| s.as_str().to_owned()),
             source: change.source,
             timestamp: crate::document::now_timestamp(),
             file: change.file,

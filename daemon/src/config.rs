@@ -4,12 +4,12 @@
 use std::fs;
 use std::path::Path;
 
-use milestones_protocol::{Thresholds, Value};
+use milestones_protocol::{DatabaseKind, Thresholds, Value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageConfig {
     /// `storage.database.type`: the engine of the database backend.
-    pub database_type: String,
+    pub database: DatabaseKind,
     /// `storage.events_in_database`: the hybrid backend also keeps audit
     /// events in `index.db`.
     pub events_in_database: bool,
@@ -36,7 +36,7 @@ pub enum WatcherMode {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
-            database_type: "sqlite".to_owned(),
+            database: DatabaseKind::Sqlite,
             events_in_database: true,
             thresholds: Thresholds {
                 file_to_hybrid_milestones: 25,
@@ -57,6 +57,8 @@ pub enum ConfigError {
     Read { path: String, source: std::io::Error },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Write(#[from] crate::atomic::FileError),
 }
 
 impl StorageConfig {
@@ -108,7 +110,15 @@ impl StorageConfig {
             Some(other) => return Err(wrong("storage.log_level", "a level name", other)),
         };
         Ok(StorageConfig {
-            database_type: text("storage.database.type", defaults.database_type)?,
+            database: match text("storage.database.type", defaults.database.name().to_owned())?.as_str() {
+                "sqlite" => DatabaseKind::Sqlite,
+                other => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{name}: storage.database.type `{other}` is not a database this milestoned {} provides (it has: sqlite)",
+                        env!("CARGO_PKG_VERSION")
+                    )))
+                }
+            },
             events_in_database: flag("storage.events_in_database", defaults.events_in_database)?,
             thresholds,
             log_level,
@@ -133,8 +143,9 @@ pub fn parse_level(name: &str) -> Result<tracing::level_filters::LevelFilter, St
 
 /// Sets `storage.database.type` in the file, changing only that line so the
 /// user's comments and layout survive.
-pub fn set_database_type(path: &Path, kind: &str) -> std::io::Result<()> {
-    let text = fs::read_to_string(path)?;
+pub fn set_database_type(path: &Path, kind: DatabaseKind) -> Result<(), ConfigError> {
+    let kind = kind.name();
+    let text = fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
     let mut in_database = None;
     let mut out = Vec::new();
     let mut done = false;
@@ -161,7 +172,7 @@ pub fn set_database_type(path: &Path, kind: &str) -> std::io::Result<()> {
         out.push(line.to_owned());
     }
     if !done {
-        return Err(std::io::Error::other("storage-config.yaml has no storage.database.type to set"));
+        return Err(ConfigError::Invalid(format!("{} has no storage.database.type to set", path.display())));
     }
     let mut new = out.join("\n");
     if text.ends_with('\n') {
@@ -169,7 +180,7 @@ pub fn set_database_type(path: &Path, kind: &str) -> std::io::Result<()> {
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    crate::storage::write_file_atomically(dir, &name, new.as_bytes()).map_err(std::io::Error::other)
+    Ok(crate::atomic::write_atomically(dir, &name, new.as_bytes())?)
 }
 
 #[cfg(test)]
@@ -181,12 +192,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("storage-config.yaml");
         assert_eq!(StorageConfig::load(&path).unwrap(), StorageConfig::default());
-        let text = "storage:\n  # mine\n  database:\n    type: \"postgresql\"  # sqlite, postgresql\n    url: \"\"\n  other:\n    type: keep\n";
+        let text = "storage:\n  # mine\n  database:\n    type: \"mysql\"  # sqlite, postgresql\n    url: \"\"\n  other:\n    type: keep\n";
         fs::write(&path, text).unwrap();
-        assert_eq!(StorageConfig::load(&path).unwrap().database_type, "postgresql");
-        set_database_type(&path, "sqlite").unwrap();
+        let err = StorageConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("storage.database.type `mysql` is not a database"), "{err}");
+        set_database_type(&path, DatabaseKind::Sqlite).unwrap();
         let after = fs::read_to_string(&path).unwrap();
-        assert_eq!(after, text.replace("\"postgresql\"", "\"sqlite\""));
+        assert_eq!(after, text.replace("\"mysql\"", "\"sqlite\""));
+        assert_eq!(StorageConfig::load(&path).unwrap().database, DatabaseKind::Sqlite);
         fs::write(&path, "storage:\n  events_in_database: 3\n").unwrap();
         let err = StorageConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("events_in_database must be true or false"), "{err}");

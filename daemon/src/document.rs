@@ -4,11 +4,110 @@
 //! Documents stay [`Map`]s so that fields this code does not know survive
 //! untouched; these functions read and write only the fields they own.
 
+use std::sync::Arc;
+
 use milestones_protocol::{Map, Value};
 
-use crate::error::{ServiceError, ServiceResult};
+/// A stored document: shared, immutable, cheap to hand to many readers.
+pub type Doc = Arc<Map>;
 
-pub const STATUSES: &[&str] = &["planning", "in_progress", "blocked", "completed", "cancelled", "archived"];
+
+/// A document or an id that breaks the rules of DESIGN §4.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    #[error("invalid id {id:?}: {reason}")]
+    InvalidId { id: String, reason: &'static str, field: &'static str },
+    #[error("{message}")]
+    Invalid { message: String, field: Option<String> },
+}
+
+impl DocumentError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        DocumentError::Invalid { message: message.into(), field: None }
+    }
+
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DocumentError::Invalid { message: message.into(), field: Some(field.into()) }
+    }
+
+    /// The document field at fault, if one is.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            DocumentError::InvalidId { field, .. } => Some(field),
+            DocumentError::Invalid { field, .. } => field.as_deref(),
+        }
+    }
+}
+
+impl From<crate::yaml::YamlError> for DocumentError {
+    fn from(e: crate::yaml::YamlError) -> Self {
+        DocumentError::invalid(e.0)
+    }
+}
+
+pub type DocumentResult<T> = Result<T, DocumentError>;
+
+/// A milestone's status (DESIGN §4). Documents keep it as text; code reads
+/// it through [`status`] and compares enums, never strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Planning,
+    InProgress,
+    Blocked,
+    Completed,
+    Cancelled,
+    Archived,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] =
+        [Status::Planning, Status::InProgress, Status::Blocked, Status::Completed, Status::Cancelled, Status::Archived];
+
+    /// The name documents, queries and the wire use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Planning => "planning",
+            Status::InProgress => "in_progress",
+            Status::Blocked => "blocked",
+            Status::Completed => "completed",
+            Status::Cancelled => "cancelled",
+            Status::Archived => "archived",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Completed, cancelled and archived milestones live in `completed/`.
+    pub fn folder(self) -> Folder {
+        match self {
+            Status::Completed | Status::Cancelled | Status::Archived => Folder::Completed,
+            _ => Folder::Active,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<Status> for Value {
+    fn from(status: Status) -> Value {
+        Value::from(status.as_str())
+    }
+}
+
+pub const STATUSES: [&str; 6] = [
+    Status::ALL[0].as_str(),
+    Status::ALL[1].as_str(),
+    Status::ALL[2].as_str(),
+    Status::ALL[3].as_str(),
+    Status::ALL[4].as_str(),
+    Status::ALL[5].as_str(),
+];
 pub const PRIORITIES: &[&str] = &["low", "medium", "high", "critical"];
 pub const TASK_STATUSES: &[&str] = &["pending", "in_progress", "blocked", "completed", "cancelled"];
 
@@ -37,22 +136,23 @@ pub enum Folder {
 }
 
 impl Folder {
-    /// Completed, cancelled and archived milestones live in `completed/`.
-    pub fn for_status(status: Option<&str>) -> Folder {
-        match status {
-            Some("completed" | "cancelled" | "archived") => Folder::Completed,
-            _ => Folder::Active,
-        }
+    /// The folder a document's status files it in (`active/` when it has
+    /// none).
+    pub fn of(doc: &Map) -> Folder {
+        status(doc).map_or(Folder::Active, Status::folder)
     }
 
-    pub fn of(doc: &Map) -> Folder {
-        Folder::for_status(status(doc))
+    pub fn other(self) -> Folder {
+        match self {
+            Folder::Active => Folder::Completed,
+            Folder::Completed => Folder::Active,
+        }
     }
 }
 
 /// Checks an id against DESIGN §4: 1–128 characters of `[A-Za-z0-9._-]`, not
 /// starting with `.`. Runs before an id comes anywhere near a path.
-pub fn validate_id(id: &str, field: &'static str) -> ServiceResult<()> {
+pub fn validate_id(id: &str, field: &'static str) -> DocumentResult<()> {
     let reason = if id.is_empty() {
         "an id cannot be empty"
     } else if id.len() > 128 {
@@ -64,32 +164,35 @@ pub fn validate_id(id: &str, field: &'static str) -> ServiceResult<()> {
     } else {
         return Ok(());
     };
-    Err(ServiceError::InvalidId { id: id.to_owned(), reason, field })
+    Err(DocumentError::InvalidId { id: id.to_owned(), reason, field })
 }
 
 pub fn id(doc: &Map) -> Option<&str> {
     doc.get("id").and_then(Value::as_str)
 }
 
-pub fn status(doc: &Map) -> Option<&str> {
-    doc.get("status").and_then(Value::as_str)
+/// The document's status; `None` when it has none or one that is not a
+/// status (a written document always has a valid one: see
+/// [`check_core_fields`]).
+pub fn status(doc: &Map) -> Option<Status> {
+    doc.get("status").and_then(Value::as_str).and_then(Status::parse)
 }
 
 /// Checks the fields whose values the daemon depends on: a status it can file
 /// by, a priority it can rank, a title people can read.
-pub fn check_core_fields(doc: &Map) -> ServiceResult<()> {
+pub fn check_core_fields(doc: &Map) -> DocumentResult<()> {
     match doc.get("title") {
         Some(Value::String(t)) if !t.trim().is_empty() => {}
-        Some(Value::String(_)) | None => return Err(ServiceError::invalid_field("title", "a milestone needs a title")),
+        Some(Value::String(_)) | None => return Err(DocumentError::invalid_field("title", "a milestone needs a title")),
         Some(other) => {
-            return Err(ServiceError::invalid_field("title", format!("title must be text, not a {}", other.type_name())))
+            return Err(DocumentError::invalid_field("title", format!("title must be text, not a {}", other.type_name())))
         }
     }
-    check_choice(doc, "status", STATUSES)?;
+    check_choice(doc, "status", &STATUSES)?;
     check_choice(doc, "priority", PRIORITIES)?;
     if let Some(deps) = doc.get("dependencies") {
         let Some(deps) = deps.as_map() else {
-            return Err(ServiceError::invalid_field("dependencies", "dependencies must be a mapping"));
+            return Err(DocumentError::invalid_field("dependencies", "dependencies must be a mapping"));
         };
         for key in ["requires", "enables"] {
             for dep in id_list(deps.get(key), &format!("dependencies.{key}"))? {
@@ -100,11 +203,11 @@ pub fn check_core_fields(doc: &Map) -> ServiceResult<()> {
     Ok(())
 }
 
-fn check_choice(doc: &Map, field: &str, allowed: &[&str]) -> ServiceResult<()> {
+fn check_choice(doc: &Map, field: &str, allowed: &[&str]) -> DocumentResult<()> {
     match doc.get(field) {
         None => Ok(()),
         Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
-        Some(other) => Err(ServiceError::invalid_field(
+        Some(other) => Err(DocumentError::invalid_field(
             field,
             format!("{field} must be one of {}, not {}", allowed.join(", "), describe(other)),
         )),
@@ -119,16 +222,16 @@ fn describe(v: &Value) -> String {
 }
 
 /// Reads a list of ids (`dependencies.requires`): absent or null is empty.
-pub fn id_list<'a>(value: Option<&'a Value>, field: &str) -> ServiceResult<Vec<&'a str>> {
+pub fn id_list<'a>(value: Option<&'a Value>, field: &str) -> DocumentResult<Vec<&'a str>> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::List(items)) => items
             .iter()
             .map(|v| {
-                v.as_str().ok_or_else(|| ServiceError::invalid_field(field, format!("{field} must be a list of ids")))
+                v.as_str().ok_or_else(|| DocumentError::invalid_field(field, format!("{field} must be a list of ids")))
             })
             .collect(),
-        Some(_) => Err(ServiceError::invalid_field(field, format!("{field} must be a list of ids"))),
+        Some(_) => Err(DocumentError::invalid_field(field, format!("{field} must be a list of ids"))),
     }
 }
 
@@ -155,15 +258,15 @@ fn dep_ids<'a>(doc: &'a Map, key: &str) -> impl Iterator<Item = &'a str> {
 
 /// Sets a dotted path, creating mappings on the way. Numeric segments index
 /// into lists (`tasks.0.title`).
-pub fn set_path(doc: &mut Map, path: &str, value: Value) -> ServiceResult<()> {
+pub fn set_path(doc: &mut Map, path: &str, value: Value) -> DocumentResult<()> {
     let segments: Vec<&str> = path.split('.').collect();
     if segments.iter().any(|s| s.is_empty()) {
-        return Err(ServiceError::invalid_field(path, format!("`{path}` is not a valid dotted path")));
+        return Err(DocumentError::invalid_field(path, format!("`{path}` is not a valid dotted path")));
     }
     set_in_map(doc, &segments, value, path)
 }
 
-fn set_in_map(map: &mut Map, segments: &[&str], value: Value, path: &str) -> ServiceResult<()> {
+fn set_in_map(map: &mut Map, segments: &[&str], value: Value, path: &str) -> DocumentResult<()> {
     let Some((first, rest)) = segments.split_first() else { return Ok(()) };
     if rest.is_empty() {
         map.insert(*first, value);
@@ -178,13 +281,13 @@ fn set_in_map(map: &mut Map, segments: &[&str], value: Value, path: &str) -> Ser
     }
 }
 
-fn set_in_value(target: &mut Value, segments: &[&str], value: Value, path: &str) -> ServiceResult<()> {
+fn set_in_value(target: &mut Value, segments: &[&str], value: Value, path: &str) -> DocumentResult<()> {
     match target {
         Value::Map(m) => set_in_map(m, segments, value, path),
         Value::List(items) => {
             let len = items.len();
             let idx = segments[0].parse::<usize>().ok().filter(|i| *i < len).ok_or_else(|| {
-                ServiceError::invalid_field(
+                DocumentError::invalid_field(
                     path,
                     format!("cannot set `{path}`: `{}` is not an index into a list of {len} items", segments[0]),
                 )
@@ -196,7 +299,7 @@ fn set_in_value(target: &mut Value, segments: &[&str], value: Value, path: &str)
                 set_in_value(&mut items[idx], &segments[1..], value, path)
             }
         }
-        other => Err(ServiceError::invalid_field(
+        other => Err(DocumentError::invalid_field(
             path,
             format!("cannot set `{path}`: a {} has no field `{}`", other.type_name(), segments[0]),
         )),

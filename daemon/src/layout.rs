@@ -126,15 +126,6 @@ impl ProjectLayout {
         write_if_missing(&self.backend_file(), "file\n")?;
         Ok(())
     }
-
-    /// The backend named in `config/storage-backend.txt` (`file` when absent).
-    pub fn configured_backend(&self) -> io::Result<String> {
-        match fs::read_to_string(self.backend_file()) {
-            Ok(text) => Ok(text.trim().to_owned()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok("file".to_owned()),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 fn write_if_missing(path: &Path, contents: &str) -> io::Result<()> {

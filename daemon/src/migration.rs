@@ -4,9 +4,11 @@
 //! up what the old backend leaves behind. Any failure before the switch
 //! removes what was built and leaves the running backend untouched.
 //!
-//! Each step is its own method taking what the previous one produced, so a
-//! journal (for crash safety) and an online copy (for migrations while
-//! writes go on) can slot in between them.
+//! Every backend-specific step (building the target, switching to it,
+//! removing what the old one leaves) goes through [`BackendSpec`], so this
+//! file names no store. Each step is its own call taking what the previous
+//! one produced, so a journal (for crash safety) and an online copy (for
+//! migrations while writes go on) can slot in between them.
 
 use std::collections::HashMap;
 use std::fs;
@@ -14,16 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use milestones_protocol::{BackendTarget, Map, MigrationReport};
+use milestones_protocol::{Map, MigrationReport};
 
 use crate::config::StorageConfig;
 use crate::document::Folder;
 use crate::layout::ProjectLayout;
 use crate::storage::tree::MilestoneTree;
-use crate::storage::{self, Doc, FileStore, HybridStore, SqliteStore, Storage, StorageError};
-
-/// Documents copied per database transaction.
-const BATCH: usize = 1_000;
+use crate::storage::{BackendSpec, Doc, Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -44,12 +43,11 @@ impl MigrationError {
     /// True when the request or the data is at fault (the user can fix it),
     /// rather than the disk or the database.
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            MigrationError::AlreadyThere(_)
-                | MigrationError::BrokenFiles(_)
-                | MigrationError::Step { source: StorageError::Invalid(_), .. }
-        )
+        match self {
+            MigrationError::AlreadyThere(_) | MigrationError::BrokenFiles(_) => true,
+            MigrationError::Step { source, .. } => source.is_bad_input(),
+            MigrationError::Mismatch(_) => false,
+        }
     }
 }
 
@@ -63,7 +61,7 @@ pub struct Migration<'a> {
     layout: &'a ProjectLayout,
     config: &'a StorageConfig,
     source: Arc<dyn Storage>,
-    target: BackendTarget,
+    target: BackendSpec,
 }
 
 /// The new backend, ready to serve, and what was done.
@@ -72,68 +70,46 @@ pub struct Migrated {
     pub report: MigrationReport,
 }
 
-/// Something built on the way, removed again if the migration fails.
-enum Built {
-    Database(PathBuf),
-    Files(Vec<(String, Folder)>),
-}
-
 impl<'a> Migration<'a> {
-    pub fn new(layout: &'a ProjectLayout, config: &'a StorageConfig, source: Arc<dyn Storage>, target: BackendTarget) -> Self {
+    pub fn new(layout: &'a ProjectLayout, config: &'a StorageConfig, source: Arc<dyn Storage>, target: BackendSpec) -> Self {
         Migration { layout, config, source, target }
-    }
-
-    fn from(&self) -> &'static str {
-        self.source.backend_name()
     }
 
     pub fn run(self) -> MigrationResult<Migrated> {
         let started = Instant::now();
-        let to = self.target.backend_name();
-        let same_database = match self.target {
-            BackendTarget::Database(kind) => self.source.database_kind() == Some(kind.name()),
-            _ => true,
-        };
-        if self.from() == to && same_database {
-            return Err(MigrationError::AlreadyThere(to.to_owned()));
+        let (from, to) = (self.source.kind(), self.target.kind);
+        if from == to {
+            return Err(MigrationError::AlreadyThere(to.name().to_owned()));
         }
-        let broken = self.source.problems().len();
-        if broken > 0 && matches!(self.target, BackendTarget::Database(_)) {
+        let broken = self.source.files().map_or(0, |f| f.problems().len());
+        if broken > 0 && !to.keeps_files() {
             return Err(MigrationError::BrokenFiles(broken));
         }
         let mut lap = Lap::new();
         let docs = self.snapshot().map_err(step("reading the current backend"))?;
-        if !matches!(self.target, BackendTarget::File) {
-            for doc in &docs {
-                storage::check_storable(doc).map_err(step("checking the documents"))?;
-            }
-        }
+        self.target.check_storable(&docs).map_err(step("checking the documents"))?;
         lap.done("read", docs.len());
         let backup = self.back_up().map_err(step("taking the backup"))?;
         lap.done("backed up", docs.len());
-        let mut built = Vec::new();
-        let result = self.build(&docs, &mut built).and_then(|store| {
-            lap.done("copied", docs.len());
-            verify(&docs, &*store)?;
-            lap.done("verified", docs.len());
-            Ok(store)
-        });
-        let store = match result {
-            Ok(store) => store,
-            Err(e) => {
-                self.undo(built);
-                return Err(e);
-            }
-        };
-        let store = self.switch(store).map_err(step("switching backends"))?;
+        let built = self.target.build(self.layout, from, &docs).map_err(step("copying milestones"))?;
+        lap.done("copied", docs.len());
+        if let Err(e) = built.store().map_err(step("copying milestones")).and_then(|store| verify(&docs, store)) {
+            built.abandon(self.layout);
+            return Err(e);
+        }
+        lap.done("verified", docs.len());
+        let store = built.commit(self.layout, self.config).map_err(step("switching backends"))?;
         lap.done("switched", docs.len());
-        self.clean_up(&docs);
+        let source_spec = BackendSpec::new(from, self.config);
+        for e in source_spec.retire(self.layout, to, &docs) {
+            tracing::warn!(error = %e, "migration finished, but a leftover of the old backend could not be removed");
+        }
         lap.done("cleaned up", docs.len());
         Ok(Migrated {
             report: MigrationReport {
-                from: self.from().to_owned(),
-                to: to.to_owned(),
-                database: store.database_kind().map(str::to_owned),
+                from: from.name().to_owned(),
+                to: to.name().to_owned(),
+                database: to.database().map(|d| d.name().to_owned()),
                 milestones: docs.len() as u64,
                 backup: self.layout.relative(&backup).display().to_string(),
                 duration_ms: started.elapsed().as_millis() as u64,
@@ -144,10 +120,12 @@ impl<'a> Migration<'a> {
 
     /// Step 2: `backups/<time>-<from>-to-<to>/` with copies of the milestone
     /// files (copies, not links: a link would follow an edit made in place),
-    /// the configuration and a copy of any database.
+    /// the configuration, a copy of the source's own database, and whatever
+    /// the target will replace.
     fn back_up(&self) -> Result<PathBuf, StorageError> {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-        let dir = self.layout.backups().join(format!("{stamp}-{}-to-{}", self.from(), self.target.backend_name()));
+        let from = self.source.kind();
+        let dir = self.layout.backups().join(format!("{stamp}-{from}-to-{}", self.target.kind));
         let tree = MilestoneTree::new(self.layout.clone());
         for folder in [Folder::Active, Folder::Completed] {
             let from = tree.folder_path(folder);
@@ -156,18 +134,7 @@ impl<'a> Migration<'a> {
         }
         copy_folder(&self.layout.config(), &dir.join("config"))?;
         self.source.backup_to(&dir)?;
-        // A database left from an earlier time on the database backend is
-        // about to be replaced: keep it too.
-        let enterprise = self.layout.enterprise_db();
-        if self.source.database_kind().is_none() && enterprise.exists() {
-            for suffix in ["", "-wal"] {
-                let file = PathBuf::from(format!("{}{suffix}", enterprise.display()));
-                if file.exists() {
-                    let target = dir.join(format!("previous-enterprise.db{suffix}"));
-                    fs::copy(&file, &target).map_err(|e| StorageError::io("back up", &file, e))?;
-                }
-            }
-        }
+        self.target.back_up_replaced(self.layout, from, &dir)?;
         Ok(dir)
     }
 
@@ -176,139 +143,6 @@ impl<'a> Migration<'a> {
         let mut docs = Vec::new();
         self.source.for_each(&mut |d| docs.push(Arc::new(d.clone())))?;
         Ok(docs)
-    }
-
-    /// Step 3: the target, filled.
-    fn build(&self, docs: &[Doc], built: &mut Vec<Built>) -> MigrationResult<Arc<dyn Storage>> {
-        let has_files = self.source.database_kind().is_none();
-        match self.target {
-            BackendTarget::File => {
-                if !has_files {
-                    self.export_files(docs, built).map_err(step("writing the YAML files"))?;
-                }
-                let store = FileStore::open(self.layout.clone()).map_err(step("opening the files"))?;
-                Ok(Arc::new(store))
-            }
-            BackendTarget::Hybrid => {
-                if !has_files {
-                    self.export_files(docs, built).map_err(step("writing the YAML files"))?;
-                }
-                built.push(Built::Database(self.layout.index_db()));
-                let store = HybridStore::open(self.layout.clone(), self.config.events_in_database)
-                    .map_err(step("building index.db"))?;
-                Ok(Arc::new(store))
-            }
-            BackendTarget::Database(_) => {
-                let path = migrating_path(&self.layout.enterprise_db());
-                storage::remove_database(&path).map_err(step("clearing a previous attempt"))?;
-                built.push(Built::Database(path.clone()));
-                let store = SqliteStore::open(&path).map_err(step("creating the database"))?;
-                for batch in docs.chunks(BATCH) {
-                    store.insert_batch(batch).map_err(step("copying milestones"))?;
-                }
-                Ok(Arc::new(store))
-            }
-        }
-    }
-
-    /// Writes each document as a YAML file, refusing to overwrite one that
-    /// is already there.
-    fn export_files(&self, docs: &[Doc], built: &mut Vec<Built>) -> Result<(), StorageError> {
-        let tree = MilestoneTree::new(self.layout.clone());
-        if let Some(doc) = docs.iter().find(|d| tree.exists(crate::document::id(d).unwrap_or_default())) {
-            let id = crate::document::id(doc).unwrap_or_default();
-            return Err(StorageError::Invalid(format!(
-                "{} already exists; move it away and migrate again",
-                tree.relative(&tree.path_of(id, Folder::of(doc)))
-            )));
-        }
-        let docs: Vec<&Map> = docs.iter().map(|d| &**d).collect();
-        let mut written = Vec::new();
-        let result = tree.write_all(&docs, &mut written);
-        built.push(Built::Files(written));
-        result
-    }
-
-    fn undo(&self, built: Vec<Built>) {
-        let tree = MilestoneTree::new(self.layout.clone());
-        for item in built.into_iter().rev() {
-            let result = match &item {
-                Built::Database(path) => storage::remove_database(path),
-                Built::Files(files) => tree.remove_all(files),
-            };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "cannot remove what a failed migration built");
-            }
-        }
-    }
-
-    /// Step 5: the target becomes the backend. The rename of
-    /// `storage-backend.txt` is the moment of the switch.
-    fn switch(&self, store: Arc<dyn Storage>) -> Result<Arc<dyn Storage>, StorageError> {
-        let store = match self.target {
-            BackendTarget::Database(kind) => {
-                // Fold the copy's WAL into its file, close it, move it into
-                // place.
-                store.flush()?;
-                drop(store);
-                let built = migrating_path(&self.layout.enterprise_db());
-                let path = self.layout.enterprise_db();
-                // A stale WAL beside the old file would be replayed into the
-                // new one.
-                storage::remove_database(&path)?;
-                fs::rename(&built, &path).map_err(|e| StorageError::io("move into place", &path, e))?;
-                storage::remove_database(&built)?;
-                if self.config.database_type != kind.name() {
-                    crate::config::set_database_type(&self.layout.storage_config(), kind.name())
-                        .map_err(|e| StorageError::io("update", self.layout.storage_config(), e))?;
-                }
-                Arc::new(SqliteStore::open(&path)?) as Arc<dyn Storage>
-            }
-            _ => store,
-        };
-        let config = self.layout.config();
-        storage::write_file_atomically(&config, "storage-backend.txt", format!("{}\n", self.target.backend_name()).as_bytes())?;
-        Ok(store)
-    }
-
-    /// Step 6: remove what only the old backend used (all of it is in the
-    /// backup). Failures here are reported, not fatal: the switch is done.
-    fn clean_up(&self, docs: &[Doc]) {
-        let tree = MilestoneTree::new(self.layout.clone());
-        let mut results = Vec::new();
-        match (self.from(), self.target) {
-            ("hybrid", BackendTarget::File) => results.push(storage::remove_database(&self.layout.index_db())),
-            (from, BackendTarget::Database(_)) if from != "database" => {
-                // Both folders (a file may sit in the one its status does not
-                // call for), and only files that still hold what was copied:
-                // an edit made during the migration stays, and the watcher
-                // imports it.
-                let files: Vec<(String, Folder)> = docs
-                    .iter()
-                    .flat_map(|d| {
-                        let id = crate::document::id(d).unwrap_or_default();
-                        [Folder::Active, Folder::Completed].map(|f| (d, id.to_owned(), f))
-                    })
-                    .filter(|(doc, id, folder)| {
-                        tree.inspect(&tree.path_of(id, *folder)).is_some_and(|found| {
-                            tree.load(&found).is_ok_and(|loaded| loaded.doc == ***doc)
-                        })
-                    })
-                    .map(|(_, id, folder)| (id, folder))
-                    .collect();
-                results.push(tree.remove_all(&files));
-                if from == "hybrid" {
-                    results.push(storage::remove_database(&self.layout.index_db()));
-                }
-            }
-            ("database", BackendTarget::File | BackendTarget::Hybrid) => {
-                results.push(storage::remove_database(&self.layout.enterprise_db()));
-            }
-            _ => {}
-        }
-        for e in results.into_iter().filter_map(Result::err) {
-            tracing::warn!(error = %e, "migration finished, but a leftover of the old backend could not be removed");
-        }
     }
 }
 
@@ -357,13 +191,12 @@ fn verify(docs: &[Doc], target: &dyn Storage) -> MigrationResult<()> {
     Ok(())
 }
 
-/// A document's content hash: SHA-256 of its JSON, keys in order.
+/// A document's content hash: SHA-256 of its JSON, keys in order. A
+/// document that cannot be written as JSON hashes as its error, which
+/// matches nothing a stored copy can hash to.
 fn fingerprint(doc: &Map) -> String {
-    crate::storage::tree::hash_bytes(&serde_json::to_vec(doc).unwrap_or_default())
-}
-
-fn migrating_path(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.migrating", path.display()))
+    let json = serde_json::to_vec(doc).unwrap_or_else(|e| format!("unhashable: {e}").into_bytes());
+    crate::storage::tree::hash_bytes(&json)
 }
 
 /// Copies a folder's files (not sub-folders).

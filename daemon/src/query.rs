@@ -17,9 +17,16 @@ use std::cmp::Ordering;
 
 use milestones_protocol::{Filter, FilterOp, Map, Page, Query, SortKey, Value};
 
-use crate::document::PRIORITIES;
+use crate::document::{Doc, Status, PRIORITIES};
 use crate::search::SearchTerms;
-use crate::storage::{Doc, StorageError, StorageResult};
+
+/// A query that cannot mean anything (a filter on a value it cannot take,
+/// search text with no words).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid query: {0}")]
+pub struct QueryError(pub String);
+
+type QueryResult<T> = Result<T, QueryError>;
 
 /// Core fields that are text or absent as far as queries are concerned.
 pub const TEXT_FIELDS: &[&str] = &["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"];
@@ -35,12 +42,12 @@ pub fn wants_archived(query: &Query) -> bool {
 }
 
 /// The search terms of a query, refusing text with no words in it.
-pub fn search_terms(query: &Query) -> StorageResult<Option<SearchTerms>> {
-    SearchTerms::parse(query.text.as_deref()).map_err(StorageError::Query)
+pub fn search_terms(query: &Query) -> QueryResult<Option<SearchTerms>> {
+    SearchTerms::parse(query.text.as_deref()).map_err(QueryError)
 }
 
 /// Refuses queries that cannot mean anything, before any work is done.
-pub fn check(query: &Query) -> StorageResult<()> {
+pub fn check(query: &Query) -> QueryResult<()> {
     search_terms(query)?;
     for filter in &query.filters {
         check_path(&filter.path)?;
@@ -52,7 +59,7 @@ pub fn check(query: &Query) -> StorageResult<()> {
             FilterOp::Eq | FilterOp::Ne | FilterOp::Contains => !matches!(filter.value, Value::List(_) | Value::Map(_)),
         };
         if !ok {
-            return Err(StorageError::Query(format!(
+            return Err(QueryError(format!(
                 "filter {:?} on `{}` cannot take a {}",
                 filter.op,
                 filter.path,
@@ -66,25 +73,25 @@ pub fn check(query: &Query) -> StorageResult<()> {
     Ok(())
 }
 
-fn check_path(path: &str) -> StorageResult<()> {
+fn check_path(path: &str) -> QueryResult<()> {
     let valid = !path.is_empty()
         && path.split('.').all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
     if valid {
         Ok(())
     } else {
-        Err(StorageError::Query(format!(
+        Err(QueryError(format!(
             "`{path}` is not a field path (use dotted names such as `status` or `progress.percentage`)"
         )))
     }
 }
 
 /// Runs `query` over `docs`.
-pub fn run<'a>(query: &Query, docs: impl Iterator<Item = &'a Doc>) -> StorageResult<Page> {
+pub fn run<'a>(query: &Query, docs: impl Iterator<Item = &'a Doc>) -> QueryResult<Page> {
     check(query)?;
     let terms = search_terms(query)?;
     let wants_archived = wants_archived(query);
     let hits: Vec<&Doc> = docs
-        .filter(|d| wants_archived || crate::document::status(d) != Some("archived"))
+        .filter(|d| wants_archived || crate::document::status(d) != Some(Status::Archived))
         .filter(|d| query.filters.iter().all(|f| matches(d, f)))
         .filter(|d| terms.as_ref().is_none_or(|t| t.matches(d)))
         .collect();

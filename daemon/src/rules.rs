@@ -68,7 +68,7 @@ pub fn check_document(doc: &Map) -> Vec<Problem> {
             report(Severity::Error, "id", e.to_string());
         }
     }
-    check_choice(doc, "status", STATUSES, Severity::Error, &mut report);
+    check_choice(doc, "status", &STATUSES, Severity::Error, &mut report);
     check_choice(doc, "priority", PRIORITIES, Severity::Warning, &mut report);
 
     // Seed 000: known storage backends, sane thresholds.

@@ -53,7 +53,7 @@ impl TreeWatcher {
     /// [`TreeWatcher::serve`].
     pub fn arm(layout: &ProjectLayout, mode: WatcherMode) -> TreeWatcher {
         let tree = MilestoneTree::new(layout.clone());
-        let poll = |reason: String| State::Polling { since: listing(&tree), reason };
+        let poll = |reason: String| State::Polling { since: listing(&tree).unwrap_or_default(), reason };
         if mode == WatcherMode::Poll {
             let state = poll(format!("scanning every {} s (storage.watcher: poll)", POLL_EVERY.as_secs()));
             return TreeWatcher { tree, debouncer: None, state };
@@ -75,9 +75,11 @@ impl TreeWatcher {
     /// the service. On the database backend, files already in the folders
     /// (dropped in while no daemon ran) are imported first.
     pub fn serve(&mut self, service: Arc<MilestoneService>) {
-        if service.backend_name() == "database" {
-            let waiting: Vec<PathBuf> = self.tree.list().unwrap_or_default().into_iter().map(|f| f.path).collect();
-            absorb(&service, waiting);
+        if !service.keeps_files() {
+            match self.tree.list() {
+                Ok(waiting) => absorb(&service, waiting.into_iter().map(|f| f.path).collect()),
+                Err(e) => tracing::warn!(error = %e, "cannot look for files waiting to be imported"),
+            }
         }
         match std::mem::replace(&mut self.state, State::Serving) {
             State::Watching(batches) => {
@@ -172,8 +174,16 @@ fn rewatch(tree: &MilestoneTree, debouncer: &SharedDebouncer) {
     }
 }
 
-fn listing(tree: &MilestoneTree) -> HashMap<PathBuf, Stamp> {
-    tree.list().unwrap_or_default().into_iter().map(|f| (f.path, f.stamp)).collect()
+/// Every milestone file and its stamp; `None` when the folders cannot be
+/// read (a scan that fails must not look like every file was deleted).
+fn listing(tree: &MilestoneTree) -> Option<HashMap<PathBuf, Stamp>> {
+    match tree.list() {
+        Ok(files) => Some(files.into_iter().map(|f| (f.path, f.stamp)).collect()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot scan the milestone folders; trying again");
+            None
+        }
+    }
 }
 
 /// True for events that may change what a file holds. Opening and reading
@@ -190,7 +200,10 @@ fn changes_content(kind: &EventKind) -> bool {
 /// The fallback: compare each file's size and mtime with the last look.
 fn poll(tree: MilestoneTree, mut last: HashMap<PathBuf, Stamp>, service: Arc<MilestoneService>) {
     let spawned = std::thread::Builder::new().name("tree-scan".into()).spawn(move || loop {
-        let now = listing(&tree);
+        let Some(now) = listing(&tree) else {
+            std::thread::sleep(POLL_EVERY);
+            continue;
+        };
         let changed: Vec<PathBuf> = now
             .iter()
             .filter(|(path, stamp)| last.get(*path) != Some(stamp))

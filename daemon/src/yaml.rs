@@ -4,14 +4,19 @@
 
 use milestones_protocol::{Map, Value};
 
-use crate::error::ServiceError;
+
+/// YAML text that cannot be read as what it should be; the message names
+/// the source and the place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct YamlError(pub String);
 
 /// Parses YAML text that must hold one mapping (a milestone document).
 /// `source` names where the text came from in error messages.
-pub fn parse_document(text: &str, source: &str) -> Result<Map, ServiceError> {
+pub fn parse_document(text: &str, source: &str) -> Result<Map, YamlError> {
     match parse_value(text, source)? {
         Value::Map(map) => Ok(map),
-        other => Err(ServiceError::invalid(format!(
+        other => Err(YamlError(format!(
             "{source}: a milestone document must be a YAML mapping, found a {}",
             other.type_name()
         ))),
@@ -19,8 +24,8 @@ pub fn parse_document(text: &str, source: &str) -> Result<Map, ServiceError> {
 }
 
 /// Parses any YAML value.
-pub fn parse_value(text: &str, source: &str) -> Result<Value, ServiceError> {
-    serde_norway::from_str::<Value>(text).map_err(|e| ServiceError::invalid(format!("{source}: invalid YAML: {e}")))
+pub fn parse_value(text: &str, source: &str) -> Result<Value, YamlError> {
+    serde_norway::from_str::<Value>(text).map_err(|e| YamlError(format!("{source}: invalid YAML: {e}")))
 }
 
 /// Renders a document as YAML.

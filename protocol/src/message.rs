@@ -464,6 +464,13 @@ pub enum ErrorKind {
     Storage,
     /// A bug in the daemon.
     Internal,
+    /// The change collides with another: the milestone's file was edited
+    /// outside milestoned and not yet taken in, or other writers kept
+    /// changing it. Read it again and retry.
+    Conflict,
+    /// The storage cannot answer now (a busy database, a server that is
+    /// down) but may soon: retry.
+    Unavailable,
 }
 
 impl ErrorInfo {

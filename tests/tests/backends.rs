@@ -107,7 +107,7 @@ fn run_suite(p: &Project, d: &Daemon) -> Vec<(String, Value)> {
     for doc in DOCS {
         p.msctl_with_input(&["create", "--from-file", "-"], Some(doc)).ok();
     }
-    let mut observe = |seen: &mut Vec<(String, Value)>, stage: &str| {
+    let observe = |seen: &mut Vec<(String, Value)>, stage: &str| {
         for args in LISTS {
             let mut full = vec!["list", "--json"];
             full.extend_from_slice(args);

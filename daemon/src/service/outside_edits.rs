@@ -1,20 +1,25 @@
 //! Outside edits: what the file watcher hands the service. Each changed
 //! path is read, parsed, checked and taken into the store, or reported when
 //! broken (the last good version stays served and the file is left as it
-//! is), and announced on the change feed as an outside edit.
+//! is), and announced on the change feed as an outside edit. A backend that
+//! keeps files takes the edit in through its [`FileKeeping`] capability; a
+//! database imports a dropped-in file as an ordinary write and removes it.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use milestones_protocol::{EventKind, EventSource, Problem, Severity};
 use serde_json::json;
 
-use super::MilestoneService;
+use super::{MilestoneService, ServiceResult};
 use crate::change_feed::NewEvent;
-use crate::document::{self, Folder};
-use crate::error::ServiceResult;
+use crate::document::{self, Folder, Status};
 use crate::peer::Peer;
-use crate::storage::tree::{MilestoneTree, TreeFile};
-use crate::storage::Storage;
+use crate::storage::tree::{hash_bytes, LoadedFile, MilestoneTree, TreeFile};
+use crate::storage::{Storage, StorageError, StorageResult};
+
+/// The file name rescan problems are recorded under.
+const RESCAN: &str = ".milestones (rescan)";
 
 /// What one batch of outside edits did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -47,13 +52,14 @@ impl MilestoneService {
     /// checked and stored, or reported when broken (the last good version
     /// stays served and the file is left as it is). Files whose bytes match
     /// what the store last wrote or read are skipped, so the daemon's own
-    /// writes never come back in. Runs under the write lock.
+    /// writes never come back in. A path that cannot even be looked at is
+    /// counted as failed, never taken for a deletion.
     pub fn absorb_outside_edits(&self, paths: &[PathBuf]) -> OutsideEdits {
-        let _writes = self.lock_writes();
+        let _gate = self.write_gate();
         let storage = self.storage();
         let tree = MilestoneTree::new(self.layout.clone());
         let mut summary = OutsideEdits::default();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for path in paths {
             if !seen.insert(path) {
                 continue;
@@ -61,8 +67,9 @@ impl MilestoneService {
             let Some((folder, id)) = tree.classify(path) else { continue };
             let file = tree.relative(path);
             let outcome = match tree.inspect(path) {
-                Some(found) => self.absorb_file(&*storage, &tree, &found, &file),
-                None => self.absorb_missing(&*storage, &tree, &id, folder, &file),
+                Ok(Some(found)) => self.absorb_file(&*storage, &tree, &found, &file),
+                Ok(None) => self.absorb_missing(&*storage, &tree, &id, folder, &file),
+                Err(e) => Err(e.into()),
             };
             match outcome {
                 Ok(Some(kind)) => summary.count(kind),
@@ -76,61 +83,82 @@ impl MilestoneService {
         summary
     }
 
-    fn absorb_file(&self, storage: &dyn Storage, tree: &MilestoneTree, found: &TreeFile, file: &str) -> ServiceResult<Option<EventKind>> {
+    fn absorb_file(
+        &self,
+        storage: &dyn Storage,
+        tree: &MilestoneTree,
+        found: &TreeFile,
+        file: &str,
+    ) -> ServiceResult<Option<EventKind>> {
         let loaded = match tree.load(found) {
             Ok(loaded) => loaded,
             Err(problem) => return Ok(Some(self.invalid_file(storage, &found.stem, file, problem))),
         };
-        let known = storage.known_file(&loaded.id)?;
+        let known = match storage.files() {
+            Some(files) => files.known_file(&loaded.id)?,
+            None => None,
+        };
         if known.as_ref() == Some(&(loaded.folder, loaded.hash.clone())) {
             // Back to what the store holds (a `git checkout --` of a broken
-            // file, say): nothing to take in, but any problem is gone.
-            storage.note_file_problem(file, None);
+            // file, a mode put back): nothing to take in, but any problem
+            // is gone.
+            self.note_problem(storage, file, None);
             return Ok(None);
         }
         if let Err(e) = document::check_core_fields(&loaded.doc) {
-            let problem = Problem {
-                id: Some(loaded.id.clone()),
-                file: Some(file.to_owned()),
-                severity: Severity::Error,
-                field: None,
-                message: e.to_string(),
-            };
+            let problem = file_problem(&loaded.id, file, e.to_string());
             return Ok(Some(self.invalid_file(storage, &loaded.id, file, problem)));
         }
-        let before = storage.get(&loaded.id)?;
-        if let Err(e) = storage.absorb(&loaded) {
-            let problem = Problem { id: Some(loaded.id.clone()), file: Some(file.to_owned()), severity: Severity::Error, field: None, message: e.to_string() };
+        let existed = match storage.get(&loaded.id) {
+            Ok(stored) => stored.is_some(),
+            // Known only as a broken file until now.
+            Err(StorageError::Unreadable { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        let taken_in = match storage.files() {
+            Some(files) => files.absorb(&loaded),
+            None => import(storage, &loaded),
+        };
+        if let Err(e) = taken_in {
+            let problem = file_problem(&loaded.id, file, e.to_string());
             return Ok(Some(self.invalid_file(storage, &loaded.id, file, problem)));
         }
-        storage.note_file_problem(file, None);
-        if !storage.keeps_files() {
+        self.note_problem(storage, file, None);
+        if storage.files().is_none() {
             // The database is the truth: the file's content now lives there.
             // Removed only if it still holds what was imported; a file still
             // being written is left for its next event.
-            let still = std::fs::read(&found.path).map(|b| crate::storage::tree::hash_bytes(&b) == loaded.hash);
+            let still = std::fs::read(&found.path).map(|b| hash_bytes(&b) == loaded.hash);
             if still.unwrap_or(false) {
                 tree.remove(&loaded.id, loaded.folder)?;
             }
         }
-        let kind = match (&before, known) {
-            (None, _) => EventKind::Created,
-            (Some(_), Some((old, _))) if old != loaded.folder => EventKind::Moved,
+        let kind = match (existed, known) {
+            (false, _) => EventKind::Created,
+            (true, Some((old, _))) if old != loaded.folder => EventKind::Moved,
             _ => EventKind::Updated,
         };
         self.outside_event(kind, &loaded.id, document::status(&loaded.doc), file, None);
         Ok(Some(kind))
     }
 
-    fn absorb_missing(&self, storage: &dyn Storage, tree: &MilestoneTree, id: &str, folder: Folder, file: &str) -> ServiceResult<Option<EventKind>> {
-        storage.note_file_problem(file, None);
+    fn absorb_missing(
+        &self,
+        storage: &dyn Storage,
+        tree: &MilestoneTree,
+        id: &str,
+        folder: Folder,
+        file: &str,
+    ) -> ServiceResult<Option<EventKind>> {
+        self.note_problem(storage, file, None);
         // Moved rather than deleted: the other folder's file is taken in.
-        if let Some(other) = tree.inspect(&tree.path_of(id, folder.other())) {
+        if let Some(other) = tree.inspect(&tree.path_of(id, folder.other()))? {
             let other_file = tree.relative(&other.path);
             return self.absorb_file(storage, tree, &other, &other_file);
         }
         // A store without files (the database) forgets nothing here.
-        if !storage.keeps_files() || !storage.absorb_removal(id)? {
+        let Some(files) = storage.files() else { return Ok(None) };
+        if !files.absorb_removal(id)? {
             return Ok(None);
         }
         self.outside_event(EventKind::Deleted, id, None, file, None);
@@ -141,17 +169,33 @@ impl MilestoneService {
         let detail = problem.message.clone();
         // The same breakage seen again (the file touched, not fixed) is not
         // news.
-        let known = storage.problems().iter().any(|p| p.file.as_deref() == Some(file) && p.message == detail);
+        let known = self.problems().iter().any(|p| p.file.as_deref() == Some(file) && p.message == detail);
         if known {
             return EventKind::Invalid;
         }
-        storage.note_file_problem(file, Some(problem));
+        self.note_problem(storage, file, Some(problem));
         tracing::warn!(file, error = %detail, "an edited file does not load; its last good version stays served");
         self.outside_event(EventKind::Invalid, id, None, file, Some(detail));
         EventKind::Invalid
     }
 
-    fn outside_event(&self, kind: EventKind, id: &str, status: Option<&str>, file: &str, detail: Option<String>) {
+    /// Records (or clears) a file's problem where it belongs: with the store
+    /// when it keeps files, else with the service (a file dropped into a
+    /// database backend's folders).
+    fn note_problem(&self, storage: &dyn Storage, file: &str, problem: Option<Problem>) {
+        match storage.files() {
+            Some(files) => files.note_file_problem(file, problem),
+            None => self.note_outside_problem(file, problem),
+        }
+    }
+
+    fn note_outside_problem(&self, file: &str, problem: Option<Problem>) {
+        let mut problems = self.outside_problems.write().unwrap_or_else(|p| p.into_inner());
+        problems.retain(|p| p.file.as_deref() != Some(file));
+        problems.extend(problem);
+    }
+
+    fn outside_event(&self, kind: EventKind, id: &str, status: Option<Status>, file: &str, detail: Option<String>) {
         let event = format!("outside_{}", format!("{kind:?}").to_lowercase());
         let details = json!({ "file": file, "detail": detail });
         let peer = Peer { user: "(outside edit)".to_owned() };
@@ -162,16 +206,41 @@ impl MilestoneService {
 
     /// Every path a full rescan must look at: each milestone file on disk,
     /// and where each stored milestone's file should be (to see deletions).
+    /// When the tree or the store cannot be read, the rescan looks at
+    /// nothing (what is known stays served) and `health` names the cause.
     pub fn rescan_paths(&self) -> Vec<PathBuf> {
-        let storage = self.storage();
-        let tree = MilestoneTree::new(self.layout.clone());
-        let mut paths: Vec<PathBuf> = tree.list().unwrap_or_default().into_iter().map(|f| f.path).collect();
-        for id in storage.ids().unwrap_or_default() {
-            if let Ok(Some((folder, _))) = storage.known_file(&id) {
-                paths.push(tree.path_of(&id, folder));
+        match self.collect_rescan_paths() {
+            Ok(paths) => {
+                self.note_outside_problem(RESCAN, None);
+                paths
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the rescan cannot read the tree; keeping what is known");
+                let problem = Problem {
+                    id: None,
+                    file: Some(RESCAN.to_owned()),
+                    severity: Severity::Error,
+                    field: None,
+                    message: format!("a rescan of the milestone folders failed, so outside edits may be missed: {e}"),
+                };
+                self.note_outside_problem(RESCAN, Some(problem));
+                Vec::new()
             }
         }
-        paths
+    }
+
+    fn collect_rescan_paths(&self) -> StorageResult<Vec<PathBuf>> {
+        let storage = self.storage();
+        let tree = MilestoneTree::new(self.layout.clone());
+        let mut paths: Vec<PathBuf> = tree.list()?.into_iter().map(|f| f.path).collect();
+        if let Some(files) = storage.files() {
+            for id in storage.ids()? {
+                if let Some((folder, _)) = files.known_file(&id)? {
+                    paths.push(tree.path_of(&id, folder));
+                }
+            }
+        }
+        Ok(paths)
     }
 
     /// How outside edits are noticed, for `status`.
@@ -179,4 +248,30 @@ impl MilestoneService {
         *self.watching.write().unwrap_or_else(|p| p.into_inner()) = how;
     }
 
+    /// True when the backend keeps the YAML files as its truth (the watcher
+    /// imports files waiting in a database backend's folders at start-up).
+    pub fn keeps_files(&self) -> bool {
+        self.storage().files().is_some()
+    }
+}
+
+fn file_problem(id: &str, file: &str, message: String) -> Problem {
+    Problem { id: Some(id.to_owned()), file: Some(file.to_owned()), severity: Severity::Error, field: None, message }
+}
+
+/// Imports a file dropped into a database backend's folders: a new
+/// milestone, or a replacement of the stored one, through the same
+/// compare-and-swap as any write.
+fn import(storage: &dyn Storage, loaded: &LoadedFile) -> StorageResult<()> {
+    for _ in 0..super::MAX_ATTEMPTS {
+        let result = match storage.get(&loaded.id)? {
+            Some(stored) => storage.replace(loaded.doc.clone(), &stored.revision),
+            None => storage.insert(loaded.doc.clone()),
+        };
+        match result {
+            Err(StorageError::Stale { .. } | StorageError::AlreadyExists(_)) => continue,
+            other => return other.map(|_| ()),
+        }
+    }
+    Err(StorageError::Unavailable(format!("milestone `{}` kept changing while its file was imported", loaded.id)))
 }

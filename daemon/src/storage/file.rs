@@ -4,21 +4,27 @@
 //! from that index.
 //!
 //! Files are the source of truth. A file that does not parse is never
-//! rewritten or deleted; it is listed in [`Storage::problems`] until fixed.
+//! rewritten or deleted; it is listed in [`FileKeeping::problems`] until fixed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use milestones_protocol::{Map, Page, Problem, Query};
 
 use super::tree::{LoadedFile, MilestoneTree};
-use super::{note_problem, Doc, Requirement, Storage, StorageError, StorageResult};
+use super::{
+    cycles, id_of, note_problem, BackendKind, Doc, FileKeeping, Requirement, Revision, Storage, StorageError,
+    StorageResult, Stored,
+};
 use crate::document::{self, Folder};
 use crate::layout::ProjectLayout;
 
 pub struct FileStore {
     tree: MilestoneTree,
     index: RwLock<Index>,
+    /// Serialises this store's check-then-write sequences (a file tree has
+    /// one daemon: the instance lock sees to that). Readers never take it.
+    writes: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -58,6 +64,10 @@ impl Index {
             }
         }
     }
+
+    fn requirements_of(&self, id: &str) -> StorageResult<Vec<Requirement>> {
+        Ok(self.requirements.get(id).cloned().unwrap_or_default())
+    }
 }
 
 struct Entry {
@@ -71,12 +81,12 @@ impl FileStore {
     /// Opens the tree and indexes every milestone file.
     pub fn open(layout: ProjectLayout) -> StorageResult<FileStore> {
         let tree = MilestoneTree::new(layout);
-        let (loaded, problems) = tree.load_all(&tree.list()?);
+        let (loaded, problems) = tree.load_all(&tree.list()?)?;
         let mut index = Index { problems, ..Index::default() };
         for file in loaded {
             index.put(file.id, Entry { doc: Arc::new(file.doc), folder: file.folder, hash: file.hash });
         }
-        Ok(FileStore { tree, index: RwLock::new(index) })
+        Ok(FileStore { tree, index: RwLock::new(index), writes: Mutex::new(()) })
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Index> {
@@ -88,46 +98,62 @@ impl FileStore {
     fn write(&self) -> RwLockWriteGuard<'_, Index> {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Storage for FileStore {
-    fn backend_name(&self) -> &'static str {
-        "file"
+    fn kind(&self) -> BackendKind {
+        BackendKind::File
     }
 
     fn reads_in_memory(&self) -> bool {
         true
     }
 
-    fn get(&self, id: &str) -> StorageResult<Option<Doc>> {
-        Ok(self.read().docs.get(id).map(|e| e.doc.clone()))
+    fn get(&self, id: &str) -> StorageResult<Option<Stored>> {
+        let index = self.read();
+        match index.docs.get(id) {
+            Some(e) => Ok(Some(Stored { doc: e.doc.clone(), revision: Revision::content(&e.hash) })),
+            None => super::unreadable(&index.problems, id).map_or(Ok(None), Err),
+        }
     }
 
     fn count(&self) -> StorageResult<u64> {
         Ok(self.read().docs.len() as u64)
     }
 
-    fn insert(&self, doc: Map) -> StorageResult<Doc> {
-        let id = document::id(&doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?.to_owned();
+    fn insert(&self, doc: Map) -> StorageResult<Stored> {
+        let id = id_of(&doc)?.to_owned();
+        let _writes = self.lock_writes();
         // A file may exist that the index does not hold (it failed to parse):
         // never overwrite what a user wrote.
         if self.tree.exists(&id) || self.read().docs.contains_key(&id) {
             return Err(StorageError::AlreadyExists(id));
         }
+        cycles::refuse_cycle(&doc, None, |node| self.read().requirements_of(node))?;
         let (folder, _, hash) = self.tree.write(&doc)?;
         let doc = Arc::new(doc);
+        let revision = Revision::content(&hash);
         self.write().put(id, Entry { doc: doc.clone(), folder, hash });
-        Ok(doc)
+        Ok(Stored { doc, revision })
     }
 
-    fn replace(&self, doc: Map) -> StorageResult<Doc> {
-        let id = document::id(&doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?.to_owned();
+    fn replace(&self, doc: Map, expected: &Revision) -> StorageResult<Stored> {
+        let id = id_of(&doc)?.to_owned();
+        let _writes = self.lock_writes();
         let (old, old_folder, old_hash) = self
             .read()
             .docs
             .get(&id)
             .map(|e| (e.doc.clone(), e.folder, e.hash.clone()))
             .ok_or_else(|| StorageError::Missing(id.clone()))?;
+        if Revision::content(&old_hash) != *expected {
+            return Err(StorageError::Stale { id });
+        }
+        cycles::refuse_cycle(&doc, Some(&old), |node| self.read().requirements_of(node))?;
         let original = self.tree.read_unchanged(&id, old_folder, &old_hash)?;
         // Disk first, index second: readers keep seeing the old version until
         // the new one is durable, and never wait on an fsync.
@@ -136,20 +162,32 @@ impl Storage for FileStore {
             self.tree.remove(&id, old_folder)?;
         }
         let doc = Arc::new(doc);
+        let revision = Revision::content(&hash);
         self.write().put(id, Entry { doc: doc.clone(), folder, hash });
-        Ok(doc)
+        Ok(Stored { doc, revision })
     }
 
     fn remove(&self, id: &str) -> StorageResult<bool> {
+        let _writes = self.lock_writes();
         let Some(folder) = self.read().docs.get(id).map(|e| e.folder) else { return Ok(false) };
         self.tree.remove(id, folder)?;
         self.write().remove(id);
         Ok(true)
     }
 
+    fn import(&self, docs: &[Doc]) -> StorageResult<()> {
+        let _writes = self.lock_writes();
+        let docs: Vec<&Map> = docs.iter().map(|d| &**d).collect();
+        for written in self.tree.write_all(&docs)? {
+            let entry = Entry { doc: Arc::new(written.doc.clone()), folder: written.folder, hash: written.hash };
+            self.write().put(written.id, entry);
+        }
+        Ok(())
+    }
+
     fn query(&self, query: &Query) -> StorageResult<Page> {
         let index = self.read();
-        crate::query::run(query, index.docs.values().map(|e| &e.doc))
+        Ok(crate::query::run(query, index.docs.values().map(|e| &e.doc))?)
     }
 
     fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
@@ -159,33 +197,33 @@ impl Storage for FileStore {
         Ok(())
     }
 
-    fn requirements(&self, id: &str) -> StorageResult<Vec<Requirement>> {
-        Ok(self.read().requirements.get(id).cloned().unwrap_or_default())
+    fn files(&self) -> Option<&dyn FileKeeping> {
+        Some(self)
     }
+}
 
-    fn problems(&self) -> Vec<Problem> {
-        self.read().problems.clone()
-    }
-
-    fn keeps_files(&self) -> bool {
-        true
-    }
-
+impl FileKeeping for FileStore {
     fn known_file(&self, id: &str) -> StorageResult<Option<(Folder, String)>> {
         Ok(self.read().docs.get(id).map(|e| (e.folder, e.hash.clone())))
     }
 
     fn absorb(&self, file: &LoadedFile) -> StorageResult<()> {
+        let _writes = self.lock_writes();
         let entry = Entry { doc: Arc::new(file.doc.clone()), folder: file.folder, hash: file.hash.clone() };
         self.write().put(file.id.clone(), entry);
         Ok(())
     }
 
     fn absorb_removal(&self, id: &str) -> StorageResult<bool> {
+        let _writes = self.lock_writes();
         let mut index = self.write();
         let known = index.docs.contains_key(id);
         index.remove(id);
         Ok(known)
+    }
+
+    fn problems(&self) -> Vec<Problem> {
+        self.read().problems.clone()
     }
 
     fn note_file_problem(&self, file: &str, problem: Option<Problem>) {

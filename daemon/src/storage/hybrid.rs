@@ -9,14 +9,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use milestones_protocol::{Map, Problem};
 use rusqlite::OptionalExtension;
 
 use super::sqlite::{reads_from_table, FileColumns, Flavour, MilestoneTable, Record};
 use super::tree::{LoadedFile, MilestoneTree, Stamp, TreeFile};
-use super::{Doc, Storage, StorageError, StorageResult};
+use super::{
+    cycles, id_of, BackendKind, Doc, FileKeeping, Revision, Storage, StorageError, StorageResult, Stored,
+};
 use crate::document::Folder;
 use crate::event_log::AuditEvent;
 use crate::layout::ProjectLayout;
@@ -26,6 +28,9 @@ pub struct HybridStore {
     table: MilestoneTable,
     problems: Mutex<Vec<Problem>>,
     events_in_database: bool,
+    /// Serialises this store's check-then-write sequences (a file tree has
+    /// one daemon: the instance lock sees to that). Readers never take it.
+    writes: Mutex<()>,
 }
 
 /// What a reconciliation changed.
@@ -66,7 +71,13 @@ impl HybridStore {
 
     fn open_index(tree: &MilestoneTree, path: &Path, events_in_database: bool) -> StorageResult<HybridStore> {
         let (table, _) = MilestoneTable::open(path, Flavour::Index)?;
-        let store = HybridStore { tree: tree.clone(), table, problems: Mutex::new(Vec::new()), events_in_database };
+        let store = HybridStore {
+            tree: tree.clone(),
+            table,
+            problems: Mutex::new(Vec::new()),
+            events_in_database,
+            writes: Mutex::new(()),
+        };
         let report = store.reconcile()?;
         tracing::info!(unchanged = report.unchanged, indexed = report.indexed, removed = report.removed, "hybrid index reconciled");
         Ok(store)
@@ -86,9 +97,12 @@ impl HybridStore {
         let to_load: Vec<TreeFile> = files
             .iter()
             .filter(|f| {
-                let current = indexed.get(&f.stem).is_some_and(|row| {
-                    row.path == self.tree.relative(&f.path) && row.stamp == f.stamp && per_id[f.stem.as_str()] == 1
-                });
+                // An unreadable file is read anyway, to be reported: its row
+                // stays as its last good version.
+                let current = f.readable
+                    && indexed.get(&f.stem).is_some_and(|row| {
+                        row.path == self.tree.relative(&f.path) && row.stamp == f.stamp && per_id[f.stem.as_str()] == 1
+                    });
                 if current {
                     report.unchanged += 1;
                 }
@@ -96,7 +110,7 @@ impl HybridStore {
             })
             .cloned()
             .collect();
-        let (loaded, mut problems) = self.tree.load_all(&to_load);
+        let (loaded, mut problems) = self.tree.load_all(&to_load)?;
         let on_disk: HashSet<&str> = files.iter().map(|f| f.stem.as_str()).collect();
         // A document SQLite cannot hold (a .nan, say) is reported like a file
         // that does not parse; its last good row, if any, stays.
@@ -178,10 +192,10 @@ impl HybridStore {
         }
     }
 
-    /// Writes the file, then its index row. If the row cannot be written the
-    /// file change is undone (an earlier file put back byte for byte), so
-    /// files and index never disagree for long.
-    fn store(&self, doc: &Map, previous: Option<&Previous>) -> StorageResult<()> {
+    /// Writes the file, then its index row, and returns the file's hash. If
+    /// the row cannot be written the file change is undone (an earlier file
+    /// put back byte for byte), so files and index never disagree for long.
+    fn store(&self, doc: &Map, previous: Option<&Previous>) -> StorageResult<String> {
         let record = Record::of(doc)?;
         let (folder, stamp, hash) = match previous {
             Some(p) => self.tree.write_update(doc, p.doc, &p.text)?,
@@ -190,8 +204,8 @@ impl HybridStore {
         let path = self.tree.relative(&self.tree.path_of(&record.id, folder));
         let indexed = self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp, hash: &hash })));
         match (indexed, previous) {
-            (Ok(()), Some(p)) if p.folder != folder => self.tree.remove(&record.id, p.folder),
-            (Ok(()), _) => Ok(()),
+            (Ok(()), Some(p)) if p.folder != folder => self.tree.remove(&record.id, p.folder).map(|()| hash),
+            (Ok(()), _) => Ok(hash),
             (Err(e), None) => {
                 self.tree.remove(&record.id, folder)?;
                 Err(e)
@@ -214,59 +228,95 @@ struct Previous<'a> {
     text: String,
 }
 
+impl HybridStore {
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn problems_lock(&self) -> MutexGuard<'_, Vec<Problem>> {
+        self.problems.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl Storage for HybridStore {
-    fn backend_name(&self) -> &'static str {
-        "hybrid"
+    fn kind(&self) -> BackendKind {
+        BackendKind::Hybrid
     }
 
     fn reads_in_memory(&self) -> bool {
         false
     }
 
+    fn get(&self, id: &str) -> StorageResult<Option<Stored>> {
+        match self.table.get(id)? {
+            Some((doc, revision)) => Ok(Some(Stored { doc: Arc::new(doc), revision })),
+            None => super::unreadable(&self.problems_lock(), id).map_or(Ok(None), Err),
+        }
+    }
+
     reads_from_table!();
 
-    fn insert(&self, doc: Map) -> StorageResult<Doc> {
-        let id = crate::document::id(&doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
+    fn insert(&self, doc: Map) -> StorageResult<Stored> {
+        let id = id_of(&doc)?;
+        let _writes = self.lock_writes();
         // A file the index does not hold (it failed to parse) is still the
         // user's: never overwrite it.
         if self.tree.exists(id) || self.table.contains(id)? {
             return Err(StorageError::AlreadyExists(id.to_owned()));
         }
-        self.store(&doc, None)?;
-        Ok(Arc::new(doc))
+        cycles::refuse_cycle(&doc, None, |node| self.table.requirements(node))?;
+        let hash = self.store(&doc, None)?;
+        Ok(Stored { doc: Arc::new(doc), revision: Revision::content(&hash) })
     }
 
-    fn replace(&self, doc: Map) -> StorageResult<Doc> {
-        let id = crate::document::id(&doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
-        let old = self.table.get(id)?.ok_or_else(|| StorageError::Missing(id.to_owned()))?;
+    fn replace(&self, doc: Map, expected: &Revision) -> StorageResult<Stored> {
+        let id = id_of(&doc)?;
+        let _writes = self.lock_writes();
+        let (old, revision) = self.table.get(id)?.ok_or_else(|| StorageError::Missing(id.to_owned()))?;
+        if revision != *expected {
+            return Err(StorageError::Stale { id: id.to_owned() });
+        }
+        cycles::refuse_cycle(&doc, Some(&old), |node| self.table.requirements(node))?;
         let (folder, hash) = self.known_file(id)?.unwrap_or_else(|| (Folder::of(&old), String::new()));
         let text = self.tree.read_unchanged(id, folder, &hash)?;
-        self.store(&doc, Some(&Previous { doc: &old, folder, text }))?;
-        Ok(Arc::new(doc))
+        let hash = self.store(&doc, Some(&Previous { doc: &old, folder, text }))?;
+        Ok(Stored { doc: Arc::new(doc), revision: Revision::content(&hash) })
     }
 
     fn remove(&self, id: &str) -> StorageResult<bool> {
+        let _writes = self.lock_writes();
         let Some(folder) = self.folder_of(id)? else { return Ok(false) };
         self.tree.remove(id, folder)?;
         self.table.write(|w| w.delete(id))
     }
 
-    fn record_event(&self, event: &AuditEvent) {
-        if self.events_in_database {
-            if let Err(e) = self.table.record_event(event) {
-                tracing::warn!(error = %e, "cannot record the event in index.db");
+    fn import(&self, docs: &[Doc]) -> StorageResult<()> {
+        let _writes = self.lock_writes();
+        let docs: Vec<&Map> = docs.iter().map(|d| &**d).collect();
+        let records = docs.iter().map(|d| Record::of(d)).collect::<StorageResult<Vec<_>>>()?;
+        let written = self.tree.write_all(&docs)?;
+        self.table.write(|w| {
+            for (file, record) in written.iter().zip(&records) {
+                let path = self.tree.relative(&self.tree.path_of(&file.id, file.folder));
+                w.put(record, Some(&FileColumns { path: &path, stamp: file.stamp, hash: &file.hash }))?;
             }
+            Ok(())
+        })
+    }
+
+    fn record_event(&self, event: &AuditEvent) -> StorageResult<()> {
+        if self.events_in_database {
+            self.table.record_event(event)?;
         }
+        Ok(())
     }
 
-    fn problems(&self) -> Vec<Problem> {
-        self.problems.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    fn files(&self) -> Option<&dyn FileKeeping> {
+        Some(self)
     }
+}
 
-    fn keeps_files(&self) -> bool {
-        true
-    }
-
+impl FileKeeping for HybridStore {
     fn known_file(&self, id: &str) -> StorageResult<Option<(Folder, String)>> {
         let conn = self.table.reader()?;
         let row: Option<(Option<String>, Option<String>)> = conn
@@ -279,28 +329,28 @@ impl Storage for HybridStore {
     fn absorb(&self, file: &LoadedFile) -> StorageResult<()> {
         let record = Record::of(&file.doc)?;
         let path = self.tree.relative(&self.tree.path_of(&file.id, file.folder));
+        let _writes = self.lock_writes();
         self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp: file.stamp, hash: &file.hash })))
     }
 
     fn absorb_removal(&self, id: &str) -> StorageResult<bool> {
+        let _writes = self.lock_writes();
         self.table.write(|w| w.delete(id))
     }
 
+    fn problems(&self) -> Vec<Problem> {
+        self.problems_lock().clone()
+    }
+
     fn note_file_problem(&self, file: &str, problem: Option<Problem>) {
-        super::note_problem(&mut self.problems.lock().unwrap_or_else(|p| p.into_inner()), file, problem);
+        super::note_problem(&mut self.problems_lock(), file, problem);
     }
 }
 
 /// True when the index itself is damaged or foreign (corrupt, not a
 /// database, another schema): the cases worth rebuilding for.
 fn is_unusable(e: &StorageError) -> bool {
-    match e {
-        StorageError::Sqlite { source: rusqlite::Error::SqliteFailure(failure, _), .. } => {
-            matches!(failure.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-        }
-        StorageError::Invalid(_) => true,
-        _ => false,
-    }
+    matches!(e, StorageError::Damaged(_) | StorageError::Invalid(_))
 }
 
 /// Deletes an SQLite database with its WAL and shared-memory files.

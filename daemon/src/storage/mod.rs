@@ -1,104 +1,115 @@
-//! The storage interface: the seam between the server (and later the scale
-//! monitor and the migrator) and the backends. Nothing above this module
-//! names a backend type; it holds a `dyn Storage`.
+//! The storage interface: the seam between the service (and the migrator,
+//! and later the scale monitor) and the backends. Nothing outside this
+//! module names a concrete store or a backend's files: a [`BackendSpec`]
+//! opens, builds and retires backends, and everyone else holds a
+//! `dyn Storage`.
 //!
-//! The interface is record-level on purpose: it stores, finds and queries
-//! whole documents. The milestone rules (ids, statuses, tasks, dependencies)
-//! live once, in `service`, above it, so every backend enforces the same
-//! rules by construction. Queries and analytics go through the interface so
-//! that database backends can answer them in SQL.
+//! The interface is record-level: it stores, finds and queries whole
+//! documents, each with a [`Revision`]. Writes are compare-and-swap (a
+//! replacement states the revision it read and fails with
+//! [`StorageError::Stale`] when another writer came in between), inserts
+//! fail when the id is taken, and the dependency-cycle check runs inside
+//! the write, so correctness never rests on a lock in the caller: several
+//! service instances may share one database. The milestone rules (ids,
+//! statuses, tasks) live once, in `service`, above it.
 
-mod atomic;
+mod cycles;
 mod database;
+mod error;
 mod file;
 mod hybrid;
+mod ids;
+mod spec;
 mod sqlite;
 pub mod tree;
 
-use std::path::PathBuf;
-
-use crate::config::StorageConfig;
-use crate::layout::ProjectLayout;
-use std::sync::Arc;
-
 use milestones_protocol::{Analytics, Map, Page, Problem, Query};
 
-pub use self::atomic::write_atomically as write_file_atomically;
-pub use self::database::SqliteStore;
-pub use self::file::FileStore;
-pub use self::hybrid::{remove_database, HybridStore};
-pub use self::sqlite::check_storable;
+pub use self::error::{StorageError, StorageResult};
+pub use self::ids::IdAllocator;
+pub use self::spec::{BackendKind, BackendSpec, Built};
+pub use crate::document::Doc;
+use crate::document::Folder;
 use crate::event_log::AuditEvent;
 use crate::graph::DependencyGraph;
 
-/// A stored document: shared, immutable, cheap to hand to many readers.
-pub type Doc = Arc<Map>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("cannot {action} {}: {source}", .path.display())]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
-    #[error("milestone `{0}` already exists")]
-    AlreadyExists(String),
-    #[error("milestone `{0}` does not exist")]
-    Missing(String),
-    #[error("invalid query: {0}")]
-    Query(String),
-    /// A document this backend cannot store as it is.
-    #[error("{0}")]
-    Invalid(String),
-    /// The file was changed outside the daemon since the store last read it
-    /// (and not yet taken in, or it does not load): writing would lose
-    /// someone's edit.
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{context}: {source}")]
-    Sqlite { context: String, source: rusqlite::Error },
+/// A stored document and the revision it was stored at.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub doc: Doc,
+    pub revision: Revision,
 }
 
-impl StorageError {
-    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        StorageError::Io { action, path: path.into(), source }
+/// Which version of a milestone a reader saw. Opaque to callers: they hand
+/// it back with a write. The file-keeping backends use the SHA-256 of the
+/// file's bytes, the SQL backends a counter column.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Revision(String);
+
+impl Revision {
+    fn counter(n: i64) -> Self {
+        Revision(n.to_string())
     }
 
-    pub fn sqlite(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StorageError {
-        let context = context.into();
-        move |source| StorageError::Sqlite { context, source }
+    fn content(hash: &str) -> Self {
+        Revision(hash.to_owned())
+    }
+
+    /// The counter, for SQL backends; `None` for one another backend made.
+    fn as_counter(&self) -> Option<i64> {
+        self.0.parse().ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-pub type StorageResult<T> = Result<T, StorageError>;
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A content hash is long; its head tells versions apart in logs.
+        f.write_str(&self.0[..self.0.len().min(12)])
+    }
+}
 
-/// What every backend provides. Implementations are internally synchronised;
-/// callers serialise writes themselves (the service holds one write lock), so
-/// a backend never sees two writes at once.
+/// What every backend provides. Implementations are internally synchronised
+/// and safe to call from many threads; none relies on its caller to
+/// serialise writes.
 pub trait Storage: Send + Sync + 'static {
-    /// `file`, `hybrid` or `database`.
-    fn backend_name(&self) -> &'static str;
-
-    /// The database engine behind the `database` backend (`sqlite`).
-    fn database_kind(&self) -> Option<&'static str> {
-        None
-    }
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
 
     /// True when reads are answered from memory without blocking, so the
     /// server may call [`Storage::get`] and [`Storage::query`] on an async
     /// worker thread instead of paying for a hop to the blocking pool.
     fn reads_in_memory(&self) -> bool;
 
-    fn get(&self, id: &str) -> StorageResult<Option<Doc>>;
+    /// The milestone `id` and its revision; `None` when there is none, and
+    /// [`StorageError::Unreadable`] when its file exists but cannot be read.
+    fn get(&self, id: &str) -> StorageResult<Option<Stored>>;
 
     fn count(&self) -> StorageResult<u64>;
 
-    /// Stores a new document; fails with `AlreadyExists` if the id is taken.
-    fn insert(&self, doc: Map) -> StorageResult<Doc>;
+    /// Stores a new document, atomically: [`StorageError::AlreadyExists`]
+    /// when the id is taken (by a stored milestone or by a file that does
+    /// not load), [`StorageError::Cycle`] when its dependencies would close
+    /// a cycle.
+    fn insert(&self, doc: Map) -> StorageResult<Stored>;
 
-    /// Replaces an existing document (moving it between `active/` and
-    /// `completed/` when its status says so).
-    fn replace(&self, doc: Map) -> StorageResult<Doc>;
+    /// Replaces the stored document whose revision is `expected` (moving its
+    /// file between `active/` and `completed/` when its status says so):
+    /// [`StorageError::Stale`] when it has changed since,
+    /// [`StorageError::Missing`] when it is gone, [`StorageError::Cycle`]
+    /// when changed dependencies would close a cycle.
+    fn replace(&self, doc: Map, expected: &Revision) -> StorageResult<Stored>;
 
     /// Removes a document for good. Returns false when it did not exist.
     fn remove(&self, id: &str) -> StorageResult<bool>;
+
+    /// Stores documents copied from another backend, as they are (a
+    /// migration's copy: the source already checked them), in as few
+    /// transactions as the backend can.
+    fn import(&self, docs: &[Doc]) -> StorageResult<()>;
 
     /// Runs a query: filters, text, order, page.
     fn query(&self, query: &Query) -> StorageResult<Page>;
@@ -120,16 +131,6 @@ pub trait Storage: Send + Sync + 'static {
         let mut graph = DependencyGraph::default();
         self.for_each(&mut |d| graph.add_document(d))?;
         Ok(graph)
-    }
-
-    /// What `id` requires, each with the milestone whose document declares
-    /// the edge (`id` itself through `requires`, another through `enables`).
-    /// Lets a write check for cycles around itself without reading the whole
-    /// graph. The default walks every document.
-    fn requirements(&self, id: &str) -> StorageResult<Vec<Requirement>> {
-        let mut found = Vec::new();
-        self.for_each(&mut |d| found.extend(Requirement::declared_by(d).filter(|(from, _)| from == id).map(|(_, r)| r)))?;
-        Ok(found)
     }
 
     /// Analytics over every document. The default walks them all; SQL
@@ -159,39 +160,42 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Records an audit event where the backend keeps them (the
     /// `milestone_events` table); the JSONL log is written regardless.
-    fn record_event(&self, _event: &AuditEvent) {}
-
-    /// Problems found in the stored data itself: files that do not parse,
-    /// files whose name and id disagree.
-    fn problems(&self) -> Vec<Problem>;
-
-    // ---- outside edits (the file watcher) ----
-
-    /// True when the YAML files are the source of truth (file, hybrid); the
-    /// database backend imports a dropped-in file and removes it.
-    fn keeps_files(&self) -> bool {
-        false
+    fn record_event(&self, _event: &AuditEvent) -> StorageResult<()> {
+        Ok(())
     }
 
+    /// What only a backend whose truth is the YAML files does; `None` for a
+    /// database.
+    fn files(&self) -> Option<&dyn FileKeeping> {
+        None
+    }
+}
+
+/// The capability of a backend whose source of truth is the YAML files
+/// (file, hybrid): it knows which bytes each file held when it last read or
+/// wrote it, takes in edits made outside the daemon, and keeps the problems
+/// of files that do not load.
+pub trait FileKeeping {
     /// Where the file behind `id` is and the SHA-256 of its bytes, as this
-    /// store last wrote or read it: an event on a file with that hash is
-    /// the store's own write (or no change) and is not taken in again.
-    fn known_file(&self, _id: &str) -> StorageResult<Option<(crate::document::Folder, String)>> {
-        Ok(None)
-    }
+    /// store last wrote or read it: an event on a file with that hash is the
+    /// store's own write (or no change) and is not taken in again.
+    fn known_file(&self, id: &str) -> StorageResult<Option<(Folder, String)>>;
 
     /// Takes in a document someone wrote to a file directly.
     fn absorb(&self, file: &tree::LoadedFile) -> StorageResult<()>;
 
     /// Someone removed the file of `id` and none is left in either folder.
     /// Returns true when the milestone was dropped.
-    fn absorb_removal(&self, _id: &str) -> StorageResult<bool> {
-        Ok(false)
-    }
+    fn absorb_removal(&self, id: &str) -> StorageResult<bool>;
+
+    /// Files that do not load (parse errors, unreadable files, a name that
+    /// disagrees with the id inside): each is left as it is, and its last
+    /// good version, if any, stays served.
+    fn problems(&self) -> Vec<Problem>;
 
     /// Records (or, with `None`, clears) the problem with one file, named
     /// relative to the project root.
-    fn note_file_problem(&self, _file: &str, _problem: Option<Problem>) {}
+    fn note_file_problem(&self, file: &str, problem: Option<Problem>);
 }
 
 /// Replaces the problems recorded for `file` with `problem`.
@@ -199,6 +203,17 @@ fn note_problem(problems: &mut Vec<Problem>, file: &str, problem: Option<Problem
     problems.retain(|p| p.file.as_deref() != Some(file));
     problems.extend(problem);
     problems.sort_by(|a, b| a.file.cmp(&b.file));
+}
+
+/// The error for a milestone whose file is known only by its problem (it
+/// never loaded): it exists, but cannot be served.
+fn unreadable(problems: &[Problem], id: &str) -> Option<StorageError> {
+    let problem = problems.iter().find(|p| p.id.as_deref() == Some(id))?;
+    let file = problem.file.as_deref().unwrap_or("its file");
+    Some(StorageError::Unreadable {
+        id: id.to_owned(),
+        message: format!("milestone `{id}` cannot be served: {file}: {}", problem.message),
+    })
 }
 
 /// One edge out of a milestone, and who declares it.
@@ -218,24 +233,6 @@ impl Requirement {
     }
 }
 
-/// Opens the backend `config/storage-backend.txt` names.
-pub fn open(layout: &ProjectLayout, config: &StorageConfig, backend: &str) -> StorageResult<Arc<dyn Storage>> {
-    Ok(match backend {
-        "file" => Arc::new(FileStore::open(layout.clone())?),
-        "hybrid" => Arc::new(HybridStore::open(layout.clone(), config.events_in_database)?),
-        "database" => match config.database_type.as_str() {
-            "sqlite" => Arc::new(SqliteStore::open(&layout.enterprise_db())?),
-            other => {
-                return Err(StorageError::Invalid(format!(
-                    "storage-config.yaml names the `{other}` database, which this milestoned {} does not provide (it has: sqlite)",
-                    env!("CARGO_PKG_VERSION")
-                )))
-            }
-        },
-        other => {
-            return Err(StorageError::Invalid(format!(
-                "config/storage-backend.txt names the `{other}` backend; the backends are file, hybrid and database"
-            )))
-        }
-    })
+fn id_of(doc: &Map) -> StorageResult<&str> {
+    crate::document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))
 }

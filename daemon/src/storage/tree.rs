@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use milestones_protocol::{Map, Problem, Severity, Value};
 use sha2::{Digest, Sha256};
 
-use super::atomic::{sync_dir, sync_filesystem, write_atomically, write_unsynced};
 use super::{StorageError, StorageResult};
+use crate::atomic::{sync_dir, sync_filesystem, write_atomically, write_unsynced};
 use crate::document::{self, Folder};
 use crate::layout::ProjectLayout;
 
@@ -31,6 +31,8 @@ pub struct TreeFile {
     /// The file name without `.yaml`: the id the file should hold.
     pub stem: String,
     pub stamp: Stamp,
+    /// Whether its mode lets this process read it (a `chmod 000` does not).
+    pub readable: bool,
 }
 
 /// What cheaply tells whether a file changed: its size and modification time.
@@ -38,6 +40,40 @@ pub struct TreeFile {
 pub struct Stamp {
     pub size: u64,
     pub mtime_ns: i64,
+}
+
+/// A file [`MilestoneTree::write_all`] wrote.
+pub struct Written<'a> {
+    pub id: String,
+    pub doc: &'a Map,
+    pub folder: Folder,
+    pub stamp: Stamp,
+    /// SHA-256 of the bytes written, hex.
+    pub hash: String,
+}
+
+impl TreeFile {
+    fn new(path: PathBuf, folder: Folder, stem: String, meta: &fs::Metadata) -> TreeFile {
+        TreeFile { path, folder, stem, stamp: stamp_of(meta), readable: readable_by_this_process(meta) }
+    }
+}
+
+/// What the mode bits say about reading the file as this process (root
+/// reads anything). Cheap: no system call beyond the stat already made. The
+/// read itself stays the final word.
+fn readable_by_this_process(meta: &fs::Metadata) -> bool {
+    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mode = meta.mode();
+    if uid == 0 {
+        true
+    } else if meta.uid() == uid {
+        mode & 0o400 != 0
+    } else if meta.gid() == gid {
+        mode & 0o040 != 0
+    } else {
+        mode & 0o004 != 0
+    }
 }
 
 /// A file read and parsed.
@@ -88,11 +124,17 @@ impl MilestoneTree {
         (!name.starts_with('.') && !stem.is_empty()).then(|| (folder, stem.to_owned()))
     }
 
-    /// The file at `path` as it is now: `None` when it does not exist.
-    pub fn inspect(&self, path: &Path) -> Option<TreeFile> {
-        let (folder, stem) = self.classify(path)?;
-        let meta = fs::metadata(path).ok().filter(|m| m.is_file())?;
-        Some(TreeFile { path: path.to_path_buf(), folder, stem, stamp: stamp_of(&meta) })
+    /// The milestone file at `path` as it is now: `None` when it does not
+    /// exist (or `path` names no milestone file). Any other failure to look
+    /// is an error, never "no file": it must not read as a deletion.
+    pub fn inspect(&self, path: &Path) -> StorageResult<Option<TreeFile>> {
+        let Some((folder, stem)) = self.classify(path) else { return Ok(None) };
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_file() => Ok(Some(TreeFile::new(path.to_path_buf(), folder, stem, &meta))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io("inspect", path, e)),
+        }
     }
 
     /// Every `*.yaml` file in both folders (hidden and temporary files are
@@ -116,9 +158,14 @@ impl MilestoneTree {
                     continue;
                 }
                 let path = entry.path();
-                let meta = entry.metadata().map_err(|e| StorageError::io("inspect", &path, e))?;
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    // Removed between listing and looking (a checkout).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StorageError::io("inspect", &path, e)),
+                };
                 if meta.is_file() {
-                    files.push(TreeFile { stem: stem.to_owned(), path, folder, stamp: stamp_of(&meta) });
+                    files.push(TreeFile::new(path, folder, stem.to_owned(), &meta));
                 }
             }
         }
@@ -169,17 +216,26 @@ impl MilestoneTree {
     }
 
     /// Loads many files, spread over the machine's cores, then settles ids
-    /// found in both folders. Returns the documents and the problems.
-    pub fn load_all(&self, files: &[TreeFile]) -> (Vec<LoadedFile>, Vec<Problem>) {
+    /// found in both folders. Returns the documents and the problems. A
+    /// loader thread that dies fails the whole load: its share of the
+    /// milestones must not silently go missing.
+    pub fn load_all(&self, files: &[TreeFile]) -> StorageResult<(Vec<LoadedFile>, Vec<Problem>)> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
         let chunk = files.len().div_ceil(threads).max(1);
-        let loaded: Vec<Result<LoadedFile, Problem>> = std::thread::scope(|scope| {
+        let parts: Vec<Option<Vec<Result<LoadedFile, Problem>>>> = std::thread::scope(|scope| {
             let workers: Vec<_> = files
                 .chunks(chunk)
                 .map(|part| scope.spawn(move || part.iter().map(|f| self.load(f)).collect::<Vec<_>>()))
                 .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+            workers.into_iter().map(|w| w.join().ok()).collect()
         });
+        let mut loaded = Vec::with_capacity(files.len());
+        for part in parts {
+            let part = part.ok_or_else(|| {
+                StorageError::Invalid("a thread loading milestone files panicked; nothing was loaded".to_owned())
+            })?;
+            loaded.extend(part);
+        }
 
         let mut problems = Vec::new();
         let mut by_id: std::collections::HashMap<String, LoadedFile> = std::collections::HashMap::new();
@@ -210,7 +266,7 @@ impl MilestoneTree {
             }
         }
         problems.sort_by(|a, b| a.file.cmp(&b.file));
-        (by_id.into_values().collect(), problems)
+        Ok((by_id.into_values().collect(), problems))
     }
 
     /// Writes a document to its folder atomically and returns the new file's
@@ -252,7 +308,7 @@ impl MilestoneTree {
 
     /// Puts a file's earlier text back, byte for byte (undoing a write).
     pub fn restore(&self, id: &str, folder: Folder, original: &str) -> StorageResult<()> {
-        write_atomically(&self.folder_path(folder), &file_name(id), original.as_bytes())
+        Ok(write_atomically(&self.folder_path(folder), &file_name(id), original.as_bytes())?)
     }
 
     fn write_text(&self, doc: &Map, yaml: &str) -> StorageResult<(Folder, Stamp, String)> {
@@ -267,17 +323,31 @@ impl MilestoneTree {
         Ok((folder, stamp_of(&meta), hash_bytes(yaml.as_bytes())))
     }
 
-    /// Writes many documents (a migration's export): each file by rename, all
-    /// made durable by one filesystem sync at the end. Stops at the first
-    /// failure, with what it wrote listed in `written`.
-    pub fn write_all(&self, docs: &[&Map], written: &mut Vec<(String, Folder)>) -> StorageResult<()> {
+    /// Writes many new documents (a migration's export): each file by
+    /// rename, all made durable by one filesystem sync at the end. Refuses
+    /// to overwrite a file that is already there; stops at the first
+    /// failure (what it wrote stays, for the caller to remove).
+    pub fn write_all<'a>(&self, docs: &[&'a Map]) -> StorageResult<Vec<Written<'a>>> {
+        if let Some(doc) = docs.iter().find(|d| self.exists(document::id(d).unwrap_or_default())) {
+            let id = document::id(doc).unwrap_or_default();
+            return Err(StorageError::Invalid(format!(
+                "{} already exists; move it away and try again",
+                self.relative(&self.path_of(id, Folder::of(doc)))
+            )));
+        }
+        let mut written = Vec::with_capacity(docs.len());
         for doc in docs {
             let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
             let folder = Folder::of(doc);
-            write_unsynced(&self.folder_path(folder), &file_name(id), crate::yaml::to_yaml(doc).as_bytes())?;
-            written.push((id.to_owned(), folder));
+            let yaml = crate::yaml::to_yaml(doc);
+            let dir = self.folder_path(folder);
+            write_unsynced(&dir, &file_name(id), yaml.as_bytes())?;
+            let path = dir.join(file_name(id));
+            let stamp = fs::metadata(&path).map(|m| stamp_of(&m)).map_err(|e| StorageError::io("inspect", &path, e))?;
+            written.push(Written { id: id.to_owned(), doc, folder, stamp, hash: hash_bytes(yaml.as_bytes()) });
         }
-        sync_filesystem(&self.folder_path(Folder::Active))
+        sync_filesystem(&self.folder_path(Folder::Active))?;
+        Ok(written)
     }
 
     /// Removes many files, syncing the folders once at the end.
@@ -295,7 +365,7 @@ impl MilestoneTree {
 
     fn sync_folders(&self) -> StorageResult<()> {
         sync_dir(&self.folder_path(Folder::Active))?;
-        sync_dir(&self.folder_path(Folder::Completed))
+        Ok(sync_dir(&self.folder_path(Folder::Completed))?)
     }
 
     /// Removes `id`'s file from `folder`; a file already gone is not an error.
@@ -303,7 +373,7 @@ impl MilestoneTree {
         let dir = self.folder_path(folder);
         let path = dir.join(file_name(id));
         match fs::remove_file(&path) {
-            Ok(()) => sync_dir(&dir),
+            Ok(()) => Ok(sync_dir(&dir)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StorageError::io("remove", path, e)),
         }
@@ -316,15 +386,6 @@ impl MilestoneTree {
             severity: Severity::Error,
             field: None,
             message: message.to_owned(),
-        }
-    }
-}
-
-impl Folder {
-    pub fn other(self) -> Folder {
-        match self {
-            Folder::Active => Folder::Completed,
-            Folder::Completed => Folder::Active,
         }
     }
 }

@@ -24,7 +24,7 @@ pub fn run(cli: &Cli) -> Result<u8, Failure> {
     };
     if let Some(wanted) = wanted {
         // Checked before anything is written.
-        crate::backend_target(wanted, database.as_deref())?;
+        crate::input::backend_target(wanted, database.as_deref())?;
     }
     let target = DaemonAddress { root: root.clone(), socket: socket.clone() };
     let fresh = match Client::connect(&socket, "msctl") {

@@ -19,18 +19,31 @@ pub use self::pool::ConnectionPool;
 pub use self::record::Record;
 pub use self::schema::{Flavour, SchemaState};
 use super::tree::Stamp;
-use super::{Requirement, StorageError, StorageResult};
+use super::{Requirement, Revision, StorageError, StorageResult};
 use crate::event_log::AuditEvent;
 use crate::graph::DependencyGraph;
 
-/// The read side of [`crate::storage::Storage`] for a backend that answers
-/// every read from its `table: MilestoneTable` field.
+/// Translates an SQLite failure into the backend-neutral error, once, here:
+/// a busy or locked database is worth retrying, a corrupt one is damaged,
+/// anything else is a database failure named by `context`.
+pub fn failed(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StorageError {
+    let context = context.into();
+    move |e| {
+        let message = format!("{context}: {e}");
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StorageError::Unavailable(message)
+            }
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => StorageError::Damaged(message),
+            _ => StorageError::Database(message),
+        }
+    }
+}
+
+/// The read side of [`crate::storage::Storage`] (all but `get`) for a
+/// backend that answers every read from its `table: MilestoneTable` field.
 macro_rules! reads_from_table {
     () => {
-        fn get(&self, id: &str) -> StorageResult<Option<Doc>> {
-            Ok(self.table.get(id)?.map(std::sync::Arc::new))
-        }
-
         fn count(&self) -> StorageResult<u64> {
             self.table.count()
         }
@@ -51,21 +64,12 @@ macro_rules! reads_from_table {
             self.table.dependency_graph()
         }
 
-        fn requirements(&self, id: &str) -> StorageResult<Vec<crate::storage::Requirement>> {
-            self.table.requirements(id)
-        }
-
         fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<milestones_protocol::Analytics> {
             self.table.analytics(today)
         }
     };
 }
 pub(crate) use reads_from_table;
-
-/// Refuses a document the SQLite tables cannot hold value for value.
-pub fn check_storable(doc: &Map) -> StorageResult<()> {
-    Record::of(doc).map(|_| ())
-}
 
 /// The milestones table of one SQLite file.
 pub struct MilestoneTable {
@@ -98,16 +102,23 @@ impl MilestoneTable {
     }
 
     pub fn failed(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> StorageError {
-        StorageError::sqlite(format!("{}: cannot {what}", self.name))
+        failed(format!("{}: cannot {what}", self.name))
     }
 
-    pub fn get(&self, id: &str) -> StorageResult<Option<Map>> {
+    /// The document and its revision: the revision column of the database,
+    /// the file's content hash in the index.
+    pub fn get(&self, id: &str) -> StorageResult<Option<(Map, Revision)>> {
         let conn = self.pool.reader()?;
-        let data: Option<String> = conn
-            .prepare_cached("SELECT data FROM milestones WHERE id = ?")
-            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        let sql = match self.flavour {
+            Flavour::Database => "SELECT data, CAST(revision AS TEXT) FROM milestones WHERE id = ?",
+            Flavour::Index => "SELECT data, file_hash FROM milestones WHERE id = ?",
+        };
+        let row: Option<(String, Option<String>)> = conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .map_err(self.failed("read a milestone"))?;
-        data.map(|d| record::decode(id, &d)).transpose()
+        row.map(|(data, revision)| Ok((record::decode(id, &data)?, Revision(revision.unwrap_or_default()))))
+            .transpose()
     }
 
     pub fn contains(&self, id: &str) -> StorageResult<bool> {
@@ -182,22 +193,16 @@ impl MilestoneTable {
         Ok(ids)
     }
 
+    /// What `id` requires, by the dependency rows.
+    pub fn requirements(&self, id: &str) -> StorageResult<Vec<Requirement>> {
+        let conn = self.pool.reader()?;
+        requirements(&conn, id).map_err(self.failed("read dependencies"))
+    }
+
     /// The graph from the ids and the dependency rows.
     pub fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
         let conn = self.pool.reader()?;
         graph(&conn).map_err(self.failed("read dependencies"))
-    }
-
-    pub fn requirements(&self, id: &str) -> StorageResult<Vec<Requirement>> {
-        let conn = self.pool.reader()?;
-        let mut stmt = conn
-            .prepare_cached("SELECT depends_on, declared_by FROM milestone_dependencies WHERE milestone_id = ?")
-            .map_err(self.failed("read dependencies"))?;
-        let rows = stmt
-            .query_map([id], |r| Ok(Requirement { to: r.get(0)?, declared_by: r.get(1)? }))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(self.failed("read dependencies"))?;
-        Ok(rows)
     }
 
     pub fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
@@ -219,6 +224,7 @@ impl MilestoneTable {
         Ok(result)
     }
 
+    /// Appends an audit event to `milestone_events`.
     pub fn record_event(&self, event: &AuditEvent) -> StorageResult<()> {
         let data = serde_json::json!({ "backend": event.backend, "user": event.user, "details": event.details });
         self.pool.with_events(|conn| {
@@ -263,6 +269,23 @@ impl Writer<'_> {
         self.tx
     }
 
+    /// The stored document and its revision counter (database flavour), as
+    /// this transaction sees it.
+    pub fn current(&self, id: &str) -> StorageResult<Option<(Map, i64)>> {
+        let row: Option<(String, i64)> = self
+            .tx
+            .prepare_cached("SELECT data, revision FROM milestones WHERE id = ?")
+            .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map_err(self.table.failed("read a milestone"))?;
+        row.map(|(data, revision)| Ok((record::decode(id, &data)?, revision))).transpose()
+    }
+
+    /// What `id` requires, as this transaction sees it (for the cycle check
+    /// inside a write).
+    pub fn requirements(&self, id: &str) -> StorageResult<Vec<Requirement>> {
+        requirements(self.tx, id).map_err(self.table.failed("read dependencies"))
+    }
+
     pub fn contains(&self, id: &str) -> StorageResult<bool> {
         self.tx
             .prepare_cached("SELECT 1 FROM milestones WHERE id = ?")
@@ -271,7 +294,8 @@ impl Writer<'_> {
     }
 
     /// Inserts or replaces one milestone with its search text and
-    /// dependency rows. `file` is required by the index flavour.
+    /// dependency rows (in the database, a replacement adds one to the
+    /// revision). `file` is required by the index flavour.
     pub fn put(&self, record: &Record, file: Option<&FileColumns>) -> StorageResult<()> {
         let failed = || self.table.failed("store a milestone");
         let text = |f: &str| record.text_field(f).map(str::to_owned);
@@ -390,6 +414,13 @@ impl Writer<'_> {
             .map_err(failed())?;
         Ok(true)
     }
+}
+
+fn requirements(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Requirement>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT depends_on, declared_by FROM milestone_dependencies WHERE milestone_id = ?")?;
+    let rows = stmt.query_map([id], |r| Ok(Requirement { to: r.get(0)?, declared_by: r.get(1)? }))?;
+    rows.collect()
 }
 
 fn graph(conn: &Connection) -> rusqlite::Result<DependencyGraph> {

@@ -5,15 +5,31 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{StorageError, StorageResult};
+/// A filesystem operation that failed, with the path it failed on.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {}: {source}", .path.display())]
+pub struct FileError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl FileError {
+    pub fn new(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        FileError { action, path: path.into(), source }
+    }
+}
+
+type FileResult<T> = Result<T, FileError>;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Atomically writes `bytes` to `dir/name`.
-pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> StorageResult<()> {
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> FileResult<()> {
     write_renamed(dir, name, bytes, true)?;
     sync_dir(dir)
 }
@@ -21,32 +37,32 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> StorageResult<(
 /// Writes a file by temp-and-rename without syncing anything: for bulk
 /// exports that [`sync_filesystem`] makes durable in one go before they
 /// count.
-pub fn write_unsynced(dir: &Path, name: &str, bytes: &[u8]) -> StorageResult<()> {
+pub fn write_unsynced(dir: &Path, name: &str, bytes: &[u8]) -> FileResult<()> {
     write_renamed(dir, name, bytes, false)
 }
 
 /// Makes everything written to the filesystem holding `dir` durable: one
 /// `syncfs` instead of a hundred thousand `fsync`s.
 #[cfg(target_os = "linux")]
-pub fn sync_filesystem(dir: &Path) -> StorageResult<()> {
+pub fn sync_filesystem(dir: &Path) -> FileResult<()> {
     use std::os::fd::AsRawFd;
-    let folder = File::open(dir).map_err(|e| StorageError::io("open", dir, e))?;
+    let folder = File::open(dir).map_err(|e| FileError::new("open", dir, e))?;
     // SAFETY: syncfs only reads the descriptor, which `folder` keeps open.
     if unsafe { libc::syncfs(folder.as_raw_fd()) } != 0 {
-        return Err(StorageError::io("sync the filesystem of", dir, std::io::Error::last_os_error()));
+        return Err(FileError::new("sync the filesystem of", dir, std::io::Error::last_os_error()));
     }
     Ok(())
 }
 
 /// Elsewhere there is no `syncfs`; `sync` flushes every filesystem.
 #[cfg(not(target_os = "linux"))]
-pub fn sync_filesystem(_dir: &Path) -> StorageResult<()> {
+pub fn sync_filesystem(_dir: &Path) -> FileResult<()> {
     // SAFETY: sync takes no arguments and cannot fail.
     unsafe { libc::sync() };
     Ok(())
 }
 
-fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> StorageResult<()> {
+fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> FileResult<()> {
     // Hidden and ending in `.tmp`, so watchers and the shell tooling skip it.
     let temp = dir.join(format!(
         ".{name}.{}.{}.tmp",
@@ -59,12 +75,12 @@ fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Storage
             .write(true)
             .create_new(true)
             .open(&temp)
-            .map_err(|e| StorageError::io("create", &temp, e))?;
-        f.write_all(bytes).map_err(|e| StorageError::io("write", &temp, e))?;
+            .map_err(|e| FileError::new("create", &temp, e))?;
+        f.write_all(bytes).map_err(|e| FileError::new("write", &temp, e))?;
         if durable {
-            f.sync_all().map_err(|e| StorageError::io("sync", &temp, e))?;
+            f.sync_all().map_err(|e| FileError::new("sync", &temp, e))?;
         }
-        fs::rename(&temp, &target).map_err(|e| StorageError::io("rename into place", &target, e))
+        fs::rename(&temp, &target).map_err(|e| FileError::new("rename into place", &target, e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
@@ -73,6 +89,6 @@ fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Storage
 }
 
 /// Makes a rename or unlink in `dir` durable.
-pub fn sync_dir(dir: &Path) -> StorageResult<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StorageError::io("sync folder", dir, e))
+pub fn sync_dir(dir: &Path) -> FileResult<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| FileError::new("sync folder", dir, e))
 }

@@ -1,0 +1,87 @@
+//! Which function runs which `msctl` command. Each family of commands has
+//! its own module here; `init` and `daemon`, which work without (or before)
+//! a connection, live in [`crate::init`] and [`crate::daemon`].
+
+mod backend;
+mod connection;
+mod milestones;
+mod project;
+mod tasks;
+mod watch;
+
+use crate::args::{Cli, Command};
+use crate::render::Output;
+use crate::{daemon, init, locate, Failure};
+
+/// Runs one command and returns its exit code: 0, or
+/// [`crate::exit::PROBLEMS_FOUND`] when a check found problems.
+pub fn run(cli: Cli) -> Result<u8, Failure> {
+    let json = cli.json;
+    if let Command::Version = cli.command {
+        return connection::version(&cli);
+    }
+    if let Command::Init { .. } = cli.command {
+        return init::run(&cli);
+    }
+    let target = locate(&cli)?;
+    if let Command::Daemon(command) = &cli.command {
+        return daemon::run(&cli, command, &target);
+    }
+    let client = &mut daemon::connect(&target, &cli)?;
+    let out = &Output { json };
+    match cli.command {
+        Command::Init { .. } | Command::Version | Command::Daemon(_) => {
+            unreachable!("handled above")
+        }
+        Command::Ping => connection::ping(client, out),
+        Command::Create {
+            title,
+            id,
+            status,
+            priority,
+            category,
+            description,
+            requires,
+            from_file,
+        } => milestones::create(
+            client,
+            out,
+            title,
+            id,
+            status,
+            priority,
+            category,
+            description,
+            requires,
+            from_file,
+        ),
+        Command::Get { id } => milestones::get(client, out, id),
+        Command::List {
+            status,
+            priority,
+            category,
+            filter,
+            sort,
+            limit,
+            offset,
+            all,
+        } => milestones::list(
+            client, out, status, priority, category, filter, sort, limit, offset, all,
+        ),
+        Command::Search { words, limit } => milestones::search(client, out, words, limit),
+        Command::Update { id, set, from_file } => {
+            milestones::update(client, out, id, set, from_file)
+        }
+        Command::Delete { id, purge } => milestones::delete(client, out, id, purge),
+        Command::Complete { id } => milestones::complete(client, out, id),
+        Command::Task(task) => tasks::run(client, out, task),
+        Command::Deps { id, check } => project::deps(client, out, id, check),
+        Command::Validate { id, all } => project::validate(client, out, id, all),
+        Command::Upgrade { id, all } => project::upgrade(client, out, id, all),
+        Command::Stats => project::stats(client, out),
+        Command::Backend => backend::backend(client, out),
+        Command::Migrate { target, database } => backend::migrate(client, out, target, database),
+        Command::Health => backend::health(client, out),
+        Command::Watch { id, status, kind } => watch::run(client, out, id, status, kind),
+    }
+}

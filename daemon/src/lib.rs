@@ -1,0 +1,45 @@
+//! The milestone daemon as a library: what `milestoned` runs, and what the
+//! storage conformance suite and the multi-writer tests drive in-process.
+//!
+//! Layers, each importing only from those below it (ARCHITECTURE.md draws
+//! them):
+//!
+//! 1. leaves: `yaml`, `atomic`, `layout`, `document`, `search`, `query`,
+//!    `graph`, `analytics`, `rules`, `config`, `event_log`, `change_feed`,
+//!    `peer`: the document rules and plain helpers, each with its own error
+//!    type;
+//! 2. `storage`: the seam: the `Storage` trait, `BackendSpec` (the one
+//!    factory) and the backends behind it;
+//! 3. `migration`: moving every milestone between backends through the
+//!    factory;
+//! 4. `service`: what each request does, one file per request family;
+//! 5. `watcher`, `server`, `connection`, `listener`: what feeds the service
+//!    (outside edits, clients);
+//! 6. `lifecycle` (with `detach`, `instance`, `logging`, `signals`): start-up
+//!    and shutdown.
+
+pub mod analytics;
+pub mod atomic;
+pub mod change_feed;
+pub mod config;
+pub mod connection;
+pub mod detach;
+pub mod document;
+pub mod event_log;
+pub mod graph;
+pub mod instance;
+pub mod layout;
+pub mod lifecycle;
+pub mod listener;
+pub mod logging;
+pub mod migration;
+pub mod peer;
+pub mod query;
+pub mod rules;
+pub mod search;
+pub mod server;
+pub mod service;
+pub mod signals;
+pub mod storage;
+pub mod watcher;
+pub mod yaml;

@@ -1,0 +1,83 @@
+//! Requests about the storage and the daemon: `Backend`, `Migrate`,
+//! `Status`.
+
+use milestones_protocol::{BackendInfo, BackendTarget, DaemonStatus, EventKind, MigrationReport, PROTOCOL_VERSION};
+use serde_json::json;
+
+use super::{MilestoneService, ServiceError, ServiceResult};
+use crate::migration::Migration;
+use crate::peer::Peer;
+use crate::storage::{BackendKind, BackendSpec};
+
+impl MilestoneService {
+    pub(super) fn backend(&self) -> ServiceResult<BackendInfo> {
+        let storage = self.storage();
+        let kind = storage.kind();
+        Ok(BackendInfo {
+            backend: kind.name().to_owned(),
+            database: kind.database().map(|d| d.name().to_owned()),
+            milestones: storage.count()?,
+            root: self.endpoint.root.clone(),
+            socket: self.endpoint.socket.clone(),
+        })
+    }
+
+    pub(super) fn status(&self) -> ServiceResult<DaemonStatus> {
+        let storage = self.storage();
+        let kind = storage.kind();
+        let settings = self.settings.read().unwrap_or_else(|p| p.into_inner());
+        Ok(DaemonStatus {
+            pid: std::process::id(),
+            daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol_version: PROTOCOL_VERSION,
+            started_at: self.started_at.clone(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            backend: kind.name().to_owned(),
+            database: kind.database().map(|d| d.name().to_owned()),
+            milestones: storage.count()?,
+            root: self.endpoint.root.clone(),
+            socket: self.endpoint.socket.clone(),
+            socket_activated: self.endpoint.socket_activated,
+            log_level: settings.log_level.to_string().to_lowercase(),
+            config_loaded_at: settings.loaded_at.clone(),
+            thresholds: settings.config.thresholds,
+            watching: self.watching.read().unwrap_or_else(|p| p.into_inner()).clone(),
+        })
+    }
+
+    /// Moves every milestone to another backend. Writes wait for it (it
+    /// holds the gate alone); reads go on against the old backend until the
+    /// switch.
+    pub(super) fn migrate(&self, target: BackendTarget, peer: &Peer) -> ServiceResult<MigrationReport> {
+        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let source = self.storage();
+        let config = self.config();
+        let (from, to) = (source.kind(), BackendKind::from_target(target));
+        let details = json!({ "from": from.name(), "to": to.name() });
+        self.log("migration_started", "", peer, details.clone());
+        let backends = format!("{from} to {to}");
+        self.publish_migration(EventKind::MigrationStarted, format!("migrating from {backends}"));
+        match Migration::new(&self.layout, &config, source, BackendSpec::new(to, &config)).run() {
+            Ok(migrated) => {
+                *self.storage.write().unwrap_or_else(|p| p.into_inner()) = migrated.store;
+                self.ids.reset();
+                let report = migrated.report;
+                tracing::info!(from = %report.from, to = %report.to, milestones = report.milestones, duration_ms = report.duration_ms, "migration finished");
+                self.log("migration_completed", "", peer, json!({ "report": report }));
+                self.publish_migration(
+                    EventKind::MigrationFinished,
+                    format!("migrated {} milestones from {backends}", report.milestones),
+                );
+                Ok(report)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "migration failed; the backend is unchanged");
+                let mut details = details;
+                details["error"] = json!(e.to_string());
+                self.log("migration_failed", "", peer, details);
+                self.publish_migration(EventKind::MigrationFinished, format!("migration from {backends} failed: {e}"));
+                Err(ServiceError::Migration(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Requests about single milestones: `Get`, `List`, `Create`, `Update`,
+//! `Delete`, `Complete`.
+
+use milestones_protocol::{Assignment, Change, DocumentInput, EventKind, Map, Page, Query, Response, Value};
+use serde_json::json;
+
+use super::{Edit, MilestoneService, ServiceError, ServiceResult};
+use crate::change_feed::NewEvent;
+use crate::document::{self, Status, CANONICAL_ORDER};
+use crate::peer::Peer;
+use crate::storage::Stored;
+
+impl MilestoneService {
+    pub(super) fn get(&self, id: &str) -> ServiceResult<Stored> {
+        self.stored(id)
+    }
+
+    pub(super) fn list(&self, query: &Query) -> ServiceResult<Page> {
+        Ok(self.storage().query(query)?)
+    }
+
+    pub fn create(&self, input: DocumentInput, peer: &Peer) -> ServiceResult<Stored> {
+        let mut doc = parse_input(input, "the new milestone")?;
+        let generated = match doc.get("id") {
+            None | Some(Value::Null) => true,
+            Some(Value::String(id)) => {
+                document::validate_id(id, "id")?;
+                false
+            }
+            Some(other) => {
+                return Err(ServiceError::invalid_field("id", format!("id must be text, not a {}", other.type_name())))
+            }
+        };
+        let now = document::now_timestamp();
+        fill_new_document(&mut doc, &now);
+        document::check_core_fields(&doc)?;
+        document::derive_progress(&mut doc, &now);
+        doc.reorder(CANONICAL_ORDER);
+        let _gate = self.write_gate();
+        let storage = self.storage();
+        let stored = if generated {
+            doc.remove("id");
+            self.ids.insert_new(&*storage, doc)?
+        } else {
+            storage.insert(doc)?
+        };
+        let id = document::id(&stored.doc).unwrap_or_default();
+        self.log("milestone_created", id, peer, json!({ "revision": stored.revision.as_str() }));
+        self.feed.publish(NewEvent::by_request(EventKind::Created, id, document::status(&stored.doc)));
+        Ok(stored)
+    }
+
+    pub fn update(&self, id: &str, change: Change, peer: &Peer) -> ServiceResult<Stored> {
+        // Checked and parsed once; applied to each version read.
+        let (assignments, replacement) = match change {
+            Change::Set(assignments) => {
+                if assignments.is_empty() {
+                    return Err(ServiceError::invalid("nothing to update: give at least one PATH=VALUE"));
+                }
+                if assignments.iter().any(|a| a.path == "id" || a.path.starts_with("id.")) {
+                    return Err(ServiceError::invalid_field("id", "a milestone's id cannot be changed"));
+                }
+                (assignments, None)
+            }
+            Change::Replace(input) => (Vec::new(), Some(parse_input(input, "the replacement document")?)),
+        };
+        let touched: Vec<String> = match replacement {
+            Some(_) => vec!["*".to_owned()],
+            None => assignments.iter().map(|a| a.path.clone()).collect(),
+        };
+        self.modify(id, peer, |current| {
+            let doc = match &replacement {
+                Some(new) => replace_document(id, current, new.clone())?,
+                None => {
+                    let mut doc = current.clone();
+                    for Assignment { path, value } in &assignments {
+                        document::set_path(&mut doc, path, value.clone())?;
+                    }
+                    doc
+                }
+            };
+            let details = json!({ "fields": touched });
+            Ok(Some(Edit { doc, event: "milestone_updated", details, touched: touched.clone(), stamped: true }))
+        })
+    }
+
+    pub(super) fn delete(&self, id: &str, purge: bool, peer: &Peer) -> ServiceResult<Response> {
+        if purge {
+            let _gate = self.write_gate();
+            self.stored(id)?;
+            if !self.storage().remove(id)? {
+                return Err(ServiceError::NotFound(id.to_owned()));
+            }
+            self.log("milestone_deleted", id, peer, json!({ "purged": true }));
+            self.feed.publish(NewEvent::by_request(EventKind::Deleted, id, None));
+        } else {
+            self.modify(id, peer, |current| {
+                if document::status(current) == Some(Status::Archived) {
+                    return Ok(None);
+                }
+                let mut doc = current.clone();
+                doc.insert("status", Value::from(Status::Archived));
+                doc.insert("archived_at", Value::from(document::now_timestamp()));
+                let touched = vec!["status".to_owned()];
+                Ok(Some(Edit { doc, event: "milestone_archived", details: json!({}), touched, stamped: true }))
+            })?;
+        }
+        Ok(Response::Deleted { id: id.to_owned(), purged: purge })
+    }
+
+    pub(super) fn complete(&self, id: &str, peer: &Peer) -> ServiceResult<Stored> {
+        self.modify(id, peer, |current| {
+            if document::status(current) == Some(Status::Completed) {
+                return Ok(None);
+            }
+            let mut doc = current.clone();
+            doc.insert("status", Value::from(Status::Completed));
+            doc.insert("completed_at", Value::from(document::now_timestamp()));
+            let touched = vec!["status".to_owned()];
+            Ok(Some(Edit { doc, event: "milestone_completed", details: json!({}), touched, stamped: true }))
+        })
+    }
+}
+
+/// A whole replacement document for `id`: its id must be `id` or absent,
+/// and the stored `created_at` is kept unless it gives one.
+fn replace_document(id: &str, current: &Map, mut new: Map) -> ServiceResult<Map> {
+    match new.get("id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(new_id)) if new_id == id => {}
+        Some(other) => {
+            return Err(ServiceError::invalid_field(
+                "id",
+                format!("the document's id {other:?} does not match `{id}`; ids cannot be changed"),
+            ))
+        }
+    }
+    new.insert("id", Value::from(id));
+    new.reorder(&["id"]);
+    if !new.contains_key("created_at") {
+        if let Some(created) = current.get("created_at") {
+            new.insert("created_at", created.clone());
+        }
+    }
+    Ok(new)
+}
+
+/// Turns what a client sent into a document.
+pub(super) fn parse_input(input: DocumentInput, what: &str) -> ServiceResult<Map> {
+    match input {
+        DocumentInput::Yaml(text) => Ok(crate::yaml::parse_document(&text, what)?),
+        DocumentInput::Fields(Value::Map(map)) => Ok(map),
+        DocumentInput::Fields(other) => {
+            Err(ServiceError::invalid(format!("{what} must be a mapping, not a {}", other.type_name())))
+        }
+    }
+}
+
+/// Fills what a new milestone needs and the user did not give.
+fn fill_new_document(doc: &mut Map, now: &str) {
+    let defaults: [(&str, fn(&str) -> Value); 7] = [
+        ("status", |_| Value::from(Status::Planning)),
+        ("priority", |_| Value::from("medium")),
+        ("created_at", |now| Value::from(now)),
+        ("updated_at", |now| Value::from(now)),
+        ("progress", |_| {
+            Value::Map(
+                [("percentage", 0), ("tasks_completed", 0), ("total_tasks", 0)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), Value::Int(v)))
+                    .collect(),
+            )
+        }),
+        ("tasks", |_| Value::List(Vec::new())),
+        ("dependencies", |_| {
+            Value::Map(["requires", "enables", "external"].into_iter().map(|k| (k.to_owned(), Value::List(Vec::new()))).collect())
+        }),
+    ];
+    for (key, make) in defaults {
+        if doc.get(key).is_none_or(Value::is_null) {
+            doc.insert(key, make(now));
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Requests about the project as a whole: `Deps`, `Validate`, `Upgrade`,
+//! `Stats`.
+
+use std::collections::HashSet;
+
+use milestones_protocol::{Analytics, DepsReport, Problem, Target, UpgradeOutcome, ValidationReport};
+use serde_json::json;
+
+use super::{Edit, MilestoneService, ServiceResult};
+use crate::document;
+use crate::graph::DependencyGraph;
+use crate::peer::Peer;
+use crate::rules;
+
+impl MilestoneService {
+    pub(super) fn deps(&self, id: Option<&str>) -> ServiceResult<DepsReport> {
+        let graph = self.graph()?;
+        let focus = match id {
+            Some(id) => {
+                self.stored(id)?;
+                Some(graph.focus(id))
+            }
+            None => None,
+        };
+        Ok(DepsReport {
+            milestones: graph.node_count() as u64,
+            edges: graph.edges(),
+            missing: graph.missing(),
+            cycles: graph.cycles(),
+            critical_path: graph.critical_path(),
+            focus,
+        })
+    }
+
+    pub(super) fn validate(&self, target: &Target) -> ServiceResult<ValidationReport> {
+        let graph = self.graph()?;
+        let mut problems = Vec::new();
+        let checked = match target {
+            Target::One(id) => {
+                let stored = self.stored(id)?;
+                problems.extend(self.problems().into_iter().filter(|p| p.id.as_deref() == Some(id.as_str())));
+                problems.extend(rules::check_document(&stored.doc));
+                problems.extend(rules::check_graph(&graph, Some(id)));
+                1
+            }
+            Target::All => {
+                let file_problems = self.problems();
+                let mut served = HashSet::new();
+                let mut document_problems = Vec::new();
+                self.storage().for_each(&mut |doc| {
+                    served.extend(document::id(doc).map(str::to_owned));
+                    document_problems.extend(rules::check_document(doc));
+                })?;
+                // A broken file whose last good version is served is one
+                // milestone, not two.
+                let unserved = file_problems.iter().filter(|p| p.id.as_ref().is_none_or(|id| !served.contains(id))).count();
+                let checked = (served.len() + unserved) as u64;
+                problems.extend(file_problems);
+                problems.extend(document_problems);
+                problems.extend(rules::check_graph(&graph, None));
+                checked
+            }
+        };
+        Ok(ValidationReport { checked, problems })
+    }
+
+    /// Every problem with the stored data that is not a document's own:
+    /// files that do not load, files dropped into a database backend's
+    /// folders that could not be imported, folders a rescan could not read.
+    pub(super) fn problems(&self) -> Vec<Problem> {
+        let storage = self.storage();
+        let mut problems = storage.files().map(|f| f.problems()).unwrap_or_default();
+        problems.extend(self.outside_problems.read().unwrap_or_else(|p| p.into_inner()).iter().cloned());
+        problems.sort_by(|a, b| a.file.cmp(&b.file));
+        problems
+    }
+
+    /// Adds the enhanced sections with the template's defaults; changes
+    /// nothing else, not even `updated_at`.
+    pub(super) fn upgrade(&self, target: &Target, peer: &Peer) -> ServiceResult<Vec<UpgradeOutcome>> {
+        let ids = match target {
+            Target::One(id) => vec![id.clone()],
+            Target::All => self.storage().ids()?,
+        };
+        let mut outcomes = Vec::new();
+        for id in ids {
+            let mut added = Vec::new();
+            self.modify(&id, peer, |current| {
+                let mut doc = current.clone();
+                added = rules::upgrade(&mut doc);
+                if added.is_empty() {
+                    return Ok(None);
+                }
+                let details = json!({ "added": added });
+                Ok(Some(Edit { doc, event: "milestone_upgraded", details, touched: Vec::new(), stamped: false }))
+            })?;
+            if !added.is_empty() || matches!(target, Target::One(_)) {
+                outcomes.push(UpgradeOutcome { id, added });
+            }
+        }
+        outcomes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(outcomes)
+    }
+
+    pub(super) fn stats(&self) -> ServiceResult<Analytics> {
+        Ok(self.storage().analytics(chrono::Utc::now().date_naive())?)
+    }
+
+    fn graph(&self) -> ServiceResult<DependencyGraph> {
+        Ok(self.storage().dependency_graph()?)
+    }
+}

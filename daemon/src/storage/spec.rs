@@ -1,0 +1,319 @@
+//! `BackendSpec`: the one factory for backends. Start-up opens the backend
+//! the configuration names through it, and a migration builds, switches to
+//! and retires backends through it, so only this file knows which store
+//! type serves which backend and which files each one keeps.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use milestones_protocol::{BackendTarget, DatabaseKind};
+
+use super::database::SqliteStore;
+use super::file::FileStore;
+use super::hybrid::{remove_database, HybridStore};
+use super::sqlite::Record;
+use super::tree::MilestoneTree;
+use super::{Doc, Storage, StorageError, StorageResult};
+use crate::config::StorageConfig;
+use crate::document::Folder;
+use crate::layout::ProjectLayout;
+
+/// Which backend: `config/storage-backend.txt`'s word, and for the database
+/// backend its engine (`storage-config.yaml`'s `database.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    File,
+    Hybrid,
+    Database(DatabaseKind),
+}
+
+impl BackendKind {
+    /// The name `config/storage-backend.txt` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::File => "file",
+            BackendKind::Hybrid => "hybrid",
+            BackendKind::Database(_) => "database",
+        }
+    }
+
+    /// The database engine, for the database backend.
+    pub fn database(self) -> Option<DatabaseKind> {
+        match self {
+            BackendKind::Database(kind) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// True when the YAML files are the source of truth.
+    pub fn keeps_files(self) -> bool {
+        !matches!(self, BackendKind::Database(_))
+    }
+
+    pub fn from_target(target: BackendTarget) -> BackendKind {
+        match target {
+            BackendTarget::File => BackendKind::File,
+            BackendTarget::Hybrid => BackendKind::Hybrid,
+            BackendTarget::Database(kind) => BackendKind::Database(kind),
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A backend and the settings it is opened with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendSpec {
+    pub kind: BackendKind,
+    /// The hybrid backend also keeps the audit events in `index.db`.
+    events_in_database: bool,
+}
+
+impl BackendSpec {
+    pub fn new(kind: BackendKind, config: &StorageConfig) -> BackendSpec {
+        BackendSpec { kind, events_in_database: config.events_in_database }
+    }
+
+    /// The backend `config/storage-backend.txt` names (`file` when it is
+    /// missing), with the database engine `storage-config.yaml` names.
+    pub fn configured(layout: &ProjectLayout, config: &StorageConfig) -> StorageResult<BackendSpec> {
+        let path = layout.backend_file();
+        let name = match fs::read_to_string(&path) {
+            Ok(text) => text.trim().to_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BackendKind::File.name().to_owned(),
+            Err(e) => return Err(StorageError::io("read", path, e)),
+        };
+        let kind = match name.as_str() {
+            "file" => BackendKind::File,
+            "hybrid" => BackendKind::Hybrid,
+            "database" => BackendKind::Database(config.database),
+            other => {
+                return Err(StorageError::Invalid(format!(
+                    "config/storage-backend.txt names the `{other}` backend; the backends are file, hybrid and database"
+                )))
+            }
+        };
+        Ok(BackendSpec::new(kind, config))
+    }
+
+    /// Opens this backend on the project, creating what it keeps when
+    /// missing.
+    pub fn open(&self, layout: &ProjectLayout) -> StorageResult<Arc<dyn Storage>> {
+        Ok(match self.kind {
+            BackendKind::File => Arc::new(FileStore::open(layout.clone())?),
+            BackendKind::Hybrid => Arc::new(HybridStore::open(layout.clone(), self.events_in_database)?),
+            BackendKind::Database(DatabaseKind::Sqlite) => Arc::new(SqliteStore::open(&layout.enterprise_db())?),
+        })
+    }
+
+    /// Refuses documents this backend cannot hold value for value (a
+    /// number that is not finite, in SQL), before anything is built.
+    pub fn check_storable(&self, docs: &[Doc]) -> StorageResult<()> {
+        if self.kind == BackendKind::File {
+            return Ok(());
+        }
+        docs.iter().try_for_each(|d| Record::of(d).map(|_| ()))
+    }
+
+    /// Copies into the backup folder `dir` what building this backend will
+    /// replace: an earlier `enterprise.db` left from a time on the database
+    /// backend.
+    pub fn back_up_replaced(&self, layout: &ProjectLayout, source: BackendKind, dir: &Path) -> StorageResult<()> {
+        if self.kind.database().is_none() || source.database().is_some() {
+            return Ok(());
+        }
+        let enterprise = layout.enterprise_db();
+        for suffix in ["", "-wal"] {
+            let file = PathBuf::from(format!("{}{suffix}", enterprise.display()));
+            if file.exists() {
+                let target = dir.join(format!("previous-enterprise.db{suffix}"));
+                fs::copy(&file, &target).map_err(|e| StorageError::io("back up", &file, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds this backend beside the running `source`, holding `docs`,
+    /// ready to be verified and switched to. A backend that keeps files
+    /// shares them with a source that keeps files; otherwise the documents
+    /// are written out. On failure what was made is removed again.
+    pub fn build(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc]) -> StorageResult<Built> {
+        let mut built = Built { spec: *self, store: None, made: Vec::new() };
+        match self.fill(layout, source, docs, &mut built) {
+            Ok(()) => Ok(built),
+            Err(e) => {
+                built.abandon(layout);
+                Err(e)
+            }
+        }
+    }
+
+    fn fill(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc], built: &mut Built) -> StorageResult<()> {
+        let exports = self.kind.keeps_files() && !source.keeps_files();
+        if exports {
+            // Checked before anything is written, so that undoing removes
+            // only files this build wrote.
+            let tree = MilestoneTree::new(layout.clone());
+            let ids: Vec<String> = docs.iter().filter_map(|d| crate::document::id(d)).map(str::to_owned).collect();
+            if let Some(id) = ids.iter().find(|id| tree.exists(id)) {
+                return Err(StorageError::Invalid(format!(
+                    "a file for milestone `{id}` already exists in .milestones/; move it away and migrate again"
+                )));
+            }
+            built.made.push(Made::Files(ids));
+        }
+        let store: Arc<dyn Storage> = match self.kind {
+            BackendKind::File => Arc::new(FileStore::open(layout.clone())?),
+            BackendKind::Hybrid => {
+                built.made.push(Made::Database(layout.index_db()));
+                Arc::new(HybridStore::open(layout.clone(), self.events_in_database)?)
+            }
+            BackendKind::Database(DatabaseKind::Sqlite) => {
+                let path = staging_path(&layout.enterprise_db());
+                remove_database(&path)?;
+                built.made.push(Made::Staged(path.clone()));
+                Arc::new(SqliteStore::open(&path)?)
+            }
+        };
+        built.store = Some(store.clone());
+        if exports || !self.kind.keeps_files() {
+            for batch in docs.chunks(IMPORT_BATCH) {
+                store.import(batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what only this (old) backend kept, now that `successor`
+    /// serves: its index or database, and, when the successor keeps no
+    /// files, the YAML files that still hold exactly what was `copied` (an
+    /// edit made meanwhile stays, for the watcher to import). Everything
+    /// removed is in the backup; failures are returned to be reported, not
+    /// undone.
+    pub fn retire(&self, layout: &ProjectLayout, successor: BackendKind, copied: &[Doc]) -> Vec<StorageError> {
+        let tree = MilestoneTree::new(layout.clone());
+        let mut results = Vec::new();
+        if self.kind == BackendKind::Hybrid && successor != BackendKind::Hybrid {
+            results.push(remove_database(&layout.index_db()));
+        }
+        if self.kind.keeps_files() && !successor.keeps_files() {
+            results.push(remove_unchanged_files(&tree, copied));
+        }
+        if self.kind == BackendKind::Database(DatabaseKind::Sqlite) && successor.keeps_files() {
+            results.push(remove_database(&layout.enterprise_db()));
+        }
+        results.into_iter().filter_map(Result::err).collect()
+    }
+}
+
+/// Documents imported per transaction during a migration's copy.
+const IMPORT_BATCH: usize = 1_000;
+
+/// A backend built by [`BackendSpec::build`], not yet serving.
+pub struct Built {
+    spec: BackendSpec,
+    store: Option<Arc<dyn Storage>>,
+    made: Vec<Made>,
+}
+
+/// Something a build made, removed again if the migration fails.
+enum Made {
+    /// YAML files written for these ids (refused up front had any existed).
+    Files(Vec<String>),
+    /// A database file built in place (the hybrid index).
+    Database(PathBuf),
+    /// A database built beside the live one, moved into place on commit.
+    Staged(PathBuf),
+}
+
+impl Built {
+    /// The new backend, for verifying the copy.
+    pub fn store(&self) -> StorageResult<&dyn Storage> {
+        self.store.as_deref().ok_or_else(|| StorageError::Invalid("the backend was not built".to_owned()))
+    }
+
+    /// Makes the built backend the project's: a staged database is moved
+    /// into place, then `config/storage-backend.txt` is replaced (that
+    /// rename is the moment of the switch) and `storage-config.yaml` names
+    /// the database engine.
+    pub fn commit(mut self, layout: &ProjectLayout, config: &StorageConfig) -> StorageResult<Arc<dyn Storage>> {
+        let staged = self.made.iter().find_map(|m| match m {
+            Made::Staged(path) => Some(path.clone()),
+            _ => None,
+        });
+        let store = match (staged, self.store.take()) {
+            (Some(staged), Some(store)) => {
+                // Fold the copy's WAL into its file and close it before it
+                // moves.
+                store.flush()?;
+                drop(store);
+                let live = layout.enterprise_db();
+                // A stale WAL beside the old file would be replayed into the
+                // new one.
+                remove_database(&live)?;
+                fs::rename(&staged, &live).map_err(|e| StorageError::io("move into place", &live, e))?;
+                remove_database(&staged)?;
+                self.spec.open(layout)?
+            }
+            (None, Some(store)) => store,
+            (_, None) => return Err(StorageError::Invalid("the backend was not built".to_owned())),
+        };
+        if let Some(kind) = self.spec.kind.database() {
+            if config.database != kind {
+                crate::config::set_database_type(&layout.storage_config(), kind)
+                    .map_err(|e| StorageError::Invalid(format!("cannot record the database type: {e}")))?;
+            }
+        }
+        let name = format!("{}\n", self.spec.kind.name());
+        crate::atomic::write_atomically(&layout.config(), "storage-backend.txt", name.as_bytes())?;
+        Ok(store)
+    }
+
+    /// Removes what the build made; the running backend was never touched.
+    pub fn abandon(mut self, layout: &ProjectLayout) {
+        self.store = None;
+        let tree = MilestoneTree::new(layout.clone());
+        for made in self.made.iter().rev() {
+            let result = match made {
+                Made::Database(path) | Made::Staged(path) => remove_database(path),
+                Made::Files(ids) => {
+                    let files: Vec<(String, Folder)> = ids
+                        .iter()
+                        .flat_map(|id| [Folder::Active, Folder::Completed].map(|f| (id.clone(), f)))
+                        .collect();
+                    tree.remove_all(&files)
+                }
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "cannot remove what a failed migration built");
+            }
+        }
+    }
+}
+
+fn staging_path(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.migrating", path.display()))
+}
+
+/// Removes each copied document's file, in either folder (a file may sit in
+/// the one its status does not call for), provided it still holds what was
+/// copied.
+fn remove_unchanged_files(tree: &MilestoneTree, copied: &[Doc]) -> StorageResult<()> {
+    let mut files = Vec::new();
+    for doc in copied {
+        let id = crate::document::id(doc).unwrap_or_default();
+        for folder in [Folder::Active, Folder::Completed] {
+            if let Some(found) = tree.inspect(&tree.path_of(id, folder))? {
+                if tree.load(&found).is_ok_and(|loaded| loaded.doc == **doc) {
+                    files.push((id.to_owned(), folder));
+                }
+            }
+        }
+    }
+    tree.remove_all(&files)
+}
