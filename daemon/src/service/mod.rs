@@ -30,7 +30,6 @@ use serde_json::json;
 use tracing::level_filters::LevelFilter;
 
 pub use self::error::{ServiceError, ServiceResult};
-pub use self::outside_edits::OutsideEdits;
 use crate::change_feed::{ChangeFeed, NewEvent};
 use crate::config::StorageConfig;
 use crate::document::{self, Doc, Folder, Status};

@@ -3,7 +3,8 @@
 
 use milestones_protocol::Map;
 
-use super::{Requirement, StorageError, StorageResult};
+use super::error::{StorageError, StorageResult};
+use super::interface::Requirement;
 
 /// Refuses `doc` when its dependencies would close a cycle through it.
 /// `previous` is the stored version it replaces: unchanged dependencies need

@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use milestones_protocol::{Map, Page, Problem, Query};
 
 use super::tree::{LoadedFile, MilestoneTree};
-use super::{
-    cycles, id_of, note_problem, BackendKind, Doc, FileKeeping, Requirement, Revision, Storage, StorageError,
-    StorageResult, Stored,
+use super::cycles;
+use super::error::{StorageError, StorageResult};
+use super::interface::{
+    id_of, note_problem, unreadable, BackendKind, FileKeeping, Requirement, Revision, Storage, Stored,
 };
-use crate::document::{self, Folder};
+use crate::document::{self, Doc, Folder};
 use crate::layout::ProjectLayout;
 
 pub struct FileStore {
@@ -117,7 +118,7 @@ impl Storage for FileStore {
         let index = self.read();
         match index.docs.get(id) {
             Some(e) => Ok(Some(Stored { doc: e.doc.clone(), revision: Revision::content(&e.hash) })),
-            None => super::unreadable(&index.problems, id).map_or(Ok(None), Err),
+            None => unreadable(&index.problems, id).map_or(Ok(None), Err),
         }
     }
 

@@ -16,10 +16,10 @@ use rusqlite::OptionalExtension;
 
 use super::sqlite::{reads_from_table, FileColumns, Flavour, MilestoneTable, Record};
 use super::tree::{LoadedFile, MilestoneTree, Stamp, TreeFile};
-use super::{
-    cycles, id_of, BackendKind, Doc, FileKeeping, Revision, Storage, StorageError, StorageResult, Stored,
-};
-use crate::document::Folder;
+use super::cycles;
+use super::error::{StorageError, StorageResult};
+use super::interface::{id_of, note_problem, unreadable, BackendKind, FileKeeping, Revision, Storage, Stored};
+use crate::document::{Doc, Folder};
 use crate::event_log::AuditEvent;
 use crate::layout::ProjectLayout;
 
@@ -250,7 +250,7 @@ impl Storage for HybridStore {
     fn get(&self, id: &str) -> StorageResult<Option<Stored>> {
         match self.table.get(id)? {
             Some((doc, revision)) => Ok(Some(Stored { doc: Arc::new(doc), revision })),
-            None => super::unreadable(&self.problems_lock(), id).map_or(Ok(None), Err),
+            None => unreadable(&self.problems_lock(), id).map_or(Ok(None), Err),
         }
     }
 
@@ -343,7 +343,7 @@ impl FileKeeping for HybridStore {
     }
 
     fn note_file_problem(&self, file: &str, problem: Option<Problem>) {
-        super::note_problem(&mut self.problems_lock(), file, problem);
+        note_problem(&mut self.problems_lock(), file, problem);
     }
 }
 

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 
 use milestones_protocol::{Map, Value};
 
-use super::{Storage, StorageError, StorageResult, Stored};
+use super::error::{StorageError, StorageResult};
+use super::interface::{Storage, Stored};
 
 const PREFIX: &str = "milestone-";
 

@@ -7,64 +7,19 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use milestones_protocol::{BackendTarget, DatabaseKind};
+use milestones_protocol::DatabaseKind;
 
 use super::database::SqliteStore;
 use super::file::FileStore;
 use super::hybrid::{remove_database, HybridStore};
 use super::sqlite::Record;
 use super::tree::MilestoneTree;
-use super::{Doc, Storage, StorageError, StorageResult};
+use super::error::{StorageError, StorageResult};
+use super::interface::{BackendKind, Storage};
+use crate::document::Doc;
 use crate::config::StorageConfig;
 use crate::document::Folder;
 use crate::layout::ProjectLayout;
-
-/// Which backend: `config/storage-backend.txt`'s word, and for the database
-/// backend its engine (`storage-config.yaml`'s `database.type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendKind {
-    File,
-    Hybrid,
-    Database(DatabaseKind),
-}
-
-impl BackendKind {
-    /// The name `config/storage-backend.txt` uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendKind::File => "file",
-            BackendKind::Hybrid => "hybrid",
-            BackendKind::Database(_) => "database",
-        }
-    }
-
-    /// The database engine, for the database backend.
-    pub fn database(self) -> Option<DatabaseKind> {
-        match self {
-            BackendKind::Database(kind) => Some(kind),
-            _ => None,
-        }
-    }
-
-    /// True when the YAML files are the source of truth.
-    pub fn keeps_files(self) -> bool {
-        !matches!(self, BackendKind::Database(_))
-    }
-
-    pub fn from_target(target: BackendTarget) -> BackendKind {
-        match target {
-            BackendTarget::File => BackendKind::File,
-            BackendTarget::Hybrid => BackendKind::Hybrid,
-            BackendTarget::Database(kind) => BackendKind::Database(kind),
-        }
-    }
-}
-
-impl std::fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// A backend and the settings it is opened with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

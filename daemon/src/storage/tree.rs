@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use milestones_protocol::{Map, Problem, Severity, Value};
 use sha2::{Digest, Sha256};
 
-use super::{StorageError, StorageResult};
+use super::error::{StorageError, StorageResult};
 use crate::atomic::{sync_dir, sync_filesystem, write_atomically, write_unsynced};
 use crate::document::{self, Folder};
 use crate::layout::ProjectLayout;

@@ -7,10 +7,10 @@ use rusqlite::Connection;
 
 use crate::analytics::{AnalyticsBuilder, Dimension};
 use crate::graph::DependencyGraph;
-use crate::storage::StorageResult;
+use crate::storage::error::StorageResult;
 
 pub fn compute(conn: &Connection, graph: &DependencyGraph, today: chrono::NaiveDate) -> StorageResult<Analytics> {
-    let failed = super::failed;
+    let failed = super::failure::failed;
     let mut builder = AnalyticsBuilder::new(today);
 
     let (total, tasks_total, tasks_completed): (i64, i64, i64) = conn
@@ -25,7 +25,7 @@ pub fn compute(conn: &Connection, graph: &DependencyGraph, today: chrono::NaiveD
 
     for dimension in Dimension::ALL {
         let field = dimension.field();
-        let failed = || super::failed(format!("cannot count by {field}"));
+        let failed = || super::failure::failed(format!("cannot count by {field}"));
         // Text values straight from the column's index; the JSON is read
         // only for rows where the column is NULL, to tell an absent field
         // from one holding something other than text.

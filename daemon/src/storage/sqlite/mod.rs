@@ -5,6 +5,7 @@
 
 mod analytics;
 mod compile;
+mod failure;
 mod pool;
 mod record;
 mod schema;
@@ -18,27 +19,12 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 pub use self::pool::ConnectionPool;
 pub use self::record::Record;
 pub use self::schema::{Flavour, SchemaState};
-use super::tree::Stamp;
-use super::{Requirement, Revision, StorageError, StorageResult};
+pub use self::failure::failed;
+use crate::storage::error::{StorageError, StorageResult};
+use crate::storage::interface::{Requirement, Revision};
+use crate::storage::tree::Stamp;
 use crate::event_log::AuditEvent;
 use crate::graph::DependencyGraph;
-
-/// Translates an SQLite failure into the backend-neutral error, once, here:
-/// a busy or locked database is worth retrying, a corrupt one is damaged,
-/// anything else is a database failure named by `context`.
-pub fn failed(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StorageError {
-    let context = context.into();
-    move |e| {
-        let message = format!("{context}: {e}");
-        match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                StorageError::Unavailable(message)
-            }
-            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => StorageError::Damaged(message),
-            _ => StorageError::Database(message),
-        }
-    }
-}
 
 /// The read side of [`crate::storage::Storage`] (all but `get`) for a
 /// backend that answers every read from its `table: MilestoneTable` field.
@@ -117,7 +103,7 @@ impl MilestoneTable {
             .prepare_cached(sql)
             .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .map_err(self.failed("read a milestone"))?;
-        row.map(|(data, revision)| Ok((record::decode(id, &data)?, Revision(revision.unwrap_or_default()))))
+        row.map(|(data, revision)| Ok((record::decode(id, &data)?, Revision::from_text(revision.unwrap_or_default()))))
             .transpose()
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::storage::StorageResult;
+use crate::storage::error::StorageResult;
 
 /// Readers kept idle; more may be open at a moment of high load.
 const IDLE_READERS: usize = 8;
@@ -38,7 +38,7 @@ pub struct Reader<'a> {
 impl ConnectionPool {
     /// Opens (creating if needed) the database and switches it to WAL mode.
     pub fn open(path: &Path) -> StorageResult<Self> {
-        let writer = Connection::open(path).map_err(super::failed(format!("cannot open {}", path.display())))?;
+        let writer = Connection::open(path).map_err(super::failure::failed(format!("cannot open {}", path.display())))?;
         writer
             .busy_timeout(Duration::from_secs(5))
             .and_then(|()| writer.pragma_update(None, "journal_mode", "WAL"))
@@ -46,7 +46,7 @@ impl ConnectionPool {
             .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
             // Room for the indexes' upper levels during a bulk load (KiB).
             .and_then(|()| writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB))
-            .map_err(super::failed(format!("cannot use {}", path.display())))?;
+            .map_err(super::failure::failed(format!("cannot use {}", path.display())))?;
         Ok(ConnectionPool {
             path: path.to_path_buf(),
             events: Mutex::new(None),
@@ -63,7 +63,7 @@ impl ConnectionPool {
 
     /// Runs `work` on the events connection, opening it on first use.
     pub fn with_events<T>(&self, work: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StorageResult<T> {
-        let failed = || super::failed(format!("cannot record an event in {}", self.path.display()));
+        let failed = || super::failure::failed(format!("cannot record an event in {}", self.path.display()));
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         let conn = match &mut *events {
             Some(conn) => conn,
@@ -85,9 +85,9 @@ impl ConnectionPool {
             None => {
                 let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 let conn = Connection::open_with_flags(&self.path, flags)
-                    .map_err(super::failed(format!("cannot open {}", self.path.display())))?;
+                    .map_err(super::failure::failed(format!("cannot open {}", self.path.display())))?;
                 conn.busy_timeout(Duration::from_secs(5))
-                    .map_err(super::failed(format!("cannot use {}", self.path.display())))?;
+                    .map_err(super::failure::failed(format!("cannot use {}", self.path.display())))?;
                 conn
             }
         };

@@ -4,7 +4,7 @@
 use milestones_protocol::{DepEdge, Map, Value};
 
 use crate::query::TEXT_FIELDS;
-use crate::storage::{StorageError, StorageResult};
+use crate::storage::error::{StorageError, StorageResult};
 
 pub struct Record {
     pub id: String,

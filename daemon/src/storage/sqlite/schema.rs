@@ -20,7 +20,7 @@
 
 use rusqlite::Connection;
 
-use crate::storage::{StorageError, StorageResult};
+use crate::storage::error::{StorageError, StorageResult};
 
 /// `PRAGMA user_version` of the layout below.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -151,10 +151,10 @@ pub enum SchemaState {
 /// made by this schema version.
 pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str) -> StorageResult<SchemaState> {
     let context = || format!("cannot read the schema of {name}");
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(super::failed(context()))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(super::failure::failed(context()))?;
     let tables: i64 = conn
         .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
-        .map_err(super::failed(context()))?;
+        .map_err(super::failure::failed(context()))?;
     match version {
         SCHEMA_VERSION => return Ok(SchemaState::Current),
         0 if tables == 0 => {}
@@ -170,11 +170,11 @@ pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str) -> StorageRe
             )))
         }
     }
-    let tx = conn.transaction().map_err(super::failed(format!("cannot create the tables of {name}")))?;
+    let tx = conn.transaction().map_err(super::failure::failed(format!("cannot create the tables of {name}")))?;
     tx.execute_batch(&milestones_table(flavour))
         .and_then(|()| tx.execute_batch(SHARED_TABLES))
         .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
         .and_then(|()| tx.commit())
-        .map_err(super::failed(format!("cannot create the tables of {name}")))?;
+        .map_err(super::failure::failed(format!("cannot create the tables of {name}")))?;
     Ok(SchemaState::Created)
 }

@@ -1,0 +1,268 @@
+//! The interface every backend implements ([`Storage`], and
+//! [`FileKeeping`] for those whose truth is the YAML files), the types it
+//! speaks in, and the little both need. See the module docs of `storage`.
+
+use milestones_protocol::{BackendTarget, DatabaseKind};
+use milestones_protocol::{Analytics, Map, Page, Problem, Query};
+
+use super::error::{StorageError, StorageResult};
+use super::tree;
+use crate::document::{Doc, Folder};
+use crate::event_log::AuditEvent;
+use crate::graph::DependencyGraph;
+
+/// A stored document and the revision it was stored at.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub doc: Doc,
+    pub revision: Revision,
+}
+
+/// Which version of a milestone a reader saw. Opaque to callers: they hand
+/// it back with a write. The file-keeping backends use the SHA-256 of the
+/// file's bytes, the SQL backends a counter column.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Revision(String);
+
+impl Revision {
+    pub(super) fn counter(n: i64) -> Self {
+        Revision(n.to_string())
+    }
+
+    pub(super) fn content(hash: &str) -> Self {
+        Revision(hash.to_owned())
+    }
+
+    /// A revision as a backend stored it (a counter or a hash, as text).
+    pub(super) fn from_text(text: String) -> Self {
+        Revision(text)
+    }
+
+    /// The counter, for SQL backends; `None` for one another backend made.
+    pub(super) fn as_counter(&self) -> Option<i64> {
+        self.0.parse().ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A content hash is long; its head tells versions apart in logs.
+        f.write_str(&self.0[..self.0.len().min(12)])
+    }
+}
+
+/// What every backend provides. Implementations are internally synchronised
+/// and safe to call from many threads; none relies on its caller to
+/// serialise writes.
+pub trait Storage: Send + Sync + 'static {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+
+    /// True when reads are answered from memory without blocking, so the
+    /// server may call [`Storage::get`] and [`Storage::query`] on an async
+    /// worker thread instead of paying for a hop to the blocking pool.
+    fn reads_in_memory(&self) -> bool;
+
+    /// The milestone `id` and its revision; `None` when there is none, and
+    /// [`StorageError::Unreadable`] when its file exists but cannot be read.
+    fn get(&self, id: &str) -> StorageResult<Option<Stored>>;
+
+    fn count(&self) -> StorageResult<u64>;
+
+    /// Stores a new document, atomically: [`StorageError::AlreadyExists`]
+    /// when the id is taken (by a stored milestone or by a file that does
+    /// not load), [`StorageError::Cycle`] when its dependencies would close
+    /// a cycle.
+    fn insert(&self, doc: Map) -> StorageResult<Stored>;
+
+    /// Replaces the stored document whose revision is `expected` (moving its
+    /// file between `active/` and `completed/` when its status says so):
+    /// [`StorageError::Stale`] when it has changed since,
+    /// [`StorageError::Missing`] when it is gone, [`StorageError::Cycle`]
+    /// when changed dependencies would close a cycle.
+    fn replace(&self, doc: Map, expected: &Revision) -> StorageResult<Stored>;
+
+    /// Removes a document for good. Returns false when it did not exist.
+    fn remove(&self, id: &str) -> StorageResult<bool>;
+
+    /// Stores documents copied from another backend, as they are (a
+    /// migration's copy: the source already checked them), in as few
+    /// transactions as the backend can.
+    fn import(&self, docs: &[Doc]) -> StorageResult<()>;
+
+    /// Runs a query: filters, text, order, page.
+    fn query(&self, query: &Query) -> StorageResult<Page>;
+
+    /// Visits every document (validation, the dependency graph, analytics).
+    fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()>;
+
+    /// Every id. The default walks the documents; SQL backends read one
+    /// column.
+    fn ids(&self) -> StorageResult<Vec<String>> {
+        let mut ids = Vec::new();
+        self.for_each(&mut |d| ids.extend(crate::document::id(d).map(str::to_owned)))?;
+        Ok(ids)
+    }
+
+    /// The whole dependency graph. SQL backends build it from their
+    /// dependency table without reading documents.
+    fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
+        let mut graph = DependencyGraph::default();
+        self.for_each(&mut |d| graph.add_document(d))?;
+        Ok(graph)
+    }
+
+    /// Analytics over every document. The default walks them all; SQL
+    /// backends aggregate in SQL.
+    fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
+        let mut builder = crate::analytics::AnalyticsBuilder::new(today);
+        let mut graph = DependencyGraph::default();
+        self.for_each(&mut |d| {
+            builder.add_document(d);
+            graph.add_document(d);
+        })?;
+        Ok(builder.finish(&graph))
+    }
+
+    /// Makes the backend's files complete on their own (an SQLite
+    /// checkpoint), before they are moved.
+    fn flush(&self) -> StorageResult<()> {
+        Ok(())
+    }
+
+    /// Writes a consistent copy of what only this backend holds (a
+    /// database file) into the backup folder `dir`. The milestone files and
+    /// configuration are backed up by the caller.
+    fn backup_to(&self, _dir: &std::path::Path) -> StorageResult<()> {
+        Ok(())
+    }
+
+    /// Records an audit event where the backend keeps them (the
+    /// `milestone_events` table); the JSONL log is written regardless.
+    fn record_event(&self, _event: &AuditEvent) -> StorageResult<()> {
+        Ok(())
+    }
+
+    /// What only a backend whose truth is the YAML files does; `None` for a
+    /// database.
+    fn files(&self) -> Option<&dyn FileKeeping> {
+        None
+    }
+}
+
+/// The capability of a backend whose source of truth is the YAML files
+/// (file, hybrid): it knows which bytes each file held when it last read or
+/// wrote it, takes in edits made outside the daemon, and keeps the problems
+/// of files that do not load.
+pub trait FileKeeping {
+    /// Where the file behind `id` is and the SHA-256 of its bytes, as this
+    /// store last wrote or read it: an event on a file with that hash is the
+    /// store's own write (or no change) and is not taken in again.
+    fn known_file(&self, id: &str) -> StorageResult<Option<(Folder, String)>>;
+
+    /// Takes in a document someone wrote to a file directly.
+    fn absorb(&self, file: &tree::LoadedFile) -> StorageResult<()>;
+
+    /// Someone removed the file of `id` and none is left in either folder.
+    /// Returns true when the milestone was dropped.
+    fn absorb_removal(&self, id: &str) -> StorageResult<bool>;
+
+    /// Files that do not load (parse errors, unreadable files, a name that
+    /// disagrees with the id inside): each is left as it is, and its last
+    /// good version, if any, stays served.
+    fn problems(&self) -> Vec<Problem>;
+
+    /// Records (or, with `None`, clears) the problem with one file, named
+    /// relative to the project root.
+    fn note_file_problem(&self, file: &str, problem: Option<Problem>);
+}
+
+/// Replaces the problems recorded for `file` with `problem`.
+pub(super) fn note_problem(problems: &mut Vec<Problem>, file: &str, problem: Option<Problem>) {
+    problems.retain(|p| p.file.as_deref() != Some(file));
+    problems.extend(problem);
+    problems.sort_by(|a, b| a.file.cmp(&b.file));
+}
+
+/// The error for a milestone whose file is known only by its problem (it
+/// never loaded): it exists, but cannot be served.
+pub(super) fn unreadable(problems: &[Problem], id: &str) -> Option<StorageError> {
+    let problem = problems.iter().find(|p| p.id.as_deref() == Some(id))?;
+    let file = problem.file.as_deref().unwrap_or("its file");
+    Some(StorageError::Unreadable {
+        id: id.to_owned(),
+        message: format!("milestone `{id}` cannot be served: {file}: {}", problem.message),
+    })
+}
+
+/// One edge out of a milestone, and who declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub to: String,
+    pub declared_by: String,
+}
+
+impl Requirement {
+    /// The edges a document declares, as (from, requirement).
+    pub fn declared_by(doc: &Map) -> impl Iterator<Item = (String, Requirement)> {
+        let by = crate::document::id(doc).unwrap_or_default().to_owned();
+        crate::graph::declared_edges(doc)
+            .into_iter()
+            .map(move |e| (e.from, Requirement { to: e.to, declared_by: by.clone() }))
+    }
+}
+
+pub(super) fn id_of(doc: &Map) -> StorageResult<&str> {
+    crate::document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))
+}
+
+/// Which backend: `config/storage-backend.txt`'s word, and for the database
+/// backend its engine (`storage-config.yaml`'s `database.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    File,
+    Hybrid,
+    Database(DatabaseKind),
+}
+
+impl BackendKind {
+    /// The name `config/storage-backend.txt` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::File => "file",
+            BackendKind::Hybrid => "hybrid",
+            BackendKind::Database(_) => "database",
+        }
+    }
+
+    /// The database engine, for the database backend.
+    pub fn database(self) -> Option<DatabaseKind> {
+        match self {
+            BackendKind::Database(kind) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// True when the YAML files are the source of truth.
+    pub fn keeps_files(self) -> bool {
+        !matches!(self, BackendKind::Database(_))
+    }
+
+    pub fn from_target(target: BackendTarget) -> BackendKind {
+        match target {
+            BackendTarget::File => BackendKind::File,
+            BackendTarget::Hybrid => BackendKind::Hybrid,
+            BackendTarget::Database(kind) => BackendKind::Database(kind),
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

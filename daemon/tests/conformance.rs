@@ -1,0 +1,295 @@
+//! The storage conformance suite: one set of tests, run in-process through
+//! the backend factory against every backend. Adding a backend means adding
+//! one line to the `conformance!` list at the bottom.
+
+use std::sync::Arc;
+
+use milestones_protocol::{DatabaseKind, DepEdge, Filter, FilterOp, Map, Query, SortKey, Value};
+use milestoned::analytics::AnalyticsBuilder;
+use milestoned::config::StorageConfig;
+use milestoned::document::Folder;
+use milestoned::graph::DependencyGraph;
+use milestoned::layout::ProjectLayout;
+use milestoned::storage::tree::MilestoneTree;
+use milestoned::storage::{BackendKind, BackendSpec, Storage, StorageError};
+
+/// A backend opened through the factory on a fresh project.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    layout: ProjectLayout,
+    kind: BackendKind,
+    store: Arc<dyn Storage>,
+}
+
+impl Fixture {
+    fn new(kind: BackendKind) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ProjectLayout::new(dir.path());
+        layout.ensure().unwrap();
+        let store = BackendSpec::new(kind, &StorageConfig::default()).open(&layout).unwrap();
+        assert_eq!(store.kind(), kind, "the factory opened the backend it was asked for");
+        Fixture { _dir: dir, layout, kind, store }
+    }
+
+    /// The same project opened again, as after a restart.
+    fn reopen(&mut self) {
+        self.store = BackendSpec::new(self.kind, &StorageConfig::default()).open(&self.layout).unwrap();
+    }
+}
+
+fn doc(yaml: &str) -> Map {
+    milestoned::yaml::parse_document(yaml, "test").unwrap()
+}
+
+fn milestone(id: &str, extra: &str) -> Map {
+    doc(&format!("id: {id}\ntitle: Milestone {id}\nstatus: planning\npriority: medium\ncreated_at: '2026-01-01T00:00:00Z'\n{extra}"))
+}
+
+fn set(mut d: Map, key: &str, value: Value) -> Map {
+    d.insert(key, value);
+    d
+}
+
+fn crud(kind: BackendKind) {
+    let f = Fixture::new(kind);
+    let s = &*f.store;
+    assert!(s.get("alpha").unwrap().is_none());
+    let first = s.insert(milestone("alpha", "owner: {team: core}\nweird: [1, 2.5, true, null]\n")).unwrap();
+    let got = s.get("alpha").unwrap().expect("stored");
+    assert_eq!(*got.doc, *first.doc, "read back value for value");
+    assert_eq!(got.revision, first.revision);
+    assert!(matches!(s.insert(milestone("alpha", "")), Err(StorageError::AlreadyExists(id)) if id == "alpha"));
+    assert_eq!(s.count().unwrap(), 1);
+
+    let done = set(Map::clone(&got.doc), "status", Value::from("completed"));
+    let second = s.replace(done.clone(), &got.revision).unwrap();
+    assert_ne!(second.revision, first.revision, "a write makes a new revision");
+    assert_eq!(*s.get("alpha").unwrap().unwrap().doc, done);
+    if kind.keeps_files() {
+        let tree = MilestoneTree::new(f.layout.clone());
+        assert!(tree.path_of("alpha", Folder::Completed).is_file(), "a completed milestone lives in completed/");
+        assert!(!tree.path_of("alpha", Folder::Active).exists());
+    }
+    assert!(matches!(s.replace(milestone("ghost", ""), &second.revision), Err(StorageError::Missing(_))));
+    assert_eq!(s.ids().unwrap(), vec!["alpha".to_owned()]);
+    assert!(s.remove("alpha").unwrap());
+    assert!(!s.remove("alpha").unwrap());
+    assert!(s.get("alpha").unwrap().is_none());
+    assert_eq!(s.count().unwrap(), 0);
+}
+
+fn compare_and_swap(kind: BackendKind) {
+    let f = Fixture::new(kind);
+    let s = &*f.store;
+    s.insert(milestone("shared", "")).unwrap();
+    let read_by_a = s.get("shared").unwrap().unwrap();
+    let read_by_b = s.get("shared").unwrap().unwrap();
+    s.replace(set(Map::clone(&read_by_a.doc), "a", Value::Int(1)), &read_by_a.revision).unwrap();
+    // B read before A wrote: its write must fail, not overwrite A's.
+    let stale = s.replace(set(Map::clone(&read_by_b.doc), "b", Value::Int(2)), &read_by_b.revision);
+    assert!(matches!(stale, Err(StorageError::Stale { .. })), "{stale:?}");
+    // Read again, apply again: both changes survive.
+    let again = s.get("shared").unwrap().unwrap();
+    s.replace(set(Map::clone(&again.doc), "b", Value::Int(2)), &again.revision).unwrap();
+    let now = s.get("shared").unwrap().unwrap();
+    assert_eq!(now.doc.get("a"), Some(&Value::Int(1)));
+    assert_eq!(now.doc.get("b"), Some(&Value::Int(2)));
+}
+
+fn concurrent_writers_lose_nothing(kind: BackendKind) {
+    let f = Fixture::new(kind);
+    f.store.insert(milestone("busy", "")).unwrap();
+    let writers = 8;
+    let rounds = 5;
+    std::thread::scope(|scope| {
+        for w in 0..writers {
+            let store = f.store.clone();
+            scope.spawn(move || {
+                for round in 0..rounds {
+                    loop {
+                        let current = store.get("busy").unwrap().unwrap();
+                        let mut d = Map::clone(&current.doc);
+                        d.insert(format!("writer_{w}"), Value::Int(round));
+                        match store.replace(d, &current.revision) {
+                            Ok(_) => break,
+                            Err(StorageError::Stale { .. }) => continue,
+                            Err(e) => panic!("writer {w}: {e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let end = f.store.get("busy").unwrap().unwrap();
+    for w in 0..writers {
+        assert_eq!(end.doc.get(&format!("writer_{w}")), Some(&Value::Int(rounds - 1)), "writer {w}'s last change");
+    }
+}
+
+/// Deterministic documents of mixed shapes and types.
+fn corpus() -> Vec<Map> {
+    let statuses = ["planning", "in_progress", "blocked", "completed", "cancelled", "archived"];
+    let priorities = ["low", "medium", "high", "critical"];
+    let words = ["parser", "docs", "release", "storage", "alpha", "beta"];
+    (0..48)
+        .map(|i| {
+            let mut d = milestone(&format!("m-{i:02}"), "");
+            d.insert("status", Value::from(statuses[i % statuses.len()]));
+            d.insert("priority", Value::from(priorities[(i * 7) % priorities.len()]));
+            d.insert("title", Value::from(format!("{} {} number {i}", words[i % 6], words[(i / 6) % 6])));
+            d.insert("created_at", Value::from(format!("2026-0{}-{:02}T10:00:00Z", 1 + i % 9, 1 + i % 28)));
+            if i % 3 != 0 {
+                d.insert("category", Value::from(["core", "ops", "docs"][i % 3]));
+            }
+            let score = match i % 4 {
+                0 => Value::Int(i as i64),
+                1 => Value::Float(i as f64 / 2.0),
+                2 => Value::from(format!("s{i}")),
+                _ => Value::Null,
+            };
+            d.insert("score", score);
+            d.insert("tags", Value::List(vec![Value::from(words[i % 6]), Value::from("all")]));
+            d
+        })
+        .collect()
+}
+
+fn queries() -> Vec<Query> {
+    let f = |path: &str, op, value| Filter { path: path.to_owned(), op, value };
+    let by = |path: &str, descending| SortKey { path: path.to_owned(), descending };
+    let mut all = vec![
+        Query::default(),
+        Query { include_archived: true, ..Query::default() },
+        Query { filters: vec![f("status", FilterOp::Eq, Value::from("planning"))], ..Query::default() },
+        Query { filters: vec![f("status", FilterOp::Eq, Value::from("archived"))], ..Query::default() },
+        Query { filters: vec![f("priority", FilterOp::Ne, Value::from("low"))], sort: vec![by("priority", true)], ..Query::default() },
+        Query { filters: vec![f("score", FilterOp::Gt, Value::Int(10))], sort: vec![by("score", false)], ..Query::default() },
+        Query { filters: vec![f("score", FilterOp::Le, Value::Float(7.5))], ..Query::default() },
+        Query { filters: vec![f("category", FilterOp::Exists, Value::Bool(false))], ..Query::default() },
+        Query { filters: vec![f("tags", FilterOp::Contains, Value::from("docs"))], ..Query::default() },
+        Query { filters: vec![f("title", FilterOp::Contains, Value::from("number 1"))], ..Query::default() },
+        Query { text: Some("parser".into()), ..Query::default() },
+        Query { text: Some("rele stor".into()), include_archived: true, ..Query::default() },
+        Query { sort: vec![by("category", false), by("created_at", true)], limit: Some(7), offset: 3, ..Query::default() },
+        Query { sort: vec![by("title", false)], limit: Some(0), ..Query::default() },
+    ];
+    all.push(Query { filters: vec![f("score", FilterOp::Exists, Value::Bool(true))], limit: Some(5), offset: 40, ..Query::default() });
+    all
+}
+
+fn queries_match_the_reference_engine(kind: BackendKind) {
+    let f = Fixture::new(kind);
+    let docs = corpus();
+    for d in &docs {
+        f.store.insert(d.clone()).unwrap();
+    }
+    let reference: Vec<Arc<Map>> = docs.into_iter().map(Arc::new).collect();
+    for query in queries() {
+        let expected = milestoned::query::run(&query, reference.iter()).unwrap();
+        let got = f.store.query(&query).unwrap();
+        assert_eq!(got, expected, "{kind:?} answers {query:?} as the reference engine does");
+    }
+    let bad = Query { text: Some("?!".into()), ..Query::default() };
+    assert!(matches!(f.store.query(&bad), Err(StorageError::Query(_))), "search text with no words is refused");
+}
+
+fn analytics_match_the_reference(kind: BackendKind) {
+    let f = Fixture::new(kind);
+    let mut docs = corpus();
+    docs[1].insert("dependencies", Value::Map(doc("requires: [m-00]")));
+    docs[2].insert("tasks", Value::List(vec![Value::Map(doc("{id: t1, title: a, status: completed}")), Value::Map(doc("{id: t2, title: b, status: pending}"))]));
+    for d in &docs {
+        f.store.insert(d.clone()).unwrap();
+    }
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+    let mut builder = AnalyticsBuilder::new(today);
+    let mut graph = DependencyGraph::default();
+    for d in &docs {
+        builder.add_document(d);
+        graph.add_document(d);
+    }
+    assert_eq!(f.store.analytics(today).unwrap(), builder.finish(&graph));
+}
+
+fn dependencies_and_cycles(kind: BackendKind) {
+    let f = Fixture::new(kind);
+    let s = &*f.store;
+    s.insert(milestone("a", "")).unwrap();
+    s.insert(milestone("b", "dependencies: {requires: [a]}\n")).unwrap();
+    s.insert(milestone("c", "dependencies: {requires: [b]}\n")).unwrap();
+    // `a` requiring `c` closes a -> c -> b -> a.
+    let a = s.get("a").unwrap().unwrap();
+    let closing = set(Map::clone(&a.doc), "dependencies", Value::Map(doc("requires: [c]")));
+    match s.replace(closing, &a.revision) {
+        Err(StorageError::Cycle(path)) => assert_eq!(path.first(), path.last(), "a cycle: {path:?}"),
+        other => panic!("a cycle was not refused: {other:?}"),
+    }
+    // So does a new milestone that `enables` its own requirement.
+    let loop_by_enables = milestone("d", "dependencies: {requires: [c], enables: [a]}\n");
+    assert!(matches!(s.insert(loop_by_enables), Err(StorageError::Cycle(_))));
+    assert!(s.get("d").unwrap().is_none(), "a refused insert stores nothing");
+    assert_eq!(*s.get("a").unwrap().unwrap().doc, *a.doc, "a refused replace changes nothing");
+    let graph = s.dependency_graph().unwrap();
+    let mut edges = graph.edges();
+    edges.sort_by(|x, y| (&x.from, &x.to).cmp(&(&y.from, &y.to)));
+    let edge = |from: &str, to: &str| DepEdge { from: from.to_owned(), to: to.to_owned() };
+    assert_eq!(edges, vec![edge("b", "a"), edge("c", "b")]);
+    assert!(graph.cycles().is_empty());
+}
+
+fn outside_edits_are_absorbed(kind: BackendKind) {
+    let mut f = Fixture::new(kind);
+    let tree = MilestoneTree::new(f.layout.clone());
+    let Some(files) = f.store.files() else {
+        assert!(!kind.keeps_files(), "{kind:?} keeps files but offers no file capability");
+        return;
+    };
+    f.store.insert(milestone("edited", "")).unwrap();
+    let before = f.store.get("edited").unwrap().unwrap();
+    let path = tree.path_of("edited", Folder::Active);
+    std::fs::write(&path, "id: edited\ntitle: Changed by hand  # a comment\nstatus: blocked\n").unwrap();
+    let found = tree.inspect(&path).unwrap().expect("the file is there");
+    let loaded = tree.load(&found).unwrap();
+    assert_ne!(files.known_file("edited").unwrap(), Some((loaded.folder, loaded.hash.clone())), "an outside edit is news");
+    files.absorb(&loaded).unwrap();
+    let after = f.store.get("edited").unwrap().unwrap();
+    assert_eq!(after.doc.get("title"), Some(&Value::from("Changed by hand")));
+    // A writer that read before the edit cannot overwrite it.
+    let stale = f.store.replace(Map::clone(&before.doc), &before.revision);
+    assert!(matches!(stale, Err(StorageError::Stale { .. })), "{stale:?}");
+
+    // A file that does not parse is a problem, and its id stays taken.
+    std::fs::write(tree.path_of("broken", Folder::Active), "id: broken\ntitle: [unclosed\n").unwrap();
+    f.reopen();
+    let files = f.store.files().expect("still keeps files");
+    assert!(files.problems().iter().any(|p| p.id.as_deref() == Some("broken")), "{:?}", files.problems());
+    assert!(matches!(f.store.get("broken"), Err(StorageError::Unreadable { .. })), "not `does not exist`");
+    assert!(matches!(f.store.insert(milestone("broken", "")), Err(StorageError::AlreadyExists(_))));
+    assert_eq!(f.store.get("edited").unwrap().unwrap().doc.get("title"), Some(&Value::from("Changed by hand")));
+
+    std::fs::remove_file(&path).unwrap();
+    assert!(files.absorb_removal("edited").unwrap());
+    assert!(f.store.get("edited").unwrap().is_none());
+}
+
+/// Runs the whole suite on each backend named.
+macro_rules! conformance {
+    ($($backend:ident => $kind:expr),* $(,)?) => {$(
+        mod $backend {
+            use super::*;
+            #[test] fn crud() { super::crud($kind) }
+            #[test] fn compare_and_swap() { super::compare_and_swap($kind) }
+            #[test] fn concurrent_writers_lose_nothing() { super::concurrent_writers_lose_nothing($kind) }
+            #[test] fn queries_match_the_reference_engine() { super::queries_match_the_reference_engine($kind) }
+            #[test] fn analytics_match_the_reference() { super::analytics_match_the_reference($kind) }
+            #[test] fn dependencies_and_cycles() { super::dependencies_and_cycles($kind) }
+            #[test] fn outside_edits_are_absorbed() { super::outside_edits_are_absorbed($kind) }
+        }
+    )*};
+}
+
+conformance! {
+    file => BackendKind::File,
+    hybrid => BackendKind::Hybrid,
+    sqlite => BackendKind::Database(DatabaseKind::Sqlite),
+}
