@@ -74,7 +74,36 @@ impl Project {
 
     /// Starts the daemon without waiting.
     pub fn spawn(&self, extra: &[&str]) -> Daemon {
-        let child = Command::new(binary("milestoned"))
+        self.spawn_command(Command::new(binary("milestoned")), extra)
+    }
+
+    /// Starts the daemon as an ordinary user, for whom file modes count (a
+    /// `chmod 000` file is unreadable), and waits until it answers. As root
+    /// the project is handed to `nobody`, and the daemon runs as `nobody`
+    /// from a copy of its binary inside the project (the build folder may
+    /// be out of `nobody`'s reach); otherwise it runs as the current user.
+    pub fn start_as_ordinary_user(&self) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return self.start(&[]);
+        }
+        const NOBODY: u32 = 65534;
+        let program = self.root.join(".milestoned-as-nobody");
+        if !program.exists() {
+            std::fs::copy(binary("milestoned"), &program).expect("copy milestoned");
+        }
+        let chown = Command::new("chown").arg("-R").arg(format!("{NOBODY}:{NOBODY}")).arg(&self.root).status();
+        assert!(chown.expect("run chown").success(), "chown the project to nobody");
+        let mut command = Command::new(&program);
+        command.uid(NOBODY).gid(NOBODY);
+        let daemon = self.spawn_command(command, &[]);
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn spawn_command(&self, mut command: Command, extra: &[&str]) -> Daemon {
+        let child = command
             .arg("--root")
             .arg(&self.root)
             .arg("--foreground")

@@ -114,6 +114,66 @@ fn a_broken_file_is_reported_and_left_alone_while_its_last_good_version_is_serve
     assert_eq!(p.msctl(&["validate", "--all"]).code, 0);
 }
 
+/// A milestone file its daemon cannot read (`chmod 000`, daemon running as
+/// an ordinary user): named by `validate` and `health`, never deleted,
+/// archived or rewritten, its last good version served while one is known,
+/// its id kept from new milestones, and all clear once the mode is back.
+#[test]
+fn an_unreadable_file_is_named_kept_and_never_taken_for_a_deletion() {
+    use std::os::unix::fs::PermissionsExt;
+    for backend in ["file", "hybrid"] {
+        let p = Project::on_backend(backend);
+        let d = p.start_as_ordinary_user();
+        p.msctl(&["create", "--title", "Locked away", "--id", "locked"]).ok();
+        p.msctl(&["create", "--title", "Neighbour", "--id", "neighbour"]).ok();
+        let path = p.milestones().join("active/locked.yaml");
+        let bytes = std::fs::read(&path).unwrap();
+        let mode = |m: u32| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m)).unwrap();
+        mode(0o000);
+        eventually(&format!("validate names the unreadable file on {backend}"), || {
+            let run = p.msctl(&["validate", "--all"]);
+            run.code == 5 && run.stdout.contains("active/locked.yaml") && run.stdout.to_lowercase().contains("permission denied")
+        });
+        let health = p.msctl(&["health"]);
+        assert_eq!(health.code, 5, "{health:?}");
+        assert!(health.stdout.contains("active/locked.yaml"), "{health:?}");
+        assert_eq!(title(&p, "locked").as_deref(), Some("Locked away"), "the last good version is served");
+        // A request cannot rewrite it, and nothing moves or removes it.
+        assert_ne!(p.msctl(&["update", "locked", "--set", "owner=me"]).code, 0);
+        p.msctl(&["create", "--title", "Another", "--id", "another"]).ok();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0, "{backend}: the mode is left as set");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{backend}: the file is untouched");
+        assert!(!p.milestones().join("completed/locked.yaml").exists());
+
+        // After a restart it is still named, and still not missing.
+        drop(d);
+        let d = p.start_as_ordinary_user();
+        let report = p.msctl(&["validate", "--all"]);
+        assert_eq!(report.code, 5, "{backend}: {report:?}");
+        assert!(report.stdout.contains("active/locked.yaml"), "{backend}: {report:?}");
+        let get = p.msctl(&["get", "locked"]);
+        if backend == "file" {
+            // Nothing of it is known but its name: it cannot be served, and
+            // it is not "not found".
+            assert_eq!(get.code, 1, "{get:?}");
+            assert!(get.stderr.contains("locked") && get.stderr.to_lowercase().contains("permission denied"), "{get:?}");
+        } else {
+            // The index holds its last good version.
+            assert_eq!(title(&p, "locked").as_deref(), Some("Locked away"), "{get:?}");
+        }
+        p.msctl(&["create", "--title", "Usurper", "--id", "locked"]).fails(4, "already exists");
+        assert_eq!(title(&p, "neighbour").as_deref(), Some("Neighbour"), "other milestones are unaffected");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+        // The mode put back: the problem is gone and the milestone served.
+        mode(0o644);
+        eventually(&format!("the file is readable again on {backend}"), || p.msctl(&["validate", "--all"]).code == 0);
+        assert_eq!(title(&p, "locked").as_deref(), Some("Locked away"));
+        assert_eq!(p.msctl(&["health"]).code, 0);
+        drop(d);
+    }
+}
+
 #[test]
 fn a_git_checkout_of_a_thousand_changed_files_is_absorbed() {
     let p = Project::new();
