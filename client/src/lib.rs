@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use milestones_protocol::frame::{read_frame, write_frame};
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
-    codec, CodecError, Encoding, ErrorInfo, EventFilter, FrameError, HandshakeReply, Hello, Rejection, Request, RequestFrame,
-    Response, ServerMessage, Welcome, DEFAULT_MAX_FRAME,
+    codec, CodecError, Encoding, ErrorInfo, EventFilter, FrameError, HandshakeReply, Hello, Rejection, Request,
+    RequestFrame, Response, ServerMessage, Welcome, DEFAULT_MAX_FRAME,
 };
 
 pub use milestones_protocol as protocol;
@@ -48,8 +48,8 @@ pub struct Client {
 impl Client {
     /// Connects and runs the handshake (bincode encoding).
     pub fn connect(socket: &Path, client_name: &str) -> Result<Client, ClientError> {
-        let mut stream =
-            UnixStream::connect(socket).map_err(|source| ClientError::NoDaemon { socket: socket.to_path_buf(), source })?;
+        let mut stream = UnixStream::connect(socket)
+            .map_err(|source| ClientError::NoDaemon { socket: socket.to_path_buf(), source })?;
         let hello = Hello::new(client_name, env!("CARGO_PKG_VERSION"), Encoding::Bincode);
         write_frame(&mut stream, &encode_handshake(&hello), DEFAULT_MAX_FRAME)?;
         let reply = read_frame(&mut stream, DEFAULT_MAX_FRAME)?.ok_or(ClientError::Closed)?;
@@ -109,15 +109,9 @@ pub fn find_root(explicit: Option<&Path>) -> Result<PathBuf, String> {
         return canonical(Path::new(&root));
     }
     let cwd = std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
-    cwd.ancestors()
-        .find(|dir| dir.join(".milestones").is_dir())
-        .map(Path::to_path_buf)
-        .ok_or_else(|| {
-            format!(
-                "no .milestones folder in {} or any parent; run `msctl init` there or pass --root",
-                cwd.display()
-            )
-        })
+    cwd.ancestors().find(|dir| dir.join(".milestones").is_dir()).map(Path::to_path_buf).ok_or_else(|| {
+        format!("no .milestones folder in {} or any parent; run `msctl init` there or pass --root", cwd.display())
+    })
 }
 
 fn canonical(root: &Path) -> Result<PathBuf, String> {

@@ -213,7 +213,10 @@ mod tests {
         assert_eq!(a.average_completion_days, Some(3.0));
         assert_eq!(a.median_completion_days, Some(3.0));
         assert_eq!((a.tasks_total, a.tasks_completed), (2, 1));
-        assert_eq!(a.dependencies, DependencyFigures { total: 3, milestones_with_dependencies: 2, max_per_milestone: 2, longest_chain: 3 });
+        assert_eq!(
+            a.dependencies,
+            DependencyFigures { total: 3, milestones_with_dependencies: 2, max_per_milestone: 2, longest_chain: 3 }
+        );
         assert_eq!(a.per_day.len(), 30);
         assert_eq!(a.per_day.last().unwrap(), &DayCount { date: "2026-11-20".into(), created: 1, completed: 0 });
         let nov3 = a.per_day.iter().find(|d| d.date == "2026-11-03").unwrap();

@@ -64,11 +64,7 @@ pub fn sync_filesystem(_dir: &Path) -> FileResult<()> {
 
 fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> FileResult<()> {
     // Hidden and ending in `.tmp`, so watchers and the shell tooling skip it.
-    let temp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let temp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
     let target = dir.join(name);
     let result = (|| {
         let mut f = OpenOptions::new()

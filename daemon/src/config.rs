@@ -93,7 +93,10 @@ impl StorageConfig {
         };
         let t = defaults.thresholds;
         let thresholds = Thresholds {
-            file_to_hybrid_milestones: count("storage.thresholds.milestone_count.file_to_hybrid", t.file_to_hybrid_milestones)?,
+            file_to_hybrid_milestones: count(
+                "storage.thresholds.milestone_count.file_to_hybrid",
+                t.file_to_hybrid_milestones,
+            )?,
             hybrid_to_database_milestones: count(
                 "storage.thresholds.milestone_count.hybrid_to_database",
                 t.hybrid_to_database_milestones,
@@ -106,7 +109,9 @@ impl StorageConfig {
         };
         let log_level = match field("storage.log_level") {
             None => None,
-            Some(Value::String(s)) => Some(parse_level(s).map_err(|e| ConfigError::Invalid(format!("{name}: storage.log_level: {e}")))?),
+            Some(Value::String(s)) => {
+                Some(parse_level(s).map_err(|e| ConfigError::Invalid(format!("{name}: storage.log_level: {e}")))?)
+            }
             Some(other) => return Err(wrong("storage.log_level", "a level name", other)),
         };
         Ok(StorageConfig {
@@ -136,16 +141,15 @@ impl StorageConfig {
 
 /// Reads a log level name: error, warn, info, debug, trace (or off).
 pub fn parse_level(name: &str) -> Result<tracing::level_filters::LevelFilter, String> {
-    name.trim()
-        .parse()
-        .map_err(|_| format!("`{name}` is not a log level (error, warn, info, debug, trace or off)"))
+    name.trim().parse().map_err(|_| format!("`{name}` is not a log level (error, warn, info, debug, trace or off)"))
 }
 
 /// Sets `storage.database.type` in the file, changing only that line so the
 /// user's comments and layout survive.
 pub fn set_database_type(path: &Path, kind: DatabaseKind) -> Result<(), ConfigError> {
     let kind = kind.name();
-    let text = fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    let text =
+        fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
     let mut in_database = None;
     let mut out = Vec::new();
     let mut done = false;
@@ -206,7 +210,8 @@ mod tests {
         fs::write(&path, "storage:\n  log_level: loud\n").unwrap();
         let err = StorageConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("`loud` is not a log level"), "{err}");
-        fs::write(&path, "storage:\n  log_level: debug\n  thresholds: {milestone_count: {file_to_hybrid: 40}}\n").unwrap();
+        fs::write(&path, "storage:\n  log_level: debug\n  thresholds: {milestone_count: {file_to_hybrid: 40}}\n")
+            .unwrap();
         let config = StorageConfig::load(&path).unwrap();
         assert_eq!(config.log_level, Some(tracing::level_filters::LevelFilter::DEBUG));
         assert_eq!(config.thresholds.file_to_hybrid_milestones, 40);

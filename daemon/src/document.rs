@@ -11,7 +11,6 @@ use milestones_protocol::{Map, Value};
 /// A stored document: shared, immutable, cheap to hand to many readers.
 pub type Doc = Arc<Map>;
 
-
 /// A document or an id that breaks the rules of DESIGN §4.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DocumentError {
@@ -183,9 +182,14 @@ pub fn status(doc: &Map) -> Option<Status> {
 pub fn check_core_fields(doc: &Map) -> DocumentResult<()> {
     match doc.get("title") {
         Some(Value::String(t)) if !t.trim().is_empty() => {}
-        Some(Value::String(_)) | None => return Err(DocumentError::invalid_field("title", "a milestone needs a title")),
+        Some(Value::String(_)) | None => {
+            return Err(DocumentError::invalid_field("title", "a milestone needs a title"))
+        }
         Some(other) => {
-            return Err(DocumentError::invalid_field("title", format!("title must be text, not a {}", other.type_name())))
+            return Err(DocumentError::invalid_field(
+                "title",
+                format!("title must be text, not a {}", other.type_name()),
+            ))
         }
     }
     check_choice(doc, "status", &STATUSES)?;
@@ -377,7 +381,8 @@ mod tests {
 
     #[test]
     fn progress_follows_tasks_and_leaves_taskless_progress_alone() {
-        let mut d = doc("tasks:\n  - {id: a, status: completed}\n  - {id: b, status: pending}\n  - {id: c, status: pending}\n");
+        let mut d =
+            doc("tasks:\n  - {id: a, status: completed}\n  - {id: b, status: pending}\n  - {id: c, status: pending}\n");
         derive_progress(&mut d, "now");
         let v = Value::Map(d);
         assert_eq!(v.pointer("progress.percentage"), Some(&Value::Int(33)));

@@ -145,7 +145,8 @@ fn run(
     let mut socket = match listener::from_systemd()? {
         Some(socket) => socket,
         None => {
-            let path = args.socket.clone().unwrap_or_else(|| milestones_protocol::socket_path::default_socket_path(&root));
+            let path =
+                args.socket.clone().unwrap_or_else(|| milestones_protocol::socket_path::default_socket_path(&root));
             listener::bind(&path)?
         }
     };
@@ -247,10 +248,14 @@ async fn reload_on_hangup(
                 info!(level = %level, "SIGHUP: storage-config.yaml reloaded");
                 match service.milestone_count() {
                     Ok(count) => notify_systemd(&[NotifyState::Status(&status_line(count, service.backend_name()))]),
-                    Err(e) => tracing::warn!(error = %e, "SIGHUP: cannot count the milestones for systemd's status line"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SIGHUP: cannot count the milestones for systemd's status line")
+                    }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "SIGHUP: storage-config.yaml not reloaded; keeping the running settings"),
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGHUP: storage-config.yaml not reloaded; keeping the running settings")
+            }
         });
         if let Err(e) = reload.await {
             tracing::error!(error = %e, "SIGHUP: the reload failed");

@@ -61,7 +61,8 @@ const LISTEN_FDS_START: i32 = 3;
 /// and `LISTEN_FDS` at least 1), if any. The variables are removed so that
 /// nothing this process starts mistakes them for its own.
 pub fn from_systemd() -> Result<Option<BoundSocket>, ListenError> {
-    let for_us = std::env::var("LISTEN_PID").ok().and_then(|p| p.trim().parse::<u32>().ok()) == Some(std::process::id());
+    let for_us =
+        std::env::var("LISTEN_PID").ok().and_then(|p| p.trim().parse::<u32>().ok()) == Some(std::process::id());
     let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.trim().parse::<i32>().ok()).unwrap_or(0);
     // SAFETY: called at start-up, before the runtime creates threads.
     unsafe {
@@ -88,7 +89,13 @@ pub fn from_systemd() -> Result<Option<BoundSocket>, ListenError> {
     let listener = unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(LISTEN_FDS_START) };
     let address = listener.local_addr().map_err(|e| io("inspect", e))?;
     let path = address.as_pathname().map(Path::to_path_buf).ok_or_else(|| {
-        io("use", io::Error::new(io::ErrorKind::InvalidInput, "systemd passed a socket that is not a Unix socket with a path"))
+        io(
+            "use",
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "systemd passed a socket that is not a Unix socket with a path",
+            ),
+        )
     })?;
     listener.set_nonblocking(true).map_err(|e| io("configure", e))?;
     Ok(Some(BoundSocket { listener: Some(listener), path, inherited: true }))
@@ -111,7 +118,10 @@ pub fn bind(path: &Path) -> Result<BoundSocket, ListenError> {
         }
         // Only a dead socket is ours to clear; any other file is someone's.
         if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
-            return Err(io("listen on", io::Error::new(io::ErrorKind::AlreadyExists, "a file that is not a socket is in the way")));
+            return Err(io(
+                "listen on",
+                io::Error::new(io::ErrorKind::AlreadyExists, "a file that is not a socket is in the way"),
+            ));
         }
         fs::remove_file(path).map_err(|e| io("remove the stale socket", e))?;
     }

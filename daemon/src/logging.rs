@@ -29,7 +29,9 @@ impl Logging {
     /// `MILESTONED_LOG` is an error, not a silent default.
     pub fn init(flag: Option<LevelFilter>) -> Result<Logging, String> {
         let env = match std::env::var("MILESTONED_LOG") {
-            Ok(v) if !v.trim().is_empty() => Some(crate::config::parse_level(&v).map_err(|e| format!("MILESTONED_LOG: {e}"))?),
+            Ok(v) if !v.trim().is_empty() => {
+                Some(crate::config::parse_level(&v).map_err(|e| format!("MILESTONED_LOG: {e}"))?)
+            }
             _ => None,
         };
         let (level, source) = match (flag, env) {
@@ -40,7 +42,12 @@ impl Logging {
         let (filter, handle) = reload::Layer::new(level);
         tracing_subscriber::registry()
             .with(filter)
-            .with(fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
             .init();
         Ok(Logging { handle, state: Mutex::new((level, source)) })
     }

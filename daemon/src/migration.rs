@@ -71,7 +71,12 @@ pub struct Migrated {
 }
 
 impl<'a> Migration<'a> {
-    pub fn new(layout: &'a ProjectLayout, config: &'a StorageConfig, source: Arc<dyn Storage>, target: BackendSpec) -> Self {
+    pub fn new(
+        layout: &'a ProjectLayout,
+        config: &'a StorageConfig,
+        source: Arc<dyn Storage>,
+        target: BackendSpec,
+    ) -> Self {
         Migration { layout, config, source, target }
     }
 

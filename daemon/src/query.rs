@@ -29,7 +29,8 @@ pub struct QueryError(pub String);
 type QueryResult<T> = Result<T, QueryError>;
 
 /// Core fields that are text or absent as far as queries are concerned.
-pub const TEXT_FIELDS: &[&str] = &["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"];
+pub const TEXT_FIELDS: &[&str] =
+    &["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"];
 
 /// The sort order when a query names none: newest first.
 pub fn default_sort() -> Vec<SortKey> {
@@ -75,7 +76,9 @@ pub fn check(query: &Query) -> QueryResult<()> {
 
 fn check_path(path: &str) -> QueryResult<()> {
     let valid = !path.is_empty()
-        && path.split('.').all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+        && path
+            .split('.')
+            .all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
     if valid {
         Ok(())
     } else {
@@ -146,7 +149,9 @@ fn matches(doc: &Map, filter: &Filter) -> bool {
     match filter.op {
         FilterOp::Exists => found.is_some() == (filter.value == Value::Bool(true)),
         FilterOp::Eq => found.is_some_and(|v| equal(v, &filter.value)) || (found.is_none() && filter.value.is_null()),
-        FilterOp::Ne => !(found.is_some_and(|v| equal(v, &filter.value)) || (found.is_none() && filter.value.is_null())),
+        FilterOp::Ne => {
+            !(found.is_some_and(|v| equal(v, &filter.value)) || (found.is_none() && filter.value.is_null()))
+        }
         FilterOp::Lt => compare_field(found, &filter.value) == Some(Ordering::Less),
         FilterOp::Le => matches!(compare_field(found, &filter.value), Some(Ordering::Less | Ordering::Equal)),
         FilterOp::Gt => compare_field(found, &filter.value) == Some(Ordering::Greater),

@@ -147,7 +147,11 @@ fn check_tasks(doc: &Map, report: &mut impl FnMut(Severity, &str, String)) {
         }
         if let Some(s) = t.get("status").filter(|v| !v.is_null()) {
             if !s.as_str().is_some_and(|s| TASK_STATUSES.contains(&s)) {
-                report(Severity::Warning, &field, format!("task status {s:?} is not one of {}", TASK_STATUSES.join(", ")));
+                report(
+                    Severity::Warning,
+                    &field,
+                    format!("task status {s:?} is not one of {}", TASK_STATUSES.join(", ")),
+                );
             }
         }
         for dep in t.get("depends_on").and_then(Value::as_list).unwrap_or(&[]) {
@@ -195,7 +199,8 @@ mod tests {
 
     #[test]
     fn upgrade_adds_only_missing_sections() {
-        let mut doc = crate::yaml::parse_document("id: a\ntitle: t\nstatus: planning\nstorage: {custom: 1}\n", "t").unwrap();
+        let mut doc =
+            crate::yaml::parse_document("id: a\ntitle: t\nstatus: planning\nstorage: {custom: 1}\n", "t").unwrap();
         let added = upgrade(&mut doc);
         assert_eq!(added.len(), ENHANCED_SECTIONS.len() - 1);
         assert!(!added.contains(&"storage".to_string()));

@@ -110,7 +110,8 @@ impl Server {
         info!(open = connections.len(), "shutting down: no new connections; finishing requests in flight");
         drop(self.listener);
         let _ = stop_tx.send(true);
-        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while connections.join_next().await.is_some() {} }).await;
+        let drained =
+            tokio::time::timeout(DRAIN_TIMEOUT, async { while connections.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             // A client that stopped reading cannot hold the daemon hostage.
             warn!(open = connections.len(), "connections still open after {} s; closing them", DRAIN_TIMEOUT.as_secs());
@@ -141,7 +142,8 @@ async fn serve(conn: &mut Connection, shared: &Shared, mut stop: watch::Receiver
             Err(FrameError::Io(e)) => return debug!(error = %e, "connection error"),
             Err(e) => {
                 // Too large or truncated: the stream cannot be resynchronised.
-                let kind = if matches!(e, FrameError::TooLarge { .. }) { ErrorKind::TooLarge } else { ErrorKind::Protocol };
+                let kind =
+                    if matches!(e, FrameError::TooLarge { .. }) { ErrorKind::TooLarge } else { ErrorKind::Protocol };
                 warn!(user = %peer.user, error = %e, "closing connection after a bad frame");
                 let _ = send(conn, encoding, 0, Err(ErrorInfo::new(kind, e.to_string())), shared).await;
                 return;
@@ -321,7 +323,9 @@ async fn stream_events(
 /// The milestone a request is about, for the log.
 fn request_milestone(request: &Request) -> Option<&str> {
     match request {
-        Request::Get { id } | Request::Update { id, .. } | Request::Delete { id, .. } | Request::Complete { id } => Some(id),
+        Request::Get { id } | Request::Update { id, .. } | Request::Delete { id, .. } | Request::Complete { id } => {
+            Some(id)
+        }
         Request::TaskAdd { milestone, .. } | Request::TaskSetStatus { milestone, .. } => Some(milestone),
         Request::Deps { id } => id.as_deref(),
         _ => None,

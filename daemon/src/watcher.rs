@@ -65,7 +65,8 @@ impl TreeWatcher {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the file watcher could not start; scanning the tree periodically instead");
-                let reason = format!("scanning every {} s (the file watcher could not start: {e})", POLL_EVERY.as_secs());
+                let reason =
+                    format!("scanning every {} s (the file watcher could not start: {e})", POLL_EVERY.as_secs());
                 TreeWatcher { tree: tree.clone(), debouncer: None, state: poll(reason) }
             }
         }

@@ -4,7 +4,6 @@
 
 use milestones_protocol::{Map, Value};
 
-
 /// YAML text that cannot be read as what it should be; the message names
 /// the source and the place.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +59,9 @@ fn edit_mapping(mapping: &yaml_edit::Mapping, old: &Map, new: &Map) -> Option<()
     for (key, value) in new.iter() {
         match (old.get(key), value) {
             (Some(before), after) if before == after => {}
-            (Some(Value::Map(before)), Value::Map(after)) => edit_mapping(&mapping.get_mapping(key.as_str())?, before, after)?,
+            (Some(Value::Map(before)), Value::Map(after)) => {
+                edit_mapping(&mapping.get_mapping(key.as_str())?, before, after)?
+            }
             (Some(Value::List(before)), Value::List(after)) => {
                 edit_sequence(&mapping.get_sequence(key.as_str())?, before, after)?
             }
@@ -126,10 +127,19 @@ mod tests {
         new.insert("updated_at", Value::from("2026-11-20T00:00:00Z"));
         let text = edit_preserving(original, &old, &new).expect("an in-place edit");
         assert_eq!(doc(&text), new);
-        for kept in ["# Release plan, kept by hand", "title: 'Ship it'   # quoted on purpose", "\n\nstatus:", "# derived", "zeta: last"] {
+        for kept in [
+            "# Release plan, kept by hand",
+            "title: 'Ship it'   # quoted on purpose",
+            "\n\nstatus:",
+            "# derived",
+            "zeta: last",
+        ] {
             assert!(text.contains(kept), "lost {kept:?}:\n{text}");
         }
-        assert!(text.find("zeta").unwrap() < text.find("updated_at").unwrap(), "untouched keys keep their order:\n{text}");
+        assert!(
+            text.find("zeta").unwrap() < text.find("updated_at").unwrap(),
+            "untouched keys keep their order:\n{text}"
+        );
     }
 
     #[test]

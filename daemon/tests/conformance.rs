@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use milestones_protocol::{DatabaseKind, DepEdge, Filter, FilterOp, Map, Query, SortKey, Value};
 use milestoned::analytics::AnalyticsBuilder;
 use milestoned::config::StorageConfig;
 use milestoned::document::Folder;
@@ -12,6 +11,7 @@ use milestoned::graph::DependencyGraph;
 use milestoned::layout::ProjectLayout;
 use milestoned::storage::tree::MilestoneTree;
 use milestoned::storage::{BackendKind, BackendSpec, Storage, StorageError};
+use milestones_protocol::{DatabaseKind, DepEdge, Filter, FilterOp, Map, Query, SortKey, Value};
 
 /// A backend opened through the factory on a fresh project.
 struct Fixture {
@@ -162,18 +162,36 @@ fn queries() -> Vec<Query> {
         Query { include_archived: true, ..Query::default() },
         Query { filters: vec![f("status", FilterOp::Eq, Value::from("planning"))], ..Query::default() },
         Query { filters: vec![f("status", FilterOp::Eq, Value::from("archived"))], ..Query::default() },
-        Query { filters: vec![f("priority", FilterOp::Ne, Value::from("low"))], sort: vec![by("priority", true)], ..Query::default() },
-        Query { filters: vec![f("score", FilterOp::Gt, Value::Int(10))], sort: vec![by("score", false)], ..Query::default() },
+        Query {
+            filters: vec![f("priority", FilterOp::Ne, Value::from("low"))],
+            sort: vec![by("priority", true)],
+            ..Query::default()
+        },
+        Query {
+            filters: vec![f("score", FilterOp::Gt, Value::Int(10))],
+            sort: vec![by("score", false)],
+            ..Query::default()
+        },
         Query { filters: vec![f("score", FilterOp::Le, Value::Float(7.5))], ..Query::default() },
         Query { filters: vec![f("category", FilterOp::Exists, Value::Bool(false))], ..Query::default() },
         Query { filters: vec![f("tags", FilterOp::Contains, Value::from("docs"))], ..Query::default() },
         Query { filters: vec![f("title", FilterOp::Contains, Value::from("number 1"))], ..Query::default() },
         Query { text: Some("parser".into()), ..Query::default() },
         Query { text: Some("rele stor".into()), include_archived: true, ..Query::default() },
-        Query { sort: vec![by("category", false), by("created_at", true)], limit: Some(7), offset: 3, ..Query::default() },
+        Query {
+            sort: vec![by("category", false), by("created_at", true)],
+            limit: Some(7),
+            offset: 3,
+            ..Query::default()
+        },
         Query { sort: vec![by("title", false)], limit: Some(0), ..Query::default() },
     ];
-    all.push(Query { filters: vec![f("score", FilterOp::Exists, Value::Bool(true))], limit: Some(5), offset: 40, ..Query::default() });
+    all.push(Query {
+        filters: vec![f("score", FilterOp::Exists, Value::Bool(true))],
+        limit: Some(5),
+        offset: 40,
+        ..Query::default()
+    });
     all
 }
 
@@ -197,7 +215,13 @@ fn analytics_match_the_reference(kind: BackendKind) {
     let f = Fixture::new(kind);
     let mut docs = corpus();
     docs[1].insert("dependencies", Value::Map(doc("requires: [m-00]")));
-    docs[2].insert("tasks", Value::List(vec![Value::Map(doc("{id: t1, title: a, status: completed}")), Value::Map(doc("{id: t2, title: b, status: pending}"))]));
+    docs[2].insert(
+        "tasks",
+        Value::List(vec![
+            Value::Map(doc("{id: t1, title: a, status: completed}")),
+            Value::Map(doc("{id: t2, title: b, status: pending}")),
+        ]),
+    );
     for d in &docs {
         f.store.insert(d.clone()).unwrap();
     }
@@ -250,7 +274,11 @@ fn outside_edits_are_absorbed(kind: BackendKind) {
     std::fs::write(&path, "id: edited\ntitle: Changed by hand  # a comment\nstatus: blocked\n").unwrap();
     let found = tree.inspect(&path).unwrap().expect("the file is there");
     let loaded = tree.load(&found).unwrap();
-    assert_ne!(files.known_file("edited").unwrap(), Some((loaded.folder, loaded.hash.clone())), "an outside edit is news");
+    assert_ne!(
+        files.known_file("edited").unwrap(),
+        Some((loaded.folder, loaded.hash.clone())),
+        "an outside edit is news"
+    );
     files.absorb(&loaded).unwrap();
     let after = f.store.get("edited").unwrap().unwrap();
     assert_eq!(after.doc.get("title"), Some(&Value::from("Changed by hand")));

@@ -7,13 +7,13 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use milestones_protocol::{Assignment, Change, DatabaseKind, DocumentInput, Map, Value};
 use milestoned::config::StorageConfig;
 use milestoned::event_log::StorageEventLog;
 use milestoned::layout::ProjectLayout;
 use milestoned::peer::Peer;
 use milestoned::service::{Endpoint, MilestoneService, ServiceError};
 use milestoned::storage::{BackendKind, BackendSpec};
+use milestones_protocol::{Assignment, Change, DatabaseKind, DocumentInput, Map, Value};
 use tracing::level_filters::LevelFilter;
 
 const SERVICES: usize = 2;
@@ -88,7 +88,8 @@ fn two_services_with_twenty_writers_each_lose_nothing() {
                         }
                     }
                     for _ in 0..2 {
-                        let created = service.create(fields(&[("title", Value::from(format!("made by {me}")))]), &peer).unwrap();
+                        let created =
+                            service.create(fields(&[("title", Value::from(format!("made by {me}")))]), &peer).unwrap();
                         outcome.created.push(milestoned::document::id(&created.doc).unwrap().to_owned());
                     }
                     outcome
@@ -124,7 +125,12 @@ fn two_services_with_twenty_writers_each_lose_nothing() {
         assert_eq!(revisions.len(), races.len(), "{id}: two writes stored the same revision");
         // Every successful write is exactly one revision: none was folded
         // into another unseen.
-        let writes = 1 + outcomes.iter().map(|o| o.own.iter().filter(|x| x.0 == m).count() + o.race.iter().filter(|x| x.0 == m).count()).sum::<usize>() + 1;
+        let writes = 1
+            + outcomes
+                .iter()
+                .map(|o| o.own.iter().filter(|x| x.0 == m).count() + o.race.iter().filter(|x| x.0 == m).count())
+                .sum::<usize>()
+            + 1;
         assert_eq!(stored.revision.as_str().parse::<usize>().unwrap(), writes, "{id}: revisions counted");
     }
 

@@ -23,11 +23,7 @@ pub enum CodecError {
 }
 
 fn bincode_options(limit: u64) -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_little_endian()
-        .reject_trailing_bytes()
-        .with_limit(limit)
+    bincode::DefaultOptions::new().with_fixint_encoding().with_little_endian().reject_trailing_bytes().with_limit(limit)
 }
 
 /// Encodes one message in the connection's encoding.

@@ -252,10 +252,16 @@ pub struct SortKey {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
-    Pong { daemon_version: String, uptime_ms: u64 },
+    Pong {
+        daemon_version: String,
+        uptime_ms: u64,
+    },
     Document(Value),
     Page(Page),
-    Deleted { id: String, purged: bool },
+    Deleted {
+        id: String,
+        purged: bool,
+    },
     Deps(DepsReport),
     Validation(ValidationReport),
     Upgraded(Vec<UpgradeOutcome>),

@@ -15,8 +15,8 @@ use milestones_protocol::codec::{decode, encode};
 use milestones_protocol::frame::{read_frame, write_frame};
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
-    BackendTarget, ChangeEvent, DatabaseKind, DocumentInput, EventKind, EventSource, Encoding, ErrorInfo, ErrorKind, HandshakeReply, Hello, Map, Request, RequestFrame, Response,
-    ServerMessage, Value, Welcome, DEFAULT_MAX_FRAME,
+    BackendTarget, ChangeEvent, DatabaseKind, DocumentInput, Encoding, ErrorInfo, ErrorKind, EventKind, EventSource,
+    HandshakeReply, Hello, Map, Request, RequestFrame, Response, ServerMessage, Value, Welcome, DEFAULT_MAX_FRAME,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -246,16 +246,22 @@ fn event_bincode() {
     pin_bincode(
         &event(),
         concat!(
-            "01000000",                                                   // ServerMessage::Event (variant 1)
-            "0700000000000000",                                           // seq = 7
-            "02000000",                                                   // kind: EventKind::Moved (variant 2)
-            "01", "0300000000000000", "6d2d31",                           // id: Some("m-1")
-            "01", "0900000000000000", "636f6d706c65746564",               // status: Some("completed")
-            "01000000",                                                   // source: EventSource::OutsideEdit
-            "1400000000000000", "323032362d31312d32305430303a30303a30305a", // timestamp
-            "01", "1e00000000000000",                                     // file: Some(30 bytes)
+            "01000000",         // ServerMessage::Event (variant 1)
+            "0700000000000000", // seq = 7
+            "02000000",         // kind: EventKind::Moved (variant 2)
+            "01",
+            "0300000000000000",
+            "6d2d31", // id: Some("m-1")
+            "01",
+            "0900000000000000",
+            "636f6d706c65746564", // status: Some("completed")
+            "01000000",           // source: EventSource::OutsideEdit
+            "1400000000000000",
+            "323032362d31312d32305430303a30303a30305a", // timestamp
+            "01",
+            "1e00000000000000", // file: Some(30 bytes)
             "2e6d696c6573746f6e65732f636f6d706c657465642f6d2d312e79616d6c",
-            "00",                                                         // detail: None
+            "00", // detail: None
         ),
     );
 }
@@ -333,6 +339,6 @@ fn full_frames_are_a_big_endian_length_then_the_payload() {
     pin_frame(&unhex(PONG_BINCODE), "00000029"); // 41 bytes
     pin_frame(HELLO_JSON.as_bytes(), "0000006c"); // 108 bytes
     pin_frame(WELCOME_JSON.as_bytes(), "00000099"); // 153 bytes
-    // The header is big-endian even though bincode payloads are little-endian.
+                                                    // The header is big-endian even though bincode payloads are little-endian.
     pin_frame(&[0xab; 0x0102], "00000102");
 }

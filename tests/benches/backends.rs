@@ -13,10 +13,10 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use milestones_client::Client;
+use milestones_e2e::bench::{machine, percentile, percentiles, write_section};
 use milestones_e2e::protocol::{
     BackendTarget, DatabaseKind, DocumentInput, Filter, FilterOp, Query, Request, Response, Value,
 };
-use milestones_e2e::bench::{machine, percentile, percentiles, write_section};
 use milestones_e2e::{Daemon, Project};
 
 const COMMAND: &str = "cargo build --release --workspace && cargo bench -p milestones-e2e --bench backends";
@@ -572,9 +572,6 @@ fn rfc3339(secs: u64) -> String {
 
 // ---------------------------------------------------------------------------
 // Report
-
-
-
 
 fn fmt_int(n: usize) -> String {
     let s = n.to_string();

@@ -11,11 +11,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use milestones_client::Client;
+use milestones_e2e::bench::{machine, percentiles, write_section};
 use milestones_e2e::protocol::frame::{read_frame, write_frame};
 use milestones_e2e::protocol::{
     codec, DocumentInput, Encoding, Map, Request, RequestFrame, Response, Value, DEFAULT_MAX_FRAME,
 };
-use milestones_e2e::bench::{machine, percentiles, write_section};
 use milestones_e2e::{binary, fixture, Project};
 
 struct Row {
@@ -28,14 +28,17 @@ fn main() {
     let template = fixture("seed-000-template.yaml");
 
     // The floor: a raw frame echo over a Unix socket, same frame sizes as a `get`.
-    let get_frame = codec::encode(Encoding::Bincode, &RequestFrame { id: 1, request: Request::Get { id: "milestone-001".into() } }).unwrap();
+    let get_frame =
+        codec::encode(Encoding::Bincode, &RequestFrame { id: 1, request: Request::Get { id: "milestone-001".into() } })
+            .unwrap();
     let echo = echo_round_trips(&get_frame, 20_000);
     rows.push(Row { what: "raw Unix-socket frame echo round trip (floor)", figure: percentiles(&echo) });
 
     let p = Project::new();
     let d = p.start(&[]);
     let mut c = d.client();
-    c.request(Request::Create { input: DocumentInput::Yaml(template.replace("seed-template", "milestone-001")) }).unwrap();
+    c.request(Request::Create { input: DocumentInput::Yaml(template.replace("seed-template", "milestone-001")) })
+        .unwrap();
     let mut get = Vec::with_capacity(20_000);
     for _ in 0..20_000 {
         let t = Instant::now();
@@ -65,7 +68,10 @@ fn main() {
     for _ in 0..n {
         c.request(Request::Create { input: DocumentInput::Fields(small.clone()) }).unwrap();
     }
-    rows.push(Row { what: "durable creates, 1 client (fsync file + folder)", figure: format!("{:.0} creates/s", n as f64 / t.elapsed().as_secs_f64()) });
+    rows.push(Row {
+        what: "durable creates, 1 client (fsync file + folder)",
+        figure: format!("{:.0} creates/s", n as f64 / t.elapsed().as_secs_f64()),
+    });
     let t = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..8 {
@@ -79,7 +85,10 @@ fn main() {
             });
         }
     });
-    rows.push(Row { what: "durable creates, 8 clients", figure: format!("{:.0} creates/s", (n / 8 * 8) as f64 / t.elapsed().as_secs_f64()) });
+    rows.push(Row {
+        what: "durable creates, 8 clients",
+        figure: format!("{:.0} creates/s", (n / 8 * 8) as f64 / t.elapsed().as_secs_f64()),
+    });
     drop(c);
     drop(d);
 
@@ -107,7 +116,11 @@ fn main() {
     starts.sort();
     rows.push(Row {
         what: "start-up to serving, 10,000 milestone files",
-        figure: format!("{:.0} ms median of 3 ({:.1} MiB of YAML)", starts[1].as_secs_f64() * 1e3, bytes as f64 / 1048576.0),
+        figure: format!(
+            "{:.0} ms median of 3 ({:.1} MiB of YAML)",
+            starts[1].as_secs_f64() * 1e3,
+            bytes as f64 / 1048576.0
+        ),
     });
 
     report(&rows);
@@ -169,7 +182,6 @@ fn median(samples: &[Duration]) -> Duration {
     s.sort();
     s[s.len() / 2]
 }
-
 
 fn report(rows: &[Row]) {
     let mut table = String::from("| measurement | figure |\n| --- | --- |\n");

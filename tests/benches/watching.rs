@@ -115,6 +115,7 @@ fn main() {
 fn write(p: &Project, id: &str, title: &str, n: usize) {
     let dir = p.milestones().join("active");
     let temp = dir.join(format!("{id}.tmp"));
-    std::fs::write(&temp, format!("id: {id}\ntitle: {title}\nstatus: planning\npriority: medium\nnote: {n}\n")).unwrap();
+    std::fs::write(&temp, format!("id: {id}\ntitle: {title}\nstatus: planning\npriority: medium\nnote: {n}\n"))
+        .unwrap();
     std::fs::rename(&temp, dir.join(format!("{id}.yaml"))).unwrap();
 }

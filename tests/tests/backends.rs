@@ -62,8 +62,18 @@ const LISTS: &[&[&str]] = &[
     &["--all", "--sort", "id", "--offset", "10"],
 ];
 
-const SEARCHES: &[&str] =
-    &["auth", "AUTH rew", "pager", "café", "CAFÉ ÜBER", "drop table", "O'Brien", "\"quoted\"", "fts ranking", "nothing-like-this"];
+const SEARCHES: &[&str] = &[
+    "auth",
+    "AUTH rew",
+    "pager",
+    "café",
+    "CAFÉ ÜBER",
+    "drop table",
+    "O'Brien",
+    "\"quoted\"",
+    "fts ranking",
+    "nothing-like-this",
+];
 
 fn ids(v: &Value) -> Vec<String> {
     v.as_array().expect("a JSON array").iter().map(|m| m["id"].as_str().unwrap_or("?").to_owned()).collect()
@@ -118,9 +128,14 @@ fn run_suite(p: &Project, d: &Daemon) -> Vec<(String, Value)> {
         }
         let mut client = d.client();
         for query in wire_queries() {
-            let Response::Page(page) = client.request(Request::List { query: query.clone() }).unwrap() else { panic!() };
-            let found: Vec<String> =
-                page.items.iter().map(|m| m.as_map().and_then(|m| m.get("id")).and_then(Wire::as_str).unwrap().to_owned()).collect();
+            let Response::Page(page) = client.request(Request::List { query: query.clone() }).unwrap() else {
+                panic!()
+            };
+            let found: Vec<String> = page
+                .items
+                .iter()
+                .map(|m| m.as_map().and_then(|m| m.get("id")).and_then(Wire::as_str).unwrap().to_owned())
+                .collect();
             seen.push((format!("{stage} wire {:?}", query.filters), json!({ "ids": found, "total": page.total })));
         }
         seen.push((format!("{stage} stats"), p.msctl(&["stats", "--json"]).json()));
@@ -163,15 +178,49 @@ fn every_backend_answers_the_suite_the_same_way() {
     // The reference itself is right, so agreeing with it means something.
     assert_eq!(
         answer("fresh list []"),
-        json!(["unicode", "quote-test", "perf", "mobile-app", "same-time-a", "same-time-b", "search-v2", "auth-ui", "auth-core", "docs-site", "billing", "ops-alerts", "odd-types"])
+        json!([
+            "unicode",
+            "quote-test",
+            "perf",
+            "mobile-app",
+            "same-time-a",
+            "same-time-b",
+            "search-v2",
+            "auth-ui",
+            "auth-core",
+            "docs-site",
+            "billing",
+            "ops-alerts",
+            "odd-types"
+        ])
     );
-    assert_eq!(answer("fresh list [\"--sort\", \"-priority\"]").as_array().unwrap()[..2], [json!("auth-core"), json!("perf")]);
+    assert_eq!(
+        answer("fresh list [\"--sort\", \"-priority\"]").as_array().unwrap()[..2],
+        [json!("auth-core"), json!("perf")]
+    );
     assert_eq!(
         answer("fresh list [\"--sort\", \"-timeline.estimated_hours\"]"),
-        json!(["mobile-app", "auth-core", "search-v2", "billing", "auth-ui", "perf", "docs-site", "odd-types", "ops-alerts", "quote-test", "same-time-a", "same-time-b", "unicode"]),
+        json!([
+            "mobile-app",
+            "auth-core",
+            "search-v2",
+            "billing",
+            "auth-ui",
+            "perf",
+            "docs-site",
+            "odd-types",
+            "ops-alerts",
+            "quote-test",
+            "same-time-a",
+            "same-time-b",
+            "unicode"
+        ]),
         "text sorts after numbers, missing values last, ties by id"
     );
-    assert_eq!(answer("fresh list [\"--where\", \"timeline.estimated_hours>50\"]"), json!(["search-v2", "auth-core", "billing"]));
+    assert_eq!(
+        answer("fresh list [\"--where\", \"timeline.estimated_hours>50\"]"),
+        json!(["search-v2", "auth-core", "billing"])
+    );
     assert_eq!(answer("fresh list [\"--where\", \"category=null\"]"), json!(["perf", "odd-types"]));
     assert_eq!(answer("fresh list [\"--where\", \"nosuch.path=1\"]"), json!([]));
     assert_eq!(answer("fresh list [\"--where\", \"status=archived\"]"), json!(["legacy-cleanup"]));
@@ -257,20 +306,33 @@ fn seed_shell_queries_answer_through_sqlite3() {
          in_progress|1|2026-09-01T10:00:00Z|2026-09-01T10:00:00Z\n\
          planning|3|2026-08-15T00:00:00Z|2026-10-10T09:00:00Z\n"
     );
-    assert_eq!(p.sqlite3("index.db", "SELECT file_path FROM milestones WHERE id='billing'"), ".milestones/completed/billing.yaml\n");
+    assert_eq!(
+        p.sqlite3("index.db", "SELECT file_path FROM milestones WHERE id='billing'"),
+        ".milestones/completed/billing.yaml\n"
+    );
     // Audit events land in index.db too (events_in_database is on by default).
-    assert_eq!(p.sqlite3("index.db", "SELECT COUNT(*) FROM milestone_events WHERE event_type='milestone_created'"), "6\n");
+    assert_eq!(
+        p.sqlite3("index.db", "SELECT COUNT(*) FROM milestone_events WHERE event_type='milestone_created'"),
+        "6\n"
+    );
 
     p.msctl(&["delete", "mobile-app"]).ok();
     p.msctl(&["migrate", "database"]).ok();
-    let count = p.sqlite3("enterprise.db", "SELECT COUNT(*) FROM milestones WHERE json_extract(data, '$.status') != 'archived'");
+    let count = p
+        .sqlite3("enterprise.db", "SELECT COUNT(*) FROM milestones WHERE json_extract(data, '$.status') != 'archived'");
     assert_eq!(count, "5\n");
     assert_eq!(p.sqlite3("enterprise.db", "PRAGMA journal_mode"), "wal\n");
     assert_eq!(p.sqlite3("enterprise.db", "SELECT status FROM milestones WHERE id='mobile-app'"), "archived\n");
     let deps = p.sqlite3("enterprise.db", "SELECT milestone_id, depends_on FROM milestone_dependencies ORDER BY 1, 2");
     assert_eq!(deps, "auth-ui|auth-core\nsearch-v2|auth-core\nsearch-v2|billing\n");
     assert!(!p.milestones().join("active/auth-ui.yaml").exists(), "the database backend keeps no YAML files");
-    assert_eq!(p.sqlite3("enterprise.db", "SELECT value FROM json_each((SELECT data FROM milestones WHERE id='auth-core'), '$.tags')"), "backend\nsecurity\n");
+    assert_eq!(
+        p.sqlite3(
+            "enterprise.db",
+            "SELECT value FROM json_each((SELECT data FROM milestones WHERE id='auth-core'), '$.tags')"
+        ),
+        "backend\nsecurity\n"
+    );
 }
 
 #[test]
@@ -303,7 +365,8 @@ fn hybrid_index_is_reconciled_and_rebuilt() {
 
     // Corrupt index: rebuilt too, never fatal.
     milestones_e2e::remove_sqlite(&p.milestones().join("index.db"));
-    std::fs::write(p.milestones().join("index.db"), b"this is not an SQLite database, just garbage bytes".repeat(100)).unwrap();
+    std::fs::write(p.milestones().join("index.db"), b"this is not an SQLite database, just garbage bytes".repeat(100))
+        .unwrap();
     let _d = p.start(&[]);
     assert_eq!(ids(&p.msctl(&["list", "--sort", "id", "--json"]).json()), all);
     assert_eq!(p.sqlite3("index.db", "SELECT COUNT(*) FROM milestones"), "4\n");
@@ -319,11 +382,22 @@ fn hostile_queries_are_refused_or_answered_never_executed() {
         }
         let found = p.msctl(&["list", "--json", "--where", &format!("title={QUOTE_TITLE}")]).json();
         assert_eq!(ids(&found), ["quote-test"], "{backend}");
-        for text in ["' OR '1'='1", "x'; DELETE FROM milestones; --", "\") OR 1=1 --", "title:auth*", "NEAR(auth core)", "auth OR docs"] {
+        for text in [
+            "' OR '1'='1",
+            "x'; DELETE FROM milestones; --",
+            "\") OR 1=1 --",
+            "title:auth*",
+            "NEAR(auth core)",
+            "auth OR docs",
+        ] {
             let run = p.msctl(&["search", text, "--json"]);
             assert_eq!(run.code, 0, "{backend}: search {text:?}: {run:?}");
         }
-        assert_eq!(ids(&p.msctl(&["search", "auth OR docs", "--json"]).json()), Vec::<String>::new(), "{backend}: OR is a word, not an operator");
+        assert_eq!(
+            ids(&p.msctl(&["search", "auth OR docs", "--json"]).json()),
+            Vec::<String>::new(),
+            "{backend}: OR is a word, not an operator"
+        );
         p.msctl(&["search", ";--"]).fails(4, "no letters or digits");
         p.msctl(&["list", "--where", "a..b=1"]).fails(4, "is not a field path");
         p.msctl(&["list", "--where", "title'; DROP TABLE milestones; --=1"]).fails(4, "is not a field path");

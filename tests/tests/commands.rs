@@ -27,7 +27,10 @@ fn init_starts_a_daemon_and_is_idempotent() {
 #[test]
 fn create_get_list_update_delete_complete() {
     let (p, _d) = project();
-    assert_eq!(p.msctl(&["create", "--title", "Alpha", "--priority", "high", "--category", "feature"]).ok().trim(), "milestone-001");
+    assert_eq!(
+        p.msctl(&["create", "--title", "Alpha", "--priority", "high", "--category", "feature"]).ok().trim(),
+        "milestone-001"
+    );
     let beta = p.msctl(&["create", "--title", "Beta", "--id", "beta", "--description", "second", "--json"]).json();
     assert_eq!(beta["id"], "beta");
     assert_eq!(beta["status"], "planning");
@@ -53,7 +56,17 @@ fn create_get_list_update_delete_complete() {
 
     // update: dotted paths, values read as YAML scalars.
     let updated = p
-        .msctl(&["update", "beta", "--set", "progress.percentage=40", "--set", "flags.ready=true", "--set", "note=hello world", "--json"])
+        .msctl(&[
+            "update",
+            "beta",
+            "--set",
+            "progress.percentage=40",
+            "--set",
+            "flags.ready=true",
+            "--set",
+            "note=hello world",
+            "--json",
+        ])
         .json();
     assert_eq!(updated["progress"]["percentage"], 40);
     assert_eq!(updated["flags"]["ready"], true);
@@ -150,7 +163,9 @@ fn the_seed_documents_round_trip_value_for_value() {
         expected["category"] = json!("research");
         assert_subset(&expected, &updated, "");
         // And the file on disk, read back by a YAML parser, holds them too.
-        let on_disk: Value = serde_norway::from_str(&std::fs::read_to_string(p.milestones().join(format!("active/{id}.yaml"))).unwrap()).unwrap();
+        let on_disk: Value =
+            serde_norway::from_str(&std::fs::read_to_string(p.milestones().join(format!("active/{id}.yaml"))).unwrap())
+                .unwrap();
         assert_subset(&expected, &on_disk, "");
         // A whole-document replace round-trips as well.
         let replaced = p.msctl(&["update", &id, "--from-file", file.to_str().unwrap(), "--json"]).json();
@@ -183,7 +198,10 @@ fn tasks_drive_progress_and_respect_their_order() {
     let started = p.msctl(&["task", "start", "m", "task-1", "--json"]).json();
     assert_eq!(started["status"], "in_progress", "starting a task starts the milestone");
     let half = p.msctl(&["task", "done", "m", "task-1", "--json"]).json();
-    assert_eq!(half["progress"], json!({"percentage": 50, "tasks_completed": 1, "total_tasks": 2, "last_update": half["progress"]["last_update"]}));
+    assert_eq!(
+        half["progress"],
+        json!({"percentage": 50, "tasks_completed": 1, "total_tasks": 2, "last_update": half["progress"]["last_update"]})
+    );
     assert!(half["tasks"][0]["completed_at"].is_string());
     let full = p.msctl(&["task", "done", "m", "task-2", "--json"]).json();
     assert_eq!(full["progress"]["percentage"], 100);
@@ -233,7 +251,10 @@ fn validate_and_upgrade_follow_seed_000() {
     assert!(report.stdout.contains("unknown storage backend"), "{report:?}");
     assert!(report.stdout.contains("file size threshold too low: 0 MB"), "{report:?}");
     // The broken file is left exactly as written.
-    assert_eq!(std::fs::read_to_string(p.milestones().join("active/broken.yaml")).unwrap(), "id: broken\ntitle: [oops\n");
+    assert_eq!(
+        std::fs::read_to_string(p.milestones().join("active/broken.yaml")).unwrap(),
+        "id: broken\ntitle: [oops\n"
+    );
     p.msctl(&["validate", "old"]).ok();
 
     let before = p.msctl(&["get", "old", "--json"]).json();
@@ -306,10 +327,11 @@ fn concurrent_creates_and_updates_lose_nothing() {
                 let mut c = milestones_client::Client::connect(&socket, "e2e").unwrap();
                 let mut doc = Map::new();
                 doc.insert("title", Value::from(format!("concurrent {i}")));
-                let created = match c.request(Request::Create { input: DocumentInput::Fields(Value::Map(doc)) }).unwrap() {
-                    Response::Document(d) => d,
-                    other => panic!("{other:?}"),
-                };
+                let created =
+                    match c.request(Request::Create { input: DocumentInput::Fields(Value::Map(doc)) }).unwrap() {
+                        Response::Document(d) => d,
+                        other => panic!("{other:?}"),
+                    };
                 let id = created.pointer("id").and_then(Value::as_str).unwrap().to_owned();
                 let change = Change::Set(vec![Assignment { path: "worker".into(), value: Value::Int(i) }]);
                 c.request(Request::Update { id: id.clone(), change }).unwrap();

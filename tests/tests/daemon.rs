@@ -142,7 +142,9 @@ fn garbage_oversized_and_truncated_frames_get_clear_errors() {
     let (kind, message) = error_reply(&mut s);
     assert_eq!(kind, ErrorKind::Protocol);
     assert!(message.contains("cannot read request"), "{message}");
-    let ping = codec::encode(Encoding::Bincode, &milestones_e2e::protocol::RequestFrame { id: 7, request: Request::Ping }).unwrap();
+    let ping =
+        codec::encode(Encoding::Bincode, &milestones_e2e::protocol::RequestFrame { id: 7, request: Request::Ping })
+            .unwrap();
     frame::write_frame(&mut s, &ping, DEFAULT_MAX_FRAME).unwrap();
     let bytes = frame::read_frame(&mut s, DEFAULT_MAX_FRAME).unwrap().unwrap();
     assert!(matches!(

@@ -68,7 +68,8 @@ fn a_daemon_that_cannot_start_says_why() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("names the `bogus` backend"), "{stderr}");
     // msctl passes the daemon's own words on.
-    p.msctl_autostart(&["list"]).fails(1, "milestoned did not start: config/storage-backend.txt names the `bogus` backend");
+    p.msctl_autostart(&["list"])
+        .fails(1, "milestoned did not start: config/storage-backend.txt names the `bogus` backend");
     // A second daemon for the same root is refused with the running one's pid.
     std::fs::write(p.milestones().join("config/storage-backend.txt"), "file\n").unwrap();
     p.msctl_autostart(&["daemon", "start"]).ok();
@@ -92,7 +93,8 @@ fn sighup_reloads_settings_without_dropping_clients() {
         .spawn()
         .unwrap();
     let pid = child.id() as i32;
-    let daemon = milestones_e2e::Daemon::adopt(child, milestones_e2e::protocol::socket_path::default_socket_path(&p.root));
+    let daemon =
+        milestones_e2e::Daemon::adopt(child, milestones_e2e::protocol::socket_path::default_socket_path(&p.root));
     daemon.wait_ready();
     let mut client = daemon.client();
     let status = |client: &mut milestones_client::Client| match client.request(Request::Status).unwrap() {
@@ -105,7 +107,9 @@ fn sighup_reloads_settings_without_dropping_clients() {
 
     let config = p.milestones().join("config/storage-config.yaml");
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("# log_level: \"info\"", "log_level: \"debug\"").replace("file_to_hybrid: 25", "file_to_hybrid: 40");
+    let text = text
+        .replace("# log_level: \"info\"", "log_level: \"debug\"")
+        .replace("file_to_hybrid: 25", "file_to_hybrid: 40");
     std::fs::write(&config, text).unwrap();
     daemon.signal(libc::SIGHUP);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -367,7 +371,8 @@ fn systemd_hears_ready_status_and_stopping() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let daemon = milestones_e2e::Daemon::adopt(child, milestones_e2e::protocol::socket_path::default_socket_path(&p.root));
+    let daemon =
+        milestones_e2e::Daemon::adopt(child, milestones_e2e::protocol::socket_path::default_socket_path(&p.root));
     let mut buffer = [0u8; 512];
     let n = listener.recv(&mut buffer).expect("a notification from the daemon");
     let message = String::from_utf8_lossy(&buffer[..n]).into_owned();

@@ -53,7 +53,8 @@ delete_milestone_file() {
     mv ".milestones/active/${milestone_id}.yaml" ".milestones/completed/"
 }
 "#;
-    let out = Command::new("bash").arg("-c").arg(format!("{functions}\n{script}")).current_dir(&p.root).output().unwrap();
+    let out =
+        Command::new("bash").arg("-c").arg(format!("{functions}\n{script}")).current_dir(&p.root).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -64,7 +65,10 @@ fn the_seed_shell_functions_are_seen_on_every_backend() {
         let _d = p.start(&[]);
         shell(&p, "create_milestone_file shell-made 'id: shell-made\ntitle: From the shell\nstatus: planning'");
         eventually("the created file is served", || title(&p, "shell-made").as_deref() == Some("From the shell"));
-        shell(&p, "update_milestone_file shell-made 'id: shell-made\ntitle: Updated in the shell\nstatus: in_progress'");
+        shell(
+            &p,
+            "update_milestone_file shell-made 'id: shell-made\ntitle: Updated in the shell\nstatus: in_progress'",
+        );
         eventually("the update is served", || title(&p, "shell-made").as_deref() == Some("Updated in the shell"));
         assert_eq!(p.msctl(&["list", "--status", "in_progress", "--json"]).json()[0]["id"], "shell-made", "{backend}");
         if backend == "database" {
@@ -75,11 +79,13 @@ fn the_seed_shell_functions_are_seen_on_every_backend() {
         shell(&p, "delete_milestone_file shell-made");
         eventually(&format!("the move is seen on {backend}"), || {
             let log = std::fs::read_to_string(p.milestones().join("logs/storage-events.jsonl")).unwrap_or_default();
-            log.lines().any(|l| l.contains("\"event\":\"outside_moved\"") && l.contains("\"milestone_id\":\"shell-made\""))
+            log.lines()
+                .any(|l| l.contains("\"event\":\"outside_moved\"") && l.contains("\"milestone_id\":\"shell-made\""))
         });
         if backend == "hybrid" {
             eventually("index.db follows the move", || {
-                p.sqlite3("index.db", "SELECT file_path FROM milestones WHERE id='shell-made'") == ".milestones/completed/shell-made.yaml\n"
+                p.sqlite3("index.db", "SELECT file_path FROM milestones WHERE id='shell-made'")
+                    == ".milestones/completed/shell-made.yaml\n"
             });
         }
         std::fs::remove_file(p.milestones().join("completed/shell-made.yaml")).unwrap();
@@ -132,7 +138,9 @@ fn an_unreadable_file_is_named_kept_and_never_taken_for_a_deletion() {
         mode(0o000);
         eventually(&format!("validate names the unreadable file on {backend}"), || {
             let run = p.msctl(&["validate", "--all"]);
-            run.code == 5 && run.stdout.contains("active/locked.yaml") && run.stdout.to_lowercase().contains("permission denied")
+            run.code == 5
+                && run.stdout.contains("active/locked.yaml")
+                && run.stdout.to_lowercase().contains("permission denied")
         });
         let health = p.msctl(&["health"]);
         assert_eq!(health.code, 5, "{health:?}");
@@ -141,7 +149,11 @@ fn an_unreadable_file_is_named_kept_and_never_taken_for_a_deletion() {
         // A request cannot rewrite it, and nothing moves or removes it.
         assert_ne!(p.msctl(&["update", "locked", "--set", "owner=me"]).code, 0);
         p.msctl(&["create", "--title", "Another", "--id", "another"]).ok();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0, "{backend}: the mode is left as set");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0,
+            "{backend}: the mode is left as set"
+        );
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{backend}: the file is untouched");
         assert!(!p.milestones().join("completed/locked.yaml").exists());
 
@@ -156,7 +168,10 @@ fn an_unreadable_file_is_named_kept_and_never_taken_for_a_deletion() {
             // Nothing of it is known but its name: it cannot be served, and
             // it is not "not found".
             assert_eq!(get.code, 1, "{get:?}");
-            assert!(get.stderr.contains("locked") && get.stderr.to_lowercase().contains("permission denied"), "{get:?}");
+            assert!(
+                get.stderr.contains("locked") && get.stderr.to_lowercase().contains("permission denied"),
+                "{get:?}"
+            );
         } else {
             // The index holds its last good version.
             assert_eq!(title(&p, "locked").as_deref(), Some("Locked away"), "{get:?}");
@@ -194,11 +209,16 @@ fn a_git_checkout_of_a_thousand_changed_files_is_absorbed() {
     let write_all = |title: &str| {
         for i in 0..1000 {
             let id = format!("m-{i:04}");
-            std::fs::write(p.milestones().join(format!("active/{id}.yaml")), format!("id: {id}\ntitle: {title} {i}\nstatus: planning\n")).unwrap();
+            std::fs::write(
+                p.milestones().join(format!("active/{id}.yaml")),
+                format!("id: {id}\ntitle: {title} {i}\nstatus: planning\n"),
+            )
+            .unwrap();
         }
     };
     git(&["init", "-q", "-b", "main"]);
-    std::fs::write(p.root.join(".gitignore"), ".milestones/*\n!.milestones/active/\n!.milestones/completed/\n").unwrap();
+    std::fs::write(p.root.join(".gitignore"), ".milestones/*\n!.milestones/active/\n!.milestones/completed/\n")
+        .unwrap();
     write_all("Old");
     git(&["add", "-A"]);
     git(&["commit", "-qm", "old"]);
@@ -254,13 +274,20 @@ fn msctl_watch_and_the_python_client_see_requests_and_outside_edits() {
     let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     watch.kill().unwrap();
     let _ = watch.wait();
-    assert_eq!((first["kind"].as_str(), first["id"].as_str(), first["source"].as_str()), (Some("Created"), Some("milestone-001"), Some("Request")));
-    assert_eq!((second["kind"].as_str(), second["id"].as_str(), second["source"].as_str()), (Some("Created"), Some("by-hand"), Some("OutsideEdit")));
+    assert_eq!(
+        (first["kind"].as_str(), first["id"].as_str(), first["source"].as_str()),
+        (Some("Created"), Some("milestone-001"), Some("Request"))
+    );
+    assert_eq!(
+        (second["kind"].as_str(), second["id"].as_str(), second["source"].as_str()),
+        (Some("Created"), Some("by-hand"), Some("OutsideEdit"))
+    );
     assert_eq!(second["file"], ".milestones/active/by-hand.yaml");
 
     let out = py_watch.wait_with_output().unwrap();
     assert!(out.status.success());
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0]["Event"]["id"], "milestone-001");
     assert_eq!(events[1]["Event"]["source"], "OutsideEdit");
@@ -271,7 +298,8 @@ fn the_python_client_speaks_json_to_the_real_daemon() {
     let p = Project::new();
     let _d = p.start(&[]);
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../client/examples/milestones.py");
-    let run = |args: &[&str]| Command::new("python3").arg(&python).arg("--root").arg(&p.root).args(args).output().unwrap();
+    let run =
+        |args: &[&str]| Command::new("python3").arg(&python).arg("--root").arg(&p.root).args(args).output().unwrap();
     let pong = run(&["ping"]);
     assert!(pong.status.success(), "{pong:?}");
     assert!(String::from_utf8_lossy(&pong.stdout).contains("\"Pong\""));
@@ -295,12 +323,17 @@ fn a_stalled_subscriber_lags_without_holding_up_the_daemon() {
     // Thousands of changes at once (a checkout), far more than the
     // subscriber's queue and socket buffer hold, while it reads nothing.
     for i in 0..6000 {
-        std::fs::write(p.milestones().join(format!("active/bulk-{i:05}.yaml")), format!("title: Bulk {i}\nlong: {}\n", "x".repeat(200))).unwrap();
+        std::fs::write(
+            p.milestones().join(format!("active/bulk-{i:05}.yaml")),
+            format!("title: Bulk {i}\nlong: {}\n", "x".repeat(200)),
+        )
+        .unwrap();
     }
     let mut other = d.client();
-    eventually("all changes are taken in", || {
-        matches!(other.request(Request::Backend), Ok(milestones_e2e::protocol::Response::Backend(b)) if b.milestones == 6000)
-    });
+    eventually(
+        "all changes are taken in",
+        || matches!(other.request(Request::Backend), Ok(milestones_e2e::protocol::Response::Backend(b)) if b.milestones == 6000),
+    );
     // Others were served meanwhile (above); the stalled one learns it lagged.
     let mut lagged = None;
     for _ in 0..7000 {
@@ -359,10 +392,11 @@ owner: platform
         ] {
             assert!(text.contains(kept), "{backend}: lost {kept:?}:\n{text}");
         }
-        let order: Vec<usize> = ["id:", "title:", "created_at:", "status:", "priority:", "tasks:", "progress:", "custom_notes:", "owner:"]
-            .iter()
-            .map(|k| text.find(&format!("\n{k}")).or_else(|| text.find(k)).unwrap())
-            .collect();
+        let order: Vec<usize> =
+            ["id:", "title:", "created_at:", "status:", "priority:", "tasks:", "progress:", "custom_notes:", "owner:"]
+                .iter()
+                .map(|k| text.find(&format!("\n{k}")).or_else(|| text.find(k)).unwrap())
+                .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{backend}: key order changed:\n{text}");
         let doc = p.msctl(&["get", "release-2", "--json"]).json();
         assert_eq!(doc["owner"], "infra");
@@ -371,7 +405,10 @@ owner: platform
         // A status change moves the file and still keeps its comments.
         p.msctl(&["complete", "release-2"]).ok();
         let moved = std::fs::read_to_string(p.milestones().join("completed/release-2.yaml")).unwrap();
-        assert!(moved.contains("# keep the quotes") && moved.contains("# derived by milestoned"), "{backend}:\n{moved}");
+        assert!(
+            moved.contains("# keep the quotes") && moved.contains("# derived by milestoned"),
+            "{backend}:\n{moved}"
+        );
         assert!(!p.milestones().join("active/release-2.yaml").exists());
     }
 }
@@ -391,7 +428,10 @@ fn with_polling_edits_are_still_seen_and_health_says_how() {
     p.write(".milestones/active/polled.yaml", "title: [unclosed\n");
     eventually("the broken file is reported", || p.msctl(&["health"]).code == 5);
     let report = p.msctl(&["health"]).stdout;
-    assert!(report.contains(".milestones/active/polled.yaml") && report.contains("fix or remove the 1 file(s)"), "{report}");
+    assert!(
+        report.contains(".milestones/active/polled.yaml") && report.contains("fix or remove the 1 file(s)"),
+        "{report}"
+    );
 }
 
 #[test]

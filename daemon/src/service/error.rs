@@ -65,7 +65,9 @@ fn storage_info(e: &StorageError, message: String) -> ErrorInfo {
     match e {
         StorageError::AlreadyExists(_) => ErrorInfo::new(ErrorKind::AlreadyExists, message).with_field("id"),
         StorageError::Missing(_) => ErrorInfo::new(ErrorKind::NotFound, message).with_field("id"),
-        StorageError::Cycle(_) => ErrorInfo::new(ErrorKind::DependencyCycle, message).with_field("dependencies.requires"),
+        StorageError::Cycle(_) => {
+            ErrorInfo::new(ErrorKind::DependencyCycle, message).with_field("dependencies.requires")
+        }
         StorageError::Invalid(_) | StorageError::Query(_) => ErrorInfo::new(ErrorKind::InvalidInput, message),
         StorageError::Stale { .. } | StorageError::Conflict(_) => ErrorInfo::new(ErrorKind::Conflict, message),
         StorageError::Unavailable(_) => ErrorInfo::new(ErrorKind::Unavailable, message),

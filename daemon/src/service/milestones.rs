@@ -173,7 +173,12 @@ fn fill_new_document(doc: &mut Map, now: &str) {
         }),
         ("tasks", |_| Value::List(Vec::new())),
         ("dependencies", |_| {
-            Value::Map(["requires", "enables", "external"].into_iter().map(|k| (k.to_owned(), Value::List(Vec::new()))).collect())
+            Value::Map(
+                ["requires", "enables", "external"]
+                    .into_iter()
+                    .map(|k| (k.to_owned(), Value::List(Vec::new())))
+                    .collect(),
+            )
         }),
     ];
     for (key, make) in defaults {

@@ -254,7 +254,8 @@ impl MilestoneService {
             }
             details["revision"] = json!(stored.revision.as_str());
             self.log(event, id, peer, details);
-            let kind = if Folder::of(&current.doc) == Folder::of(&stored.doc) { EventKind::Updated } else { EventKind::Moved };
+            let kind =
+                if Folder::of(&current.doc) == Folder::of(&stored.doc) { EventKind::Updated } else { EventKind::Moved };
             self.feed.publish(NewEvent::by_request(kind, id, is));
             return Ok(stored);
         }

@@ -53,7 +53,8 @@ impl MilestoneService {
                 })?;
                 // A broken file whose last good version is served is one
                 // milestone, not two.
-                let unserved = file_problems.iter().filter(|p| p.id.as_ref().is_none_or(|id| !served.contains(id))).count();
+                let unserved =
+                    file_problems.iter().filter(|p| p.id.as_ref().is_none_or(|id| !served.contains(id))).count();
                 let checked = (served.len() + unserved) as u64;
                 problems.extend(file_problems);
                 problems.extend(document_problems);

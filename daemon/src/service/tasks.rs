@@ -46,7 +46,10 @@ impl MilestoneService {
             new.insert("title", Value::from(task.title.as_str()));
             new.insert("status", Value::from("pending"));
             if !task.depends_on.is_empty() {
-                new.insert("depends_on", Value::List(task.depends_on.iter().map(|d| Value::from(d.as_str())).collect()));
+                new.insert(
+                    "depends_on",
+                    Value::List(task.depends_on.iter().map(|d| Value::from(d.as_str())).collect()),
+                );
             }
             new.insert("created_at", Value::from(document::now_timestamp()));
             tasks.push(Value::Map(new));
@@ -55,7 +58,13 @@ impl MilestoneService {
         })
     }
 
-    pub(super) fn task_set_status(&self, milestone: &str, task: &str, status: &str, peer: &Peer) -> ServiceResult<Stored> {
+    pub(super) fn task_set_status(
+        &self,
+        milestone: &str,
+        task: &str,
+        status: &str,
+        peer: &Peer,
+    ) -> ServiceResult<Stored> {
         if !TASK_STATUSES.contains(&status) {
             return Err(ServiceError::invalid_field(
                 "status",
@@ -85,7 +94,8 @@ fn set_task_status(doc: &mut Map, milestone: &str, task: &str, status: &str) -> 
         })
         .collect();
     let not_found = || ServiceError::TaskNotFound { milestone: milestone.to_owned(), task: task.to_owned() };
-    let entry = tasks.iter_mut().find(|t| task_id(t) == Some(task)).and_then(Value::as_map_mut).ok_or_else(not_found)?;
+    let entry =
+        tasks.iter_mut().find(|t| task_id(t) == Some(task)).and_then(Value::as_map_mut).ok_or_else(not_found)?;
     if status == "completed" {
         let unfinished: Vec<&str> = entry
             .get("depends_on")
@@ -93,7 +103,9 @@ fn set_task_status(doc: &mut Map, milestone: &str, task: &str, status: &str) -> 
             .unwrap_or(&[])
             .iter()
             .filter_map(Value::as_str)
-            .filter(|dep| !statuses.iter().any(|(id, s)| id == dep && matches!(s.as_deref(), Some("completed" | "cancelled"))))
+            .filter(|dep| {
+                !statuses.iter().any(|(id, s)| id == dep && matches!(s.as_deref(), Some("completed" | "cancelled")))
+            })
             .collect();
         if !unfinished.is_empty() {
             return Err(ServiceError::invalid_field(

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use milestones_protocol::Map;
 
-use super::sqlite::{reads_from_table, Flavour, MilestoneTable, Record};
 use super::cycles;
 use super::error::{StorageError, StorageResult};
 use super::interface::{id_of, BackendKind, Revision, Storage, Stored};
+use super::sqlite::{reads_from_table, Flavour, MilestoneTable, Record};
 use crate::document::Doc;
 use crate::event_log::AuditEvent;
 use milestones_protocol::DatabaseKind;

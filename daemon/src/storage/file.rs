@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use milestones_protocol::{Map, Page, Problem, Query};
 
-use super::tree::{LoadedFile, MilestoneTree};
 use super::cycles;
 use super::error::{StorageError, StorageResult};
 use super::interface::{
     id_of, note_problem, unreadable, BackendKind, FileKeeping, Requirement, Revision, Storage, Stored,
 };
+use super::tree::{LoadedFile, MilestoneTree};
 use crate::document::{self, Doc, Folder};
 use crate::layout::ProjectLayout;
 

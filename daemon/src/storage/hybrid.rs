@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use milestones_protocol::{Map, Problem};
 use rusqlite::OptionalExtension;
 
-use super::sqlite::{reads_from_table, FileColumns, Flavour, MilestoneTable, Record};
-use super::tree::{LoadedFile, MilestoneTree, Stamp, TreeFile};
 use super::cycles;
 use super::error::{StorageError, StorageResult};
 use super::interface::{id_of, note_problem, unreadable, BackendKind, FileKeeping, Revision, Storage, Stored};
+use super::sqlite::{reads_from_table, FileColumns, Flavour, MilestoneTable, Record};
+use super::tree::{LoadedFile, MilestoneTree, Stamp, TreeFile};
 use crate::document::{Doc, Folder};
 use crate::event_log::AuditEvent;
 use crate::layout::ProjectLayout;
@@ -79,7 +79,12 @@ impl HybridStore {
             writes: Mutex::new(()),
         };
         let report = store.reconcile()?;
-        tracing::info!(unchanged = report.unchanged, indexed = report.indexed, removed = report.removed, "hybrid index reconciled");
+        tracing::info!(
+            unchanged = report.unchanged,
+            indexed = report.indexed,
+            removed = report.removed,
+            "hybrid index reconciled"
+        );
         Ok(store)
     }
 
@@ -118,7 +123,11 @@ impl HybridStore {
         for file in &loaded {
             match Record::of(&file.doc) {
                 Ok(record) => records.push((file, record)),
-                Err(e) => problems.push(self.tree.problem(&self.tree.path_of(&file.id, file.folder), Some(&file.id), &e.to_string())),
+                Err(e) => problems.push(self.tree.problem(
+                    &self.tree.path_of(&file.id, file.folder),
+                    Some(&file.id),
+                    &e.to_string(),
+                )),
             }
         }
         self.table.write(|w| {
@@ -131,7 +140,9 @@ impl HybridStore {
                     Some(row) if row.hash == file.hash && row.path == path => {
                         w.conn()
                             .prepare_cached("UPDATE milestones SET file_size = ?, file_mtime_ns = ? WHERE id = ?")
-                            .and_then(|mut s| s.execute(rusqlite::params![file.stamp.size as i64, file.stamp.mtime_ns, file.id]))
+                            .and_then(|mut s| {
+                                s.execute(rusqlite::params![file.stamp.size as i64, file.stamp.mtime_ns, file.id])
+                            })
                             .map_err(self.table.failed("update a file stamp"))?;
                     }
                     _ => w.put(record, Some(&columns))?,

@@ -2,8 +2,8 @@
 //! [`FileKeeping`] for those whose truth is the YAML files), the types it
 //! speaks in, and the little both need. See the module docs of `storage`.
 
-use milestones_protocol::{BackendTarget, DatabaseKind};
 use milestones_protocol::{Analytics, Map, Page, Problem, Query};
+use milestones_protocol::{BackendTarget, DatabaseKind};
 
 use super::error::{StorageError, StorageResult};
 use super::tree;

@@ -10,14 +10,14 @@ use std::sync::Arc;
 use milestones_protocol::DatabaseKind;
 
 use super::database::SqliteStore;
+use super::error::{StorageError, StorageResult};
 use super::file::FileStore;
 use super::hybrid::{remove_database, HybridStore};
+use super::interface::{BackendKind, Storage};
 use super::sqlite::Record;
 use super::tree::MilestoneTree;
-use super::error::{StorageError, StorageResult};
-use super::interface::{BackendKind, Storage};
-use crate::document::Doc;
 use crate::config::StorageConfig;
+use crate::document::Doc;
 use crate::document::Folder;
 use crate::layout::ProjectLayout;
 

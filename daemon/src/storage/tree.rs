@@ -118,7 +118,8 @@ impl MilestoneTree {
     /// folder and id. Editor and temporary files (`*.tmp`, `*.swp`, `*~`,
     /// `4913`, `.#*`) are not.
     pub fn classify(&self, path: &Path) -> Option<(Folder, String)> {
-        let folder = [Folder::Active, Folder::Completed].into_iter().find(|f| path.parent() == Some(&self.folder_path(*f)))?;
+        let folder =
+            [Folder::Active, Folder::Completed].into_iter().find(|f| path.parent() == Some(&self.folder_path(*f)))?;
         let name = path.file_name()?.to_str()?;
         let stem = name.strip_suffix(".yaml")?;
         (!name.starts_with('.') && !stem.is_empty()).then(|| (folder, stem.to_owned()))

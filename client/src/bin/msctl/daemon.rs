@@ -106,7 +106,10 @@ pub fn start(target: &DaemonAddress, socket_arg: Option<&Path>) -> Result<bool, 
     if !output.status.success() {
         let why = String::from_utf8_lossy(&output.stderr);
         let why = why.trim().trim_start_matches("milestoned: ");
-        return Err(fail(format!("milestoned did not start: {}", if why.is_empty() { "no reason given" } else { why })));
+        return Err(fail(format!(
+            "milestoned did not start: {}",
+            if why.is_empty() { "no reason given" } else { why }
+        )));
     }
     drop(lock);
     Ok(true)
@@ -141,7 +144,10 @@ pub fn stop(target: &DaemonAddress) -> Result<bool, Failure> {
     };
     // SAFETY: kill has no memory-safety preconditions.
     if unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) } != 0 {
-        return Err(Failure::new(exit::FAILURE, format!("cannot signal milestoned (pid {pid}): {}", std::io::Error::last_os_error())));
+        return Err(Failure::new(
+            exit::FAILURE,
+            format!("cannot signal milestoned (pid {pid}): {}", std::io::Error::last_os_error()),
+        ));
     }
     let deadline = Instant::now() + STOP_TIMEOUT;
     loop {
@@ -238,7 +244,13 @@ fn describe(s: &DaemonStatus) -> String {
     let activated = if s.socket_activated { " (from systemd)" } else { "" };
     let t = &s.thresholds;
     [
-        format!("milestoned {} (protocol {}), pid {}, up {}", s.daemon_version, s.protocol_version, s.pid, uptime(s.uptime_ms)),
+        format!(
+            "milestoned {} (protocol {}), pid {}, up {}",
+            s.daemon_version,
+            s.protocol_version,
+            s.pid,
+            uptime(s.uptime_ms)
+        ),
         format!("msctl      {MY_VERSION} (protocol {PROTOCOL_VERSION})"),
         format!("backend    {}{db}, {} milestones", s.backend, s.milestones),
         format!("root       {}", s.root),
@@ -247,7 +259,10 @@ fn describe(s: &DaemonStatus) -> String {
         format!("watching   {}", s.watching),
         format!(
             "thresholds file→hybrid at {} milestones or {} users, hybrid→database at {} milestones or {} users",
-            t.file_to_hybrid_milestones, t.file_to_hybrid_users, t.hybrid_to_database_milestones, t.hybrid_to_database_users
+            t.file_to_hybrid_milestones,
+            t.file_to_hybrid_users,
+            t.hybrid_to_database_milestones,
+            t.hybrid_to_database_users
         ),
     ]
     .join("\n")

@@ -11,14 +11,20 @@ use crate::args::Cli;
 use crate::{exit, DaemonAddress, Failure};
 
 pub fn run(cli: &Cli) -> Result<u8, Failure> {
-    let root = match cli.root.clone().or_else(|| std::env::var_os("MILESTONES_ROOT").filter(|r| !r.is_empty()).map(PathBuf::from)) {
+    let root = match cli
+        .root
+        .clone()
+        .or_else(|| std::env::var_os("MILESTONES_ROOT").filter(|r| !r.is_empty()).map(PathBuf::from))
+    {
         Some(root) => root,
-        None => std::env::current_dir().map_err(|e| Failure::new(exit::FAILURE, format!("cannot read the working directory: {e}")))?,
+        None => std::env::current_dir()
+            .map_err(|e| Failure::new(exit::FAILURE, format!("cannot read the working directory: {e}")))?,
     };
     let root = root
         .canonicalize()
         .map_err(|e| Failure::new(exit::FAILURE, format!("cannot use {} as the project root: {e}", root.display())))?;
-    let socket = cli.socket.clone().unwrap_or_else(|| milestones_client::protocol::socket_path::default_socket_path(&root));
+    let socket =
+        cli.socket.clone().unwrap_or_else(|| milestones_client::protocol::socket_path::default_socket_path(&root));
     let crate::args::Command::Init { backend: wanted, database } = &cli.command else {
         unreachable!("init::run runs `msctl init` only")
     };

@@ -10,43 +10,25 @@ use crate::{exit, Failure};
 
 /// Reads a file, or standard input for `-`.
 pub fn read_input(path: &std::path::Path) -> Result<String, Failure> {
-    let text = if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(path)
-    };
-    text.map_err(|e| {
-        Failure::new(
-            exit::FAILURE,
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })
+    let text =
+        if path.as_os_str() == "-" { std::io::read_to_string(std::io::stdin()) } else { std::fs::read_to_string(path) };
+    text.map_err(|e| Failure::new(exit::FAILURE, format!("cannot read {}: {e}", path.display())))
 }
 
 /// `PATH=VALUE`, the value read as YAML (so `40` is a number, `true` a
 /// boolean, `[a, b]` a list and anything else text).
 pub fn parse_assignment(arg: &str) -> Result<Assignment, Failure> {
-    let (path, raw) = arg
-        .split_once('=')
-        .ok_or_else(|| Failure::new(exit::USAGE, format!("`{arg}` is not PATH=VALUE")))?;
+    let (path, raw) =
+        arg.split_once('=').ok_or_else(|| Failure::new(exit::USAGE, format!("`{arg}` is not PATH=VALUE")))?;
     if path.is_empty() {
-        return Err(Failure::new(
-            exit::USAGE,
-            format!("`{arg}` has no PATH before `=`"),
-        ));
+        return Err(Failure::new(exit::USAGE, format!("`{arg}` has no PATH before `=`")));
     }
-    Ok(Assignment {
-        path: path.to_owned(),
-        value: parse_scalar(path, raw)?,
-    })
+    Ok(Assignment { path: path.to_owned(), value: parse_scalar(path, raw)? })
 }
 
 fn parse_scalar(path: &str, raw: &str) -> Result<Value, Failure> {
     serde_norway::from_str::<Value>(raw).map_err(|e| {
-        Failure::new(
-            exit::INVALID,
-            format!("the value for `{path}` is not valid YAML ({e}); quote it to make it text"),
-        )
+        Failure::new(exit::INVALID, format!("the value for `{path}` is not valid YAML ({e}); quote it to make it text"))
     })
 }
 
@@ -67,23 +49,12 @@ pub fn parse_filter(arg: &str) -> Result<Filter, Failure> {
         .filter_map(|(token, op)| arg.find(token).map(|pos| (pos, *token, *op)))
         .min_by_key(|(pos, token, _)| (*pos, std::cmp::Reverse(token.len())))
         .ok_or_else(|| {
-            Failure::new(
-                exit::USAGE,
-                format!("`{arg}` is not a filter (PATH=VALUE, PATH>VALUE, PATH~TEXT, ...)"),
-            )
+            Failure::new(exit::USAGE, format!("`{arg}` is not a filter (PATH=VALUE, PATH>VALUE, PATH~TEXT, ...)"))
         })?;
     let path = &arg[..pos];
     let raw = &arg[pos + token.len()..];
-    let value = if op == FilterOp::Contains {
-        Value::String(raw.to_owned())
-    } else {
-        parse_scalar(path, raw)?
-    };
-    Ok(Filter {
-        path: path.to_owned(),
-        op,
-        value,
-    })
+    let value = if op == FilterOp::Contains { Value::String(raw.to_owned()) } else { parse_scalar(path, raw)? };
+    Ok(Filter { path: path.to_owned(), op, value })
 }
 
 /// `FIELD` sorts ascending, `-FIELD` descending; comma-separated keys.
@@ -92,14 +63,8 @@ pub fn parse_sort(arg: Option<&str>) -> Vec<SortKey> {
         .split(',')
         .filter(|s| !s.is_empty())
         .map(|s| match s.strip_prefix('-') {
-            Some(path) => SortKey {
-                path: path.to_owned(),
-                descending: true,
-            },
-            None => SortKey {
-                path: s.to_owned(),
-                descending: false,
-            },
+            Some(path) => SortKey { path: path.to_owned(), descending: true },
+            None => SortKey { path: s.to_owned(), descending: false },
         })
         .collect()
 }
@@ -109,10 +74,7 @@ pub fn target_of(id: Option<String>, all: bool, command: &str) -> Result<Target,
     match (id, all) {
         (Some(id), false) => Ok(Target::One(id)),
         (None, true) => Ok(Target::All),
-        _ => Err(Failure::new(
-            exit::USAGE,
-            format!("{command} needs exactly one of ID or --all"),
-        )),
+        _ => Err(Failure::new(exit::USAGE, format!("{command} needs exactly one of ID or --all"))),
     }
 }
 
@@ -120,25 +82,16 @@ pub fn target_of(id: Option<String>, all: bool, command: &str) -> Result<Target,
 pub fn backend_target(backend: &str, database: Option<&str>) -> Result<BackendTarget, Failure> {
     let kind = match database {
         None | Some("sqlite") => DatabaseKind::Sqlite,
-        Some(other) => {
-            return Err(Failure::new(
-                exit::USAGE,
-                format!("unknown database `{other}` (known: sqlite)"),
-            ))
-        }
+        Some(other) => return Err(Failure::new(exit::USAGE, format!("unknown database `{other}` (known: sqlite)"))),
     };
     match (backend, database) {
         ("database", _) => Ok(BackendTarget::Database(kind)),
-        (_, Some(_)) => Err(Failure::new(
-            exit::USAGE,
-            "--database goes with the database backend only",
-        )),
+        (_, Some(_)) => Err(Failure::new(exit::USAGE, "--database goes with the database backend only")),
         ("file", None) => Ok(BackendTarget::File),
         ("hybrid", None) => Ok(BackendTarget::Hybrid),
-        (other, None) => Err(Failure::new(
-            exit::USAGE,
-            format!("unknown backend `{other}` (known: file, hybrid, database)"),
-        )),
+        (other, None) => {
+            Err(Failure::new(exit::USAGE, format!("unknown backend `{other}` (known: file, hybrid, database)")))
+        }
     }
 }
 

@@ -45,12 +45,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Failure {
-            code,
-            message: message.into(),
-            kind: None,
-            field: None,
-        }
+        Failure { code, message: message.into(), kind: None, field: None }
     }
 }
 
@@ -68,12 +63,7 @@ impl From<ClientError> for Failure {
                     ErrorKind::Conflict | ErrorKind::Unavailable => exit::RETRY,
                     _ => exit::FAILURE,
                 };
-                Failure {
-                    code,
-                    message: info.message,
-                    kind: Some(info.kind),
-                    field: info.field,
-                }
+                Failure { code, message: info.message, kind: Some(info.kind), field: info.field }
             }
             e @ (ClientError::NoDaemon { .. } | ClientError::Rejected(_)) => {
                 Failure::new(exit::NO_DAEMON, e.to_string())
@@ -109,17 +99,12 @@ pub struct DaemonAddress {
 /// The project root and its daemon's socket, from the flags or the defaults.
 fn locate(cli: &Cli) -> Result<DaemonAddress, Failure> {
     let root = find_root(cli.root.as_deref()).map_err(|m| Failure::new(exit::FAILURE, m))?;
-    let socket = cli
-        .socket
-        .clone()
-        .unwrap_or_else(|| milestones_client::protocol::socket_path::default_socket_path(&root));
+    let socket =
+        cli.socket.clone().unwrap_or_else(|| milestones_client::protocol::socket_path::default_socket_path(&root));
     Ok(DaemonAddress { root, socket })
 }
 
 /// The failure for a reply that does not answer the request.
 fn unexpected(response: Response) -> Failure {
-    Failure::new(
-        exit::FAILURE,
-        format!("unexpected reply from milestoned: {response:?}"),
-    )
+    Failure::new(exit::FAILURE, format!("unexpected reply from milestoned: {response:?}"))
 }

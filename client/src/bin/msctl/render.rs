@@ -1,7 +1,8 @@
 //! Output: exact JSON for scripts, tables and sentences for people.
 
 use milestones_client::protocol::{
-    Analytics, BackendInfo, ChangeEvent, DaemonStatus, DepsReport, EventSource, Map, MigrationReport, Page, Severity, UpgradeOutcome, ValidationReport, Value,
+    Analytics, BackendInfo, ChangeEvent, DaemonStatus, DepsReport, EventSource, Map, MigrationReport, Page, Severity,
+    UpgradeOutcome, ValidationReport, Value,
 };
 use serde::Serialize;
 
@@ -43,7 +44,11 @@ impl Output {
 
     pub fn changed(&self, doc: &Map, verb: &str) {
         self.print_json_or(doc, || {
-            let progress = doc.pointer("progress.percentage").and_then(Value::as_f64).map(|p| format!(", {p}% done")).unwrap_or_default();
+            let progress = doc
+                .pointer("progress.percentage")
+                .and_then(Value::as_f64)
+                .map(|p| format!(", {p}% done"))
+                .unwrap_or_default();
             format!("{verb} {} (status {}{progress})", text(doc, "id"), text(doc, "status"))
         });
     }
@@ -62,8 +67,18 @@ impl Output {
             .iter()
             .filter_map(Value::as_map)
             .map(|d| {
-                let pct = d.pointer("progress.percentage").and_then(Value::as_f64).map(|p| format!("{p}%")).unwrap_or_default();
-                [text(d, "id").into(), text(d, "status").into(), text(d, "priority").into(), pct, text(d, "title").into()]
+                let pct = d
+                    .pointer("progress.percentage")
+                    .and_then(Value::as_f64)
+                    .map(|p| format!("{p}%"))
+                    .unwrap_or_default();
+                [
+                    text(d, "id").into(),
+                    text(d, "status").into(),
+                    text(d, "priority").into(),
+                    pct,
+                    text(d, "title").into(),
+                ]
             })
             .collect();
         print_table(&["ID", "STATUS", "PRIORITY", "DONE", "TITLE"], &rows);
@@ -84,7 +99,10 @@ impl Output {
                     out.push(format!("  {} requires {}", e.from, e.to));
                 }
             }
-            out.push(format!("critical path: {}", if report.critical_path.is_empty() { "none".into() } else { report.critical_path.join(" -> ") }));
+            out.push(format!(
+                "critical path: {}",
+                if report.critical_path.is_empty() { "none".into() } else { report.critical_path.join(" -> ") }
+            ));
             if report.cycles.is_empty() {
                 out.push("cycles: none".into());
             }
@@ -115,7 +133,10 @@ impl Output {
             let db = status.database.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
             let mut lines = vec![
                 if errors == 0 { "healthy".to_owned() } else { format!("{errors} problem(s)") },
-                format!("backend: {}{db}, {} milestones; watching: {}", status.backend, status.milestones, status.watching),
+                format!(
+                    "backend: {}{db}, {} milestones; watching: {}",
+                    status.backend, status.milestones, status.watching
+                ),
             ];
             for p in &report.problems {
                 let whom = p.file.clone().or_else(|| p.id.clone()).unwrap_or_else(|| "-".into());
@@ -179,7 +200,11 @@ impl Output {
                 format!("by status:     {}", counts(&s.by_status)),
                 format!("by priority:   {}", counts(&s.by_priority)),
                 format!("by category:   {}", counts(&s.by_category)),
-                format!("completion:    average {}, median {}", days(s.average_completion_days), days(s.median_completion_days)),
+                format!(
+                    "completion:    average {}, median {}",
+                    days(s.average_completion_days),
+                    days(s.median_completion_days)
+                ),
                 format!("tasks:         {} of {} completed", s.tasks_completed, s.tasks_total),
                 format!(
                     "dependencies:  {} total, {} milestones with some, at most {} on one, longest chain {}",

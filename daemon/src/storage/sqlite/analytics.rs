@@ -30,14 +30,12 @@ pub fn compute(conn: &Connection, graph: &DependencyGraph, today: chrono::NaiveD
         // only for rows where the column is NULL, to tell an absent field
         // from one holding something other than text.
         let by_text = format!("SELECT {field}, COUNT(*) FROM milestones WHERE {field} IS NOT NULL GROUP BY {field}");
-        let by_type = format!(
-            "SELECT json_type(data, '$.{field}'), COUNT(*) FROM milestones WHERE {field} IS NULL GROUP BY 1"
-        );
+        let by_type =
+            format!("SELECT json_type(data, '$.{field}'), COUNT(*) FROM milestones WHERE {field} IS NULL GROUP BY 1");
         for (sql, is_text) in [(by_text, true), (by_type, false)] {
             let mut stmt = conn.prepare_cached(&sql).map_err(failed())?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?)))
-                .map_err(failed())?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?))).map_err(failed())?;
             for row in rows {
                 let (value, n) = row.map_err(failed())?;
                 let label = if is_text { value.unwrap_or_default() } else { type_label(value.as_deref()) };

@@ -192,7 +192,9 @@ fn json_filter(filter: &Filter, params: &mut Vec<SqlValue>) -> String {
                 );
             }
             params.extend([path.clone(), path.clone()]);
-            sql.push_str("IFNULL(json_type(m.data, ?) = 'array', 0) AND EXISTS (SELECT 1 FROM json_each(m.data, ?) e WHERE ");
+            sql.push_str(
+                "IFNULL(json_type(m.data, ?) = 'array', 0) AND EXISTS (SELECT 1 FROM json_each(m.data, ?) e WHERE ",
+            );
             sql.push_str(element);
             if element.ends_with('?') {
                 params.push(bind(value));

@@ -13,7 +13,9 @@ pub fn failed(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Sto
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 StorageError::Unavailable(message)
             }
-            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => StorageError::Damaged(message),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                StorageError::Damaged(message)
+            }
             _ => StorageError::Database(message),
         }
     }

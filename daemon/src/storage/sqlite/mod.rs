@@ -16,15 +16,15 @@ use milestones_protocol::{Analytics, Map, Page, Query};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+pub use self::failure::failed;
 pub use self::pool::ConnectionPool;
 pub use self::record::Record;
 pub use self::schema::{Flavour, SchemaState};
-pub use self::failure::failed;
+use crate::event_log::AuditEvent;
+use crate::graph::DependencyGraph;
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::interface::{Requirement, Revision};
 use crate::storage::tree::Stamp;
-use crate::event_log::AuditEvent;
-use crate::graph::DependencyGraph;
 
 /// The read side of [`crate::storage::Storage`] (all but `get`) for a
 /// backend that answers every read from its `table: MilestoneTable` field.
@@ -116,8 +116,9 @@ impl MilestoneTable {
 
     pub fn count(&self) -> StorageResult<u64> {
         let conn = self.pool.reader()?;
-        let n: i64 =
-            conn.query_row("SELECT COUNT(*) FROM milestones", [], |r| r.get(0)).map_err(self.failed("count milestones"))?;
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM milestones", [], |r| r.get(0))
+            .map_err(self.failed("count milestones"))?;
         Ok(n as u64)
     }
 
@@ -159,7 +160,8 @@ impl MilestoneTable {
 
     pub fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
         let conn = self.pool.reader()?;
-        let mut stmt = conn.prepare_cached("SELECT id, data FROM milestones").map_err(self.failed("read milestones"))?;
+        let mut stmt =
+            conn.prepare_cached("SELECT id, data FROM milestones").map_err(self.failed("read milestones"))?;
         let mut rows = stmt.query([]).map_err(self.failed("read milestones"))?;
         while let Some(row) = rows.next().map_err(self.failed("read milestones"))? {
             let id: String = row.get(0).map_err(self.failed("read milestones"))?;
@@ -202,9 +204,8 @@ impl MilestoneTable {
     /// fails half-way for want of the write lock) and commits it.
     pub fn write<T>(&self, work: impl FnOnce(&Writer<'_>) -> StorageResult<T>) -> StorageResult<T> {
         let mut conn = self.pool.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(self.failed("start a write"))?;
+        let tx =
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.failed("start a write"))?;
         let result = work(&Writer { tx: &tx, table: self })?;
         tx.commit().map_err(self.failed("commit a write"))?;
         Ok(result)
@@ -238,7 +239,8 @@ impl MilestoneTable {
 
     /// Copies the database to `target` as one consistent file.
     pub fn backup_to(&self, target: &Path) -> StorageResult<()> {
-        let target = target.to_str().ok_or_else(|| StorageError::Invalid(format!("{} is not UTF-8", target.display())))?;
+        let target =
+            target.to_str().ok_or_else(|| StorageError::Invalid(format!("{} is not UTF-8", target.display())))?;
         self.pool.writer().execute("VACUUM INTO ?", [target]).map_err(self.failed("write a backup"))?;
         Ok(())
     }
@@ -472,8 +474,15 @@ mod tests {
         for field in ["title", "status", "priority", "category", "created_at", "x", "nested"] {
             if rng.next() % 5 != 0 {
                 let v = match field {
-                    "status" => rng.pick(&[Value::from("planning"), Value::from("archived"), Value::from("blocked"), Value::Int(1)]),
-                    "priority" => rng.pick(&[Value::from("low"), Value::from("critical"), Value::from("urgent"), Value::Null]),
+                    "status" => rng.pick(&[
+                        Value::from("planning"),
+                        Value::from("archived"),
+                        Value::from("blocked"),
+                        Value::Int(1),
+                    ]),
+                    "priority" => {
+                        rng.pick(&[Value::from("low"), Value::from("critical"), Value::from("urgent"), Value::Null])
+                    }
                     "nested" => Value::Map([("y".to_owned(), values(rng))].into_iter().collect()),
                     _ => values(rng),
                 };
@@ -489,9 +498,7 @@ mod tests {
         let (table, _) = MilestoneTable::open(&dir.path().join("t.db"), Flavour::Database).unwrap();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let docs: Vec<Arc<Map>> = (0..60).map(|i| Arc::new(document(&mut rng, i))).collect();
-        table
-            .write(|w| docs.iter().try_for_each(|d| w.put(&Record::of(d).unwrap(), None)))
-            .unwrap();
+        table.write(|w| docs.iter().try_for_each(|d| w.put(&Record::of(d).unwrap(), None))).unwrap();
         let paths = ["title", "status", "priority", "category", "created_at", "x", "nested.y", "x.0", "id"];
         let ops = [FilterOp::Eq, FilterOp::Ne, FilterOp::Lt, FilterOp::Ge, FilterOp::Contains, FilterOp::Exists];
         for round in 0..400 {
@@ -500,7 +507,15 @@ mod tests {
                 let op = rng.pick(&ops);
                 let value = match op {
                     FilterOp::Exists => Value::Bool(rng.next() % 2 == 0),
-                    _ => rng.pick(&[Value::Null, Value::Bool(true), Value::Int(3), Value::Float(7.5), Value::from("alpha"), Value::from("a"), Value::from("planning")]),
+                    _ => rng.pick(&[
+                        Value::Null,
+                        Value::Bool(true),
+                        Value::Int(3),
+                        Value::Float(7.5),
+                        Value::from("alpha"),
+                        Value::from("a"),
+                        Value::from("planning"),
+                    ]),
                 };
                 query.filters.push(Filter { path: rng.pick(&paths).to_owned(), op, value });
             }

@@ -38,7 +38,8 @@ pub struct Reader<'a> {
 impl ConnectionPool {
     /// Opens (creating if needed) the database and switches it to WAL mode.
     pub fn open(path: &Path) -> StorageResult<Self> {
-        let writer = Connection::open(path).map_err(super::failure::failed(format!("cannot open {}", path.display())))?;
+        let writer =
+            Connection::open(path).map_err(super::failure::failed(format!("cannot open {}", path.display())))?;
         writer
             .busy_timeout(Duration::from_secs(5))
             .and_then(|()| writer.pragma_update(None, "journal_mode", "WAL"))

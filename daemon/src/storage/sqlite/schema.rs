@@ -151,7 +151,8 @@ pub enum SchemaState {
 /// made by this schema version.
 pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str) -> StorageResult<SchemaState> {
     let context = || format!("cannot read the schema of {name}");
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(super::failure::failed(context()))?;
+    let version: i64 =
+        conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(super::failure::failed(context()))?;
     let tables: i64 = conn
         .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
         .map_err(super::failure::failed(context()))?;

@@ -18,12 +18,7 @@ pub fn backend(client: &mut Client, out: &Output) -> Result<u8, Failure> {
 }
 
 /// `msctl migrate`: move every milestone to another backend.
-pub fn migrate(
-    client: &mut Client,
-    out: &Output,
-    target: String,
-    database: Option<String>,
-) -> Result<u8, Failure> {
+pub fn migrate(client: &mut Client, out: &Output, target: String, database: Option<String>) -> Result<u8, Failure> {
     let target = backend_target(&target, database.as_deref())?;
     match client.request(Request::Migrate { target })? {
         Response::Migrated(report) => out.migrated(&report),
@@ -38,25 +33,17 @@ pub fn health(client: &mut Client, out: &Output) -> Result<u8, Failure> {
     let Response::Status(status) = client.request(Request::Status)? else {
         return Err(Failure::new(exit::FAILURE, "unexpected answer to Status"));
     };
-    let report = match client.request(Request::Validate {
-        target: Target::All,
-    })? {
+    let report = match client.request(Request::Validate { target: Target::All })? {
         Response::Validation(report) => report,
         other => return Err(unexpected(other)),
     };
-    let errors = report
-        .problems
-        .iter()
-        .filter(|p| p.severity == Severity::Error)
-        .count();
+    let errors = report.problems.iter().filter(|p| p.severity == Severity::Error).count();
     let mut advice = Vec::new();
-    let broken_files = report
-        .problems
-        .iter()
-        .filter(|p| p.severity == Severity::Error && p.file.is_some())
-        .count();
+    let broken_files = report.problems.iter().filter(|p| p.severity == Severity::Error && p.file.is_some()).count();
     if broken_files > 0 {
-        advice.push(format!("fix or remove the {broken_files} file(s) that do not load; their last good versions are served meanwhile"));
+        advice.push(format!(
+            "fix or remove the {broken_files} file(s) that do not load; their last good versions are served meanwhile"
+        ));
     }
     if errors > broken_files {
         advice.push("`msctl validate --all` lists the milestones that break the rules".to_owned());

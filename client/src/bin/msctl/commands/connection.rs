@@ -12,11 +12,7 @@ pub fn ping(client: &mut Client, out: &Output) -> Result<u8, Failure> {
     let started = std::time::Instant::now();
     let reply = client.request(Request::Ping)?;
     let elapsed = started.elapsed();
-    if let Response::Pong {
-        daemon_version,
-        uptime_ms,
-    } = reply
-    {
+    if let Response::Pong { daemon_version, uptime_ms } = reply {
         let w = client.welcome();
         out.print_json_or(
             &serde_json::json!({ "daemon_version": daemon_version, "pid": w.pid, "uptime_ms": uptime_ms, "round_trip_us": elapsed.as_micros() as u64 }),
@@ -30,11 +26,8 @@ pub fn ping(client: &mut Client, out: &Output) -> Result<u8, Failure> {
 /// (never starts one).
 pub fn version(cli: &Cli) -> Result<u8, Failure> {
     let mine = env!("CARGO_PKG_VERSION");
-    let daemon = locate(cli).ok().and_then(|t| {
-        Client::connect(&t.socket, "msctl")
-            .ok()
-            .map(|c| (t, c.welcome().clone()))
-    });
+    let daemon =
+        locate(cli).ok().and_then(|t| Client::connect(&t.socket, "msctl").ok().map(|c| (t, c.welcome().clone())));
     let out = Output { json: cli.json };
     out.print_json_or(
         &serde_json::json!({

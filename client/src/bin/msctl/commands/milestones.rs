@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-use milestones_client::protocol::{
-    Change, DocumentInput, Filter, FilterOp, Map, Query, Request, Response, Value,
-};
+use milestones_client::protocol::{Change, DocumentInput, Filter, FilterOp, Map, Query, Request, Response, Value};
 use milestones_client::Client;
 
 use crate::input::{parse_assignment, parse_filter, parse_sort, read_input};
@@ -15,10 +13,7 @@ use crate::{exit, unexpected, Failure};
 
 /// `msctl create`: a document from the flags, or a whole one from
 /// `--from-file`; prints the new milestone's id.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one parameter per option of `msctl create`"
-)]
+#[expect(clippy::too_many_arguments, reason = "one parameter per option of `msctl create`")]
 pub fn create(
     client: &mut Client,
     out: &Output,
@@ -34,8 +29,7 @@ pub fn create(
     let input = match from_file {
         Some(path) => DocumentInput::Yaml(read_input(&path)?),
         None => {
-            let title = title
-                .ok_or_else(|| Failure::new(exit::USAGE, "create needs --title or --from-file"))?;
+            let title = title.ok_or_else(|| Failure::new(exit::USAGE, "create needs --title or --from-file"))?;
             let mut doc = Map::new();
             let fields = [
                 ("id", id),
@@ -52,10 +46,7 @@ pub fn create(
             }
             if !requires.is_empty() {
                 let mut deps = Map::new();
-                deps.insert(
-                    "requires",
-                    Value::List(requires.into_iter().map(Value::String).collect()),
-                );
+                deps.insert("requires", Value::List(requires.into_iter().map(Value::String).collect()));
                 doc.insert("dependencies", Value::Map(deps));
             }
             DocumentInput::Fields(Value::Map(doc))
@@ -74,10 +65,7 @@ pub fn get(client: &mut Client, out: &Output, id: String) -> Result<u8, Failure>
 }
 
 /// `msctl list`: the milestones matching the flags and `--where` filters.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one parameter per option of `msctl list`"
-)]
+#[expect(clippy::too_many_arguments, reason = "one parameter per option of `msctl list`")]
 pub fn list(
     client: &mut Client,
     out: &Output,
@@ -91,30 +79,15 @@ pub fn list(
     all: bool,
 ) -> Result<u8, Failure> {
     let mut filters = Vec::new();
-    for (path, value) in [
-        ("status", status),
-        ("priority", priority),
-        ("category", category),
-    ] {
+    for (path, value) in [("status", status), ("priority", priority), ("category", category)] {
         if let Some(v) = value {
-            filters.push(Filter {
-                path: path.into(),
-                op: FilterOp::Eq,
-                value: Value::String(v),
-            });
+            filters.push(Filter { path: path.into(), op: FilterOp::Eq, value: Value::String(v) });
         }
     }
     for f in filter {
         filters.push(parse_filter(&f)?);
     }
-    let query = Query {
-        filters,
-        text: None,
-        sort: parse_sort(sort.as_deref()),
-        include_archived: all,
-        limit,
-        offset,
-    };
+    let query = Query { filters, text: None, sort: parse_sort(sort.as_deref()), include_archived: all, limit, offset };
     match client.request(Request::List { query })? {
         Response::Page(page) => out.page(&page),
         other => return Err(unexpected(other)),
@@ -123,17 +96,8 @@ pub fn list(
 }
 
 /// `msctl search`: the milestones containing all the words.
-pub fn search(
-    client: &mut Client,
-    out: &Output,
-    words: Vec<String>,
-    limit: Option<u64>,
-) -> Result<u8, Failure> {
-    let query = Query {
-        text: Some(words.join(" ")),
-        limit,
-        ..Query::default()
-    };
+pub fn search(client: &mut Client, out: &Output, words: Vec<String>, limit: Option<u64>) -> Result<u8, Failure> {
+    let query = Query { text: Some(words.join(" ")), limit, ..Query::default() };
     match client.request(Request::List { query })? {
         Response::Page(page) => out.page(&page),
         other => return Err(unexpected(other)),
@@ -153,16 +117,9 @@ pub fn update(
     let change = match from_file {
         Some(path) => Change::Replace(DocumentInput::Yaml(read_input(&path)?)),
         None if set.is_empty() => {
-            return Err(Failure::new(
-                exit::USAGE,
-                "update needs --set PATH=VALUE or --from-file",
-            ))
+            return Err(Failure::new(exit::USAGE, "update needs --set PATH=VALUE or --from-file"))
         }
-        None => Change::Set(
-            set.iter()
-                .map(|s| parse_assignment(s))
-                .collect::<Result<_, _>>()?,
-        ),
+        None => Change::Set(set.iter().map(|s| parse_assignment(s)).collect::<Result<_, _>>()?),
     };
     let doc = expect_document(client.request(Request::Update { id, change })?)?;
     out.changed(&doc, "updated");

@@ -34,44 +34,15 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             unreachable!("handled above")
         }
         Command::Ping => connection::ping(client, out),
-        Command::Create {
-            title,
-            id,
-            status,
-            priority,
-            category,
-            description,
-            requires,
-            from_file,
-        } => milestones::create(
-            client,
-            out,
-            title,
-            id,
-            status,
-            priority,
-            category,
-            description,
-            requires,
-            from_file,
-        ),
-        Command::Get { id } => milestones::get(client, out, id),
-        Command::List {
-            status,
-            priority,
-            category,
-            filter,
-            sort,
-            limit,
-            offset,
-            all,
-        } => milestones::list(
-            client, out, status, priority, category, filter, sort, limit, offset, all,
-        ),
-        Command::Search { words, limit } => milestones::search(client, out, words, limit),
-        Command::Update { id, set, from_file } => {
-            milestones::update(client, out, id, set, from_file)
+        Command::Create { title, id, status, priority, category, description, requires, from_file } => {
+            milestones::create(client, out, title, id, status, priority, category, description, requires, from_file)
         }
+        Command::Get { id } => milestones::get(client, out, id),
+        Command::List { status, priority, category, filter, sort, limit, offset, all } => {
+            milestones::list(client, out, status, priority, category, filter, sort, limit, offset, all)
+        }
+        Command::Search { words, limit } => milestones::search(client, out, words, limit),
+        Command::Update { id, set, from_file } => milestones::update(client, out, id, set, from_file),
         Command::Delete { id, purge } => milestones::delete(client, out, id, purge),
         Command::Complete { id } => milestones::complete(client, out, id),
         Command::Task(task) => tasks::run(client, out, task),

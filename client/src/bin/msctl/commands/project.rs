@@ -11,12 +11,7 @@ use crate::{exit, unexpected, Failure};
 
 /// `msctl deps`: the graph, or one milestone's neighbourhood; with
 /// `--check`, exit 5 on cycles or missing milestones.
-pub fn deps(
-    client: &mut Client,
-    out: &Output,
-    id: Option<String>,
-    check: bool,
-) -> Result<u8, Failure> {
+pub fn deps(client: &mut Client, out: &Output, id: Option<String>, check: bool) -> Result<u8, Failure> {
     match client.request(Request::Deps { id })? {
         Response::Deps(report) => {
             out.deps(&report);
@@ -30,21 +25,12 @@ pub fn deps(
 }
 
 /// `msctl validate`: the problems of one milestone or all; exit 5 on errors.
-pub fn validate(
-    client: &mut Client,
-    out: &Output,
-    id: Option<String>,
-    all: bool,
-) -> Result<u8, Failure> {
+pub fn validate(client: &mut Client, out: &Output, id: Option<String>, all: bool) -> Result<u8, Failure> {
     let target = target_of(id, all, "validate")?;
     match client.request(Request::Validate { target })? {
         Response::Validation(report) => {
             out.validation(&report);
-            if report
-                .problems
-                .iter()
-                .any(|p| p.severity == Severity::Error)
-            {
+            if report.problems.iter().any(|p| p.severity == Severity::Error) {
                 return Ok(exit::PROBLEMS_FOUND);
             }
         }
@@ -54,12 +40,7 @@ pub fn validate(
 }
 
 /// `msctl upgrade`: add the enhanced sections to one milestone or all.
-pub fn upgrade(
-    client: &mut Client,
-    out: &Output,
-    id: Option<String>,
-    all: bool,
-) -> Result<u8, Failure> {
+pub fn upgrade(client: &mut Client, out: &Output, id: Option<String>, all: bool) -> Result<u8, Failure> {
     let target = target_of(id, all, "upgrade")?;
     match client.request(Request::Upgrade { target })? {
         Response::Upgraded(outcomes) => out.upgraded(&outcomes),

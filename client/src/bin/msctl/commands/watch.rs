@@ -16,11 +16,7 @@ pub fn run(
     status: Vec<String>,
     kind: Vec<String>,
 ) -> Result<u8, Failure> {
-    let filter = EventFilter {
-        ids: id,
-        statuses: status,
-        kinds: kind.iter().map(|k| event_kind(k)).collect(),
-    };
+    let filter = EventFilter { ids: id, statuses: status, kinds: kind.iter().map(|k| event_kind(k)).collect() };
     client.subscribe(filter)?;
     loop {
         match client.next_event()? {
