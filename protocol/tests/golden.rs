@@ -26,7 +26,7 @@ use serde::Serialize;
 /// Parses a hex literal, ignoring whitespace.
 fn unhex(text: &str) -> Vec<u8> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(digits.len() % 2 == 0, "odd number of hex digits in {text:?}");
+    assert!(digits.len().is_multiple_of(2), "odd number of hex digits in {text:?}");
     digits
         .chunks(2)
         .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).expect("hex digit"))

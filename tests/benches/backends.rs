@@ -435,7 +435,7 @@ fn milestone_yaml(i: usize, base: usize, requires: RangeInclusive<u64>, rng: &mu
     let pick = |rng: &mut Rng, list: &[&'static str]| list[rng.below(list.len() as u64) as usize];
     let noun = pick(rng, NOUNS);
     let thing = pick(rng, THINGS);
-    let title = if i % 100 == 0 {
+    let title = if i.is_multiple_of(100) {
         format!("{} {noun} {thing} on Kubernetes", pick(rng, ADJECTIVES))
     } else {
         format!("{} {noun} {thing}", pick(rng, ADJECTIVES))
@@ -577,7 +577,7 @@ fn fmt_int(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

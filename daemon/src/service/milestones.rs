@@ -156,9 +156,13 @@ pub(super) fn parse_input(input: DocumentInput, what: &str) -> ServiceResult<Map
     }
 }
 
+/// A field a new milestone gets when the user gave none, and how to make
+/// its value from the current time.
+type FieldDefault = (&'static str, fn(&str) -> Value);
+
 /// Fills what a new milestone needs and the user did not give.
 fn fill_new_document(doc: &mut Map, now: &str) {
-    let defaults: [(&str, fn(&str) -> Value); 7] = [
+    let defaults: [FieldDefault; 7] = [
         ("status", |_| Value::from(Status::Planning)),
         ("priority", |_| Value::from("medium")),
         ("created_at", |now| Value::from(now)),

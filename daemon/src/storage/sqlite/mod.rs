@@ -472,7 +472,7 @@ mod tests {
         let mut doc = Map::default();
         doc.insert("id", Value::from(format!("m-{i:03}")));
         for field in ["title", "status", "priority", "category", "created_at", "x", "nested"] {
-            if rng.next() % 5 != 0 {
+            if !rng.next().is_multiple_of(5) {
                 let v = match field {
                     "status" => rng.pick(&[
                         Value::from("planning"),
@@ -506,7 +506,7 @@ mod tests {
             for _ in 0..(rng.next() % 3) {
                 let op = rng.pick(&ops);
                 let value = match op {
-                    FilterOp::Exists => Value::Bool(rng.next() % 2 == 0),
+                    FilterOp::Exists => Value::Bool(rng.next().is_multiple_of(2)),
                     _ => rng.pick(&[
                         Value::Null,
                         Value::Bool(true),
@@ -520,7 +520,9 @@ mod tests {
                 query.filters.push(Filter { path: rng.pick(&paths).to_owned(), op, value });
             }
             for _ in 0..(rng.next() % 3) {
-                query.sort.push(SortKey { path: rng.pick(&paths).to_owned(), descending: rng.next() % 2 == 0 });
+                query
+                    .sort
+                    .push(SortKey { path: rng.pick(&paths).to_owned(), descending: rng.next().is_multiple_of(2) });
             }
             if round % 4 == 0 {
                 query.limit = Some(rng.next() % 10);
