@@ -50,7 +50,8 @@ impl Client {
     pub fn connect(socket: &Path, client_name: &str) -> Result<Client, ClientError> {
         let mut stream = UnixStream::connect(socket)
             .map_err(|source| ClientError::NoDaemon { socket: socket.to_path_buf(), source })?;
-        let hello = Hello::new(client_name, env!("CARGO_PKG_VERSION"), Encoding::Bincode);
+        let mut hello = Hello::new(client_name, env!("CARGO_PKG_VERSION"), Encoding::Bincode);
+        hello.capabilities.push(milestones_protocol::CAPABILITY_CONFLICT_ERRORS.to_owned());
         write_frame(&mut stream, &encode_handshake(&hello), DEFAULT_MAX_FRAME)?;
         let reply = read_frame(&mut stream, DEFAULT_MAX_FRAME)?.ok_or(ClientError::Closed)?;
         match decode_handshake::<HandshakeReply>(&reply) {

@@ -9,7 +9,7 @@ use milestones_protocol::{DatabaseKind, Thresholds, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageConfig {
     /// `storage.database.type`: the engine of the database backend.
-    pub database: DatabaseKind,
+    pub database: DatabaseSetting,
     /// `storage.events_in_database`: the hybrid backend also keeps audit
     /// events in `index.db`.
     pub events_in_database: bool,
@@ -27,6 +27,35 @@ pub struct StorageConfig {
     pub watcher: WatcherMode,
 }
 
+/// `storage.database.type` as written. One this milestoned does not provide
+/// is refused when the database backend is opened or migrated to, not when
+/// the file is read: a project on files is not stopped by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseSetting {
+    Provided(DatabaseKind),
+    Unsupported(String),
+}
+
+impl DatabaseSetting {
+    fn parse(name: &str) -> DatabaseSetting {
+        match name {
+            "sqlite" => DatabaseSetting::Provided(DatabaseKind::Sqlite),
+            other => DatabaseSetting::Unsupported(other.to_owned()),
+        }
+    }
+
+    /// The engine, or why there is none.
+    pub fn kind(&self) -> Result<DatabaseKind, String> {
+        match self {
+            DatabaseSetting::Provided(kind) => Ok(*kind),
+            DatabaseSetting::Unsupported(name) => Err(format!(
+                "storage-config.yaml's storage.database.type is `{name}`, which this milestoned {} does not provide (it has: sqlite)",
+                env!("CARGO_PKG_VERSION")
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatcherMode {
     Notify,
@@ -36,7 +65,7 @@ pub enum WatcherMode {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
-            database: DatabaseKind::Sqlite,
+            database: DatabaseSetting::Provided(DatabaseKind::Sqlite),
             events_in_database: true,
             thresholds: Thresholds {
                 file_to_hybrid_milestones: 25,
@@ -115,15 +144,7 @@ impl StorageConfig {
             Some(other) => return Err(wrong("storage.log_level", "a level name", other)),
         };
         Ok(StorageConfig {
-            database: match text("storage.database.type", defaults.database.name().to_owned())?.as_str() {
-                "sqlite" => DatabaseKind::Sqlite,
-                other => {
-                    return Err(ConfigError::Invalid(format!(
-                        "{name}: storage.database.type `{other}` is not a database this milestoned {} provides (it has: sqlite)",
-                        env!("CARGO_PKG_VERSION")
-                    )))
-                }
-            },
+            database: DatabaseSetting::parse(&text("storage.database.type", "sqlite".to_owned())?),
             events_in_database: flag("storage.events_in_database", defaults.events_in_database)?,
             thresholds,
             log_level,
@@ -132,7 +153,9 @@ impl StorageConfig {
                 "notify" => WatcherMode::Notify,
                 "poll" => WatcherMode::Poll,
                 other => {
-                    return Err(ConfigError::Invalid(format!("{name}: storage.watcher must be notify or poll, not `{other}`")))
+                    return Err(ConfigError::Invalid(format!(
+                        "{name}: storage.watcher must be notify or poll, not `{other}`"
+                    )))
                 }
             },
         })
@@ -196,14 +219,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("storage-config.yaml");
         assert_eq!(StorageConfig::load(&path).unwrap(), StorageConfig::default());
-        let text = "storage:\n  # mine\n  database:\n    type: \"mysql\"  # sqlite, postgresql\n    url: \"\"\n  other:\n    type: keep\n";
+        let text = "storage:\n  # mine\n  database:\n    type: \"postgresql\"  # sqlite, postgresql\n    url: \"\"\n  other:\n    type: keep\n";
         fs::write(&path, text).unwrap();
-        let err = StorageConfig::load(&path).unwrap_err().to_string();
-        assert!(err.contains("storage.database.type `mysql` is not a database"), "{err}");
+        // Read without complaint; refused only where a database is used.
+        let err = StorageConfig::load(&path).unwrap().database.kind().unwrap_err();
+        assert!(err.contains("`postgresql`, which this milestoned"), "{err}");
         set_database_type(&path, DatabaseKind::Sqlite).unwrap();
         let after = fs::read_to_string(&path).unwrap();
-        assert_eq!(after, text.replace("\"mysql\"", "\"sqlite\""));
-        assert_eq!(StorageConfig::load(&path).unwrap().database, DatabaseKind::Sqlite);
+        assert_eq!(after, text.replace("\"postgresql\"", "\"sqlite\""));
+        assert_eq!(StorageConfig::load(&path).unwrap().database, DatabaseSetting::Provided(DatabaseKind::Sqlite));
         fs::write(&path, "storage:\n  events_in_database: 3\n").unwrap();
         let err = StorageConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("events_in_database must be true or false"), "{err}");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
     codec, ChangeEvent, Encoding, ErrorInfo, ErrorKind, EventFilter, FrameError, HandshakeReply, Hello, Rejection,
-    Request, RequestFrame, Response, ServerMessage, Welcome, PROTOCOL_VERSION,
+    Request, RequestFrame, Response, ServerMessage, Welcome, CAPABILITY_CONFLICT_ERRORS, PROTOCOL_VERSION,
 };
 use tokio::net::UnixListener;
 use tokio::sync::{broadcast, watch, Semaphore};
@@ -129,7 +129,7 @@ async fn serve(conn: &mut Connection, shared: &Shared, mut stop: watch::Receiver
         return reject(conn, format!("permission denied: uid {uid} does not own this project's daemon")).await;
     }
     let peer = shared.names.peer(uid);
-    let Some(encoding) = handshake(conn, shared).await else { return };
+    let Some((encoding, conflict_errors)) = handshake(conn, shared).await else { return };
     debug!(user = %peer.user, ?encoding, "client connected");
     loop {
         let frame = tokio::select! {
@@ -153,7 +153,10 @@ async fn serve(conn: &mut Connection, shared: &Shared, mut stop: watch::Receiver
             Ok(RequestFrame { id, request: Request::Subscribe { filter } }) => {
                 return stream_events(conn, encoding, id, filter, shared, stop).await;
             }
-            Ok(RequestFrame { id, request }) => (id, execute(shared, request, &peer).await),
+            Ok(RequestFrame { id, request }) => {
+                let result = execute(shared, request, &peer).await;
+                (id, if conflict_errors { result } else { result.map_err(ErrorInfo::for_older_clients) })
+            }
             Err(e) => (0, Err(ErrorInfo::new(ErrorKind::Protocol, format!("cannot read request: {e}")))),
         };
         if send(conn, encoding, id, result, shared).await.is_err() {
@@ -162,9 +165,10 @@ async fn serve(conn: &mut Connection, shared: &Shared, mut stop: watch::Receiver
     }
 }
 
-/// Runs the handshake; returns the agreed encoding, or `None` after telling
-/// the client why not.
-async fn handshake(conn: &mut Connection, shared: &Shared) -> Option<Encoding> {
+/// Runs the handshake; returns the agreed encoding and whether the client
+/// knows the appended error kinds, or `None` after telling the client why
+/// not.
+async fn handshake(conn: &mut Connection, shared: &Shared) -> Option<(Encoding, bool)> {
     let frame = match tokio::time::timeout(shared.limits.handshake_timeout, conn.read_frame()).await {
         Err(_) => {
             let ms = shared.limits.handshake_timeout.as_millis();
@@ -199,13 +203,13 @@ async fn handshake(conn: &mut Connection, shared: &Shared) -> Option<Encoding> {
         protocol_version: PROTOCOL_VERSION,
         daemon_version: DAEMON_VERSION.to_owned(),
         encoding: hello.encoding,
-        capabilities: Vec::new(),
+        capabilities: vec![CAPABILITY_CONFLICT_ERRORS.to_owned()],
         pid: std::process::id(),
         root: shared.root.clone(),
         backend: shared.service.backend_name().to_owned(),
     });
     conn.write_frame(&encode_handshake(&welcome)).await.ok()?;
-    Some(hello.encoding)
+    Some((hello.encoding, hello.capabilities.iter().any(|c| c == CAPABILITY_CONFLICT_ERRORS)))
 }
 
 /// How long a stop waits for connections to finish what they are doing.

@@ -19,6 +19,12 @@ pub enum Encoding {
     Json,
 }
 
+/// The capability a client announces when it understands the error kinds
+/// appended after protocol 1 first shipped (`Conflict`, `Unavailable`). A
+/// client that does not announce it gets the nearest older kind instead
+/// (`Busy`, `Storage`), so that older clients keep decoding every reply.
+pub const CAPABILITY_CONFLICT_ERRORS: &str = "conflict-errors";
+
 /// The client's first frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hello {

@@ -19,6 +19,8 @@ pub mod value;
 
 pub use codec::{decode, encode, CodecError};
 pub use frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME};
-pub use handshake::{Encoding, HandshakeReply, Hello, Rejection, Welcome, PROTOCOL_VERSION};
+pub use handshake::{
+    Encoding, HandshakeReply, Hello, Rejection, Welcome, CAPABILITY_CONFLICT_ERRORS, PROTOCOL_VERSION,
+};
 pub use message::*;
 pub use value::{Map, Value};

@@ -484,6 +484,18 @@ impl ErrorInfo {
         ErrorInfo { kind, message: message.into(), field: None }
     }
 
+    /// The same error in the kinds a client without the `conflict-errors`
+    /// capability knows: `Conflict` reads as `Busy`, `Unavailable` as
+    /// `Storage`.
+    pub fn for_older_clients(self) -> Self {
+        let kind = match self.kind {
+            ErrorKind::Conflict => ErrorKind::Busy,
+            ErrorKind::Unavailable => ErrorKind::Storage,
+            other => other,
+        };
+        ErrorInfo { kind, ..self }
+    }
+
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self

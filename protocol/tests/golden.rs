@@ -215,6 +215,35 @@ fn error_reply_bincode() {
     );
 }
 
+/// `Conflict` and `Unavailable` were appended to `ErrorKind`: every earlier
+/// kind keeps its index, and the new ones take the next two.
+#[test]
+fn appended_error_kinds_bincode_and_json() {
+    let reply =
+        |kind| ServerMessage::Reply { id: 4, result: Err(ErrorInfo { kind, message: "m".into(), field: None }) };
+    for (kind, index, name) in
+        [(ErrorKind::Conflict, "0b000000", "Conflict"), (ErrorKind::Unavailable, "0c000000", "Unavailable")]
+    {
+        pin_bincode(
+            &reply(kind),
+            &[
+                "00000000",         // ServerMessage::Reply (variant 0)
+                "0400000000000000", // id = 4
+                "01000000",         // Result::Err (variant 1)
+                index,              // ErrorInfo.kind: variant 11 or 12
+                "0100000000000000", // message: string of 1 byte
+                "6d",               // "m"
+                "00",               // field: None
+            ]
+            .concat(),
+        );
+        pin_json(
+            &reply(kind),
+            &format!(r#"{{"Reply":{{"id":4,"result":{{"Err":{{"kind":"{name}","message":"m","field":null}}}}}}}}"#),
+        );
+    }
+}
+
 #[test]
 fn migrate_request_bincode() {
     pin_bincode(

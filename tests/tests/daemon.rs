@@ -220,3 +220,49 @@ fn the_connection_limit_turns_extra_clients_away_politely() {
     std::thread::sleep(Duration::from_millis(100));
     p.msctl(&["ping"]).ok();
 }
+
+/// `Conflict` was appended to `ErrorKind`: a client that announces the
+/// `conflict-errors` capability (msctl, the client library) gets it; one
+/// that does not, written before it existed, gets `Busy` as it always did.
+#[test]
+fn conflict_errors_reach_only_clients_that_know_them() {
+    use milestones_e2e::protocol::{Assignment, Change, RequestFrame, Value};
+    let p = Project::new();
+    let d = p.start(&[]);
+    p.msctl(&["create", "--title", "Contested", "--id", "contested"]).ok();
+    // An outside edit that does not load: writing over it would lose it.
+    p.write(".milestones/active/contested.yaml", "id: contested\ntitle: [unclosed\n");
+    let update = Request::Update {
+        id: "contested".into(),
+        change: Change::Set(vec![Assignment { path: "owner".into(), value: Value::from("me") }]),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let kind_for = |capabilities: Vec<String>| {
+        let mut s = d.raw();
+        let mut hello = Hello::new("raw-test", "0", Encoding::Bincode);
+        hello.capabilities = capabilities;
+        frame::write_frame(&mut s, &encode_handshake(&hello), DEFAULT_MAX_FRAME).unwrap();
+        let reply = frame::read_frame(&mut s, DEFAULT_MAX_FRAME).unwrap().unwrap();
+        let HandshakeReply::Welcome(welcome) = decode_handshake::<HandshakeReply>(&reply).unwrap() else {
+            panic!("rejected")
+        };
+        assert_eq!(welcome.capabilities, vec!["conflict-errors".to_owned()]);
+        let frame_bytes = codec::encode(Encoding::Bincode, &RequestFrame { id: 1, request: update.clone() }).unwrap();
+        frame::write_frame(&mut s, &frame_bytes, DEFAULT_MAX_FRAME).unwrap();
+        let bytes = frame::read_frame(&mut s, DEFAULT_MAX_FRAME).unwrap().unwrap();
+        match codec::decode::<ServerMessage>(Encoding::Bincode, &bytes).unwrap() {
+            ServerMessage::Reply { id: 1, result: Err(e) } => e.kind,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    };
+    loop {
+        let kind = kind_for(vec!["conflict-errors".into()]);
+        if kind == ErrorKind::Conflict {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never refused as a conflict: {kind:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(kind_for(Vec::new()), ErrorKind::Busy);
+    p.msctl(&["update", "contested", "--set", "owner=me"]).fails(7, "not overwriting it");
+}

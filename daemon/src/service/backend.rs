@@ -61,6 +61,9 @@ impl MilestoneService {
             Ok(migrated) => {
                 *self.storage.write().unwrap_or_else(|p| p.into_inner()) = migrated.store;
                 self.ids.reset();
+                // Problems of files dropped into the old backend's folders
+                // are the new backend's to find again (it reads the files).
+                self.forget_dropped_file_problems();
                 let report = migrated.report;
                 tracing::info!(from = %report.from, to = %report.to, milestones = report.milestones, duration_ms = report.duration_ms, "migration finished");
                 self.log("migration_completed", "", peer, json!({ "report": report }));

@@ -2,7 +2,7 @@
 //! path is read, parsed, checked and taken into the store, or reported when
 //! broken (the last good version stays served and the file is left as it
 //! is), and announced on the change feed as an outside edit. A backend that
-//! keeps files takes the edit in through its [`FileKeeping`] capability; a
+//! keeps files takes the edit in through its `FileKeeping` capability; a
 //! database imports a dropped-in file as an ordinary write and removes it.
 
 use std::collections::HashSet;
@@ -66,11 +66,10 @@ impl MilestoneService {
             }
             let Some((folder, id)) = tree.classify(path) else { continue };
             let file = tree.relative(path);
-            let outcome = match tree.inspect(path) {
-                Ok(Some(found)) => self.absorb_file(&*storage, &tree, &found, &file),
-                Ok(None) => self.absorb_missing(&*storage, &tree, &id, folder, &file),
-                Err(e) => Err(e.into()),
-            };
+            let outcome = self.known(&*storage, &id).and_then(|seen| match tree.inspect(path)? {
+                Some(found) => self.absorb_file(&*storage, &tree, &found, &file, seen),
+                None => self.absorb_missing(&*storage, &tree, &id, folder, &file, seen),
+            });
             match outcome {
                 Ok(Some(kind)) => summary.count(kind),
                 Ok(None) => {}
@@ -83,20 +82,27 @@ impl MilestoneService {
         summary
     }
 
+    /// Where the store has `id`'s file and which bytes it holds, read
+    /// before the file is looked at: a write of the store's own that comes
+    /// after makes what is read then stale (see `FileKeeping::absorb`).
+    fn known(&self, storage: &dyn Storage, id: &str) -> ServiceResult<Option<(Folder, String)>> {
+        Ok(match storage.files() {
+            Some(files) => files.known_file(id)?,
+            None => None,
+        })
+    }
+
     fn absorb_file(
         &self,
         storage: &dyn Storage,
         tree: &MilestoneTree,
         found: &TreeFile,
         file: &str,
+        known: Option<(Folder, String)>,
     ) -> ServiceResult<Option<EventKind>> {
         let loaded = match tree.load(found) {
             Ok(loaded) => loaded,
             Err(problem) => return Ok(Some(self.invalid_file(storage, &found.stem, file, problem))),
-        };
-        let known = match storage.files() {
-            Some(files) => files.known_file(&loaded.id)?,
-            None => None,
         };
         if known.as_ref() == Some(&(loaded.folder, loaded.hash.clone())) {
             // Back to what the store holds (a `git checkout --` of a broken
@@ -116,12 +122,18 @@ impl MilestoneService {
             Err(e) => return Err(e.into()),
         };
         let taken_in = match storage.files() {
-            Some(files) => files.absorb(&loaded),
-            None => import(storage, &loaded),
+            Some(files) => files.absorb(&loaded, known.as_ref()),
+            None => import(storage, &loaded).map(|()| true),
         };
-        if let Err(e) = taken_in {
-            let problem = file_problem(&loaded.id, file, e.to_string());
-            return Ok(Some(self.invalid_file(storage, &loaded.id, file, problem)));
+        match taken_in {
+            Ok(true) => {}
+            // The store wrote the file after it was read: its own newer
+            // version stands, and that write's event follows.
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                let problem = file_problem(&loaded.id, file, e.to_string());
+                return Ok(Some(self.invalid_file(storage, &loaded.id, file, problem)));
+            }
         }
         self.note_problem(storage, file, None);
         if storage.files().is_none() {
@@ -149,16 +161,17 @@ impl MilestoneService {
         id: &str,
         folder: Folder,
         file: &str,
+        known: Option<(Folder, String)>,
     ) -> ServiceResult<Option<EventKind>> {
         self.note_problem(storage, file, None);
         // Moved rather than deleted: the other folder's file is taken in.
         if let Some(other) = tree.inspect(&tree.path_of(id, folder.other()))? {
             let other_file = tree.relative(&other.path);
-            return self.absorb_file(storage, tree, &other, &other_file);
+            return self.absorb_file(storage, tree, &other, &other_file, known);
         }
         // A store without files (the database) forgets nothing here.
         let Some(files) = storage.files() else { return Ok(None) };
-        if !files.absorb_removal(id)? {
+        if !files.absorb_removal(id, known.as_ref())? {
             return Ok(None);
         }
         self.outside_event(EventKind::Deleted, id, None, file, None);
@@ -187,6 +200,13 @@ impl MilestoneService {
             Some(files) => files.note_file_problem(file, problem),
             None => self.note_outside_problem(file, problem),
         }
+    }
+
+    /// Forgets the problems of files dropped into a database backend's
+    /// folders (after a migration, the new backend judges those files).
+    pub(super) fn forget_dropped_file_problems(&self) {
+        let mut problems = self.outside_problems.write().unwrap_or_else(|p| p.into_inner());
+        problems.retain(|p| p.file.as_deref() == Some(RESCAN));
     }
 
     fn note_outside_problem(&self, file: &str, problem: Option<Problem>) {

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use milestones_protocol::{Analytics, DepsReport, Problem, Target, UpgradeOutcome, ValidationReport};
 use serde_json::json;
 
-use super::{Edit, MilestoneService, ServiceResult};
+use super::{Edit, MilestoneService, ServiceError, ServiceResult};
 use crate::document;
 use crate::graph::DependencyGraph;
 use crate::peer::Peer;
@@ -86,7 +86,7 @@ impl MilestoneService {
         let mut outcomes = Vec::new();
         for id in ids {
             let mut added = Vec::new();
-            self.modify(&id, peer, |current| {
+            let upgraded = self.modify(&id, peer, |current| {
                 let mut doc = current.clone();
                 added = rules::upgrade(&mut doc);
                 if added.is_empty() {
@@ -94,7 +94,13 @@ impl MilestoneService {
                 }
                 let details = json!({ "added": added });
                 Ok(Some(Edit { doc, event: "milestone_upgraded", details, touched: Vec::new(), stamped: false }))
-            })?;
+            });
+            match upgraded {
+                Ok(_) => {}
+                // Removed since the ids were read: nothing left to upgrade.
+                Err(ServiceError::NotFound(_)) if matches!(target, Target::All) => continue,
+                Err(e) => return Err(e),
+            }
             if !added.is_empty() || matches!(target, Target::One(_)) {
                 outcomes.push(UpgradeOutcome { id, added });
             }

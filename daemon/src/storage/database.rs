@@ -49,14 +49,14 @@ impl Storage for SqliteStore {
     fn insert(&self, doc: Map) -> StorageResult<Stored> {
         let id = id_of(&doc)?.to_owned();
         let record = Record::of(&doc)?;
-        self.table.write(|w| {
+        let revision = self.table.write(|w| {
             if w.contains(&id)? {
                 return Err(StorageError::AlreadyExists(id.clone()));
             }
             cycles::refuse_cycle(&doc, None, |node| w.requirements(node))?;
-            w.put(&record, None)
+            stored_revision(w.put(&record, None)?)
         })?;
-        Ok(Stored { doc: Arc::new(doc), revision: Revision::counter(1) })
+        Ok(Stored { doc: Arc::new(doc), revision: Revision::counter(revision) })
     }
 
     fn replace(&self, doc: Map, expected: &Revision) -> StorageResult<Stored> {
@@ -68,8 +68,7 @@ impl Storage for SqliteStore {
                 return Err(StorageError::Stale { id: id.clone() });
             }
             cycles::refuse_cycle(&doc, Some(&previous), |node| w.requirements(node))?;
-            w.put(&record, None)?;
-            Ok(revision + 1)
+            stored_revision(w.put(&record, None)?)
         })?;
         Ok(Stored { doc: Arc::new(doc), revision: Revision::counter(revision) })
     }
@@ -80,7 +79,7 @@ impl Storage for SqliteStore {
 
     fn import(&self, docs: &[Doc]) -> StorageResult<()> {
         let records = docs.iter().map(|d| Record::of(d)).collect::<StorageResult<Vec<_>>>()?;
-        self.table.write(|w| records.iter().try_for_each(|record| w.put(record, None)))
+        self.table.write(|w| records.iter().try_for_each(|record| w.put(record, None).map(|_| ())))
     }
 
     fn record_event(&self, event: &AuditEvent) -> StorageResult<()> {
@@ -94,4 +93,9 @@ impl Storage for SqliteStore {
     fn backup_to(&self, dir: &Path) -> StorageResult<()> {
         self.table.backup_to(&dir.join("enterprise.db"))
     }
+}
+
+/// The revision the database flavour reports for every row it stores.
+fn stored_revision(revision: Option<i64>) -> StorageResult<i64> {
+    revision.ok_or_else(|| StorageError::Database("enterprise.db: a stored row reported no revision".to_owned()))
 }

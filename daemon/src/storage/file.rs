@@ -208,19 +208,23 @@ impl FileKeeping for FileStore {
         Ok(self.read().docs.get(id).map(|e| (e.folder, e.hash.clone())))
     }
 
-    fn absorb(&self, file: &LoadedFile) -> StorageResult<()> {
+    fn absorb(&self, file: &LoadedFile, seen: Option<&(Folder, String)>) -> StorageResult<bool> {
         let _writes = self.lock_writes();
+        if self.known_file(&file.id)?.as_ref() != seen {
+            return Ok(false);
+        }
         let entry = Entry { doc: Arc::new(file.doc.clone()), folder: file.folder, hash: file.hash.clone() };
         self.write().put(file.id.clone(), entry);
-        Ok(())
+        Ok(true)
     }
 
-    fn absorb_removal(&self, id: &str) -> StorageResult<bool> {
+    fn absorb_removal(&self, id: &str, seen: Option<&(Folder, String)>) -> StorageResult<bool> {
         let _writes = self.lock_writes();
-        let mut index = self.write();
-        let known = index.docs.contains_key(id);
-        index.remove(id);
-        Ok(known)
+        if seen.is_none() || self.known_file(id)?.as_ref() != seen {
+            return Ok(false);
+        }
+        self.write().remove(id);
+        Ok(true)
     }
 
     fn problems(&self) -> Vec<Problem> {

@@ -145,7 +145,9 @@ impl HybridStore {
                             })
                             .map_err(self.table.failed("update a file stamp"))?;
                     }
-                    _ => w.put(record, Some(&columns))?,
+                    _ => {
+                        w.put(record, Some(&columns))?;
+                    }
                 }
                 report.indexed += 1;
             }
@@ -213,7 +215,8 @@ impl HybridStore {
             None => self.tree.write(doc)?,
         };
         let path = self.tree.relative(&self.tree.path_of(&record.id, folder));
-        let indexed = self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp, hash: &hash })));
+        let indexed =
+            self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp, hash: &hash })).map(|_| ()));
         match (indexed, previous) {
             (Ok(()), Some(p)) if p.folder != folder => self.tree.remove(&record.id, p.folder).map(|()| hash),
             (Ok(()), _) => Ok(hash),
@@ -337,15 +340,23 @@ impl FileKeeping for HybridStore {
         Ok(row.map(|(path, hash)| (self.folder_of_path(&path.unwrap_or_default()), hash.unwrap_or_default())))
     }
 
-    fn absorb(&self, file: &LoadedFile) -> StorageResult<()> {
+    fn absorb(&self, file: &LoadedFile, seen: Option<&(Folder, String)>) -> StorageResult<bool> {
         let record = Record::of(&file.doc)?;
         let path = self.tree.relative(&self.tree.path_of(&file.id, file.folder));
         let _writes = self.lock_writes();
-        self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp: file.stamp, hash: &file.hash })))
+        if self.known_file(&file.id)?.as_ref() != seen {
+            return Ok(false);
+        }
+        self.table
+            .write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp: file.stamp, hash: &file.hash })))?;
+        Ok(true)
     }
 
-    fn absorb_removal(&self, id: &str) -> StorageResult<bool> {
+    fn absorb_removal(&self, id: &str, seen: Option<&(Folder, String)>) -> StorageResult<bool> {
         let _writes = self.lock_writes();
+        if seen.is_none() || self.known_file(id)?.as_ref() != seen {
+            return Ok(false);
+        }
         self.table.write(|w| w.delete(id))
     }
 

@@ -41,9 +41,11 @@ impl IdAllocator {
                 let mut next = self.lock();
                 let n = match *next {
                     Some(n) if collisions < RESEED_AFTER => n,
-                    _ => {
+                    // Never backwards: an id held only by a file that does
+                    // not load is taken, though no stored milestone has it.
+                    tried => {
                         collisions = 0;
-                        highest_number(store)? + 1
+                        (highest_number(store)? + 1).max(tried.unwrap_or(0))
                     }
                 };
                 *next = Some(n + 1);

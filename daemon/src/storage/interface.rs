@@ -2,8 +2,7 @@
 //! [`FileKeeping`] for those whose truth is the YAML files), the types it
 //! speaks in, and the little both need. See the module docs of `storage`.
 
-use milestones_protocol::{Analytics, Map, Page, Problem, Query};
-use milestones_protocol::{BackendTarget, DatabaseKind};
+use milestones_protocol::{Analytics, BackendTarget, DatabaseKind, Map, Page, Problem, Query};
 
 use super::error::{StorageError, StorageResult};
 use super::tree;
@@ -164,12 +163,16 @@ pub trait FileKeeping {
     /// store's own write (or no change) and is not taken in again.
     fn known_file(&self, id: &str) -> StorageResult<Option<(Folder, String)>>;
 
-    /// Takes in a document someone wrote to a file directly.
-    fn absorb(&self, file: &tree::LoadedFile) -> StorageResult<()>;
+    /// Takes in a document someone wrote to a file directly. `seen` is what
+    /// [`FileKeeping::known_file`] said before the file was read: when the
+    /// store has written the file since, what was read is older than what
+    /// it holds, and nothing changes. Returns whether it was taken in.
+    fn absorb(&self, file: &tree::LoadedFile, seen: Option<&(Folder, String)>) -> StorageResult<bool>;
 
     /// Someone removed the file of `id` and none is left in either folder.
-    /// Returns true when the milestone was dropped.
-    fn absorb_removal(&self, id: &str) -> StorageResult<bool>;
+    /// `seen` as for [`FileKeeping::absorb`]. Returns true when the
+    /// milestone was dropped.
+    fn absorb_removal(&self, id: &str, seen: Option<&(Folder, String)>) -> StorageResult<bool>;
 
     /// Files that do not load (parse errors, unreadable files, a name that
     /// disagrees with the id inside): each is left as it is, and its last

@@ -16,7 +16,7 @@ use super::hybrid::{remove_database, HybridStore};
 use super::interface::{BackendKind, Storage};
 use super::sqlite::Record;
 use super::tree::MilestoneTree;
-use crate::config::StorageConfig;
+use crate::config::{DatabaseSetting, StorageConfig};
 use crate::document::Doc;
 use crate::document::Folder;
 use crate::layout::ProjectLayout;
@@ -46,7 +46,7 @@ impl BackendSpec {
         let kind = match name.as_str() {
             "file" => BackendKind::File,
             "hybrid" => BackendKind::Hybrid,
-            "database" => BackendKind::Database(config.database),
+            "database" => BackendKind::Database(config.database.kind().map_err(StorageError::Invalid)?),
             other => {
                 return Err(StorageError::Invalid(format!(
                     "config/storage-backend.txt names the `{other}` backend; the backends are file, hybrid and database"
@@ -111,16 +111,14 @@ impl BackendSpec {
     fn fill(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc], built: &mut Built) -> StorageResult<()> {
         let exports = self.kind.keeps_files() && !source.keeps_files();
         if exports {
-            // Checked before anything is written, so that undoing removes
-            // only files this build wrote.
+            // Refused up front rather than half-way through the export.
             let tree = MilestoneTree::new(layout.clone());
-            let ids: Vec<String> = docs.iter().filter_map(|d| crate::document::id(d)).map(str::to_owned).collect();
-            if let Some(id) = ids.iter().find(|id| tree.exists(id)) {
+            if let Some(id) = docs.iter().filter_map(|d| crate::document::id(d)).find(|id| tree.exists(id)) {
                 return Err(StorageError::Invalid(format!(
                     "a file for milestone `{id}` already exists in .milestones/; move it away and migrate again"
                 )));
             }
-            built.made.push(Made::Files(ids));
+            built.made.push(Made::Files(docs.to_vec()));
         }
         let store: Arc<dyn Storage> = match self.kind {
             BackendKind::File => Arc::new(FileStore::open(layout.clone())?),
@@ -178,8 +176,10 @@ pub struct Built {
 
 /// Something a build made, removed again if the migration fails.
 enum Made {
-    /// YAML files written for these ids (refused up front had any existed).
-    Files(Vec<String>),
+    /// YAML files written for these documents. Undone by removing the
+    /// files that hold exactly one of them, so a file someone else put
+    /// there meanwhile stays.
+    Files(Vec<Doc>),
     /// A database file built in place (the hybrid index).
     Database(PathBuf),
     /// A database built beside the live one, moved into place on commit.
@@ -219,7 +219,7 @@ impl Built {
             (_, None) => return Err(StorageError::Invalid("the backend was not built".to_owned())),
         };
         if let Some(kind) = self.spec.kind.database() {
-            if config.database != kind {
+            if config.database != DatabaseSetting::Provided(kind) {
                 crate::config::set_database_type(&layout.storage_config(), kind)
                     .map_err(|e| StorageError::Invalid(format!("cannot record the database type: {e}")))?;
             }
@@ -236,13 +236,7 @@ impl Built {
         for made in self.made.iter().rev() {
             let result = match made {
                 Made::Database(path) | Made::Staged(path) => remove_database(path),
-                Made::Files(ids) => {
-                    let files: Vec<(String, Folder)> = ids
-                        .iter()
-                        .flat_map(|id| [Folder::Active, Folder::Completed].map(|f| (id.clone(), f)))
-                        .collect();
-                    tree.remove_all(&files)
-                }
+                Made::Files(docs) => remove_unchanged_files(&tree, docs),
             };
             if let Err(e) = result {
                 tracing::warn!(error = %e, "cannot remove what a failed migration built");
@@ -255,18 +249,21 @@ fn staging_path(path: &Path) -> PathBuf {
     PathBuf::from(format!("{}.migrating", path.display()))
 }
 
-/// Removes each copied document's file, in either folder (a file may sit in
-/// the one its status does not call for), provided it still holds what was
-/// copied.
+/// Removes each document's file, in either folder (a file may sit in the
+/// one its status does not call for), provided it holds that document and
+/// nothing else: an edit made meanwhile stays.
 fn remove_unchanged_files(tree: &MilestoneTree, copied: &[Doc]) -> StorageResult<()> {
     let mut files = Vec::new();
     for doc in copied {
         let id = crate::document::id(doc).unwrap_or_default();
         for folder in [Folder::Active, Folder::Completed] {
-            if let Some(found) = tree.inspect(&tree.path_of(id, folder))? {
-                if tree.load(&found).is_ok_and(|loaded| loaded.doc == **doc) {
+            match tree.inspect(&tree.path_of(id, folder)) {
+                Ok(Some(found)) if tree.load(&found).is_ok_and(|loaded| loaded.doc == **doc) => {
                     files.push((id.to_owned(), folder));
                 }
+                Ok(_) => {}
+                // Left in place (and reported); the rest are still removed.
+                Err(e) => tracing::warn!(error = %e, "cannot look at a milestone file; leaving it"),
             }
         }
     }

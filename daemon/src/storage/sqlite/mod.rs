@@ -284,24 +284,30 @@ impl Writer<'_> {
     /// Inserts or replaces one milestone with its search text and
     /// dependency rows (in the database, a replacement adds one to the
     /// revision). `file` is required by the index flavour.
-    pub fn put(&self, record: &Record, file: Option<&FileColumns>) -> StorageResult<()> {
+    ///
+    /// Returns the row's revision in the database flavour (`None` in the
+    /// index, whose revision is its file's hash). A new row starts at a
+    /// random revision, so a milestone removed and created again under the
+    /// same id never repeats one a writer may still hold.
+    pub fn put(&self, record: &Record, file: Option<&FileColumns>) -> StorageResult<Option<i64>> {
         let failed = || self.table.failed("store a milestone");
         let text = |f: &str| record.text_field(f).map(str::to_owned);
         // A new row has no search text or dependency rows to clear; skipping
         // those deletes (an FTS5 delete re-reads the old text) halves the
         // cost of a bulk load.
         let existed = self.contains(&record.id)?;
-        let rowid: i64 = match self.table.flavour {
+        let (rowid, revision): (i64, Option<i64>) = match self.table.flavour {
             Flavour::Database => self
                 .tx
                 .prepare_cached(
-                    "INSERT INTO milestones (id, data, created_at, updated_at, completed_at, tasks_total, tasks_completed)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)
+                    "INSERT INTO milestones (id, data, created_at, updated_at, completed_at, tasks_total, tasks_completed,
+                        revision)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                      ON CONFLICT(id) DO UPDATE SET data = excluded.data, created_at = excluded.created_at,
                         updated_at = excluded.updated_at, completed_at = excluded.completed_at,
                         tasks_total = excluded.tasks_total, tasks_completed = excluded.tasks_completed,
                         revision = revision + 1
-                     RETURNING rowid",
+                     RETURNING rowid, revision",
                 )
                 .and_then(|mut s| {
                     s.query_row(
@@ -312,9 +318,10 @@ impl Writer<'_> {
                             text("updated_at"),
                             text("completed_at"),
                             record.tasks_total,
-                            record.tasks_completed
+                            record.tasks_completed,
+                            fresh_revision()
                         ],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, Some(r.get(1)?))),
                     )
                 })
                 .map_err(failed())?,
@@ -355,7 +362,7 @@ impl Writer<'_> {
                                 file.stamp.mtime_ns,
                                 file.hash
                             ],
-                            |r| r.get(0),
+                            |r| Ok((r.get(0)?, None)),
                         )
                     })
                     .map_err(failed())?
@@ -382,7 +389,7 @@ impl Writer<'_> {
         for (edge, how) in &record.edges {
             insert.execute(params![edge.from, edge.to, how, record.id]).map_err(failed())?;
         }
-        Ok(())
+        Ok(revision)
     }
 
     /// Removes one milestone and its rows. False when it was not there.
@@ -402,6 +409,15 @@ impl Writer<'_> {
             .map_err(failed())?;
         Ok(true)
     }
+}
+
+/// A starting revision: random, 40 bits (positive, with room to count up).
+fn fresh_revision() -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    // Each RandomState is keyed afresh from a randomly seeded source.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    (hasher.finish() >> 24) as i64
 }
 
 fn requirements(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Requirement>> {
@@ -498,7 +514,7 @@ mod tests {
         let (table, _) = MilestoneTable::open(&dir.path().join("t.db"), Flavour::Database).unwrap();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let docs: Vec<Arc<Map>> = (0..60).map(|i| Arc::new(document(&mut rng, i))).collect();
-        table.write(|w| docs.iter().try_for_each(|d| w.put(&Record::of(d).unwrap(), None))).unwrap();
+        table.write(|w| docs.iter().try_for_each(|d| w.put(&Record::of(d).unwrap(), None).map(|_| ()))).unwrap();
         let paths = ["title", "status", "priority", "category", "created_at", "x", "nested.y", "x.0", "id"];
         let ops = [FilterOp::Eq, FilterOp::Ne, FilterOp::Lt, FilterOp::Ge, FilterOp::Contains, FilterOp::Exists];
         for round in 0..400 {

@@ -18,7 +18,7 @@
 //! from it, so `json_extract(data, '$.status')` and `status` always agree,
 //! plus a revision number per milestone for concurrent writers later.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::storage::error::{StorageError, StorageResult};
 
@@ -150,12 +150,14 @@ pub enum SchemaState {
 /// Creates the tables in an empty database, or checks an existing one was
 /// made by this schema version.
 pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str) -> StorageResult<SchemaState> {
-    let context = || format!("cannot read the schema of {name}");
-    let version: i64 =
-        conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(super::failure::failed(context()))?;
-    let tables: i64 = conn
+    let failed = |what: &str| super::failure::failed(format!("cannot {what} of {name}"));
+    // Read and created in one write transaction: two processes opening a
+    // new database at once cannot both create the tables.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed("read the schema"))?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(failed("read the schema"))?;
+    let tables: i64 = tx
         .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
-        .map_err(super::failure::failed(context()))?;
+        .map_err(failed("read the schema"))?;
     match version {
         SCHEMA_VERSION => return Ok(SchemaState::Current),
         0 if tables == 0 => {}
@@ -171,11 +173,10 @@ pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str) -> StorageRe
             )))
         }
     }
-    let tx = conn.transaction().map_err(super::failure::failed(format!("cannot create the tables of {name}")))?;
     tx.execute_batch(&milestones_table(flavour))
         .and_then(|()| tx.execute_batch(SHARED_TABLES))
         .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
         .and_then(|()| tx.commit())
-        .map_err(super::failure::failed(format!("cannot create the tables of {name}")))?;
+        .map_err(failed("create the tables"))?;
     Ok(SchemaState::Created)
 }
