@@ -402,3 +402,28 @@ fn a_file_in_the_way_of_the_socket_is_not_deleted() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a socket"), "{out:?}");
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "mine");
 }
+
+/// The signal handlers are in place from the moment the daemon holds its
+/// instance lock, long before it serves: a SIGTERM while it still reads a
+/// large tree stops it cleanly (exit 0, no socket left), it does not kill it.
+#[test]
+fn a_sigterm_during_start_up_stops_the_daemon_cleanly() {
+    let p = Project::new();
+    let active = p.milestones().join("active");
+    std::fs::create_dir_all(&active).unwrap();
+    for i in 0..3000 {
+        let yaml = format!("id: bulk-{i:04}\ntitle: Bulk {i}\nstatus: planning\ndescription: {}\n", "words ".repeat(40));
+        std::fs::write(active.join(format!("bulk-{i:04}.yaml")), yaml).unwrap();
+    }
+    let d = p.spawn(&[]);
+    let lock = p.milestones().join("milestoned.lock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lock.exists() {
+        assert!(Instant::now() < deadline, "the daemon never took its lock");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let socket = d.socket.clone();
+    let (code, stderr) = d.stop();
+    assert_eq!(code, Some(0), "stopped, not killed by the signal: {stderr}");
+    assert!(!socket.exists(), "no socket is left behind");
+}
