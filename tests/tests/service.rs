@@ -412,7 +412,8 @@ fn a_sigterm_during_start_up_stops_the_daemon_cleanly() {
     let active = p.milestones().join("active");
     std::fs::create_dir_all(&active).unwrap();
     for i in 0..3000 {
-        let yaml = format!("id: bulk-{i:04}\ntitle: Bulk {i}\nstatus: planning\ndescription: {}\n", "words ".repeat(40));
+        let yaml =
+            format!("id: bulk-{i:04}\ntitle: Bulk {i}\nstatus: planning\ndescription: {}\n", "words ".repeat(40));
         std::fs::write(active.join(format!("bulk-{i:04}.yaml")), yaml).unwrap();
     }
     let d = p.spawn(&[]);

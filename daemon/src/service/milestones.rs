@@ -94,30 +94,34 @@ impl MilestoneService {
             self.log("milestone_deleted", id, peer, json!({ "purged": true }));
             self.feed.publish(NewEvent::by_request(EventKind::Deleted, id, None));
         } else {
-            self.modify(id, peer, |current| {
-                if document::status(current) == Some(Status::Archived) {
-                    return Ok(None);
-                }
-                let mut doc = current.clone();
-                doc.insert("status", Value::from(Status::Archived));
-                doc.insert("archived_at", Value::from(document::now_timestamp()));
-                let touched = vec!["status".to_owned()];
-                Ok(Some(Edit { doc, event: "milestone_archived", details: json!({}), touched, stamped: true }))
-            })?;
+            self.move_to_status(id, peer, Status::Archived, "archived_at", "milestone_archived")?;
         }
         Ok(Response::Deleted { id: id.to_owned(), purged: purge })
     }
 
     pub(super) fn complete(&self, id: &str, peer: &Peer) -> ServiceResult<Stored> {
+        self.move_to_status(id, peer, Status::Completed, "completed_at", "milestone_completed")
+    }
+
+    /// Sets the status and stamps when it was set; nothing to do when the
+    /// milestone has that status already.
+    fn move_to_status(
+        &self,
+        id: &str,
+        peer: &Peer,
+        status: Status,
+        stamp: &str,
+        event: &'static str,
+    ) -> ServiceResult<Stored> {
         self.modify(id, peer, |current| {
-            if document::status(current) == Some(Status::Completed) {
+            if document::status(current) == Some(status) {
                 return Ok(None);
             }
             let mut doc = current.clone();
-            doc.insert("status", Value::from(Status::Completed));
-            doc.insert("completed_at", Value::from(document::now_timestamp()));
+            doc.insert("status", Value::from(status));
+            doc.insert(stamp, Value::from(document::now_timestamp()));
             let touched = vec!["status".to_owned()];
-            Ok(Some(Edit { doc, event: "milestone_completed", details: json!({}), touched, stamped: true }))
+            Ok(Some(Edit { doc, event, details: json!({}), touched, stamped: true }))
         })
     }
 }

@@ -19,7 +19,7 @@ use crate::storage::tree::{hash_bytes, LoadedFile, MilestoneTree, TreeFile};
 use crate::storage::{Storage, StorageError, StorageResult};
 
 /// The file name rescan problems are recorded under.
-const RESCAN: &str = ".milestones (rescan)";
+pub(super) const RESCAN: &str = ".milestones (rescan)";
 
 /// What one batch of outside edits did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

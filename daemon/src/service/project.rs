@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use milestones_protocol::{Analytics, DepsReport, Problem, Target, UpgradeOutcome, ValidationReport};
 use serde_json::json;
 
+use super::outside_edits::RESCAN;
 use super::{Edit, MilestoneService, ServiceError, ServiceResult};
 use crate::document;
 use crate::graph::DependencyGraph;
@@ -53,8 +54,11 @@ impl MilestoneService {
                 })?;
                 // A broken file whose last good version is served is one
                 // milestone, not two.
-                let unserved =
-                    file_problems.iter().filter(|p| p.id.as_ref().is_none_or(|id| !served.contains(id))).count();
+                let unserved = file_problems
+                    .iter()
+                    .filter(|p| p.file.as_deref() != Some(RESCAN))
+                    .filter(|p| p.id.as_ref().is_none_or(|id| !served.contains(id)))
+                    .count();
                 let checked = (served.len() + unserved) as u64;
                 problems.extend(file_problems);
                 problems.extend(document_problems);
