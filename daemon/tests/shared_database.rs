@@ -1,7 +1,8 @@
-//! Two service instances over one SQLite database, each with its own
-//! connections, as two daemons will share PostgreSQL: 20 concurrent writers
-//! on each, on shared milestones. Nothing may depend on a lock inside one
-//! process for correctness.
+//! Several writers through the service, on shared milestones: two service
+//! instances over one SQLite database, each with its own connections, as
+//! two daemons will share PostgreSQL (20 concurrent writers on each), and
+//! one service on the file-keeping backends. Nothing may depend on a lock
+//! inside one process for correctness.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -16,15 +17,14 @@ use milestoned::storage::{BackendKind, BackendSpec, Stored};
 use milestones_protocol::{Assignment, Change, DatabaseKind, DocumentInput, Map, Value};
 use tracing::level_filters::LevelFilter;
 
-const SERVICES: usize = 2;
 const WRITERS: usize = 20;
 const ROUNDS: usize = 6;
 const SHARED: usize = 3;
 
-fn service(root: &Path) -> MilestoneService {
+fn service(root: &Path, kind: BackendKind) -> MilestoneService {
     let layout = ProjectLayout::new(root);
     let config = StorageConfig::default();
-    let store = BackendSpec::new(BackendKind::Database(DatabaseKind::Sqlite), &config).open(&layout).unwrap();
+    let store = BackendSpec::new(kind, &config).open(&layout).unwrap();
     let events = StorageEventLog::open(&layout.storage_events()).unwrap();
     MilestoneService::new(store, layout, config, events, Endpoint::default(), LevelFilter::INFO)
 }
@@ -47,27 +47,27 @@ struct Outcome {
     /// (milestone, round) of each successful write of the writer's own field.
     own: Vec<(usize, usize)>,
     /// (milestone, revision, value) of each successful write of the shared field.
-    race: Vec<(usize, i64, String)>,
+    race: Vec<(usize, String, String)>,
     conflicts: usize,
     created: Vec<String>,
 }
 
-#[test]
-fn two_services_with_twenty_writers_each_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let layout = ProjectLayout::new(dir.path());
-    layout.ensure().unwrap();
-    let services: Vec<Arc<MilestoneService>> = (0..SERVICES).map(|_| Arc::new(service(dir.path()))).collect();
-    let peer = Peer { user: "tester".to_owned() };
-    let revision = |stored: &Stored| stored.revision.as_str().parse::<usize>().unwrap();
-    let first_revision: Vec<usize> = (0..SHARED)
+/// Creates the shared milestones through the first service; returns what
+/// each was stored as.
+fn create_shared(services: &[Arc<MilestoneService>], peer: &Peer) -> Vec<Stored> {
+    (0..SHARED)
         .map(|m| {
             let input = fields(&[("id", Value::from(format!("shared-{m}"))), ("title", Value::from("Shared"))]);
-            revision(&services[0].create(input, &peer).unwrap())
+            services[0].create(input, peer).unwrap()
         })
-        .collect();
+        .collect()
+}
 
-    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+/// `WRITERS` threads on each service: each round, every writer sets a field
+/// of its own and the one shared field on one of the shared milestones;
+/// then each creates two milestones with generated ids.
+fn run_writers(services: &[Arc<MilestoneService>], peer: &Peer) -> Vec<Outcome> {
+    std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for (s, service) in services.iter().enumerate() {
             for w in 0..WRITERS {
@@ -85,7 +85,7 @@ fn two_services_with_twenty_writers_each_lose_nothing() {
                         }
                         let value = format!("{me}-r{round}");
                         match service.update(&id, set("race.value", Value::from(value.as_str())), &peer) {
-                            Ok(stored) => outcome.race.push((m, stored.revision.as_str().parse().unwrap(), value)),
+                            Ok(stored) => outcome.race.push((m, stored.revision.as_str().to_owned(), value)),
                             Err(ServiceError::Contended { .. }) => outcome.conflicts += 1,
                             Err(e) => panic!("{me}: {e}"),
                         }
@@ -100,31 +100,70 @@ fn two_services_with_twenty_writers_each_lose_nothing() {
             }
         }
         handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    })
+}
 
-    // Generated ids never collide, across both services.
+/// What holds on every backend: generated ids never collide, every
+/// writer's last successful change to its own field is there, and the
+/// shared field holds a value some writer stored. Returns each shared
+/// milestone as finally stored.
+fn check_nothing_lost(services: &[Arc<MilestoneService>], outcomes: &[Outcome], peer: &Peer) -> Vec<Stored> {
     let created: Vec<&String> = outcomes.iter().flat_map(|o| &o.created).collect();
     let unique: HashSet<&&String> = created.iter().collect();
-    assert_eq!(unique.len(), SERVICES * WRITERS * 2, "duplicate generated ids among {created:?}");
-    assert_eq!(services[1].milestone_count().unwrap() as usize, SHARED + SERVICES * WRITERS * 2);
+    assert_eq!(unique.len(), services.len() * WRITERS * 2, "duplicate generated ids among {created:?}");
+    let reader = services.last().unwrap();
+    assert_eq!(reader.milestone_count().unwrap() as usize, SHARED + services.len() * WRITERS * 2);
+    (0..SHARED)
+        .map(|m| {
+            let id = format!("shared-{m}");
+            let stored = reader.update(&id, set("checked", Value::Bool(true)), peer).unwrap();
+            let doc = Value::Map(Map::clone(&stored.doc));
+            for (s, w) in (0..services.len()).flat_map(|s| (0..WRITERS).map(move |w| (s, w))) {
+                let outcome = &outcomes[s * WRITERS + w];
+                let last = outcome.own.iter().filter(|(mm, _)| *mm == m).map(|(_, r)| *r).max();
+                let field = doc.pointer(&format!("writers.s{s}w{w}"));
+                assert_eq!(field, last.map(|r| Value::Int(r as i64)).as_ref(), "{id}: writer s{s}w{w}'s change");
+            }
+            let value = doc.pointer("race.value").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let stored_by_someone = outcomes.iter().flat_map(|o| &o.race).any(|r| r.0 == m && r.2 == value);
+            assert!(stored_by_someone, "{id}: the shared field holds {value:?}, which no successful write stored");
+            stored
+        })
+        .collect()
+}
 
-    let reader = &services[1];
-    for (m, first_revision) in first_revision.iter().enumerate() {
+/// Retried same-field writes are logged as decisions in the audit log.
+fn check_decisions_logged(layout: &ProjectLayout, outcomes: &[Outcome]) {
+    let log = std::fs::read_to_string(layout.storage_events()).unwrap();
+    let overrides = log.lines().filter(|l| l.contains("\"overrode\":[\"race.value\"]")).count();
+    let retried = log.lines().filter(|l| l.contains("\"retries\":")).count();
+    let conflicts: usize = outcomes.iter().map(|o| o.conflicts).sum();
+    eprintln!("retried writes: {retried}, same-field overrides logged: {overrides}, conflict errors: {conflicts}");
+    for line in log.lines().filter(|l| l.contains("\"overrode\"")) {
+        assert!(line.contains("\"retries\":"), "an override is only found by a retry: {line}");
+    }
+}
+
+#[test]
+fn two_services_with_twenty_writers_each_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = ProjectLayout::new(dir.path());
+    layout.ensure().unwrap();
+    let kind = BackendKind::Database(DatabaseKind::Sqlite);
+    let services: Vec<Arc<MilestoneService>> = (0..2).map(|_| Arc::new(service(dir.path(), kind))).collect();
+    let peer = Peer { user: "tester".to_owned() };
+    let counter = |revision: &str| revision.parse::<usize>().unwrap();
+    let first = create_shared(&services, &peer);
+    let outcomes = run_writers(&services, &peer);
+    let last = check_nothing_lost(&services, &outcomes, &peer);
+    for m in 0..SHARED {
         let id = format!("shared-{m}");
-        let stored = reader.update(&id, set("checked", Value::Bool(true)), &peer).unwrap();
-        let doc = Value::Map(Map::clone(&stored.doc));
-        // Different fields: every writer's last successful change is there.
-        for (s, w) in (0..SERVICES).flat_map(|s| (0..WRITERS).map(move |w| (s, w))) {
-            let outcome = &outcomes[s * WRITERS + w];
-            let last = outcome.own.iter().filter(|(mm, _)| *mm == m).map(|(_, r)| *r).max();
-            let field = doc.pointer(&format!("writers.s{s}w{w}"));
-            assert_eq!(field, last.map(|r| Value::Int(r as i64)).as_ref(), "{id}: writer s{s}w{w}'s change");
-        }
+        let doc = Value::Map(Map::clone(&last[m].doc));
         // The same field: one value, that of the write stored last.
-        let races: Vec<&(usize, i64, String)> = outcomes.iter().flat_map(|o| &o.race).filter(|r| r.0 == m).collect();
-        let last = races.iter().max_by_key(|r| r.1).expect("some race write succeeded");
-        assert_eq!(doc.pointer("race.value"), Some(&Value::from(last.2.as_str())), "{id}: the last write wins");
-        let revisions: HashSet<i64> = races.iter().map(|r| r.1).collect();
+        let races: Vec<&(usize, String, String)> = outcomes.iter().flat_map(|o| &o.race).filter(|r| r.0 == m).collect();
+        let latest = races.iter().max_by_key(|r| counter(&r.1)).expect("some race write succeeded");
+        assert_eq!(doc.pointer("race.value"), Some(&Value::from(latest.2.as_str())), "{id}: the last write wins");
+        let revisions: HashSet<&String> = races.iter().map(|r| &r.1).collect();
         assert_eq!(revisions.len(), races.len(), "{id}: two writes stored the same revision");
         // Every successful write is exactly one revision: none was folded
         // into another unseen.
@@ -133,16 +172,26 @@ fn two_services_with_twenty_writers_each_lose_nothing() {
             .map(|o| o.own.iter().filter(|x| x.0 == m).count() + o.race.iter().filter(|x| x.0 == m).count())
             .sum::<usize>()
             + 1;
-        assert_eq!(revision(&stored) - first_revision, writes, "{id}: revisions counted");
+        let advanced = counter(last[m].revision.as_str()) - counter(first[m].revision.as_str());
+        assert_eq!(advanced, writes, "{id}: revisions counted");
     }
+    check_decisions_logged(&layout, &outcomes);
+}
 
-    // Retried same-field writes are logged as decisions in the audit log.
-    let log = std::fs::read_to_string(layout.storage_events()).unwrap();
-    let overrides = log.lines().filter(|l| l.contains("\"overrode\":[\"race.value\"]")).count();
-    let retried = log.lines().filter(|l| l.contains("\"retries\":")).count();
-    let conflicts: usize = outcomes.iter().map(|o| o.conflicts).sum();
-    eprintln!("retried writes: {retried}, same-field overrides logged: {overrides}, conflict errors: {conflicts}");
-    for line in log.lines().filter(|l| l.contains("\"overrode\"")) {
-        assert!(line.contains("\"retries\":"), "an override is only found by a retry: {line}");
+/// The file-keeping backends have one daemon per tree; within it, twenty
+/// concurrent writers lose nothing either (their revisions are the files'
+/// content hashes).
+#[test]
+fn twenty_writers_on_the_files_lose_nothing() {
+    for kind in [BackendKind::File, BackendKind::Hybrid] {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ProjectLayout::new(dir.path());
+        layout.ensure().unwrap();
+        let services = vec![Arc::new(service(dir.path(), kind))];
+        let peer = Peer { user: "tester".to_owned() };
+        create_shared(&services, &peer);
+        let outcomes = run_writers(&services, &peer);
+        check_nothing_lost(&services, &outcomes, &peer);
+        check_decisions_logged(&layout, &outcomes);
     }
 }
