@@ -99,6 +99,10 @@ impl ProjectLayout {
     pub fn enterprise_db(&self) -> PathBuf {
         self.dir.join("enterprise.db")
     }
+    /// The journal of a migration under way (absent when none is).
+    pub fn migration_journal(&self) -> PathBuf {
+        self.dir.join("migration-journal.json")
+    }
     pub fn backups(&self) -> PathBuf {
         self.dir.join("backups")
     }

@@ -6,8 +6,8 @@
 //!
 //! 1. leaves: `yaml`, `atomic`, `layout`, `document`, `search`, `query`,
 //!    `graph`, `analytics`, `rules`, `config`, `event_log`, `change_feed`,
-//!    `peer`: the document rules and plain helpers, each with its own error
-//!    type;
+//!    `peer`, `crash_points`: the document rules and plain helpers, each
+//!    with its own error type;
 //! 2. `storage`: the seam: the `Storage` trait, `BackendSpec` (the one
 //!    factory) and the backends behind it;
 //! 3. `migration`: moving every milestone between backends through the
@@ -23,6 +23,7 @@ pub mod atomic;
 pub mod change_feed;
 pub mod config;
 pub mod connection;
+pub mod crash_points;
 pub mod detach;
 pub mod document;
 pub mod event_log;

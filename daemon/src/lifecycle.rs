@@ -30,7 +30,7 @@ use crate::server::{Limits, Server};
 use crate::service::{Endpoint, MilestoneService};
 use crate::signals::Signals;
 use crate::storage::BackendSpec;
-use crate::{config, event_log, listener, watcher};
+use crate::{config, event_log, listener, migration, watcher};
 
 /// The milestone daemon for one project: owns its `.milestones/` tree and
 /// serves msctl, scripts and editor plugins over a Unix socket.
@@ -128,6 +128,11 @@ fn run(
 
     let config = StorageConfig::load(&layout.storage_config())?;
     logging.apply_config(config.log_level);
+    // Before any backend opens: a migration a crash interrupted is finished
+    // or undone first.
+    if let Some(recovered) = migration::recover(&layout, &config).context("cannot recover an interrupted migration")? {
+        tracing::warn!(%recovered, "recovered an interrupted migration");
+    }
     let spec = BackendSpec::configured(&layout, &config)?;
     // Armed before the tree is read: an edit made while it loads is kept.
     let mut watcher = watcher::TreeWatcher::arm(&layout, config.watcher);

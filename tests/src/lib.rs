@@ -11,9 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use milestones_client::Client;
-
 pub use milestones_client::protocol;
+pub use milestones_client::Client;
 
 pub mod bench;
 
@@ -75,6 +74,16 @@ impl Project {
     /// Starts the daemon without waiting.
     pub fn spawn(&self, extra: &[&str]) -> Daemon {
         self.spawn_command(Command::new(binary("milestoned")), extra)
+    }
+
+    /// Starts the daemon with `env` added to its environment and waits
+    /// until it answers.
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Daemon {
+        let mut command = Command::new(binary("milestoned"));
+        command.envs(env.iter().copied());
+        let daemon = self.spawn_command(command, &[]);
+        daemon.wait_ready();
+        daemon
     }
 
     /// Starts the daemon as an ordinary user, for whom file modes count (a

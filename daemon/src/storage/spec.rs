@@ -98,7 +98,7 @@ impl BackendSpec {
     /// shares them with a source that keeps files; otherwise the documents
     /// are written out. On failure what was made is removed again.
     pub fn build(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc]) -> StorageResult<Built> {
-        let mut built = Built { spec: *self, store: None, made: Vec::new() };
+        let mut built = Built { spec: *self, store: None, made: self.made_by_build(layout, source, docs) };
         match self.fill(layout, source, docs, &mut built) {
             Ok(()) => Ok(built),
             Err(e) => {
@@ -106,6 +106,25 @@ impl BackendSpec {
                 Err(e)
             }
         }
+    }
+
+    /// What building this backend beside `source` makes, all of it removed
+    /// again when the migration does not finish: the exported YAML files
+    /// (removed only where they hold exactly what was exported), the hybrid
+    /// index, the staged database.
+    fn made_by_build(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc]) -> Vec<Made> {
+        let mut made = Vec::new();
+        if self.kind.keeps_files() && !source.keeps_files() {
+            made.push(Made::Files(docs.to_vec()));
+        }
+        match self.kind {
+            BackendKind::File => {}
+            BackendKind::Hybrid => made.push(Made::Database(layout.index_db())),
+            BackendKind::Database(DatabaseKind::Sqlite) => {
+                made.push(Made::Staged(staging_path(&layout.enterprise_db())))
+            }
+        }
+        made
     }
 
     fn fill(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc], built: &mut Built) -> StorageResult<()> {
@@ -118,18 +137,13 @@ impl BackendSpec {
                     "a file for milestone `{id}` already exists in .milestones/; move it away and migrate again"
                 )));
             }
-            built.made.push(Made::Files(docs.to_vec()));
         }
         let store: Arc<dyn Storage> = match self.kind {
             BackendKind::File => Arc::new(FileStore::open(layout.clone())?),
-            BackendKind::Hybrid => {
-                built.made.push(Made::Database(layout.index_db()));
-                Arc::new(HybridStore::open(layout.clone(), self.events_in_database)?)
-            }
+            BackendKind::Hybrid => Arc::new(HybridStore::open(layout.clone(), self.events_in_database)?),
             BackendKind::Database(DatabaseKind::Sqlite) => {
                 let path = staging_path(&layout.enterprise_db());
                 remove_database(&path)?;
-                built.made.push(Made::Staged(path.clone()));
                 Arc::new(SqliteStore::open(&path)?)
             }
         };
@@ -211,7 +225,9 @@ impl Built {
                 // A stale WAL beside the old file would be replayed into the
                 // new one.
                 remove_database(&live)?;
+                crate::crash_points::reached("switch-live-removed");
                 fs::rename(&staged, &live).map_err(|e| StorageError::io("move into place", &live, e))?;
+                crate::crash_points::reached("switch-moved");
                 remove_database(&staged)?;
                 self.spec.open(layout)?
             }
@@ -232,17 +248,55 @@ impl Built {
     /// Removes what the build made; the running backend was never touched.
     pub fn abandon(mut self, layout: &ProjectLayout) {
         self.store = None;
-        let tree = MilestoneTree::new(layout.clone());
-        for made in self.made.iter().rev() {
-            let result = match made {
-                Made::Database(path) | Made::Staged(path) => remove_database(path),
-                Made::Files(docs) => remove_unchanged_files(&tree, docs),
-            };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "cannot remove what a failed migration built");
-            }
+        for e in remove_made(layout, &self.made) {
+            tracing::warn!(error = %e, "cannot remove what a failed migration built");
         }
     }
+}
+
+impl BackendSpec {
+    /// Undoes a build into this backend that a crash interrupted before the
+    /// switch (`storage-backend.txt` still names `source`, which holds
+    /// `source_docs` untouched): removes what [`BackendSpec::build`] makes,
+    /// and, when the switch had begun moving a staged database into place,
+    /// that database too (the one it replaced is in the backup).
+    pub fn undo_interrupted_build(
+        &self,
+        layout: &ProjectLayout,
+        source: BackendKind,
+        source_docs: &[Doc],
+        switch_begun: bool,
+    ) -> StorageResult<()> {
+        let mut made = self.made_by_build(layout, source, source_docs);
+        if switch_begun && self.kind.database().is_some() {
+            made.push(Made::Database(layout.enterprise_db()));
+        }
+        remove_made(layout, &made).into_iter().next().map_or(Ok(()), Err)
+    }
+
+    /// Tidies what a switch into this backend that a crash interrupted may
+    /// have left beside it (a staged database's side files).
+    pub fn tidy_interrupted_switch(&self, layout: &ProjectLayout) -> StorageResult<()> {
+        match self.kind {
+            BackendKind::Database(_) => remove_database(&staging_path(&layout.enterprise_db())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Removes what a build made, newest first; returns what could not be.
+fn remove_made(layout: &ProjectLayout, made: &[Made]) -> Vec<StorageError> {
+    let tree = MilestoneTree::new(layout.clone());
+    made.iter()
+        .rev()
+        .filter_map(|made| {
+            match made {
+                Made::Database(path) | Made::Staged(path) => remove_database(path),
+                Made::Files(docs) => remove_unchanged_files(&tree, docs),
+            }
+            .err()
+        })
+        .collect()
 }
 
 fn staging_path(path: &Path) -> PathBuf {

@@ -22,7 +22,12 @@ use crate::config::StorageConfig;
 use crate::document::Folder;
 use crate::layout::ProjectLayout;
 use crate::storage::tree::MilestoneTree;
-use crate::storage::{BackendSpec, Doc, Storage, StorageError};
+use crate::storage::{BackendKind, BackendSpec, Doc, Storage, StorageError, StorageResult};
+
+mod journal;
+
+pub use self::journal::Phase;
+use self::journal::{phase_name, Journal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -90,25 +95,61 @@ impl<'a> Migration<'a> {
         if broken > 0 && !to.keeps_files() {
             return Err(MigrationError::BrokenFiles(broken));
         }
+        let mut journal = Journal::begin(self.layout, from, to).map_err(step("starting the migration journal"))?;
+        let result = self.steps(&mut journal, started);
+        let over = match &result {
+            Ok(_) => true,
+            // Below the switch every step removed what it built. At the
+            // switch itself, whether `storage-backend.txt` was replaced is
+            // for the next start to find out and act on, as after a crash.
+            Err(e) if journal.phase >= Phase::Switching => {
+                tracing::error!(error = %e, "the switch failed; the next start finishes or undoes this migration");
+                false
+            }
+            Err(_) => true,
+        };
+        if over {
+            if let Err(e) = Journal::close(self.layout) {
+                tracing::warn!(error = %e, "cannot remove the migration journal");
+            }
+        }
+        result
+    }
+
+    /// The migration's steps, each recorded in the journal once done.
+    fn steps(&self, journal: &mut Journal, started: Instant) -> MigrationResult<Migrated> {
+        let (from, to) = (self.source.kind(), self.target.kind);
         let mut lap = Lap::new();
         let docs = self.snapshot().map_err(step("reading the current backend"))?;
         self.target.check_storable(&docs).map_err(step("checking the documents"))?;
         lap.done("read", docs.len());
         let backup = self.back_up().map_err(step("taking the backup"))?;
+        journal.advance(self.layout, Phase::BackedUp).map_err(step("journaling the backup"))?;
         lap.done("backed up", docs.len());
         let built = self.target.build(self.layout, from, &docs).map_err(step("copying milestones"))?;
-        lap.done("copied", docs.len());
-        if let Err(e) = built.store().map_err(step("copying milestones")).and_then(|store| verify(&docs, store)) {
-            built.abandon(self.layout);
+        let checked = journal
+            .advance(self.layout, Phase::Copied)
+            .map_err(step("journaling the copy"))
+            .and_then(|()| built.store().map_err(step("copying milestones")))
+            .and_then(|store| verify(&docs, store))
+            .and_then(|()| journal.advance(self.layout, Phase::Verified).map_err(step("journaling the verification")))
+            .and_then(|()| journal.advance(self.layout, Phase::Switching).map_err(step("journaling the switch")));
+        if let Err(e) = checked {
+            if journal.phase < Phase::Switching {
+                built.abandon(self.layout);
+            }
             return Err(e);
         }
-        lap.done("verified", docs.len());
+        lap.done("copied and verified", docs.len());
         let store = built.commit(self.layout, self.config).map_err(step("switching backends"))?;
+        crate::crash_points::reached("switch-recorded");
+        journal.advance(self.layout, Phase::Switched).map_err(step("journaling the switch"))?;
         lap.done("switched", docs.len());
         let source_spec = BackendSpec::new(from, self.config);
         for e in source_spec.retire(self.layout, to, &docs) {
             tracing::warn!(error = %e, "migration finished, but a leftover of the old backend could not be removed");
         }
+        crate::crash_points::reached("cleaned_up");
         lap.done("cleaned up", docs.len());
         Ok(Migrated {
             report: MigrationReport {
@@ -145,10 +186,72 @@ impl<'a> Migration<'a> {
 
     /// Step 1: every document of the running backend.
     fn snapshot(&self) -> Result<Vec<Doc>, StorageError> {
-        let mut docs = Vec::new();
-        self.source.for_each(&mut |d| docs.push(Arc::new(d.clone())))?;
-        Ok(docs)
+        snapshot(&*self.source)
     }
+}
+
+fn snapshot(store: &dyn Storage) -> StorageResult<Vec<Doc>> {
+    let mut docs = Vec::new();
+    store.for_each(&mut |d| docs.push(Arc::new(d.clone())))?;
+    Ok(docs)
+}
+
+/// What start-up did about a migration a crash interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    pub from: BackendKind,
+    pub to: BackendKind,
+    /// The last phase the journal recorded.
+    pub phase: Phase,
+    /// True when the migration was finished, false when it was undone.
+    pub finished: bool,
+}
+
+impl std::fmt::Display for Recovered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (done, serving) = if self.finished { ("finished", self.to) } else { ("undone", self.from) };
+        write!(
+            f,
+            "a migration from {} to {} was interrupted after `{}`; it was {done}, and the {serving} backend serves",
+            self.from,
+            self.to,
+            phase_name(self.phase)
+        )
+    }
+}
+
+/// Finishes or undoes a migration a crash interrupted. Runs at start-up
+/// before any backend serves. `config/storage-backend.txt` decides, since
+/// its rename is the moment of the switch: when it names the target, the
+/// old backend's leftovers are removed; when it still names the source
+/// (which was never touched), what the build made is removed. Either way
+/// every milestone is in exactly one backend afterwards. `None` when no
+/// migration was under way.
+pub fn recover(layout: &ProjectLayout, config: &StorageConfig) -> StorageResult<Option<Recovered>> {
+    let Some(journal) = Journal::read(layout)? else { return Ok(None) };
+    let (from, to) = (journal.from(), journal.to());
+    let (source, target) = (BackendSpec::new(from, config), BackendSpec::new(to, config));
+    let configured = BackendSpec::configured(layout, config)?.kind;
+    let finished = if configured == to {
+        target.tidy_interrupted_switch(layout)?;
+        let docs = snapshot(&*target.open(layout)?)?;
+        for e in source.retire(layout, to, &docs) {
+            tracing::warn!(error = %e, "a leftover of the old backend could not be removed");
+        }
+        true
+    } else if configured == from {
+        let docs = snapshot(&*source.open(layout)?)?;
+        target.undo_interrupted_build(layout, from, &docs, journal.phase >= Phase::Switching)?;
+        false
+    } else {
+        return Err(StorageError::Invalid(format!(
+            "a migration from {from} to {to} was interrupted, but config/storage-backend.txt names {configured}; \
+             milestoned will not guess: see {} and .milestones/backups/",
+            layout.relative(&layout.migration_journal()).display()
+        )));
+    };
+    Journal::close(layout)?;
+    Ok(Some(Recovered { from, to, phase: journal.phase, finished }))
 }
 
 /// Logs each step's duration: a migration of a large project is slow, and

@@ -1,0 +1,144 @@
+//! `Journal`: where a migration stands, on disk. It is written atomically
+//! and synced at every phase, and read at start-up before any backend opens
+//! (see [`super::recover`]), so that a migration a crash interrupted is
+//! finished or undone, never left half-way.
+
+use milestones_protocol::DatabaseKind;
+use serde::{Deserialize, Serialize};
+
+use crate::layout::ProjectLayout;
+use crate::storage::{BackendKind, StorageError, StorageResult};
+
+/// The steps of a migration, in order. Below [`Phase::Switching`] the
+/// running backend is untouched; from [`Phase::Switched`] on the target
+/// serves. In between, `config/storage-backend.txt` decides: its rename is
+/// the moment of the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Prepared,
+    BackedUp,
+    Copied,
+    Verified,
+    Switching,
+    Switched,
+}
+
+/// A backend as the journal names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum JournalBackend {
+    File,
+    Hybrid,
+    Sqlite,
+}
+
+impl From<BackendKind> for JournalBackend {
+    fn from(kind: BackendKind) -> Self {
+        match kind {
+            BackendKind::File => JournalBackend::File,
+            BackendKind::Hybrid => JournalBackend::Hybrid,
+            BackendKind::Database(DatabaseKind::Sqlite) => JournalBackend::Sqlite,
+        }
+    }
+}
+
+impl From<JournalBackend> for BackendKind {
+    fn from(backend: JournalBackend) -> Self {
+        match backend {
+            JournalBackend::File => BackendKind::File,
+            JournalBackend::Hybrid => BackendKind::Hybrid,
+            JournalBackend::Sqlite => BackendKind::Database(DatabaseKind::Sqlite),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Journal {
+    from: JournalBackend,
+    to: JournalBackend,
+    pub phase: Phase,
+    pub started_at: String,
+}
+
+impl Journal {
+    /// Starts the journal of a migration from `from` to `to`.
+    pub fn begin(layout: &ProjectLayout, from: BackendKind, to: BackendKind) -> StorageResult<Journal> {
+        let journal = Journal {
+            from: from.into(),
+            to: to.into(),
+            phase: Phase::Prepared,
+            started_at: crate::document::now_timestamp(),
+        };
+        journal.write(layout)?;
+        crate::crash_points::reached(phase_name(Phase::Prepared));
+        Ok(journal)
+    }
+
+    pub fn from(&self) -> BackendKind {
+        self.from.into()
+    }
+
+    pub fn to(&self) -> BackendKind {
+        self.to.into()
+    }
+
+    /// Records that the migration reached `phase`, durably, before it goes
+    /// on.
+    pub fn advance(&mut self, layout: &ProjectLayout, phase: Phase) -> StorageResult<()> {
+        // The phase counts only once it is on disk.
+        let next = Journal { phase, ..self.clone() };
+        next.write(layout)?;
+        *self = next;
+        crate::crash_points::reached(phase_name(phase));
+        Ok(())
+    }
+
+    /// The journal of an interrupted migration, if there is one.
+    pub fn read(layout: &ProjectLayout) -> StorageResult<Option<Journal>> {
+        let path = layout.migration_journal();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::io("read", path, e)),
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            StorageError::Invalid(format!(
+                "{} does not parse ({e}); it records an interrupted migration, so milestoned will not guess: \
+                 compare config/storage-backend.txt with .milestones/backups/ and remove the journal by hand",
+                layout.relative(&path).display()
+            ))
+        })
+    }
+
+    /// The migration is over (finished or undone): the journal goes.
+    pub fn close(layout: &ProjectLayout) -> StorageResult<()> {
+        let path = layout.migration_journal();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(crate::atomic::sync_dir(path.parent().unwrap_or(std::path::Path::new(".")))?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("remove", path, e)),
+        }
+    }
+
+    fn write(&self, layout: &ProjectLayout) -> StorageResult<()> {
+        let path = layout.migration_journal();
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| StorageError::Invalid(format!("cannot write the migration journal: {e}")))?;
+        Ok(crate::atomic::write_atomically(dir, &name, &json)?)
+    }
+}
+
+/// The name of a phase, as the journal and the crash points spell it.
+pub fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Prepared => "prepared",
+        Phase::BackedUp => "backed_up",
+        Phase::Copied => "copied",
+        Phase::Verified => "verified",
+        Phase::Switching => "switching",
+        Phase::Switched => "switched",
+    }
+}

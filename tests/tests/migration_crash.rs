@@ -1,0 +1,178 @@
+//! Crash safety of migrations: the daemon is made to abort (as a `kill -9`
+//! would stop it) at every step of a migration, in every direction between
+//! file, hybrid and SQLite; the next start finishes or undoes it. Every
+//! time the project ends on exactly one backend with every milestone once,
+//! nothing of the other backend left behind, and migrations work again.
+
+use std::collections::BTreeSet;
+
+use milestones_e2e::protocol::{
+    BackendTarget, DatabaseKind, DocumentInput, Map, Query, Request, Response, Target, Value,
+};
+use milestones_e2e::Project;
+
+/// Every point a migration can be stopped at, in order, and whether the
+/// next start finds it finished (the switch had been recorded) or undone.
+const POINTS: [(&str, bool); 10] = [
+    ("prepared", false),
+    ("backed_up", false),
+    ("copied", false),
+    ("verified", false),
+    ("switching", false),
+    ("switch-live-removed", false),
+    ("switch-moved", false),
+    ("switch-recorded", true),
+    ("switched", true),
+    ("cleaned_up", true),
+];
+
+/// Crash points inside moving a staged database into place.
+const DATABASE_ONLY: [&str; 2] = ["switch-live-removed", "switch-moved"];
+
+const MILESTONES: usize = 8;
+
+fn target(backend: &str) -> BackendTarget {
+    match backend {
+        "file" => BackendTarget::File,
+        "hybrid" => BackendTarget::Hybrid,
+        _ => BackendTarget::Database(DatabaseKind::Sqlite),
+    }
+}
+
+/// Fills a project on `from` with milestones (some completed, some with
+/// dependencies); returns their ids.
+fn fill(p: &Project) -> BTreeSet<String> {
+    let d = p.start(&[]);
+    let mut client = d.client();
+    let mut ids = BTreeSet::new();
+    for i in 0..MILESTONES {
+        let mut doc = Map::new();
+        doc.insert("id", Value::from(format!("crash-{i}")));
+        doc.insert("title", Value::from(format!("Milestone {i}")));
+        if i % 3 == 0 {
+            doc.insert("status", Value::from("completed"));
+        }
+        if i > 0 {
+            let mut deps = Map::new();
+            deps.insert("requires", Value::List(vec![Value::from(format!("crash-{}", i - 1))]));
+            doc.insert("dependencies", Value::Map(deps));
+        }
+        match client.request(Request::Create { input: DocumentInput::Fields(Value::Map(doc)) }) {
+            Ok(Response::Document(_)) => {}
+            other => panic!("create failed: {other:?}"),
+        }
+        ids.insert(format!("crash-{i}"));
+    }
+    drop(client);
+    let (code, stderr) = d.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    ids
+}
+
+/// The ids a daemon serves, archived ones included.
+fn served(client: &mut milestones_e2e::Client) -> Vec<String> {
+    let query = Query { include_archived: true, ..Query::default() };
+    match client.request(Request::List { query }) {
+        Ok(Response::Page(page)) => {
+            page.items.iter().filter_map(|v| v.as_map()?.get("id")?.as_str().map(str::to_owned)).collect()
+        }
+        other => panic!("list failed: {other:?}"),
+    }
+}
+
+fn yaml_files(p: &Project) -> usize {
+    ["active", "completed"]
+        .iter()
+        .map(|f| {
+            std::fs::read_dir(p.milestones().join(f))
+                .map(|d| {
+                    d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".yaml")).count()
+                })
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+fn crash_and_recover(from: &str, to: &str) {
+    for (point, finished) in POINTS {
+        if DATABASE_ONLY.contains(&point) && to != "database" {
+            continue;
+        }
+        let case = format!("{from} → {to}, crash at `{point}`");
+        let p = Project::on_backend(from);
+        let ids = fill(&p);
+
+        let d = p.start_with_env(&[("MILESTONED_CRASH_AT", point)]);
+        let answer = d.client().request(Request::Migrate { target: target(to) });
+        assert!(answer.is_err(), "{case}: the migration answered instead of crashing: {answer:?}");
+        let (code, _) = d.wait();
+        assert_eq!(code, None, "{case}: the daemon was to abort");
+
+        let d = p.start(&[]);
+        let mut client = d.client();
+        let backend = match client.request(Request::Backend) {
+            Ok(Response::Backend(info)) => info.backend,
+            other => panic!("{case}: {other:?}"),
+        };
+        let expected = if finished { to } else { from };
+        assert_eq!(backend, expected, "{case}: the backend after recovery");
+        let mut listed = served(&mut client);
+        listed.sort();
+        assert_eq!(listed, ids.iter().cloned().collect::<Vec<_>>(), "{case}: every milestone exactly once");
+        match client.request(Request::Validate { target: Target::All }) {
+            Ok(Response::Validation(report)) => {
+                assert!(report.problems.is_empty(), "{case}: {:?}", report.problems);
+                assert_eq!(report.checked as usize, MILESTONES, "{case}");
+            }
+            other => panic!("{case}: {other:?}"),
+        }
+        let dir = p.milestones();
+        assert!(!dir.join("migration-journal.json").exists(), "{case}: the journal is closed");
+        assert!(!dir.join("enterprise.db.migrating").exists(), "{case}: no staged database is left");
+        let files = yaml_files(&p);
+        if expected == "database" {
+            assert_eq!(files, 0, "{case}: the database backend keeps no YAML files");
+            assert!(!dir.join("index.db").exists(), "{case}: no hybrid index is left");
+        } else {
+            assert_eq!(files, MILESTONES, "{case}: one YAML file per milestone");
+            assert!(!dir.join("enterprise.db").exists(), "{case}: no database is left beside the files");
+            assert_eq!(dir.join("index.db").exists(), expected == "hybrid", "{case}: the hybrid index");
+        }
+        // And migrating works again, to where the crashed one was going.
+        let next = if finished { from } else { to };
+        match client.request(Request::Migrate { target: target(next) }) {
+            Ok(Response::Migrated(report)) => assert_eq!(report.milestones as usize, MILESTONES, "{case}"),
+            other => panic!("{case}: migrating again failed: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn file_to_database() {
+    crash_and_recover("file", "database");
+}
+
+#[test]
+fn hybrid_to_database() {
+    crash_and_recover("hybrid", "database");
+}
+
+#[test]
+fn database_to_file() {
+    crash_and_recover("database", "file");
+}
+
+#[test]
+fn database_to_hybrid() {
+    crash_and_recover("database", "hybrid");
+}
+
+#[test]
+fn file_to_hybrid() {
+    crash_and_recover("file", "hybrid");
+}
+
+#[test]
+fn hybrid_to_file() {
+    crash_and_recover("hybrid", "file");
+}
