@@ -10,7 +10,7 @@
 //! one produced, so a journal (for crash safety) and an online copy (for
 //! migrations while writes go on) can slot in between them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use crate::config::StorageConfig;
 use crate::document::Folder;
 use crate::layout::ProjectLayout;
 use crate::storage::tree::MilestoneTree;
-use crate::storage::{BackendKind, BackendSpec, Doc, Storage, StorageError, StorageResult};
+use crate::storage::{BackendKind, BackendSpec, Built, Doc, Storage, StorageError, StorageResult};
 
 mod journal;
 
@@ -69,10 +69,12 @@ pub struct Migration<'a> {
     target: BackendSpec,
 }
 
-/// The new backend, ready to serve, and what was done.
-pub struct Migrated {
+/// The new backend, ready to serve, what was done, and what the old one
+/// leaves behind.
+pub struct Migrated<'a> {
     pub store: Arc<dyn Storage>,
     pub report: MigrationReport,
+    pub leftovers: Leftovers<'a>,
 }
 
 impl<'a> Migration<'a> {
@@ -85,7 +87,13 @@ impl<'a> Migration<'a> {
         Migration { layout, config, source, target }
     }
 
-    pub fn run(self) -> MigrationResult<Migrated> {
+    /// Everything up to the switch, while writes go on: the journal, a
+    /// snapshot, the backup, the target built from the snapshot, and a
+    /// check of every copied record that no write has touched since
+    /// (`written_so_far` names those that were; they are copied again by
+    /// [`Prepared::finish`]). On failure what was built is removed and the
+    /// journal closed: the running backend was never touched.
+    pub fn prepare(self, written_so_far: &dyn Fn() -> HashSet<String>) -> MigrationResult<Prepared<'a>> {
         let started = Instant::now();
         let (from, to) = (self.source.kind(), self.target.kind);
         if from == to {
@@ -96,72 +104,40 @@ impl<'a> Migration<'a> {
             return Err(MigrationError::BrokenFiles(broken));
         }
         let mut journal = Journal::begin(self.layout, from, to).map_err(step("starting the migration journal"))?;
-        let result = self.steps(&mut journal, started);
-        let over = match &result {
-            Ok(_) => true,
-            // Below the switch every step removed what it built. At the
-            // switch itself, whether `storage-backend.txt` was replaced is
-            // for the next start to find out and act on, as after a crash.
-            Err(e) if journal.phase >= Phase::Switching => {
-                tracing::error!(error = %e, "the switch failed; the next start finishes or undoes this migration");
-                false
-            }
-            Err(_) => true,
-        };
-        if over {
-            if let Err(e) = Journal::close(self.layout) {
-                tracing::warn!(error = %e, "cannot remove the migration journal");
-            }
-        }
-        result
-    }
-
-    /// The migration's steps, each recorded in the journal once done.
-    fn steps(&self, journal: &mut Journal, started: Instant) -> MigrationResult<Migrated> {
-        let (from, to) = (self.source.kind(), self.target.kind);
         let mut lap = Lap::new();
-        let docs = self.snapshot().map_err(step("reading the current backend"))?;
-        self.target.check_storable(&docs).map_err(step("checking the documents"))?;
-        lap.done("read", docs.len());
-        let backup = self.back_up().map_err(step("taking the backup"))?;
-        journal.advance(self.layout, Phase::BackedUp).map_err(step("journaling the backup"))?;
-        lap.done("backed up", docs.len());
-        let built = self.target.build(self.layout, from, &docs).map_err(step("copying milestones"))?;
-        let checked = journal
-            .advance(self.layout, Phase::Copied)
-            .map_err(step("journaling the copy"))
-            .and_then(|()| built.store().map_err(step("copying milestones")))
-            .and_then(|store| verify(&docs, store))
-            .and_then(|()| journal.advance(self.layout, Phase::Verified).map_err(step("journaling the verification")))
-            .and_then(|()| journal.advance(self.layout, Phase::Switching).map_err(step("journaling the switch")));
-        if let Err(e) = checked {
-            if journal.phase < Phase::Switching {
-                built.abandon(self.layout);
+        let built = (|| {
+            let docs = self.snapshot().map_err(step("reading the current backend"))?;
+            self.target.check_storable(&docs).map_err(step("checking the documents"))?;
+            lap.done("read", docs.len());
+            let backup = self.back_up().map_err(step("taking the backup"))?;
+            journal.advance(self.layout, Phase::BackedUp).map_err(step("journaling the backup"))?;
+            lap.done("backed up", docs.len());
+            let built = self.target.build(self.layout, from, &docs).map_err(step("copying milestones"))?;
+            let checked = journal
+                .advance(self.layout, Phase::Copied)
+                .map_err(step("journaling the copy"))
+                .and_then(|()| built.store().map_err(step("copying milestones")))
+                .and_then(|store| verify(&docs, store, &written_so_far()))
+                .and_then(|()| journal.advance(self.layout, Phase::Verified).map_err(step("journaling the check")));
+            match checked {
+                Ok(()) => Ok((docs, backup, built)),
+                Err(e) => {
+                    built.abandon(self.layout);
+                    Err(e)
+                }
             }
-            return Err(e);
+        })();
+        match built {
+            Ok((docs, backup, built)) => {
+                lap.done("copied and checked", docs.len());
+                let caught_up = HashSet::new();
+                Ok(Prepared { migration: self, journal, built, docs, backup, started, lap, caught_up })
+            }
+            Err(e) => {
+                close_journal(self.layout);
+                Err(e)
+            }
         }
-        lap.done("copied and verified", docs.len());
-        let store = built.commit(self.layout, self.config).map_err(step("switching backends"))?;
-        crate::crash_points::reached("switch-recorded");
-        journal.advance(self.layout, Phase::Switched).map_err(step("journaling the switch"))?;
-        lap.done("switched", docs.len());
-        let source_spec = BackendSpec::new(from, self.config);
-        for e in source_spec.retire(self.layout, to, &docs) {
-            tracing::warn!(error = %e, "migration finished, but a leftover of the old backend could not be removed");
-        }
-        crate::crash_points::reached("cleaned_up");
-        lap.done("cleaned up", docs.len());
-        Ok(Migrated {
-            report: MigrationReport {
-                from: from.name().to_owned(),
-                to: to.name().to_owned(),
-                database: to.database().map(|d| d.name().to_owned()),
-                milestones: docs.len() as u64,
-                backup: self.layout.relative(&backup).display().to_string(),
-                duration_ms: started.elapsed().as_millis() as u64,
-            },
-            store,
-        })
     }
 
     /// Step 2: `backups/<time>-<from>-to-<to>/` with copies of the milestone
@@ -187,6 +163,116 @@ impl<'a> Migration<'a> {
     /// Step 1: every document of the running backend.
     fn snapshot(&self) -> Result<Vec<Doc>, StorageError> {
         snapshot(&*self.source)
+    }
+}
+
+/// A migration ready to switch: the target holds the snapshot.
+pub struct Prepared<'a> {
+    migration: Migration<'a>,
+    journal: Journal,
+    built: Built,
+    docs: Vec<Doc>,
+    backup: PathBuf,
+    started: Instant,
+    lap: Lap,
+    /// Every milestone copied again since the snapshot, checked at the end.
+    caught_up: HashSet<String>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Copies again the milestones in `written` (written since the
+    /// migration began), while writes go on: rounds of this before writes
+    /// are held leave only the last few for [`Prepared::finish`]. A failure
+    /// removes what was built and closes the journal.
+    pub fn catch_up(mut self, written: &HashSet<String>) -> MigrationResult<Self> {
+        let layout = self.migration.layout;
+        if let Err(e) = self.built.catch_up(layout, &*self.migration.source, written) {
+            self.built.abandon(layout);
+            close_journal(layout);
+            return Err(step("catching up with writes made during the copy")(e));
+        }
+        self.caught_up.extend(written.iter().cloned());
+        Ok(self)
+    }
+
+    /// The final catch-up and the switch, while the caller holds writes:
+    /// every milestone in `written` (everything written since the
+    /// migration began) is copied again from the source, checked, and the
+    /// count compared; then the switch, and the old backend's leftovers go.
+    /// A failure before the switch removes what was built; one at the
+    /// switch itself is left to the next start to finish or undo, as after
+    /// a crash.
+    pub fn finish(mut self, written: &HashSet<String>) -> MigrationResult<Migrated<'a>> {
+        let Migration { layout, config, source, target } = self.migration;
+        let (from, to) = (source.kind(), target.kind);
+        self.caught_up.extend(written.iter().cloned());
+        let caught_up = self
+            .built
+            .catch_up(layout, &*source, written)
+            .map_err(step("catching up with writes made during the copy"))
+            .and_then(|()| self.built.store().map_err(step("catching up")))
+            .and_then(|store| verify_written(&*source, store, &self.caught_up))
+            .and_then(|()| self.journal.advance(layout, Phase::Switching).map_err(step("journaling the switch")));
+        if let Err(e) = caught_up {
+            self.built.abandon(layout);
+            close_journal(layout);
+            return Err(e);
+        }
+        self.lap.done("caught up", written.len());
+        let store = match self.built.commit(layout, config) {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::error!(error = %e, "the switch failed; the next start finishes or undoes this migration");
+                return Err(step("switching backends")(e));
+            }
+        };
+        crate::crash_points::reached("switch-recorded");
+        self.journal.advance(layout, Phase::Switched).map_err(step("journaling the switch"))?;
+        self.lap.done("switched", self.docs.len());
+        let milestones = store.count().map_err(step("counting the milestones"))?;
+        let leftovers = Leftovers { layout, config, from, to, docs: self.docs, lap: self.lap };
+        Ok(Migrated {
+            report: MigrationReport {
+                from: from.name().to_owned(),
+                to: to.name().to_owned(),
+                database: to.database().map(|d| d.name().to_owned()),
+                milestones,
+                backup: layout.relative(&self.backup).display().to_string(),
+                duration_ms: self.started.elapsed().as_millis() as u64,
+            },
+            store,
+            leftovers,
+        })
+    }
+}
+
+/// What the old backend leaves once the new one serves: removed after
+/// writes are let go again (nothing serves from it any more).
+pub struct Leftovers<'a> {
+    layout: &'a ProjectLayout,
+    config: &'a StorageConfig,
+    from: BackendKind,
+    to: BackendKind,
+    docs: Vec<Doc>,
+    lap: Lap,
+}
+
+impl Leftovers<'_> {
+    /// Removes the old backend's index, database or YAML files (all in the
+    /// backup) and closes the journal: the migration is over.
+    pub fn remove(mut self) {
+        for e in BackendSpec::new(self.from, self.config).retire(self.layout, self.to, &self.docs) {
+            tracing::warn!(error = %e, "migration finished, but a leftover of the old backend could not be removed");
+        }
+        crate::crash_points::reached("cleaned_up");
+        close_journal(self.layout);
+        self.lap.done("cleaned up", self.docs.len());
+    }
+}
+
+fn close_journal(layout: &ProjectLayout) {
+    if let Err(e) = Journal::close(layout) {
+        tracing::warn!(error = %e, "cannot remove the migration journal");
     }
 }
 
@@ -270,16 +356,25 @@ impl Lap {
 }
 
 /// Step 4: the target holds exactly the documents read from the source,
-/// compared by a content hash of every record.
-fn verify(docs: &[Doc], target: &dyn Storage) -> MigrationResult<()> {
-    let expected: HashMap<&str, String> =
-        docs.iter().map(|d| (crate::document::id(d).unwrap_or_default(), fingerprint(d))).collect();
+/// compared by a content hash of every record, leaving out the milestones
+/// written since the snapshot (`written`): those are copied again and
+/// checked when writes are held.
+fn verify(docs: &[Doc], target: &dyn Storage, written: &HashSet<String>) -> MigrationResult<()> {
+    let expected: HashMap<&str, String> = docs
+        .iter()
+        .map(|d| (crate::document::id(d).unwrap_or_default(), d))
+        .filter(|(id, _)| !written.contains(*id))
+        .map(|(id, d)| (id, fingerprint(d)))
+        .collect();
     let mut found = 0usize;
     let mut wrong = Vec::new();
     target
         .for_each(&mut |doc| {
-            found += 1;
             let id = crate::document::id(doc).unwrap_or_default();
+            if written.contains(id) {
+                return;
+            }
+            found += 1;
             if expected.get(id) != Some(&fingerprint(doc)) {
                 wrong.push(id.to_owned());
             }
@@ -288,15 +383,36 @@ fn verify(docs: &[Doc], target: &dyn Storage) -> MigrationResult<()> {
     if found != expected.len() {
         return Err(MigrationError::Mismatch(format!("{} milestones read, {found} in the copy", expected.len())));
     }
-    if !wrong.is_empty() {
-        wrong.sort();
-        return Err(MigrationError::Mismatch(format!(
-            "{} milestone(s) differ after copying, first `{}`",
-            wrong.len(),
-            wrong[0]
-        )));
+    mismatch(wrong)
+}
+
+/// After the catch-up, with writes held: the milestones written during the
+/// copy are the same on both sides, and so is the count.
+fn verify_written(source: &dyn Storage, target: &dyn Storage, written: &HashSet<String>) -> MigrationResult<()> {
+    let read = |store: &dyn Storage, id: &str| -> MigrationResult<Option<String>> {
+        Ok(store.get(id).map_err(step("reading back the catch-up"))?.map(|s| fingerprint(&s.doc)))
+    };
+    let mut wrong = Vec::new();
+    for id in written {
+        if read(source, id)? != read(target, id)? {
+            wrong.push(id.clone());
+        }
     }
-    Ok(())
+    mismatch(wrong)?;
+    let (here, there) = (source.count(), target.count());
+    match (here, there) {
+        (Ok(a), Ok(b)) if a == b => Ok(()),
+        (Ok(a), Ok(b)) => Err(MigrationError::Mismatch(format!("{a} milestones in the source, {b} in the copy"))),
+        (Err(e), _) | (_, Err(e)) => Err(step("counting the milestones")(e)),
+    }
+}
+
+fn mismatch(mut wrong: Vec<String>) -> MigrationResult<()> {
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    wrong.sort();
+    Err(MigrationError::Mismatch(format!("{} milestone(s) differ after copying, first `{}`", wrong.len(), wrong[0])))
 }
 
 /// A document's content hash: SHA-256 of its JSON, keys in order. A
@@ -307,17 +423,31 @@ fn fingerprint(doc: &Map) -> String {
     crate::storage::tree::hash_bytes(&json)
 }
 
-/// Copies a folder's files (not sub-folders).
+/// Copies a folder's files (not sub-folders, not hidden files such as the
+/// temporary files of writes in flight). Writes go on during a backup: a
+/// file removed or renamed away after the listing is passed over (a write
+/// made during the copy is caught up later, not backed up).
 fn copy_folder(from: &Path, to: &Path) -> Result<(), StorageError> {
     fs::create_dir_all(to).map_err(|e| StorageError::io("create", to, e))?;
     let entries = fs::read_dir(from).map_err(|e| StorageError::io("read folder", from, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| StorageError::io("read folder", from, e))?;
-        if !entry.file_type().map_err(|e| StorageError::io("inspect", entry.path(), e))?.is_file() {
+        if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
-        let target = to.join(entry.file_name());
-        fs::copy(entry.path(), &target).map_err(|e| StorageError::io("back up", entry.path(), e))?;
+        let is_file = match entry.file_type() {
+            Ok(kind) => kind.is_file(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StorageError::io("inspect", entry.path(), e)),
+        };
+        if !is_file {
+            continue;
+        }
+        match fs::copy(entry.path(), to.join(entry.file_name())) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io("back up", entry.path(), e)),
+        }
     }
     Ok(())
 }

@@ -4,10 +4,18 @@
 use milestones_protocol::{BackendInfo, BackendTarget, DaemonStatus, EventKind, MigrationReport, PROTOCOL_VERSION};
 use serde_json::json;
 
+use std::time::Instant;
+
 use super::{MilestoneService, ServiceError, ServiceResult};
 use crate::migration::Migration;
 use crate::peer::Peer;
 use crate::storage::{BackendKind, BackendSpec};
+
+/// Catch-up rounds a migration makes while writes go on.
+const CATCH_UP_ROUNDS: usize = 8;
+
+/// A round this small is the last before writes are held.
+const HOLD_AT_MOST: usize = 32;
 
 impl MilestoneService {
     pub(super) fn backend(&self) -> ServiceResult<BackendInfo> {
@@ -45,11 +53,13 @@ impl MilestoneService {
         })
     }
 
-    /// Moves every milestone to another backend. Writes wait for it (it
-    /// holds the gate alone); reads go on against the old backend until the
-    /// switch.
+    /// Moves every milestone to another backend, online: reads and writes
+    /// go on during the copy, and every milestone written meanwhile is
+    /// copied again while writes are held for the final catch-up and the
+    /// switch only. Outside edits wait for the whole migration (the watcher
+    /// takes them in against the backend that serves afterwards).
     pub(super) fn migrate(&self, target: BackendTarget, peer: &Peer) -> ServiceResult<MigrationReport> {
-        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let _migrating = self.migrating.write().unwrap_or_else(|p| p.into_inner());
         let source = self.storage();
         let config = self.config();
         let (from, to) = (source.kind(), BackendKind::from_target(target));
@@ -57,16 +67,40 @@ impl MilestoneService {
         self.log("migration_started", "", peer, details.clone());
         let backends = format!("{from} to {to}");
         self.publish_migration(EventKind::MigrationStarted, format!("migrating from {backends}"));
-        match Migration::new(&self.layout, &config, source, BackendSpec::new(to, &config)).run() {
-            Ok(migrated) => {
-                *self.storage.write().unwrap_or_else(|p| p.into_inner()) = migrated.store;
-                self.ids.reset();
-                // Problems of files dropped into the old backend's folders
-                // are the new backend's to find again (it reads the files).
-                self.forget_dropped_file_problems();
-                let report = migrated.report;
-                tracing::info!(from = %report.from, to = %report.to, milestones = report.milestones, duration_ms = report.duration_ms, "migration finished");
-                self.log("migration_completed", "", peer, json!({ "report": report }));
+        self.written.start();
+        let migration = Migration::new(&self.layout, &config, source, BackendSpec::new(to, &config));
+        let result = migration.prepare(&|| self.written.so_far()).and_then(|mut prepared| {
+            // Rounds of catching up while writes go on, so that few are
+            // left for the moment they are held.
+            for _ in 0..CATCH_UP_ROUNDS {
+                let written = self.written.take();
+                let few = written.len() <= HOLD_AT_MOST;
+                prepared = prepared.catch_up(&written)?;
+                if few {
+                    break;
+                }
+            }
+            // From here until the new backend serves, writes wait.
+            let gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+            let held = Instant::now();
+            let written = self.written.stop();
+            let migrated = prepared.finish(&written)?;
+            *self.storage.write().unwrap_or_else(|p| p.into_inner()) = migrated.store;
+            self.ids.reset();
+            // Problems of files dropped into the old backend's folders
+            // are the new backend's to find again (it reads the files).
+            self.forget_dropped_file_problems();
+            let stall_ms = held.elapsed().as_millis() as u64;
+            drop(gate);
+            migrated.leftovers.remove();
+            Ok((migrated.report, written.len(), stall_ms))
+        });
+        self.written.stop();
+        match result {
+            Ok((report, caught_up, stall_ms)) => {
+                tracing::info!(from = %report.from, to = %report.to, milestones = report.milestones, caught_up, stall_ms, duration_ms = report.duration_ms, "migration finished");
+                let details = json!({ "report": report, "caught_up": caught_up, "write_stall_ms": stall_ms });
+                self.log("migration_completed", "", peer, details);
                 self.publish_migration(
                     EventKind::MigrationFinished,
                     format!("migrated {} milestones from {backends}", report.milestones),

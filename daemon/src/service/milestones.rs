@@ -45,6 +45,7 @@ impl MilestoneService {
             storage.insert(doc)?
         };
         let id = document::id(&stored.doc).unwrap_or_default();
+        self.written.note(id);
         self.log("milestone_created", id, peer, json!({ "revision": stored.revision.as_str() }));
         self.feed.publish(NewEvent::by_request(EventKind::Created, id, document::status(&stored.doc)));
         Ok(stored)
@@ -91,6 +92,7 @@ impl MilestoneService {
             if !self.storage().remove(id)? {
                 return Err(ServiceError::NotFound(id.to_owned()));
             }
+            self.written.note(id);
             self.log("milestone_deleted", id, peer, json!({ "purged": true }));
             self.feed.publish(NewEvent::by_request(EventKind::Deleted, id, None));
         } else {

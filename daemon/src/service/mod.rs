@@ -13,9 +13,10 @@
 //! version read and stored only if that version is still the stored one,
 //! else read and applied again, so several service instances (several
 //! daemons) may share one database. The only lock, the migration gate,
-//! keeps this process's writes out of a migration's way.
+//! holds this process's writes for a migration's final catch-up and switch.
 
 mod backend;
+mod capture;
 mod error;
 mod milestones;
 mod outside_edits;
@@ -45,8 +46,14 @@ const MAX_ATTEMPTS: usize = 32;
 pub struct MilestoneService {
     /// Swapped whole by a migration, under the gate.
     storage: RwLock<Arc<dyn Storage>>,
-    /// Writes hold it shared; a migration holds it alone.
+    /// Writes hold it shared; a migration holds it alone for its final
+    /// catch-up and switch.
     gate: RwLock<()>,
+    /// A migration holds it for its whole run; taking in outside edits
+    /// waits for it.
+    migrating: RwLock<()>,
+    /// The milestones written while a migration copies.
+    written: capture::Capture,
     ids: IdAllocator,
     layout: ProjectLayout,
     /// Replaced whole on SIGHUP.
@@ -106,6 +113,8 @@ impl MilestoneService {
         MilestoneService {
             storage: RwLock::new(storage),
             gate: RwLock::new(()),
+            migrating: RwLock::new(()),
+            written: capture::Capture::default(),
             ids: IdAllocator::default(),
             layout,
             settings: RwLock::new(Settings { config, log_level, loaded_at: now.clone() }),
@@ -228,7 +237,10 @@ impl MilestoneService {
                 finish_change(&current.doc, &mut doc)?;
             }
             let stored = match storage.replace(doc, &current.revision) {
-                Ok(stored) => stored,
+                Ok(stored) => {
+                    self.written.note(id);
+                    stored
+                }
                 Err(StorageError::Stale { .. }) => {
                     tracing::debug!(id, attempt, "another writer got in first; applying the change again");
                     continue;

@@ -55,6 +55,8 @@ impl MilestoneService {
     /// writes never come back in. A path that cannot even be looked at is
     /// counted as failed, never taken for a deletion.
     pub fn absorb_outside_edits(&self, paths: &[PathBuf]) -> OutsideEdits {
+        // Taken in against the backend that serves once a migration is over.
+        let _migrating = self.migrating.read().unwrap_or_else(|p| p.into_inner());
         let _gate = self.write_gate();
         let storage = self.storage();
         let tree = MilestoneTree::new(self.layout.clone());

@@ -179,7 +179,8 @@ impl Storage for FileStore {
     fn import(&self, docs: &[Doc]) -> StorageResult<()> {
         let _writes = self.lock_writes();
         let docs: Vec<&Map> = docs.iter().map(|d| &**d).collect();
-        for written in self.tree.write_all(&docs)? {
+        let held = |id: &str| Ok(self.read().docs.get(id).map(|e| e.folder));
+        for written in self.tree.write_all(&docs, &held)? {
             let entry = Entry { doc: Arc::new(written.doc.clone()), folder: written.folder, hash: written.hash };
             self.write().put(written.id, entry);
         }

@@ -308,7 +308,7 @@ impl Storage for HybridStore {
         let _writes = self.lock_writes();
         let docs: Vec<&Map> = docs.iter().map(|d| &**d).collect();
         let records = docs.iter().map(|d| Record::of(d)).collect::<StorageResult<Vec<_>>>()?;
-        let written = self.tree.write_all(&docs)?;
+        let written = self.tree.write_all(&docs, &|id| self.folder_of(id))?;
         self.table.write(|w| {
             for (file, record) in written.iter().zip(&records) {
                 let path = self.tree.relative(&self.tree.path_of(&file.id, file.folder));

@@ -89,8 +89,9 @@ pub trait Storage: Send + Sync + 'static {
     fn remove(&self, id: &str) -> StorageResult<bool>;
 
     /// Stores documents copied from another backend, as they are (a
-    /// migration's copy: the source already checked them), in as few
-    /// transactions as the backend can.
+    /// migration's copy and catch-up: the source already checked them),
+    /// replacing any this backend holds, in as few transactions and syncs
+    /// as the backend can.
     fn import(&self, docs: &[Doc]) -> StorageResult<()>;
 
     /// Runs a query: filters, text, order, page.

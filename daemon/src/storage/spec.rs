@@ -3,6 +3,7 @@
 //! and retires backends through it, so only this file knows which store
 //! type serves which backend and which files each one keeps.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -243,6 +244,68 @@ impl Built {
         let name = format!("{}\n", self.spec.kind.name());
         crate::atomic::write_atomically(&layout.config(), "storage-backend.txt", name.as_bytes())?;
         Ok(store)
+    }
+
+    /// Brings the built backend up to date with `source` for the milestones
+    /// in `ids` (written since the copy began), with writes held. A backend
+    /// that shares the YAML files with the source takes each file in again
+    /// (or its removal); any other is written the source's version, or has
+    /// the milestone removed.
+    pub fn catch_up(
+        &mut self,
+        layout: &ProjectLayout,
+        source: &dyn Storage,
+        ids: &HashSet<String>,
+    ) -> StorageResult<()> {
+        let store = self.store()?;
+        if source.kind().keeps_files() && self.spec.kind.keeps_files() {
+            let files =
+                store.files().ok_or_else(|| StorageError::Invalid("the built backend keeps no files".into()))?;
+            let tree = MilestoneTree::new(layout.clone());
+            for id in ids {
+                let seen = files.known_file(id)?;
+                let mut found = None;
+                for folder in [Folder::Active, Folder::Completed] {
+                    if let Some(file) = tree.inspect(&tree.path_of(id, folder))? {
+                        found = Some(file);
+                        break;
+                    }
+                }
+                match found.map(|file| tree.load(&file)) {
+                    Some(Ok(loaded)) => {
+                        files.absorb(&loaded, seen.as_ref())?;
+                    }
+                    Some(Err(problem)) => {
+                        let file = problem.file.clone().unwrap_or_else(|| id.clone());
+                        files.note_file_problem(&file, Some(problem));
+                    }
+                    None => {
+                        files.absorb_removal(id, seen.as_ref())?;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let mut written = Vec::new();
+        for id in ids {
+            match source.get(id) {
+                Ok(Some(stored)) => written.push(stored.doc),
+                Ok(None) => {
+                    store.remove(id)?;
+                }
+                // Known only as a file that does not load: nothing to copy.
+                Err(StorageError::Unreadable { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for batch in written.chunks(IMPORT_BATCH) {
+            store.import(batch)?;
+        }
+        // Undone like the rest of the export, should the switch not happen.
+        if self.spec.kind.keeps_files() {
+            self.made.push(Made::Files(written));
+        }
+        Ok(())
     }
 
     /// Removes what the build made; the running backend was never touched.

@@ -324,25 +324,44 @@ impl MilestoneTree {
         Ok((folder, stamp_of(&meta), hash_bytes(yaml.as_bytes())))
     }
 
-    /// Writes many new documents (a migration's export): each file by
-    /// rename, all made durable by one filesystem sync at the end. Refuses
-    /// to overwrite a file that is already there; stops at the first
-    /// failure (what it wrote stays, for the caller to remove).
-    pub fn write_all<'a>(&self, docs: &[&'a Map]) -> StorageResult<Vec<Written<'a>>> {
-        if let Some(doc) = docs.iter().find(|d| self.exists(document::id(d).unwrap_or_default())) {
-            let id = document::id(doc).unwrap_or_default();
-            return Err(StorageError::Invalid(format!(
-                "{} already exists; move it away and try again",
-                self.relative(&self.path_of(id, Folder::of(doc)))
-            )));
+    /// Writes many documents (a migration's copy): each file by rename, all
+    /// made durable by one filesystem sync at the end. `held` says where
+    /// the caller's store already has a milestone's file: that file is
+    /// replaced (and moved when the status says so). A file the store does
+    /// not hold is someone's own and is never overwritten. Stops at the
+    /// first failure (what it wrote stays, for the caller to remove).
+    pub fn write_all<'a>(
+        &self,
+        docs: &[&'a Map],
+        held: &dyn Fn(&str) -> StorageResult<Option<Folder>>,
+    ) -> StorageResult<Vec<Written<'a>>> {
+        let mut places = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
+            let old = held(id)?;
+            if old.is_none() && self.exists(id) {
+                return Err(StorageError::Invalid(format!(
+                    "{} already exists; move it away and try again",
+                    self.relative(&self.path_of(id, Folder::of(doc)))
+                )));
+            }
+            places.push(old);
         }
         let mut written = Vec::with_capacity(docs.len());
-        for doc in docs {
+        for (doc, old) in docs.iter().zip(places) {
             let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
             let folder = Folder::of(doc);
             let yaml = crate::yaml::to_yaml(doc);
             let dir = self.folder_path(folder);
             write_unsynced(&dir, &file_name(id), yaml.as_bytes())?;
+            if let Some(old) = old.filter(|old| *old != folder) {
+                let moved = self.path_of(id, old);
+                match fs::remove_file(&moved) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io("remove", moved, e)),
+                }
+            }
             let path = dir.join(file_name(id));
             let stamp = fs::metadata(&path).map(|m| stamp_of(&m)).map_err(|e| StorageError::io("inspect", &path, e))?;
             written.push(Written { id: id.to_owned(), doc, folder, stamp, hash: hash_bytes(yaml.as_bytes()) });
