@@ -58,6 +58,11 @@ impl MilestoneService {
     /// copied again while writes are held for the final catch-up and the
     /// switch only. Outside edits wait for the whole migration (the watcher
     /// takes them in against the backend that serves afterwards).
+    ///
+    /// Exports (from the database backend to YAML files) still hold writes
+    /// throughout: undoing an interrupted export removes the files that
+    /// hold what the source holds, and a write made during the copy would
+    /// leave an older file behind for the database to import again.
     pub(super) fn migrate(&self, target: BackendTarget, peer: &Peer) -> ServiceResult<MigrationReport> {
         let _migrating = self.migrating.write().unwrap_or_else(|p| p.into_inner());
         let source = self.storage();
@@ -67,6 +72,9 @@ impl MilestoneService {
         self.log("migration_started", "", peer, details.clone());
         let backends = format!("{from} to {to}");
         self.publish_migration(EventKind::MigrationStarted, format!("migrating from {backends}"));
+        let exports = !from.keeps_files() && to.keeps_files();
+        let mut held_throughout =
+            exports.then(|| (self.gate.write().unwrap_or_else(|p| p.into_inner()), Instant::now()));
         self.written.start();
         let migration = Migration::new(&self.layout, &config, source, BackendSpec::new(to, &config));
         let result = migration.prepare(&|| self.written.so_far()).and_then(|mut prepared| {
@@ -81,8 +89,10 @@ impl MilestoneService {
                 }
             }
             // From here until the new backend serves, writes wait.
-            let gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
-            let held = Instant::now();
+            let (gate, held) = match held_throughout.take() {
+                Some(held) => held,
+                None => (self.gate.write().unwrap_or_else(|p| p.into_inner()), Instant::now()),
+            };
             let written = self.written.stop();
             let migrated = prepared.finish(&written)?;
             *self.storage.write().unwrap_or_else(|p| p.into_inner()) = migrated.store;
