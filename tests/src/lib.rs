@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub use milestones_client::protocol;
-pub use milestones_client::Client;
+pub use milestones_client::{Client, ClientError};
 
 pub mod bench;
 

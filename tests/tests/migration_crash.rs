@@ -1,13 +1,14 @@
 //! Crash safety of migrations: the daemon is made to abort (as a `kill -9`
 //! would stop it) at every step of a migration, in every direction between
-//! file, hybrid and SQLite; the next start finishes or undoes it. Every
-//! time the project ends on exactly one backend with every milestone once,
+//! file, hybrid and SQLite, while two clients keep writing; the next start
+//! finishes or undoes it. Every time the project ends on exactly one
+//! backend with every milestone once and every acknowledged write kept,
 //! nothing of the other backend left behind, and migrations work again.
 
 use std::collections::BTreeSet;
 
 use milestones_e2e::protocol::{
-    BackendTarget, DatabaseKind, DocumentInput, Map, Query, Request, Response, Target, Value,
+    Assignment, BackendTarget, Change, DatabaseKind, DocumentInput, Map, Query, Request, Response, Target, Value,
 };
 use milestones_e2e::Project;
 
@@ -69,6 +70,27 @@ fn fill(p: &Project) -> BTreeSet<String> {
     ids
 }
 
+/// A client that updates the milestones until the daemon is gone; returns
+/// each write the daemon acknowledged: (id, field, value).
+fn write_until_gone(socket: std::path::PathBuf, w: usize) -> std::thread::JoinHandle<Vec<(String, String, i64)>> {
+    std::thread::spawn(move || {
+        let mut acknowledged = Vec::new();
+        let Ok(mut client) = milestones_e2e::Client::connect(&socket, "writer") else { return acknowledged };
+        // Paced: every write is synced, and six of these tests run at once.
+        for k in 1..=400i64 {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+            let id = format!("crash-{}", (k as usize + w) % MILESTONES);
+            let field = format!("load.writer_{w}");
+            let change = Change::Set(vec![Assignment { path: field.clone(), value: Value::Int(k) }]);
+            match client.request(Request::Update { id: id.clone(), change }) {
+                Ok(Response::Document(_)) => acknowledged.push((id, field, k)),
+                _ => break,
+            }
+        }
+        acknowledged
+    })
+}
+
 /// The ids a daemon serves, archived ones included.
 fn served(client: &mut milestones_e2e::Client) -> Vec<String> {
     let query = Query { include_archived: true, ..Query::default() };
@@ -103,10 +125,18 @@ fn crash_and_recover(from: &str, to: &str) {
         let ids = fill(&p);
 
         let d = p.start_with_env(&[("MILESTONED_CRASH_AT", point)]);
+        let writers: Vec<_> = (0..2).map(|w| write_until_gone(d.socket.clone(), w)).collect();
+        std::thread::sleep(std::time::Duration::from_millis(20));
         let answer = d.client().request(Request::Migrate { target: target(to) });
-        assert!(answer.is_err(), "{case}: the migration answered instead of crashing: {answer:?}");
+        // The daemon is gone: no answer at all, not an error reply.
+        assert!(
+            answer.is_err() && !matches!(answer, Err(milestones_e2e::ClientError::Daemon(_))),
+            "{case}: the migration answered instead of crashing: {answer:?}"
+        );
         let (code, _) = d.wait();
         assert_eq!(code, None, "{case}: the daemon was to abort");
+        let acknowledged: Vec<(String, String, i64)> =
+            writers.into_iter().flat_map(|w| w.join().expect("a writer panicked")).collect();
 
         let d = p.start(&[]);
         let mut client = d.client();
@@ -119,6 +149,18 @@ fn crash_and_recover(from: &str, to: &str) {
         let mut listed = served(&mut client);
         listed.sort();
         assert_eq!(listed, ids.iter().cloned().collect::<Vec<_>>(), "{case}: every milestone exactly once");
+        // The last acknowledged value of each writer's field is kept.
+        let mut last = std::collections::BTreeMap::new();
+        for (id, field, k) in &acknowledged {
+            last.insert((id.clone(), field.clone()), *k);
+        }
+        for ((id, field), k) in &last {
+            let doc = match client.request(Request::Get { id: id.clone() }) {
+                Ok(Response::Document(doc)) => doc,
+                other => panic!("{case}: {other:?}"),
+            };
+            assert_eq!(doc.pointer(field), Some(&Value::Int(*k)), "{case}: acknowledged write {id} {field}={k} lost");
+        }
         match client.request(Request::Validate { target: Target::All }) {
             Ok(Response::Validation(report)) => {
                 assert!(report.problems.is_empty(), "{case}: {:?}", report.problems);

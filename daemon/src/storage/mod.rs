@@ -27,5 +27,5 @@ pub mod tree;
 pub use self::error::{StorageError, StorageResult};
 pub use self::ids::IdAllocator;
 pub use self::interface::{BackendKind, FileKeeping, Requirement, Revision, Storage, Stored};
-pub use self::spec::{BackendSpec, Built};
+pub use self::spec::{BackendSpec, Built, StaleFiles};
 pub use crate::document::Doc;

@@ -14,7 +14,7 @@ use super::database::SqliteStore;
 use super::error::{StorageError, StorageResult};
 use super::file::FileStore;
 use super::hybrid::{remove_database, HybridStore};
-use super::interface::{BackendKind, Storage};
+use super::interface::{BackendKind, FileKeeping, Storage};
 use super::sqlite::Record;
 use super::tree::MilestoneTree;
 use crate::config::{DatabaseSetting, StorageConfig};
@@ -159,24 +159,36 @@ impl BackendSpec {
 
     /// Removes what only this (old) backend kept, now that `successor`
     /// serves: its index or database, and, when the successor keeps no
-    /// files, the YAML files that still hold exactly what was `copied` (an
-    /// edit made meanwhile stays, for the watcher to import). Everything
-    /// removed is in the backup; failures are returned to be reported, not
-    /// undone.
-    pub fn retire(&self, layout: &ProjectLayout, successor: BackendKind, copied: &[Doc]) -> Vec<StorageError> {
+    /// files, the YAML files that `stale` names (an edit made outside
+    /// meanwhile stays, for the new backend to import). Everything removed
+    /// is in the backup; failures are returned to be reported, not undone.
+    pub fn retire(&self, layout: &ProjectLayout, successor: BackendKind, stale: StaleFiles<'_>) -> Vec<StorageError> {
         let tree = MilestoneTree::new(layout.clone());
         let mut results = Vec::new();
         if self.kind == BackendKind::Hybrid && successor != BackendKind::Hybrid {
             results.push(remove_database(&layout.index_db()));
         }
         if self.kind.keeps_files() && !successor.keeps_files() {
-            results.push(remove_unchanged_files(&tree, copied));
+            results.push(match stale {
+                StaleFiles::Holding(docs) => remove_unchanged_files(&tree, docs),
+                StaleFiles::KnownTo(files, ids) => remove_known_files(&tree, files, ids),
+            });
         }
         if self.kind == BackendKind::Database(DatabaseKind::Sqlite) && successor.keeps_files() {
             results.push(remove_database(&layout.enterprise_db()));
         }
         results.into_iter().filter_map(Result::err).collect()
     }
+}
+
+/// Which YAML files of an old backend are stale once a backend without
+/// files serves: removed, while any other file (an edit made outside during
+/// the migration) stays, for the new backend to import.
+pub enum StaleFiles<'a> {
+    /// The files holding exactly these documents (the new backend's).
+    Holding(&'a [Doc]),
+    /// The files whose bytes are what the old store last wrote or read.
+    KnownTo(&'a dyn FileKeeping, &'a [String]),
 }
 
 /// Documents imported per transaction during a migration's copy.
@@ -364,6 +376,23 @@ fn remove_made(layout: &ProjectLayout, made: &[Made]) -> Vec<StorageError> {
 
 fn staging_path(path: &Path) -> PathBuf {
     PathBuf::from(format!("{}.migrating", path.display()))
+}
+
+/// Removes the file of each of `ids` that still holds the bytes `files`
+/// last wrote or read.
+fn remove_known_files(tree: &MilestoneTree, files: &dyn FileKeeping, ids: &[String]) -> StorageResult<()> {
+    let mut stale = Vec::new();
+    for id in ids {
+        let Some((folder, hash)) = files.known_file(id)? else { continue };
+        let path = tree.path_of(id, folder);
+        match fs::read(&path) {
+            Ok(bytes) if super::tree::hash_bytes(&bytes) == hash => stale.push((id.clone(), folder)),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(error = %e, file = %path.display(), "cannot read a milestone file; leaving it"),
+        }
+    }
+    tree.remove_all(&stale)
 }
 
 /// Removes each document's file, in either folder (a file may sit in the
