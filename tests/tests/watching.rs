@@ -263,9 +263,9 @@ fn msctl_watch_and_the_python_client_see_requests_and_outside_edits() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    // Both are subscribed once a change made now reaches them; make sure
-    // by waiting for the daemon to count their connections.
-    std::thread::sleep(Duration::from_millis(300));
+    // Both are subscribed once a change made now reaches them: give them
+    // time to connect (a loaded machine starts Python slowly).
+    std::thread::sleep(Duration::from_millis(1000));
     p.msctl(&["create", "--title", "By request"]).ok();
     p.write(".milestones/active/by-hand.yaml", "title: By hand\nstatus: planning\n");
 
@@ -284,7 +284,19 @@ fn msctl_watch_and_the_python_client_see_requests_and_outside_edits() {
     );
     assert_eq!(second["file"], ".milestones/active/by-hand.yaml");
 
+    // Never hang the suite: a client that missed the events is a failure.
+    let pid = py_watch.id() as i32;
+    let (finished, watch_over) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if watch_over.recv_timeout(Duration::from_secs(30)).is_err() {
+            // Still running (this thread's owner is blocked reaping it).
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
     let out = py_watch.wait_with_output().unwrap();
+    let _ = finished.send(());
+    let _ = watchdog.join();
     assert!(out.status.success());
     let events: Vec<Value> =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
