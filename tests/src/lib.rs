@@ -216,6 +216,16 @@ impl Project {
     }
 }
 
+/// What `msctl migrate NAME` asks for: `file`, `hybrid`, or `database` on
+/// SQLite.
+pub fn migration_target(backend: &str) -> protocol::BackendTarget {
+    match backend {
+        "file" => protocol::BackendTarget::File,
+        "hybrid" => protocol::BackendTarget::Hybrid,
+        _ => protocol::BackendTarget::Database(protocol::DatabaseKind::Sqlite),
+    }
+}
+
 /// Every backend, as `config/storage-backend.txt` names them.
 pub const BACKENDS: [&str; 3] = ["file", "hybrid", "database"];
 

@@ -7,10 +7,8 @@
 
 use std::collections::BTreeSet;
 
-use milestones_e2e::protocol::{
-    Assignment, BackendTarget, Change, DatabaseKind, DocumentInput, Map, Query, Request, Response, Target, Value,
-};
-use milestones_e2e::Project;
+use milestones_e2e::protocol::{Assignment, Change, DocumentInput, Map, Query, Request, Response, Target, Value};
+use milestones_e2e::{migration_target, Project};
 
 /// Every point a migration can be stopped at, in order, and whether the
 /// next start finds it finished (the switch had been recorded) or undone.
@@ -31,14 +29,6 @@ const POINTS: [(&str, bool); 10] = [
 const DATABASE_ONLY: [&str; 2] = ["switch-live-removed", "switch-moved"];
 
 const MILESTONES: usize = 8;
-
-fn target(backend: &str) -> BackendTarget {
-    match backend {
-        "file" => BackendTarget::File,
-        "hybrid" => BackendTarget::Hybrid,
-        _ => BackendTarget::Database(DatabaseKind::Sqlite),
-    }
-}
 
 /// Fills a project on `from` with milestones (some completed, some with
 /// dependencies); returns their ids.
@@ -127,7 +117,7 @@ fn crash_and_recover(from: &str, to: &str) {
         let d = p.start_with_env(&[("MILESTONED_CRASH_AT", point)]);
         let writers: Vec<_> = (0..2).map(|w| write_until_gone(d.socket.clone(), w)).collect();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let answer = d.client().request(Request::Migrate { target: target(to) });
+        let answer = d.client().request(Request::Migrate { target: migration_target(to) });
         // The daemon is gone: no answer at all, not an error reply.
         assert!(
             answer.is_err() && !matches!(answer, Err(milestones_e2e::ClientError::Daemon(_))),
@@ -182,7 +172,7 @@ fn crash_and_recover(from: &str, to: &str) {
         }
         // And migrating works again, to where the crashed one was going.
         let next = if finished { from } else { to };
-        match client.request(Request::Migrate { target: target(next) }) {
+        match client.request(Request::Migrate { target: migration_target(next) }) {
             Ok(Response::Migrated(report)) => assert_eq!(report.milestones as usize, MILESTONES, "{case}"),
             other => panic!("{case}: migrating again failed: {other:?}"),
         }

@@ -9,21 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use milestones_e2e::protocol::{
-    Assignment, BackendTarget, Change, DatabaseKind, DocumentInput, Map, Request, Response, Value,
-};
-use milestones_e2e::Project;
+use milestones_e2e::protocol::{Assignment, Change, DocumentInput, Map, Request, Response, Value};
+use milestones_e2e::{migration_target, Project};
 
 const MILESTONES: usize = 1500;
 const CLIENTS: usize = 8;
-
-fn target(backend: &str) -> BackendTarget {
-    match backend {
-        "file" => BackendTarget::File,
-        "hybrid" => BackendTarget::Hybrid,
-        _ => BackendTarget::Database(DatabaseKind::Sqlite),
-    }
-}
 
 fn create(client: &mut milestones_e2e::Client, id: &str) {
     let mut doc = Map::new();
@@ -95,7 +85,7 @@ fn migrate_under_load(from: &str, to: &str, online: bool) {
         .collect();
     std::thread::sleep(Duration::from_millis(100));
     *migrating.lock().unwrap() = Some((Instant::now(), None));
-    let report = match setup.request(Request::Migrate { target: target(to) }) {
+    let report = match setup.request(Request::Migrate { target: migration_target(to) }) {
         Ok(Response::Migrated(report)) => report,
         other => panic!("{from} → {to}: {other:?}"),
     };
