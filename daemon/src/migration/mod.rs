@@ -91,7 +91,7 @@ impl<'a> Migration<'a> {
     /// snapshot, the backup, the target built from the snapshot, and a
     /// check of every copied record that no write has touched since
     /// (`written_so_far` names those that were; they are copied again by
-    /// [`Prepared::finish`]). On failure what was built is removed and the
+    /// [`Prepared::catch_up`] and [`Prepared::finish`]). On failure what was built is removed and the
     /// journal closed: the running backend was never touched.
     pub fn prepare(self, written_so_far: &dyn Fn() -> HashSet<String>) -> MigrationResult<Prepared<'a>> {
         let started = Instant::now();
@@ -133,8 +133,8 @@ impl<'a> Migration<'a> {
         match built {
             Ok((docs, backup, built, pending)) => {
                 lap.done("copied and checked", docs.len());
-                let caught_up = HashSet::new();
-                Ok(Prepared { migration: self, journal, built, docs, backup, started, lap, caught_up, pending })
+                let (copied, caught_up) = (docs.len(), HashSet::new());
+                Ok(Prepared { migration: self, journal, built, copied, backup, started, lap, caught_up, pending })
             }
             Err(e) => {
                 close_journal(self.layout);
@@ -174,7 +174,8 @@ pub struct Prepared<'a> {
     migration: Migration<'a>,
     journal: Journal,
     built: Built,
-    docs: Vec<Doc>,
+    /// How many milestones the snapshot held (for the log).
+    copied: usize,
     backup: PathBuf,
     started: Instant,
     lap: Lap,
@@ -186,14 +187,19 @@ pub struct Prepared<'a> {
 }
 
 impl<'a> Prepared<'a> {
+    /// `written`, with the milestones whose copy differed from the snapshot
+    /// (copied again with the first catch-up).
+    fn with_pending(&mut self, written: &HashSet<String>) -> HashSet<String> {
+        std::mem::take(&mut self.pending).into_iter().chain(written.iter().cloned()).collect()
+    }
+
     /// Copies again the milestones in `written` (written since the
     /// migration began), while writes go on: rounds of this before writes
     /// are held leave only the last few for [`Prepared::finish`]. A failure
     /// removes what was built and closes the journal.
     pub fn catch_up(mut self, written: &HashSet<String>) -> MigrationResult<Self> {
         let layout = self.migration.layout;
-        let written: HashSet<String> =
-            std::mem::take(&mut self.pending).into_iter().chain(written.iter().cloned()).collect();
+        let written = self.with_pending(written);
         if let Err(e) = self.built.catch_up(layout, &*self.migration.source, &written) {
             self.built.abandon(layout);
             close_journal(layout);
@@ -211,10 +217,9 @@ impl<'a> Prepared<'a> {
     /// switch itself is left to the next start to finish or undo, as after
     /// a crash.
     pub fn finish(mut self, written: &HashSet<String>) -> MigrationResult<Migrated<'a>> {
+        let written = self.with_pending(written);
         let Migration { layout, config, source, target } = self.migration;
         let (from, to) = (source.kind(), target.kind);
-        let written: HashSet<String> =
-            std::mem::take(&mut self.pending).into_iter().chain(written.iter().cloned()).collect();
         self.caught_up.extend(written.iter().cloned());
         let caught_up = self
             .built
@@ -237,8 +242,12 @@ impl<'a> Prepared<'a> {
             }
         };
         crate::crash_points::reached("switch-recorded");
-        self.journal.advance(layout, Phase::Switched).map_err(step("journaling the switch"))?;
-        self.lap.done("switched", self.docs.len());
+        // The switch is done and the new backend must serve now; a journal
+        // left at `switching` is finished by the next start all the same.
+        if let Err(e) = self.journal.advance(layout, Phase::Switched) {
+            tracing::warn!(error = %e, "cannot record the switch in the migration journal");
+        }
+        self.lap.done("switched", self.copied);
         let milestones = store.count().map_err(step("counting the milestones"))?;
         let leftovers = Leftovers { layout, config, source, to, lap: self.lap };
         Ok(Migrated {
@@ -256,8 +265,8 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// What the old backend leaves once the new one serves: removed after
-/// writes are let go again (nothing serves from it any more).
+/// What the old backend leaves once the new one serves: nothing serves
+/// from it any more.
 pub struct Leftovers<'a> {
     layout: &'a ProjectLayout,
     config: &'a StorageConfig,
