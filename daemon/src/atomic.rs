@@ -30,7 +30,14 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Atomically writes `bytes` to `dir/name`.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> FileResult<()> {
-    write_renamed(dir, name, bytes, true)?;
+    write_renamed(dir, name, bytes, true, 0o666)?;
+    sync_dir(dir)
+}
+
+/// [`write_atomically`] for a secret: the file is readable by its owner
+/// only, from the moment it exists.
+pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> FileResult<()> {
+    write_renamed(dir, name, bytes, true, 0o600)?;
     sync_dir(dir)
 }
 
@@ -38,7 +45,7 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> FileResult<()> 
 /// exports that [`sync_filesystem`] makes durable in one go before they
 /// count.
 pub fn write_unsynced(dir: &Path, name: &str, bytes: &[u8]) -> FileResult<()> {
-    write_renamed(dir, name, bytes, false)
+    write_renamed(dir, name, bytes, false, 0o666)
 }
 
 /// Makes everything written to the filesystem holding `dir` durable: one
@@ -62,7 +69,8 @@ pub fn sync_filesystem(_dir: &Path) -> FileResult<()> {
     Ok(())
 }
 
-fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> FileResult<()> {
+fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool, mode: u32) -> FileResult<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     // Hidden and ending in `.tmp`, so watchers and the shell tooling skip it.
     let temp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
     let target = dir.join(name);
@@ -70,6 +78,7 @@ fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> FileRes
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(mode)
             .open(&temp)
             .map_err(|e| FileError::new("create", &temp, e))?;
         f.write_all(bytes).map_err(|e| FileError::new("write", &temp, e))?;

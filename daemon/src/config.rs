@@ -6,10 +6,21 @@ use std::path::Path;
 
 use milestones_protocol::{DatabaseKind, Thresholds, Value};
 
+use crate::database_url::DatabaseUrl;
+use crate::layout::ProjectLayout;
+
+/// The environment variable that names the database URL, before
+/// `.milestones/database-url` and `storage.database.url`.
+pub const DATABASE_URL_ENV: &str = "MILESTONED_DATABASE_URL";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageConfig {
     /// `storage.database.type`: the engine of the database backend.
     pub database: DatabaseSetting,
+    /// The PostgreSQL URL: `MILESTONED_DATABASE_URL`, else
+    /// `.milestones/database-url`, else `storage.database.url` (see
+    /// [`StorageConfig::load_project`]). Shows itself only masked.
+    pub database_url: Option<DatabaseUrl>,
     /// `storage.events_in_database`: the hybrid backend also keeps audit
     /// events in `index.db`.
     pub events_in_database: bool,
@@ -40,6 +51,7 @@ impl DatabaseSetting {
     fn parse(name: &str) -> DatabaseSetting {
         match name {
             "sqlite" => DatabaseSetting::Provided(DatabaseKind::Sqlite),
+            "postgresql" | "postgres" => DatabaseSetting::Provided(DatabaseKind::Postgresql),
             other => DatabaseSetting::Unsupported(other.to_owned()),
         }
     }
@@ -49,7 +61,7 @@ impl DatabaseSetting {
         match self {
             DatabaseSetting::Provided(kind) => Ok(*kind),
             DatabaseSetting::Unsupported(name) => Err(format!(
-                "storage-config.yaml's storage.database.type is `{name}`, which this milestoned {} does not provide (it has: sqlite)",
+                "storage-config.yaml's storage.database.type is `{name}`, which this milestoned {} does not provide (it has: sqlite, postgresql)",
                 env!("CARGO_PKG_VERSION")
             )),
         }
@@ -66,6 +78,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             database: DatabaseSetting::Provided(DatabaseKind::Sqlite),
+            database_url: None,
             events_in_database: true,
             thresholds: Thresholds {
                 file_to_hybrid_milestones: 25,
@@ -91,6 +104,28 @@ pub enum ConfigError {
 }
 
 impl StorageConfig {
+    /// The project's settings: its `storage-config.yaml`, and the database
+    /// URL from the environment or `.milestones/database-url` when one is
+    /// there.
+    pub fn load_project(layout: &ProjectLayout) -> Result<StorageConfig, ConfigError> {
+        let mut config = StorageConfig::load(&layout.storage_config())?;
+        let path = layout.database_url_file();
+        let saved = match fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
+        };
+        let given = std::env::var(DATABASE_URL_ENV).ok().filter(|u| !u.trim().is_empty());
+        if let Some((text, from)) = given
+            .map(|u| (u, DATABASE_URL_ENV.to_owned()))
+            .or_else(|| saved.filter(|u| !u.trim().is_empty()).map(|u| (u, path.display().to_string())))
+        {
+            config.database_url =
+                Some(DatabaseUrl::parse(&text).map_err(|e| ConfigError::Invalid(format!("{from}: {e}")))?);
+        }
+        Ok(config)
+    }
+
     /// Reads the file; a missing file means the defaults.
     pub fn load(path: &Path) -> Result<StorageConfig, ConfigError> {
         let text = match fs::read_to_string(path) {
@@ -143,8 +178,16 @@ impl StorageConfig {
             }
             Some(other) => return Err(wrong("storage.log_level", "a level name", other)),
         };
+        let database_url = match text("storage.database.url", String::new())?.trim() {
+            "" => None,
+            url => Some(
+                DatabaseUrl::parse(url)
+                    .map_err(|e| ConfigError::Invalid(format!("{name}: storage.database.url: {e}")))?,
+            ),
+        };
         Ok(StorageConfig {
             database: DatabaseSetting::parse(&text("storage.database.type", "sqlite".to_owned())?),
+            database_url,
             events_in_database: flag("storage.events_in_database", defaults.events_in_database)?,
             thresholds,
             log_level,
@@ -160,6 +203,13 @@ impl StorageConfig {
             },
         })
     }
+}
+
+/// Saves the URL this machine reaches the database with, owner-only.
+pub fn save_database_url(layout: &ProjectLayout, url: &DatabaseUrl) -> Result<(), ConfigError> {
+    let path = layout.database_url_file();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Ok(crate::atomic::write_private(dir, "database-url", format!("{}\n", url.secret_text()).as_bytes())?)
 }
 
 /// Reads a log level name: error, warn, info, debug, trace (or off).
@@ -219,15 +269,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("storage-config.yaml");
         assert_eq!(StorageConfig::load(&path).unwrap(), StorageConfig::default());
-        let text = "storage:\n  # mine\n  database:\n    type: \"postgresql\"  # sqlite, postgresql\n    url: \"\"\n  other:\n    type: keep\n";
+        let text = "storage:\n  # mine\n  database:\n    type: \"oracle\"  # sqlite, postgresql\n    url: \"\"\n  other:\n    type: keep\n";
         fs::write(&path, text).unwrap();
         // Read without complaint; refused only where a database is used.
         let err = StorageConfig::load(&path).unwrap().database.kind().unwrap_err();
-        assert!(err.contains("`postgresql`, which this milestoned"), "{err}");
+        assert!(err.contains("`oracle`, which this milestoned"), "{err}");
+        set_database_type(&path, DatabaseKind::Postgresql).unwrap();
+        let config = StorageConfig::load(&path).unwrap();
+        assert_eq!(config.database, DatabaseSetting::Provided(DatabaseKind::Postgresql));
+        assert_eq!(config.database_url, None, "an empty url is no url");
         set_database_type(&path, DatabaseKind::Sqlite).unwrap();
         let after = fs::read_to_string(&path).unwrap();
-        assert_eq!(after, text.replace("\"postgresql\"", "\"sqlite\""));
+        assert_eq!(after, text.replace("\"oracle\"", "\"sqlite\""));
         assert_eq!(StorageConfig::load(&path).unwrap().database, DatabaseSetting::Provided(DatabaseKind::Sqlite));
+        fs::write(&path, "storage:\n  database: {url: \"postgresql://ada:hunter2@db:x/ms\"}\n").unwrap();
+        let err = StorageConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("storage.database.url") && !err.contains("hunter2"), "{err}");
         fs::write(&path, "storage:\n  events_in_database: 3\n").unwrap();
         let err = StorageConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("events_in_database must be true or false"), "{err}");

@@ -100,6 +100,13 @@ impl ProjectLayout {
         self.dir.join("enterprise.db")
     }
     /// The journal of a migration under way (absent when none is).
+    /// The PostgreSQL URL this machine connects with (owner-only: it may
+    /// hold a password). Machine state, beside the socket, not shared
+    /// configuration: each clone may reach the server its own way.
+    pub fn database_url_file(&self) -> PathBuf {
+        self.dir.join("database-url")
+    }
+
     pub fn migration_journal(&self) -> PathBuf {
         self.dir.join("migration-journal.json")
     }

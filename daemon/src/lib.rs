@@ -4,7 +4,7 @@
 //! Layers, each importing only from those below it (ARCHITECTURE.md draws
 //! them):
 //!
-//! 1. leaves: `yaml`, `atomic`, `layout`, `document`, `search`, `query`,
+//! 1. leaves: `yaml`, `atomic`, `layout`, `database_url`, `document`, `search`, `query`,
 //!    `graph`, `analytics`, `rules`, `config`, `event_log`, `change_feed`,
 //!    `peer`, `crash_points`: the document rules and plain helpers, each
 //!    with its own error type;
@@ -24,6 +24,7 @@ pub mod change_feed;
 pub mod config;
 pub mod connection;
 pub mod crash_points;
+pub mod database_url;
 pub mod detach;
 pub mod document;
 pub mod event_log;

@@ -126,7 +126,7 @@ fn run(
     let root = layout.root().to_path_buf();
     let _lock = InstanceLock::acquire(&layout.lock_file())?;
 
-    let config = StorageConfig::load(&layout.storage_config())?;
+    let config = StorageConfig::load_project(&layout)?;
     logging.apply_config(config.log_level);
     // Before any backend opens: a migration a crash interrupted is finished
     // or undone first.
@@ -246,7 +246,7 @@ async fn reload_on_hangup(
         let (service, layout, logging) = (service.clone(), layout.clone(), logging.clone());
         // Reading the file and counting milestones may block: not on a
         // runtime worker.
-        let reload = tokio::task::spawn_blocking(move || match StorageConfig::load(&layout.storage_config()) {
+        let reload = tokio::task::spawn_blocking(move || match StorageConfig::load_project(&layout) {
             Ok(config) => {
                 let level = logging.apply_config(config.log_level);
                 service.set_config(config, level);

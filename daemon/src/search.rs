@@ -39,12 +39,42 @@ impl SearchTerms {
         })
     }
 
+    /// The PostgreSQL `tsquery`: each term prefix-matched (`'auth':*`),
+    /// all required. Read as a `tsquery` literal, not parsed by a text
+    /// search configuration, so it means exactly these lowercased words.
+    pub fn tsquery_expression(&self) -> String {
+        self.0.iter().map(|t| format!("'{}':*", lexeme(t))).collect::<Vec<_>>().join(" & ")
+    }
+
     /// The FTS5 `MATCH` expression: each term quoted (so no character of the
     /// user's text is ever read as FTS syntax) and prefix-matched.
     pub fn fts_expression(&self) -> String {
         // Terms hold only letters and digits, so they never contain a quote.
         self.0.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" ")
     }
+}
+
+/// Longest word PostgreSQL's full-text index keeps (its lexemes are
+/// limited to 2 KiB): longer words, and search terms, are cut at this many
+/// bytes alike, so they still find each other.
+const MAX_LEXEME_BYTES: usize = 1024;
+
+fn lexeme(word: &str) -> &str {
+    let mut end = word.len().min(MAX_LEXEME_BYTES);
+    while !word.is_char_boundary(end) {
+        end -= 1;
+    }
+    &word[..end]
+}
+
+/// A document's searched text as a PostgreSQL `tsvector` literal: its words
+/// as they are (lowercased letters and digits need no quoting beyond the
+/// quotes themselves), for the same rules as every other backend.
+pub fn tsvector_literal(text: &str) -> String {
+    let mut words: Vec<String> = words(text).iter().map(|w| format!("'{}'", lexeme(w))).collect();
+    words.sort_unstable();
+    words.dedup();
+    words.join(" ")
 }
 
 /// Lowercased runs of letters and digits.

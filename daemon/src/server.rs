@@ -352,8 +352,9 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Upgrade { .. } => "upgrade",
         Request::Stats => "stats",
         Request::Backend => "backend",
-        Request::Migrate { .. } => "migrate",
+        Request::Migrate { .. } | Request::MigrateTo { .. } => "migrate",
         Request::Status => "status",
         Request::Subscribe { .. } => "subscribe",
+        Request::DatabaseHealth => "database_health",
     }
 }

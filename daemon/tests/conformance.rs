@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use milestoned::analytics::AnalyticsBuilder;
 use milestoned::config::StorageConfig;
+use milestoned::database_url::DatabaseUrl;
 use milestoned::document::Folder;
 use milestoned::graph::DependencyGraph;
 use milestoned::layout::ProjectLayout;
@@ -13,11 +14,13 @@ use milestoned::storage::tree::MilestoneTree;
 use milestoned::storage::{BackendKind, BackendSpec, IdAllocator, Storage, StorageError};
 use milestones_protocol::{DatabaseKind, DepEdge, Filter, FilterOp, Map, Query, SortKey, Value};
 
-/// A backend opened through the factory on a fresh project.
+/// A backend opened through the factory on a fresh project (and, for
+/// PostgreSQL, a fresh database on the tests' own server).
 struct Fixture {
     _dir: tempfile::TempDir,
     layout: ProjectLayout,
     kind: BackendKind,
+    config: StorageConfig,
     store: Arc<dyn Storage>,
 }
 
@@ -26,14 +29,19 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let layout = ProjectLayout::new(dir.path());
         layout.ensure().unwrap();
-        let store = BackendSpec::new(kind, &StorageConfig::default()).open(&layout).unwrap();
+        let mut config = StorageConfig::default();
+        if kind == BackendKind::Database(DatabaseKind::Postgresql) {
+            let db = milestones_e2e::postgres::shared().database();
+            config.database_url = Some(DatabaseUrl::parse(&db.url()).unwrap());
+        }
+        let store = BackendSpec::new(kind, &config).open(&layout).unwrap();
         assert_eq!(store.kind(), kind, "the factory opened the backend it was asked for");
-        Fixture { _dir: dir, layout, kind, store }
+        Fixture { _dir: dir, layout, kind, config, store }
     }
 
     /// The same project opened again, as after a restart.
     fn reopen(&mut self) {
-        self.store = BackendSpec::new(self.kind, &StorageConfig::default()).open(&self.layout).unwrap();
+        self.store = BackendSpec::new(self.kind, &self.config).open(&self.layout).unwrap();
     }
 }
 
@@ -335,6 +343,106 @@ fn generated_ids_skip_every_taken_id(kind: BackendKind) {
     assert_eq!(new, expected);
 }
 
+/// xorshift: deterministic and dependency-free.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[(self.next() % items.len() as u64) as usize].clone()
+    }
+}
+
+fn values(rng: &mut Rng) -> Value {
+    let choices = [
+        Value::Null,
+        Value::Bool(true),
+        Value::Bool(false),
+        Value::Int(3),
+        Value::Int(-2),
+        Value::Float(3.0),
+        Value::Float(7.5),
+        Value::from("alpha"),
+        Value::from("Beta"),
+        Value::from("2026-10-01T00:00:00Z"),
+        Value::List(vec![Value::from("alpha"), Value::Int(3)]),
+        Value::Map([("k".to_owned(), Value::Int(1))].into_iter().collect()),
+    ];
+    rng.pick(&choices)
+}
+
+fn document(rng: &mut Rng, i: usize) -> Map {
+    let mut doc = Map::default();
+    doc.insert("id", Value::from(format!("m-{i:03}")));
+    for field in ["title", "status", "priority", "category", "created_at", "x", "nested"] {
+        if !rng.next().is_multiple_of(5) {
+            let v = match field {
+                "status" => {
+                    rng.pick(&[Value::from("planning"), Value::from("archived"), Value::from("blocked"), Value::Int(1)])
+                }
+                "priority" => {
+                    rng.pick(&[Value::from("low"), Value::from("critical"), Value::from("urgent"), Value::Null])
+                }
+                "nested" => Value::Map([("y".to_owned(), values(rng))].into_iter().collect()),
+                _ => values(rng),
+            };
+            doc.insert(field, v);
+        }
+    }
+    doc
+}
+
+/// Generated documents with mixed types and generated queries: the
+/// backend's answers are the in-memory reference engine's, page for page.
+fn generated_queries_agree_with_memory(kind: BackendKind) {
+    let f = Fixture::new(kind);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let docs: Vec<Arc<Map>> = (0..60).map(|i| Arc::new(document(&mut rng, i))).collect();
+    f.store.import(&docs).unwrap();
+    let paths = ["title", "status", "priority", "category", "created_at", "x", "nested.y", "x.0", "id"];
+    let ops = [FilterOp::Eq, FilterOp::Ne, FilterOp::Lt, FilterOp::Ge, FilterOp::Contains, FilterOp::Exists];
+    for round in 0..400 {
+        let mut query = Query { include_archived: round % 3 == 0, ..Query::default() };
+        for _ in 0..(rng.next() % 3) {
+            let op = rng.pick(&ops);
+            let value = match op {
+                FilterOp::Exists => Value::Bool(rng.next().is_multiple_of(2)),
+                _ => rng.pick(&[
+                    Value::Null,
+                    Value::Bool(true),
+                    Value::Int(3),
+                    Value::Float(7.5),
+                    Value::from("alpha"),
+                    Value::from("a"),
+                    Value::from("planning"),
+                ]),
+            };
+            query.filters.push(Filter { path: rng.pick(&paths).to_owned(), op, value });
+        }
+        for _ in 0..(rng.next() % 3) {
+            query.sort.push(SortKey { path: rng.pick(&paths).to_owned(), descending: rng.next().is_multiple_of(2) });
+        }
+        if round % 5 == 0 {
+            query.text = Some(rng.pick(&["alpha", "BE", "m 00", "milestone", "zz"]).to_owned());
+        }
+        if round % 4 == 0 {
+            query.limit = Some(rng.next() % 10);
+            query.offset = rng.next() % 5;
+        }
+        let memory = milestoned::query::run(&query, docs.iter());
+        let sql = f.store.query(&query);
+        match (memory, sql) {
+            (Ok(m), Ok(s)) => assert_eq!(s, m, "query {query:?}"),
+            (Err(_), Err(_)) => {}
+            (m, s) => panic!("one engine failed: memory {m:?}, sql {s:?}, query {query:?}"),
+        }
+    }
+}
+
 /// Runs the whole suite on each backend named.
 macro_rules! conformance {
     ($($backend:ident => $kind:expr),* $(,)?) => {$(
@@ -348,6 +456,7 @@ macro_rules! conformance {
             #[test] fn dependencies_and_cycles() { super::dependencies_and_cycles($kind) }
             #[test] fn outside_edits_are_absorbed() { super::outside_edits_are_absorbed($kind) }
             #[test] fn generated_ids_skip_every_taken_id() { super::generated_ids_skip_every_taken_id($kind) }
+            #[test] fn generated_queries_agree_with_memory() { super::generated_queries_agree_with_memory($kind) }
         }
     )*};
 }
@@ -356,4 +465,5 @@ conformance! {
     file => BackendKind::File,
     hybrid => BackendKind::Hybrid,
     sqlite => BackendKind::Database(DatabaseKind::Sqlite),
+    postgresql => BackendKind::Database(DatabaseKind::Postgresql),
 }

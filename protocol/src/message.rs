@@ -72,6 +72,9 @@ pub enum EventSource {
     Request,
     /// Someone edited `.milestones/` directly (an editor, a script, git).
     OutsideEdit,
+    /// Another writer on the shared database: another daemon (another
+    /// project root, maybe on another machine), or `psql`.
+    SharedDatabase,
 }
 
 /// Which events a subscriber wants; empty lists mean all.
@@ -129,6 +132,12 @@ pub enum Request {
     /// Turns this connection into a stream of [`ServerMessage::Event`]s
     /// (after a `Subscribed` reply) until the client closes it.
     Subscribe { filter: EventFilter },
+    /// [`Request::Migrate`] to a database that needs a connection URL
+    /// (PostgreSQL); answered like `Migrate`.
+    MigrateTo { target: BackendTarget, url: Option<String> },
+    /// The database connection's state and the server's figures; answered
+    /// with [`Response::DatabaseHealth`] (`None` when no server is used).
+    DatabaseHealth,
 }
 
 /// A backend to migrate to.
@@ -143,6 +152,7 @@ pub enum BackendTarget {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DatabaseKind {
     Sqlite,
+    Postgresql,
 }
 
 impl BackendTarget {
@@ -161,6 +171,7 @@ impl DatabaseKind {
     pub fn name(self) -> &'static str {
         match self {
             DatabaseKind::Sqlite => "sqlite",
+            DatabaseKind::Postgresql => "postgresql",
         }
     }
 }
@@ -271,6 +282,32 @@ pub enum Response {
     Status(DaemonStatus),
     /// Events follow on this connection.
     Subscribed,
+    DatabaseHealth(Option<DatabaseHealth>),
+}
+
+/// A database server's connection and figures (seed 001's
+/// `checkPostgreSQLHealth`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseHealth {
+    /// The connection URL with its password masked.
+    pub url: String,
+    /// `connected`, `reconnecting` or `unreachable`.
+    pub connection: String,
+    /// Why the server cannot be reached, when it cannot.
+    pub error: Option<String>,
+    /// True while this daemon hears other daemons' changes (LISTEN).
+    pub listening: bool,
+    /// The server's version.
+    pub server_version: Option<String>,
+    pub active_connections: Option<u64>,
+    pub total_connections: Option<u64>,
+    /// Percent of table blocks read from the server's cache.
+    pub cache_hit_ratio: Option<f64>,
+    pub locks_waiting: Option<u64>,
+    pub database_size_bytes: Option<u64>,
+    /// Distinct users seen over the last hour by every daemon on the
+    /// database.
+    pub concurrent_users: Option<u64>,
 }
 
 /// What `msctl daemon status` shows.

@@ -31,6 +31,7 @@ enum JournalBackend {
     File,
     Hybrid,
     Sqlite,
+    Postgresql,
 }
 
 impl From<BackendKind> for JournalBackend {
@@ -39,6 +40,7 @@ impl From<BackendKind> for JournalBackend {
             BackendKind::File => JournalBackend::File,
             BackendKind::Hybrid => JournalBackend::Hybrid,
             BackendKind::Database(DatabaseKind::Sqlite) => JournalBackend::Sqlite,
+            BackendKind::Database(DatabaseKind::Postgresql) => JournalBackend::Postgresql,
         }
     }
 }
@@ -49,6 +51,7 @@ impl From<JournalBackend> for BackendKind {
             JournalBackend::File => BackendKind::File,
             JournalBackend::Hybrid => BackendKind::Hybrid,
             JournalBackend::Sqlite => BackendKind::Database(DatabaseKind::Sqlite),
+            JournalBackend::Postgresql => BackendKind::Database(DatabaseKind::Postgresql),
         }
     }
 }

@@ -143,6 +143,40 @@ impl<'a> Migration<'a> {
         }
     }
 
+    /// Joins a shared database that already holds milestones, from a
+    /// project whose backend holds none: there is nothing to back up, copy
+    /// or verify, so the switch is all there is (and the old backend's
+    /// leftovers go). `None` when this is not such a case, for
+    /// [`Migration::prepare`] to handle.
+    pub fn join(
+        layout: &ProjectLayout,
+        config: &StorageConfig,
+        source: &dyn Storage,
+        target: &BackendSpec,
+    ) -> MigrationResult<Option<Joined>> {
+        let started = Instant::now();
+        let (from, to) = (source.kind(), target.kind);
+        let broken = source.files().is_some_and(|f| !f.problems().is_empty());
+        if from == to || broken || source.count().map_err(step("counting the milestones"))? > 0 {
+            return Ok(None);
+        }
+        let Some(built) = target.joinable().map_err(step("opening the database"))? else { return Ok(None) };
+        let store = built.commit(layout, config).map_err(step("switching backends"))?;
+        for e in BackendSpec::new(from, config).retire(layout, to, StaleFiles::Holding(&[])) {
+            tracing::warn!(error = %e, "joined the database, but a leftover of the old backend could not be removed");
+        }
+        let milestones = store.count().map_err(step("counting the milestones"))?;
+        let report = MigrationReport {
+            from: from.name().to_owned(),
+            to: to.name().to_owned(),
+            database: to.database().map(|d| d.name().to_owned()),
+            milestones,
+            backup: String::new(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        Ok(Some(Joined { store, report }))
+    }
+
     /// Step 2: `backups/<time>-<from>-to-<to>/` with copies of the milestone
     /// files (copies, not links: a link would follow an edit made in place),
     /// the configuration, a copy of the source's own database, and whatever
@@ -263,6 +297,12 @@ impl<'a> Prepared<'a> {
             leftovers,
         })
     }
+}
+
+/// A shared database joined without a copy ([`Migration::join`]).
+pub struct Joined {
+    pub store: Arc<dyn Storage>,
+    pub report: MigrationReport,
 }
 
 /// What the old backend leaves once the new one serves: nothing serves

@@ -1,12 +1,15 @@
 //! Requests about the storage and the daemon: `Backend`, `Migrate`,
 //! `Status`.
 
-use milestones_protocol::{BackendInfo, BackendTarget, DaemonStatus, EventKind, MigrationReport, PROTOCOL_VERSION};
+use milestones_protocol::{
+    BackendInfo, BackendTarget, DaemonStatus, DatabaseKind, EventKind, MigrationReport, PROTOCOL_VERSION,
+};
 use serde_json::json;
 
 use std::time::Instant;
 
 use super::{MilestoneService, ServiceError, ServiceResult};
+use crate::database_url::DatabaseUrl;
 use crate::migration::Migration;
 use crate::peer::Peer;
 use crate::storage::{BackendKind, BackendSpec};
@@ -63,11 +66,37 @@ impl MilestoneService {
     /// throughout: undoing an interrupted export removes the files that
     /// hold what the source holds, and a write made during the copy would
     /// leave an older file behind for the database to import again.
-    pub(super) fn migrate(&self, target: BackendTarget, peer: &Peer) -> ServiceResult<MigrationReport> {
+    pub(super) fn migrate(
+        &self,
+        target: BackendTarget,
+        url: Option<String>,
+        peer: &Peer,
+    ) -> ServiceResult<MigrationReport> {
         let _migrating = self.migrating.write().unwrap_or_else(|p| p.into_inner());
         let source = self.storage();
         let config = self.config();
         let (from, to) = (source.kind(), BackendKind::from_target(target));
+        let mut spec = BackendSpec::new(to, &config);
+        if let Some(url) = url {
+            if to != BackendKind::Database(DatabaseKind::Postgresql) {
+                return Err(ServiceError::invalid(format!(
+                    "a URL is given only to migrate to PostgreSQL, not to {to}"
+                )));
+            }
+            spec = spec.with_url(DatabaseUrl::parse(&url).map_err(ServiceError::invalid)?);
+        }
+        {
+            // A project root with no milestones joins a database that has
+            // some: nothing is copied.
+            let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+            let joined = Migration::join(&self.layout, &config, &*source, &spec).map_err(ServiceError::Migration)?;
+            if let Some(joined) = joined {
+                self.serve_from(joined.store);
+                tracing::info!(milestones = joined.report.milestones, "joined a shared database");
+                self.log("migration_completed", "", peer, json!({ "report": joined.report, "joined": true }));
+                return Ok(joined.report);
+            }
+        }
         let details = json!({ "from": from.name(), "to": to.name() });
         self.log("migration_started", "", peer, details.clone());
         let backends = format!("{from} to {to}");
@@ -76,7 +105,7 @@ impl MilestoneService {
         let mut held_throughout =
             exports.then(|| (self.gate.write().unwrap_or_else(|p| p.into_inner()), Instant::now()));
         self.written.start();
-        let migration = Migration::new(&self.layout, &config, source, BackendSpec::new(to, &config));
+        let migration = Migration::new(&self.layout, &config, source, spec);
         let result = migration.prepare(&|| self.written.so_far()).and_then(|mut prepared| {
             // Rounds of catching up while writes go on, so that few are
             // left for the moment they are held.
@@ -95,8 +124,7 @@ impl MilestoneService {
             };
             let written = self.written.stop();
             let migrated = prepared.finish(&written)?;
-            *self.storage.write().unwrap_or_else(|p| p.into_inner()) = migrated.store;
-            self.ids.reset();
+            self.serve_from(migrated.store);
             // Problems of files dropped into the old backend's folders
             // are the new backend's to find again (it reads the files).
             self.forget_dropped_file_problems();

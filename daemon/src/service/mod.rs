@@ -37,7 +37,7 @@ use crate::document::{self, Doc, Folder, Status};
 use crate::event_log::{AuditEvent, StorageEventLog};
 use crate::layout::ProjectLayout;
 use crate::peer::Peer;
-use crate::storage::{IdAllocator, Storage, StorageError, Stored};
+use crate::storage::{IdAllocator, SharedChange, Storage, StorageError, Stored};
 
 /// How many times a change is re-applied when other writers keep getting in
 /// first, before the request gives up with a conflict.
@@ -59,7 +59,9 @@ pub struct MilestoneService {
     /// Replaced whole on SIGHUP.
     settings: RwLock<Settings>,
     events: StorageEventLog,
-    feed: ChangeFeed,
+    /// Shared with the storage's listener, which hands in other daemons'
+    /// changes.
+    feed: Arc<ChangeFeed>,
     /// How outside edits are noticed (`notify`, or the polling fallback).
     watching: RwLock<String>,
     /// Files dropped into a database backend's folders that could not be
@@ -110,6 +112,8 @@ impl MilestoneService {
         log_level: LevelFilter,
     ) -> Self {
         let now = document::now_timestamp();
+        let feed = Arc::new(ChangeFeed::default());
+        hear_shared_changes(&*storage, &feed);
         MilestoneService {
             storage: RwLock::new(storage),
             gate: RwLock::new(()),
@@ -119,7 +123,7 @@ impl MilestoneService {
             layout,
             settings: RwLock::new(Settings { config, log_level, loaded_at: now.clone() }),
             events,
-            feed: ChangeFeed::default(),
+            feed,
             watching: RwLock::new("off".to_owned()),
             outside_problems: RwLock::new(Vec::new()),
             started: Instant::now(),
@@ -198,7 +202,9 @@ impl MilestoneService {
             Request::Upgrade { target } => self.upgrade(&target, peer).map(Response::Upgraded),
             Request::Stats => self.stats().map(Response::Stats),
             Request::Backend => self.backend().map(Response::Backend),
-            Request::Migrate { target } => self.migrate(target, peer).map(Response::Migrated),
+            Request::Migrate { target } => self.migrate(target, None, peer).map(Response::Migrated),
+            Request::MigrateTo { target, url } => self.migrate(target, url, peer).map(Response::Migrated),
+            Request::DatabaseHealth => Ok(Response::DatabaseHealth(self.storage().database_health())),
             Request::Status => self.status().map(Response::Status),
             // The connection turns into a stream; the server does that.
             Request::Subscribe { .. } => {
@@ -279,6 +285,14 @@ impl MilestoneService {
         self.feed.publish(NewEvent { kind, id: None, status: None, source, file: None, detail: Some(detail) });
     }
 
+    /// Makes `store` the one that serves (after a migration), and has it
+    /// hand in other writers' changes.
+    fn serve_from(&self, store: Arc<dyn Storage>) {
+        hear_shared_changes(&*store, &self.feed);
+        *self.storage.write().unwrap_or_else(|p| p.into_inner()) = store;
+        self.ids.reset();
+    }
+
     /// The feed of changes subscribers listen to.
     pub fn feed(&self) -> &ChangeFeed {
         &self.feed
@@ -338,4 +352,20 @@ fn changed_meanwhile(first: &Map, applied_to: &Map, touched: &[String]) -> Vec<S
         })
         .cloned()
         .collect()
+}
+
+/// Has `store` announce on `feed` the changes other writers make to a
+/// shared database (other daemons, `psql`), as their own kind of source.
+fn hear_shared_changes(store: &dyn Storage, feed: &Arc<ChangeFeed>) {
+    let feed = feed.clone();
+    store.listen(Arc::new(move |change: SharedChange| {
+        feed.publish(NewEvent {
+            kind: change.kind,
+            id: Some(&change.id),
+            status: change.status.as_deref().and_then(Status::parse),
+            source: EventSource::SharedDatabase,
+            file: None,
+            detail: None,
+        })
+    }));
 }

@@ -2,7 +2,11 @@
 //! [`FileKeeping`] for those whose truth is the YAML files), the types it
 //! speaks in, and the little both need. See the module docs of `storage`.
 
-use milestones_protocol::{Analytics, BackendTarget, DatabaseKind, Map, Page, Problem, Query};
+use std::sync::Arc;
+
+use milestones_protocol::{
+    Analytics, BackendTarget, DatabaseHealth, DatabaseKind, EventKind, Map, Page, Problem, Query,
+};
 
 use super::error::{StorageError, StorageResult};
 use super::tree;
@@ -52,6 +56,17 @@ impl std::fmt::Display for Revision {
         // A content hash is long; its head tells versions apart in logs.
         f.write_str(&self.0[..self.0.len().min(12)])
     }
+}
+
+/// A starting revision counter for a new row: random, 40 bits (positive,
+/// with room to count up), so a milestone removed and created again under
+/// the same id never repeats a revision a writer may still hold.
+pub(super) fn fresh_counter() -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    // Each RandomState is keyed afresh from a randomly seeded source.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    (hasher.finish() >> 24) as i64
 }
 
 /// What every backend provides. Implementations are internally synchronised
@@ -147,12 +162,36 @@ pub trait Storage: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Starts telling `sink` about changes other writers make to a shared
+    /// database (other daemons, `psql`), until the store is dropped.
+    /// Backends nobody else writes to ignore it.
+    fn listen(&self, _sink: ChangeSink) {}
+
+    /// The database server's connection and figures; `None` for backends
+    /// without a server.
+    fn database_health(&self) -> Option<DatabaseHealth> {
+        None
+    }
+
     /// What only a backend whose truth is the YAML files does; `None` for a
     /// database.
     fn files(&self) -> Option<&dyn FileKeeping> {
         None
     }
 }
+
+/// A change another writer made to a shared database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedChange {
+    /// `Created`, `Updated` or `Deleted`.
+    pub kind: EventKind,
+    pub id: String,
+    /// The status it was left in (none for a deletion).
+    pub status: Option<String>,
+}
+
+/// Where a store hands the changes others made (see [`Storage::listen`]).
+pub type ChangeSink = Arc<dyn Fn(SharedChange) + Send + Sync>;
 
 /// The capability of a backend whose source of truth is the YAML files
 /// (file, hybrid): it knows which bytes each file held when it last read or

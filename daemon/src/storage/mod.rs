@@ -20,12 +20,15 @@ mod file;
 mod hybrid;
 mod ids;
 mod interface;
+mod postgres;
+mod record;
 mod spec;
 mod sqlite;
 pub mod tree;
 
 pub use self::error::{StorageError, StorageResult};
 pub use self::ids::IdAllocator;
-pub use self::interface::{BackendKind, FileKeeping, Requirement, Revision, Storage, Stored};
+pub use self::interface::{BackendKind, ChangeSink, FileKeeping, Requirement, Revision, SharedChange, Storage, Stored};
 pub use self::spec::{BackendSpec, Built, StaleFiles};
+pub use crate::database_url::DatabaseUrl;
 pub use crate::document::Doc;

@@ -15,24 +15,44 @@ use super::error::{StorageError, StorageResult};
 use super::file::FileStore;
 use super::hybrid::{remove_database, HybridStore};
 use super::interface::{BackendKind, FileKeeping, Storage};
-use super::sqlite::Record;
+use super::postgres::PostgresStore;
+use super::record::Record;
 use super::tree::MilestoneTree;
 use crate::config::{DatabaseSetting, StorageConfig};
+use crate::database_url::DatabaseUrl;
 use crate::document::Doc;
 use crate::document::Folder;
 use crate::layout::ProjectLayout;
 
 /// A backend and the settings it is opened with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSpec {
     pub kind: BackendKind,
     /// The hybrid backend also keeps the audit events in `index.db`.
     events_in_database: bool,
+    /// Where the PostgreSQL server is.
+    url: Option<DatabaseUrl>,
 }
 
 impl BackendSpec {
     pub fn new(kind: BackendKind, config: &StorageConfig) -> BackendSpec {
-        BackendSpec { kind, events_in_database: config.events_in_database }
+        BackendSpec { kind, events_in_database: config.events_in_database, url: config.database_url.clone() }
+    }
+
+    /// This backend on the database server at `url` (a migration's target).
+    pub fn with_url(mut self, url: DatabaseUrl) -> BackendSpec {
+        self.url = Some(url);
+        self
+    }
+
+    fn url(&self) -> StorageResult<&DatabaseUrl> {
+        self.url.as_ref().ok_or_else(|| {
+            StorageError::Invalid(format!(
+                "the milestones are in PostgreSQL, but no database URL is configured: set {}, or give it with \
+                 `--url` (`msctl migrate database --database postgresql --url URL`)",
+                crate::config::DATABASE_URL_ENV
+            ))
+        })
     }
 
     /// The backend `config/storage-backend.txt` names (`file` when it is
@@ -64,7 +84,22 @@ impl BackendSpec {
             BackendKind::File => Arc::new(FileStore::open(layout.clone())?),
             BackendKind::Hybrid => Arc::new(HybridStore::open(layout.clone(), self.events_in_database)?),
             BackendKind::Database(DatabaseKind::Sqlite) => Arc::new(SqliteStore::open(&layout.enterprise_db())?),
+            BackendKind::Database(DatabaseKind::Postgresql) => Arc::new(PostgresStore::open(self.url()?)?),
         })
+    }
+
+    /// This backend as it stands, ready to switch to without a copy, when
+    /// it is a shared database that already holds milestones (another
+    /// project root put them there); `None` otherwise.
+    pub fn joinable(&self) -> StorageResult<Option<Built>> {
+        if self.kind != BackendKind::Database(DatabaseKind::Postgresql) {
+            return Ok(None);
+        }
+        let store = PostgresStore::open(self.url()?)?;
+        if store.count()? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Built { spec: self.clone(), store: Some(Arc::new(store)), made: Vec::new() }))
     }
 
     /// Refuses documents this backend cannot hold value for value (a
@@ -80,7 +115,7 @@ impl BackendSpec {
     /// replace: an earlier `enterprise.db` left from a time on the database
     /// backend.
     pub fn back_up_replaced(&self, layout: &ProjectLayout, source: BackendKind, dir: &Path) -> StorageResult<()> {
-        if self.kind.database().is_none() || source.database().is_some() {
+        if self.kind != BackendKind::Database(DatabaseKind::Sqlite) || source.database().is_some() {
             return Ok(());
         }
         let enterprise = layout.enterprise_db();
@@ -99,7 +134,7 @@ impl BackendSpec {
     /// shares them with a source that keeps files; otherwise the documents
     /// are written out. On failure what was made is removed again.
     pub fn build(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc]) -> StorageResult<Built> {
-        let mut built = Built { spec: *self, store: None, made: self.made_by_build(layout, source, docs) };
+        let mut built = Built { spec: self.clone(), store: None, made: self.made_by_build(layout, source, docs) };
         match self.fill(layout, source, docs, &mut built) {
             Ok(()) => Ok(built),
             Err(e) => {
@@ -124,6 +159,12 @@ impl BackendSpec {
             BackendKind::Database(DatabaseKind::Sqlite) => {
                 made.push(Made::Staged(staging_path(&layout.enterprise_db())))
             }
+            BackendKind::Database(DatabaseKind::Postgresql) => {
+                if let Some(url) = &self.url {
+                    let ids = docs.iter().filter_map(|d| crate::document::id(d)).map(str::to_owned).collect();
+                    made.push(Made::Rows(Box::new(url.clone()), ids));
+                }
+            }
         }
         made
     }
@@ -146,6 +187,23 @@ impl BackendSpec {
                 let path = staging_path(&layout.enterprise_db());
                 remove_database(&path)?;
                 Arc::new(SqliteStore::open(&path)?)
+            }
+            BackendKind::Database(DatabaseKind::Postgresql) => {
+                let url = self.url()?;
+                let store = PostgresStore::open(url)?;
+                // Built into the live tables, which other project roots may
+                // share: only an empty database is filled, and undoing the
+                // build removes exactly the rows it wrote.
+                let held = store.count()?;
+                if held > 0 {
+                    return Err(StorageError::Invalid(format!(
+                        "{} already holds {held} milestone(s); a migration copies into an empty database only \
+                         (a project root with no milestones of its own joins it with `msctl init --backend database \
+                         --database postgresql --url URL`)",
+                        url.target()
+                    )));
+                }
+                Arc::new(store)
             }
         };
         built.store = Some(store.clone());
@@ -174,9 +232,11 @@ impl BackendSpec {
                 StaleFiles::KnownTo(files, ids) => remove_known_files(&tree, files, ids),
             });
         }
-        if self.kind == BackendKind::Database(DatabaseKind::Sqlite) && successor.keeps_files() {
+        if self.kind == BackendKind::Database(DatabaseKind::Sqlite) && successor != self.kind {
             results.push(remove_database(&layout.enterprise_db()));
         }
+        // A PostgreSQL database is left as it is: other project roots may
+        // still be served from it (and the backup holds its documents).
         results.into_iter().filter_map(Result::err).collect()
     }
 }
@@ -211,6 +271,8 @@ enum Made {
     Database(PathBuf),
     /// A database built beside the live one, moved into place on commit.
     Staged(PathBuf),
+    /// Rows written into a database server's live (and empty) tables.
+    Rows(Box<DatabaseUrl>, Vec<String>),
 }
 
 impl Built {
@@ -247,6 +309,12 @@ impl Built {
             (None, Some(store)) => store,
             (_, None) => return Err(StorageError::Invalid("the backend was not built".to_owned())),
         };
+        if let (Some(url), BackendKind::Database(DatabaseKind::Postgresql)) = (&self.spec.url, self.spec.kind) {
+            if config.database_url.as_ref() != Some(url) {
+                crate::config::save_database_url(layout, url)
+                    .map_err(|e| StorageError::Invalid(format!("cannot save the database URL: {e}")))?;
+            }
+        }
         if let Some(kind) = self.spec.kind.database() {
             if config.database != DatabaseSetting::Provided(kind) {
                 crate::config::set_database_type(&layout.storage_config(), kind)
@@ -343,7 +411,7 @@ impl BackendSpec {
         switch_begun: bool,
     ) -> StorageResult<()> {
         let mut made = self.made_by_build(layout, source, source_docs);
-        if switch_begun && self.kind.database().is_some() {
+        if switch_begun && self.kind == BackendKind::Database(DatabaseKind::Sqlite) {
             made.push(Made::Database(layout.enterprise_db()));
         }
         remove_made(layout, &made).into_iter().next().map_or(Ok(()), Err)
@@ -368,6 +436,7 @@ fn remove_made(layout: &ProjectLayout, made: &[Made]) -> Vec<StorageError> {
             match made {
                 Made::Database(path) | Made::Staged(path) => remove_database(path),
                 Made::Files(docs) => remove_unchanged_files(&tree, docs),
+                Made::Rows(url, ids) => PostgresStore::open(url).and_then(|store| store.remove_all(ids)),
             }
             .err()
         })

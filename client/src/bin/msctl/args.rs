@@ -31,8 +31,12 @@ pub enum Command {
         #[arg(long, value_parser = ["file", "hybrid", "database"])]
         backend: Option<String>,
         /// The engine of the database backend.
-        #[arg(long, value_parser = ["sqlite"], requires = "backend")]
+        #[arg(long, value_parser = ["sqlite", "postgresql"], requires = "backend")]
         database: Option<String>,
+        /// The PostgreSQL server to join or fill (postgresql://USER:PASSWORD@HOST:PORT/DB, or
+        /// postgresql:///DB?host=SOCKET_DIR); saved, owner-only, in .milestones/database-url.
+        #[arg(long, value_name = "URL", env = "MILESTONED_DATABASE_URL", hide_env_values = true)]
+        url: Option<String>,
     },
     /// Create a milestone; prints its id.
     Create {
@@ -136,8 +140,12 @@ pub enum Command {
         #[arg(value_parser = ["file", "hybrid", "database"])]
         target: String,
         /// The engine of the database backend (default: sqlite).
-        #[arg(long, value_parser = ["sqlite"])]
+        #[arg(long, value_parser = ["sqlite", "postgresql"])]
         database: Option<String>,
+        /// The PostgreSQL server (postgresql://USER:PASSWORD@HOST:PORT/DB, or postgresql:///DB?host=SOCKET_DIR);
+        /// saved, owner-only, in .milestones/database-url.
+        #[arg(long, value_name = "URL", env = "MILESTONED_DATABASE_URL", hide_env_values = true)]
+        url: Option<String>,
     },
     /// Print changes as they happen (requests, outside edits, migrations) until interrupted.
     Watch {

@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use milestones_client::protocol::{BackendTarget, DatabaseKind, Request, Response};
 use milestones_client::Client;
 
 use crate::args::Cli;
@@ -25,24 +26,36 @@ pub fn run(cli: &Cli) -> Result<u8, Failure> {
         .map_err(|e| Failure::new(exit::FAILURE, format!("cannot use {} as the project root: {e}", root.display())))?;
     let socket =
         cli.socket.clone().unwrap_or_else(|| milestones_client::protocol::socket_path::default_socket_path(&root));
-    let crate::args::Command::Init { backend: wanted, database } = &cli.command else {
+    let crate::args::Command::Init { backend: wanted, database, url } = &cli.command else {
         unreachable!("init::run runs `msctl init` only")
     };
-    if let Some(wanted) = wanted {
-        // Checked before anything is written.
-        crate::input::backend_target(wanted, database.as_deref())?;
+    // Checked before anything is written.
+    let target = wanted.as_deref().map(|w| crate::input::backend_target(w, database.as_deref())).transpose()?;
+    // A project on PostgreSQL starts on files and migrates: into an empty
+    // database, or joining one that holds another root's milestones.
+    let server = matches!(target, Some(BackendTarget::Database(DatabaseKind::Postgresql)));
+    if url.is_some() && !server {
+        return Err(Failure::new(exit::USAGE, "--url goes with --backend database --database postgresql only"));
     }
-    let target = DaemonAddress { root: root.clone(), socket: socket.clone() };
+    let address = DaemonAddress { root: root.clone(), socket: socket.clone() };
     let fresh = match Client::connect(&socket, "msctl") {
         Ok(_) => false,
         Err(_) => {
-            if let Some(wanted) = wanted {
+            if let Some(wanted) = wanted.as_deref().filter(|_| !server) {
                 choose_backend(&root, wanted)?;
             }
-            crate::daemon::start(&target, cli.socket.as_deref())?
+            crate::daemon::start(&address, cli.socket.as_deref())?
         }
     };
-    let welcome = Client::connect(&socket, "msctl").map_err(|e| crate::daemon::refused(&target, e))?.welcome().clone();
+    let mut client = Client::connect(&socket, "msctl").map_err(|e| crate::daemon::refused(&address, e))?;
+    if let (Some(target), true) = (target, server && client.welcome().backend != "database") {
+        match client.request(Request::MigrateTo { target, url: url.clone() })? {
+            Response::Migrated(_) => {}
+            other => return Err(crate::unexpected(other)),
+        }
+        client = Client::connect(&socket, "msctl").map_err(|e| crate::daemon::refused(&address, e))?;
+    }
+    let welcome = client.welcome().clone();
     let (pid, backend) = (welcome.pid, welcome.backend);
     if let Some(wanted) = wanted.as_deref().filter(|w| *w != backend) {
         return Err(already_on(&backend, wanted));

@@ -82,7 +82,10 @@ pub fn target_of(id: Option<String>, all: bool, command: &str) -> Result<Target,
 pub fn backend_target(backend: &str, database: Option<&str>) -> Result<BackendTarget, Failure> {
     let kind = match database {
         None | Some("sqlite") => DatabaseKind::Sqlite,
-        Some(other) => return Err(Failure::new(exit::USAGE, format!("unknown database `{other}` (known: sqlite)"))),
+        Some("postgresql") => DatabaseKind::Postgresql,
+        Some(other) => {
+            return Err(Failure::new(exit::USAGE, format!("unknown database `{other}` (known: sqlite, postgresql)")))
+        }
     };
     match (backend, database) {
         ("database", _) => Ok(BackendTarget::Database(kind)),

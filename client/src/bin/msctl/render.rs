@@ -1,8 +1,8 @@
 //! Output: exact JSON for scripts, tables and sentences for people.
 
 use milestones_client::protocol::{
-    Analytics, BackendInfo, ChangeEvent, DaemonStatus, DepsReport, EventSource, Map, MigrationReport, Page, Severity,
-    UpgradeOutcome, ValidationReport, Value,
+    Analytics, BackendInfo, ChangeEvent, DaemonStatus, DatabaseHealth, DepsReport, EventSource, Map, MigrationReport,
+    Page, Severity, UpgradeOutcome, ValidationReport, Value,
 };
 use serde::Serialize;
 
@@ -116,10 +116,18 @@ impl Output {
         });
     }
 
-    pub fn health(&self, status: &DaemonStatus, report: &ValidationReport, advice: &[String]) {
+    pub fn health(
+        &self,
+        status: &DaemonStatus,
+        database: Option<&DatabaseHealth>,
+        report: &ValidationReport,
+        advice: &[String],
+    ) {
         let errors = report.problems.iter().filter(|p| p.severity == Severity::Error).count();
+        let connected = database.is_none_or(|d| d.connection == "connected");
         let value = serde_json::json!({
-            "healthy": errors == 0,
+            "healthy": errors == 0 && connected,
+            "database_server": database,
             "backend": status.backend,
             "database": status.database,
             "milestones": status.milestones,
@@ -132,18 +140,37 @@ impl Output {
         self.print_json_or(&value, || {
             let db = status.database.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
             let mut lines = vec![
-                if errors == 0 { "healthy".to_owned() } else { format!("{errors} problem(s)") },
+                match (errors, connected) {
+                    (0, true) => "healthy".to_owned(),
+                    (0, false) => "the database server cannot be reached".to_owned(),
+                    _ => format!("{errors} problem(s)"),
+                },
                 format!(
                     "backend: {}{db}, {} milestones; watching: {}",
                     status.backend, status.milestones, status.watching
                 ),
             ];
+            if let Some(d) = database {
+                lines.push(database_lines(d));
+            }
             for p in &report.problems {
                 let whom = p.file.clone().or_else(|| p.id.clone()).unwrap_or_else(|| "-".into());
                 lines.push(format!("  {whom}: {}", p.message));
             }
             lines.extend(advice.iter().map(|a| format!("- {a}")));
             lines.join("\n")
+        });
+    }
+
+    /// `msctl health` when the database server cannot be reached.
+    pub fn database_unreachable(&self, database: &DatabaseHealth) {
+        let value = serde_json::json!({ "healthy": false, "database_server": database });
+        self.print_json_or(&value, || {
+            format!(
+                "the database server cannot be reached\n{}\n- the daemon reconnects by itself (with backoff) once the \
+                 server answers again; requests fail with exit 7 meanwhile",
+                database_lines(database)
+            )
         });
     }
 
@@ -231,6 +258,7 @@ impl Output {
                 EventSource::OutsideEdit => {
                     format!("  [edited outside{}]", event.file.as_deref().map(|f| format!(": {f}")).unwrap_or_default())
                 }
+                EventSource::SharedDatabase => "  [shared database]".to_owned(),
             };
             let detail = event.detail.as_deref().map(|d| format!("  {d}")).unwrap_or_default();
             format!("{}  {kind:<18} {what}{status}{source}{detail}", event.timestamp)
@@ -248,6 +276,14 @@ impl Output {
     pub fn migrated(&self, report: &MigrationReport) {
         self.print_json_or(report, || {
             let db = report.database.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            if report.backup.is_empty() {
+                // Nothing was copied: a root with no milestones joined a
+                // shared database.
+                return format!(
+                    "joined the {}{db} backend, which holds {} milestones; nothing needed copying",
+                    report.to, report.milestones
+                );
+            }
             format!(
                 "migrated {} milestones from {} to {}{db} in {:.1} s, every record verified; backup in {}",
                 report.milestones,
@@ -259,12 +295,47 @@ impl Output {
         });
     }
 
-    pub fn backend(&self, info: &BackendInfo) {
-        self.print_json_or(info, || {
+    /// `msctl backend`; `health` adds the database server's masked URL.
+    pub fn backend(&self, info: &BackendInfo, health: Option<&DatabaseHealth>) {
+        let mut value = serde_json::to_value(info).unwrap_or_default();
+        if let Some(health) = health {
+            value["url"] = health.url.clone().into();
+        }
+        self.print_json_or(&value, || {
             let db = info.database.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
-            format!("{}{db}: {} milestones in {} (socket {})", info.backend, info.milestones, info.root, info.socket)
+            let url = health.map(|h| format!(" at {}", h.url)).unwrap_or_default();
+            format!(
+                "{}{db}{url}: {} milestones in {} (socket {})",
+                info.backend, info.milestones, info.root, info.socket
+            )
         });
     }
+}
+
+/// The database server's part of `msctl health`.
+fn database_lines(d: &DatabaseHealth) -> String {
+    let figure = |n: Option<u64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let mut lines = vec![format!(
+        "database: {} ({}{})",
+        d.url,
+        d.connection,
+        if d.listening { ", hearing other daemons' changes" } else { ", not hearing other daemons' changes" }
+    )];
+    if let Some(error) = &d.error {
+        lines.push(format!("  error: {error}"));
+    }
+    if let Some(version) = &d.server_version {
+        lines.push(format!(
+            "  server {version}: {} active of {} connections, cache hit ratio {}, {} lock(s) waiting, size {}, {} user(s) in the last hour",
+            figure(d.active_connections),
+            figure(d.total_connections),
+            d.cache_hit_ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}%")),
+            figure(d.locks_waiting),
+            d.database_size_bytes.map_or_else(|| "-".to_owned(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+            figure(d.concurrent_users),
+        ));
+    }
+    lines.join("\n")
 }
 
 fn text<'a>(doc: &'a Map, field: &str) -> &'a str {

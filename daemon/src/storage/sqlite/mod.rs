@@ -7,7 +7,6 @@ mod analytics;
 mod compile;
 mod failure;
 mod pool;
-mod record;
 mod schema;
 
 use std::path::Path;
@@ -18,12 +17,12 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 
 pub use self::failure::failed;
 pub use self::pool::ConnectionPool;
-pub use self::record::Record;
 pub use self::schema::{Flavour, SchemaState};
 use crate::event_log::AuditEvent;
 use crate::graph::DependencyGraph;
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::interface::{Requirement, Revision};
+use crate::storage::record::{self, Record};
 use crate::storage::tree::Stamp;
 
 /// The read side of [`crate::storage::Storage`] (all but `get`) for a
@@ -319,7 +318,7 @@ impl Writer<'_> {
                             text("completed_at"),
                             record.tasks_total,
                             record.tasks_completed,
-                            fresh_revision()
+                            crate::storage::interface::fresh_counter()
                         ],
                         |r| Ok((r.get(0)?, Some(r.get(1)?))),
                     )
@@ -411,15 +410,6 @@ impl Writer<'_> {
     }
 }
 
-/// A starting revision: random, 40 bits (positive, with room to count up).
-fn fresh_revision() -> i64 {
-    use std::hash::{BuildHasher, Hasher};
-    // Each RandomState is keyed afresh from a randomly seeded source.
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    (hasher.finish() >> 24) as i64
-}
-
 fn requirements(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Requirement>> {
     let mut stmt =
         conn.prepare_cached("SELECT depends_on, declared_by FROM milestone_dependencies WHERE milestone_id = ?")?;
@@ -439,118 +429,4 @@ fn graph(conn: &Connection) -> rusqlite::Result<DependencyGraph> {
         graph.add_edge(&from, &to);
     }
     Ok(graph)
-}
-
-#[cfg(test)]
-mod tests {
-    //! The SQL engine against the in-memory reference, on generated
-    //! documents with mixed types and generated queries.
-
-    use std::sync::Arc;
-
-    use milestones_protocol::{Filter, FilterOp, Map, Query, SortKey, Value};
-
-    use super::*;
-
-    /// xorshift: deterministic and dependency-free.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-            items[(self.next() % items.len() as u64) as usize].clone()
-        }
-    }
-
-    fn values(rng: &mut Rng) -> Value {
-        let choices = [
-            Value::Null,
-            Value::Bool(true),
-            Value::Bool(false),
-            Value::Int(3),
-            Value::Int(-2),
-            Value::Float(3.0),
-            Value::Float(7.5),
-            Value::from("alpha"),
-            Value::from("Beta"),
-            Value::from("2026-10-01T00:00:00Z"),
-            Value::List(vec![Value::from("alpha"), Value::Int(3)]),
-            Value::Map([("k".to_owned(), Value::Int(1))].into_iter().collect()),
-        ];
-        rng.pick(&choices)
-    }
-
-    fn document(rng: &mut Rng, i: usize) -> Map {
-        let mut doc = Map::default();
-        doc.insert("id", Value::from(format!("m-{i:03}")));
-        for field in ["title", "status", "priority", "category", "created_at", "x", "nested"] {
-            if !rng.next().is_multiple_of(5) {
-                let v = match field {
-                    "status" => rng.pick(&[
-                        Value::from("planning"),
-                        Value::from("archived"),
-                        Value::from("blocked"),
-                        Value::Int(1),
-                    ]),
-                    "priority" => {
-                        rng.pick(&[Value::from("low"), Value::from("critical"), Value::from("urgent"), Value::Null])
-                    }
-                    "nested" => Value::Map([("y".to_owned(), values(rng))].into_iter().collect()),
-                    _ => values(rng),
-                };
-                doc.insert(field, v);
-            }
-        }
-        doc
-    }
-
-    #[test]
-    fn sql_and_memory_agree_on_generated_queries() {
-        let dir = tempfile::tempdir().unwrap();
-        let (table, _) = MilestoneTable::open(&dir.path().join("t.db"), Flavour::Database).unwrap();
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let docs: Vec<Arc<Map>> = (0..60).map(|i| Arc::new(document(&mut rng, i))).collect();
-        table.write(|w| docs.iter().try_for_each(|d| w.put(&Record::of(d).unwrap(), None).map(|_| ()))).unwrap();
-        let paths = ["title", "status", "priority", "category", "created_at", "x", "nested.y", "x.0", "id"];
-        let ops = [FilterOp::Eq, FilterOp::Ne, FilterOp::Lt, FilterOp::Ge, FilterOp::Contains, FilterOp::Exists];
-        for round in 0..400 {
-            let mut query = Query { include_archived: round % 3 == 0, ..Query::default() };
-            for _ in 0..(rng.next() % 3) {
-                let op = rng.pick(&ops);
-                let value = match op {
-                    FilterOp::Exists => Value::Bool(rng.next().is_multiple_of(2)),
-                    _ => rng.pick(&[
-                        Value::Null,
-                        Value::Bool(true),
-                        Value::Int(3),
-                        Value::Float(7.5),
-                        Value::from("alpha"),
-                        Value::from("a"),
-                        Value::from("planning"),
-                    ]),
-                };
-                query.filters.push(Filter { path: rng.pick(&paths).to_owned(), op, value });
-            }
-            for _ in 0..(rng.next() % 3) {
-                query
-                    .sort
-                    .push(SortKey { path: rng.pick(&paths).to_owned(), descending: rng.next().is_multiple_of(2) });
-            }
-            if round % 4 == 0 {
-                query.limit = Some(rng.next() % 10);
-                query.offset = rng.next() % 5;
-            }
-            let memory = crate::query::run(&query, docs.iter());
-            let sql = table.query(&query);
-            match (memory, sql) {
-                (Ok(m), Ok(s)) => assert_eq!(s, m, "query {query:?}"),
-                (Err(_), Err(_)) => {}
-                (m, s) => panic!("one engine failed: memory {m:?}, sql {s:?}, query {query:?}"),
-            }
-        }
-    }
 }

@@ -1,7 +1,7 @@
 //! The storage backend and the daemon's health: `backend`, `migrate` and
 //! `health`.
 
-use milestones_client::protocol::{Request, Response, Severity, Target};
+use milestones_client::protocol::{BackendTarget, DatabaseHealth, DatabaseKind, Request, Response, Severity, Target};
 use milestones_client::Client;
 
 use crate::input::backend_target;
@@ -10,17 +10,41 @@ use crate::{exit, unexpected, Failure};
 
 /// `msctl backend`: the active storage backend.
 pub fn backend(client: &mut Client, out: &Output) -> Result<u8, Failure> {
-    match client.request(Request::Backend)? {
-        Response::Backend(info) => out.backend(&info),
+    let info = match client.request(Request::Backend)? {
+        Response::Backend(info) => info,
         other => return Err(unexpected(other)),
-    }
+    };
+    let server = database_health(client, info.database.as_deref())?;
+    out.backend(&info, server.as_ref());
     Ok(0)
 }
 
+/// The database server's state, when the backend has a server.
+fn database_health(client: &mut Client, database: Option<&str>) -> Result<Option<DatabaseHealth>, Failure> {
+    if database != Some(DatabaseKind::Postgresql.name()) {
+        return Ok(None);
+    }
+    match client.request(Request::DatabaseHealth)? {
+        Response::DatabaseHealth(health) => Ok(health),
+        other => Err(unexpected(other)),
+    }
+}
+
 /// `msctl migrate`: move every milestone to another backend.
-pub fn migrate(client: &mut Client, out: &Output, target: String, database: Option<String>) -> Result<u8, Failure> {
-    let target = backend_target(&target, database.as_deref())?;
-    match client.request(Request::Migrate { target })? {
+pub fn migrate(
+    client: &mut Client,
+    out: &Output,
+    target: &str,
+    database: Option<String>,
+    url: Option<String>,
+) -> Result<u8, Failure> {
+    let target = backend_target(target, database.as_deref())?;
+    let request = match (target, url) {
+        (BackendTarget::Database(DatabaseKind::Postgresql), url) => Request::MigrateTo { target, url },
+        (_, None) => Request::Migrate { target },
+        (_, Some(_)) => return Err(Failure::new(exit::USAGE, "--url goes with --database postgresql only")),
+    };
+    match client.request(request)? {
         Response::Migrated(report) => out.migrated(&report),
         other => return Err(unexpected(other)),
     }
@@ -30,6 +54,16 @@ pub fn migrate(client: &mut Client, out: &Output, target: String, database: Opti
 /// `msctl health`: the daemon's status, every problem found, and advice;
 /// exit 5 on errors.
 pub fn health(client: &mut Client, out: &Output) -> Result<u8, Failure> {
+    // Asked first: with the server gone, nothing else can be answered.
+    let server = match client.request(Request::DatabaseHealth)? {
+        Response::DatabaseHealth(health) => health,
+        other => return Err(unexpected(other)),
+    };
+    let unreachable = server.as_ref().is_some_and(|d| d.connection != "connected");
+    if let Some(d) = server.as_ref().filter(|_| unreachable) {
+        out.database_unreachable(d);
+        return Ok(exit::PROBLEMS_FOUND);
+    }
     let Response::Status(status) = client.request(Request::Status)? else {
         return Err(Failure::new(exit::FAILURE, "unexpected answer to Status"));
     };
@@ -54,7 +88,7 @@ pub fn health(client: &mut Client, out: &Output) -> Result<u8, Failure> {
             status.watching
         ));
     }
-    out.health(&status, &report, &advice);
+    out.health(&status, server.as_ref(), &report, &advice);
     if errors > 0 {
         return Ok(exit::PROBLEMS_FOUND);
     }

@@ -51,7 +51,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Upgrade { id, all } => project::upgrade(client, out, id, all),
         Command::Stats => project::stats(client, out),
         Command::Backend => backend::backend(client, out),
-        Command::Migrate { target, database } => backend::migrate(client, out, target, database),
+        Command::Migrate { target, database, url } => backend::migrate(client, out, &target, database, url),
         Command::Health => backend::health(client, out),
         Command::Watch { id, status, kind } => watch::run(client, out, id, status, kind),
     }

@@ -1,5 +1,6 @@
-//! `Record`: what a document becomes in the SQLite tables (its JSON, the
-//! query columns, the search text, the dependency rows), and back.
+//! `Record`: what a document becomes in the SQL tables, SQLite's and
+//! PostgreSQL's (its JSON, the query columns, the search text, the
+//! dependency rows), and back.
 
 use milestones_protocol::{DepEdge, Map, Value};
 

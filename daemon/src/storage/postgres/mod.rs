@@ -1,0 +1,416 @@
+//! `PostgresStore`: the database backend on PostgreSQL, the way out of one
+//! machine. Several daemons (several project roots, on several machines)
+//! may share one database: every write is compare-and-swap on the
+//! `revision` column, the dependency-cycle check runs inside the write under
+//! a transaction-level advisory lock, and a trigger NOTIFYs every change so
+//! that each daemon's subscribers hear of the others' writes
+//! ([`listener`]).
+//!
+//! The synchronous `postgres` client is used from the blocking threads the
+//! server runs storage calls on (never from the async workers:
+//! `reads_in_memory` is false), through a small [`pool`].
+
+mod analytics;
+mod compile;
+mod failure;
+mod health;
+mod listener;
+mod pool;
+mod schema;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use milestones_protocol::{Analytics, DatabaseHealth, DatabaseKind, Map, Page, Query};
+use postgres::types::ToSql;
+use postgres::Transaction;
+
+use self::failure::failed;
+use self::pool::ConnectionPool;
+use super::cycles;
+use super::error::{StorageError, StorageResult};
+use super::interface::{fresh_counter, id_of, BackendKind, ChangeSink, Requirement, Revision, Storage, Stored};
+use super::record::{self, Record};
+use crate::database_url::DatabaseUrl;
+use crate::document::Doc;
+use crate::event_log::AuditEvent;
+use crate::graph::DependencyGraph;
+
+/// Rows fetched at a time when every document is read.
+const BATCH: i32 = 1_000;
+
+/// Advisory lock key held by writes that add dependencies, so that two
+/// writers cannot each add half of a cycle (`deps` in ASCII).
+const DEPENDENCY_LOCK: i64 = 0x6465_7073;
+
+pub struct PostgresStore {
+    pool: Arc<ConnectionPool>,
+    listener: Mutex<Option<listener::Listener>>,
+}
+
+impl PostgresStore {
+    /// Connects, and creates or checks the schema.
+    pub fn open(url: &DatabaseUrl) -> StorageResult<PostgresStore> {
+        let pool = Arc::new(ConnectionPool::new(url.clone()));
+        let mut conn = pool.get()?;
+        schema::prepare(&mut conn, pool.target())?;
+        drop(conn);
+        Ok(PostgresStore { pool, listener: Mutex::new(None) })
+    }
+
+    /// Removes the milestones `ids` (undoing a migration's copy).
+    pub fn remove_all(&self, ids: &[String]) -> StorageResult<()> {
+        let mut conn = self.pool.get()?;
+        conn.client
+            .execute("DELETE FROM milestones WHERE id = ANY($1)", &[&ids])
+            .map_err(self.failed("remove copied milestones"))?;
+        Ok(())
+    }
+
+    fn failed(&self, what: &str) -> impl FnOnce(postgres::Error) -> StorageError {
+        failed(self.pool.target(), what)
+    }
+
+    /// Runs a read on a pooled connection. A connection the server closed
+    /// since it was last used (a restart) is replaced and the read tried
+    /// once more, so the first request after a restart does not fail.
+    fn read<T>(&self, what: &str, mut work: impl FnMut(&mut pool::Connection) -> StorageResult<T>) -> StorageResult<T> {
+        let mut conn = self.pool.get()?;
+        match work(&mut conn) {
+            Err(StorageError::Unavailable(_)) if conn.client.is_closed() => {
+                drop(conn);
+                self.pool.clear();
+                tracing::debug!(what, "a database connection was closed; reading again on a new one");
+                let mut conn = self.pool.get()?;
+                work(&mut conn)
+            }
+            result => result,
+        }
+    }
+
+    /// Runs `work` in one transaction and commits it.
+    fn write<T>(&self, what: &str, work: impl FnOnce(&mut Transaction<'_>) -> StorageResult<T>) -> StorageResult<T> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.client.transaction().map_err(self.failed(what))?;
+        let value = work(&mut tx)?;
+        tx.commit().map_err(self.failed(what))?;
+        Ok(value)
+    }
+
+    fn requirements(&self, tx: &mut Transaction<'_>, id: &str) -> StorageResult<Vec<Requirement>> {
+        let rows = tx
+            .query("SELECT depends_on, declared_by FROM milestone_dependencies WHERE milestone_id = $1", &[&id])
+            .map_err(self.failed("read dependencies"))?;
+        Ok(rows.iter().map(|r| Requirement { to: r.get(0), declared_by: r.get(1) }).collect())
+    }
+
+    /// Writes the dependency rows `record` declares (after its old ones
+    /// went).
+    fn put_edges(&self, tx: &mut Transaction<'_>, records: &[&Record]) -> StorageResult<()> {
+        let mut columns: [Vec<&str>; 4] = Default::default();
+        for record in records {
+            for (edge, how) in &record.edges {
+                for (column, value) in columns.iter_mut().zip([&*edge.from, &*edge.to, how, &*record.id]) {
+                    column.push(value);
+                }
+            }
+        }
+        if columns[0].is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO milestone_dependencies (milestone_id, depends_on, dependency_type, declared_by)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])",
+            &[&columns[0], &columns[1], &columns[2], &columns[3]],
+        )
+        .map_err(self.failed("store dependencies"))?;
+        Ok(())
+    }
+
+    fn lock_dependencies(&self, tx: &mut Transaction<'_>, record: &Record) -> StorageResult<()> {
+        if record.edges.is_empty() {
+            return Ok(());
+        }
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DEPENDENCY_LOCK])
+            .map_err(self.failed("lock dependencies"))?;
+        Ok(())
+    }
+}
+
+/// What every write stores besides the id, in the types the statements bind.
+struct Row {
+    data: String,
+    tasks_total: i32,
+    tasks_completed: i32,
+    search: String,
+}
+
+impl Row {
+    fn of(record: &Record) -> Row {
+        Row {
+            data: record.data.clone(),
+            tasks_total: i32::try_from(record.tasks_total).unwrap_or(i32::MAX),
+            tasks_completed: i32::try_from(record.tasks_completed).unwrap_or(i32::MAX),
+            search: crate::search::tsvector_literal(&record.search_text),
+        }
+    }
+}
+
+impl Storage for PostgresStore {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Database(DatabaseKind::Postgresql)
+    }
+
+    fn reads_in_memory(&self) -> bool {
+        false
+    }
+
+    fn get(&self, id: &str) -> StorageResult<Option<Stored>> {
+        self.read("read a milestone", |conn| {
+            let sql = "SELECT document, revision FROM milestones WHERE id = $1";
+            let statement = conn.prepared(sql, self.pool.target())?;
+            let row = conn.client.query_opt(&statement, &[&id]).map_err(self.failed("read a milestone"))?;
+            row.map(|row| {
+                let doc = record::decode(id, row.get(0))?;
+                Ok(Stored { doc: Arc::new(doc), revision: Revision::counter(row.get(1)) })
+            })
+            .transpose()
+        })
+    }
+
+    fn count(&self) -> StorageResult<u64> {
+        self.read("count milestones", |conn| {
+            let row = conn
+                .client
+                .query_one("SELECT COUNT(*) FROM milestones", &[])
+                .map_err(self.failed("count milestones"))?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+
+    fn insert(&self, doc: Map) -> StorageResult<Stored> {
+        let id = id_of(&doc)?.to_owned();
+        let record = Record::of(&doc)?;
+        let row = Row::of(&record);
+        let revision = self.write("store a milestone", |tx| {
+            self.lock_dependencies(tx, &record)?;
+            cycles::refuse_cycle(&doc, None, |node| self.requirements(tx, node))?;
+            let stored = tx
+                .query_opt(
+                    "INSERT INTO milestones (id, data, document, tasks_total, tasks_completed, search, revision)
+                     VALUES ($1, $2::text::jsonb, $2, $3, $4, $5::text::tsvector, $6)
+                     ON CONFLICT (id) DO NOTHING RETURNING revision",
+                    &[&id, &row.data, &row.tasks_total, &row.tasks_completed, &row.search, &fresh_counter()],
+                )
+                .map_err(self.failed("store a milestone"))?;
+            let revision: i64 = stored.ok_or_else(|| StorageError::AlreadyExists(id.clone()))?.get(0);
+            self.put_edges(tx, &[&record])?;
+            Ok(revision)
+        })?;
+        Ok(Stored { doc: Arc::new(doc), revision: Revision::counter(revision) })
+    }
+
+    fn replace(&self, doc: Map, expected: &Revision) -> StorageResult<Stored> {
+        let id = id_of(&doc)?.to_owned();
+        let record = Record::of(&doc)?;
+        let row = Row::of(&record);
+        let expected = expected.as_counter().ok_or_else(|| StorageError::Stale { id: id.clone() })?;
+        let revision = self.write("store a milestone", |tx| {
+            self.lock_dependencies(tx, &record)?;
+            let current = tx
+                .query_opt("SELECT document, revision FROM milestones WHERE id = $1 FOR UPDATE", &[&id])
+                .map_err(self.failed("read a milestone"))?
+                .ok_or_else(|| StorageError::Missing(id.clone()))?;
+            if current.get::<_, i64>(1) != expected {
+                return Err(StorageError::Stale { id: id.clone() });
+            }
+            if !record.edges.is_empty() {
+                let previous = record::decode(&id, current.get(0))?;
+                cycles::refuse_cycle(&doc, Some(&previous), |node| self.requirements(tx, node))?;
+            }
+            let revision: i64 = tx
+                .query_one(
+                    "UPDATE milestones SET data = $2::text::jsonb, document = $2, tasks_total = $3,
+                        tasks_completed = $4, search = $5::text::tsvector, revision = revision + 1
+                     WHERE id = $1 RETURNING revision",
+                    &[&id, &row.data, &row.tasks_total, &row.tasks_completed, &row.search],
+                )
+                .map_err(self.failed("store a milestone"))?
+                .get(0);
+            tx.execute("DELETE FROM milestone_dependencies WHERE declared_by = $1", &[&id])
+                .map_err(self.failed("store dependencies"))?;
+            self.put_edges(tx, &[&record])?;
+            Ok(revision)
+        })?;
+        Ok(Stored { doc: Arc::new(doc), revision: Revision::counter(revision) })
+    }
+
+    fn remove(&self, id: &str) -> StorageResult<bool> {
+        let mut conn = self.pool.get()?;
+        // Its dependency rows go with it (ON DELETE CASCADE).
+        let removed = conn
+            .client
+            .execute("DELETE FROM milestones WHERE id = $1", &[&id])
+            .map_err(self.failed("remove a milestone"))?;
+        Ok(removed > 0)
+    }
+
+    fn import(&self, docs: &[Doc]) -> StorageResult<()> {
+        let records = docs.iter().map(|d| Record::of(d)).collect::<StorageResult<Vec<_>>>()?;
+        let rows: Vec<Row> = records.iter().map(Row::of).collect();
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let data: Vec<&str> = rows.iter().map(|r| r.data.as_str()).collect();
+        let totals: Vec<i32> = rows.iter().map(|r| r.tasks_total).collect();
+        let completed: Vec<i32> = rows.iter().map(|r| r.tasks_completed).collect();
+        let search: Vec<&str> = rows.iter().map(|r| r.search.as_str()).collect();
+        let revisions: Vec<i64> = rows.iter().map(|_| fresh_counter()).collect();
+        self.write("copy milestones", |tx| {
+            let params: [&(dyn ToSql + Sync); 6] = [&ids, &data, &totals, &completed, &search, &revisions];
+            tx.execute(
+                "INSERT INTO milestones (id, data, document, tasks_total, tasks_completed, search, revision)
+                 SELECT id, data::jsonb, data, total, completed, search::tsvector, revision
+                 FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::text[], $6::int8[])
+                    AS t (id, data, total, completed, search, revision)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data, document = excluded.document,
+                    tasks_total = excluded.tasks_total, tasks_completed = excluded.tasks_completed,
+                    search = excluded.search, revision = milestones.revision + 1",
+                &params,
+            )
+            .map_err(self.failed("copy milestones"))?;
+            tx.execute("DELETE FROM milestone_dependencies WHERE declared_by = ANY($1)", &[&ids])
+                .map_err(self.failed("copy dependencies"))?;
+            self.put_edges(tx, &records.iter().collect::<Vec<_>>())
+        })
+    }
+
+    fn query(&self, query: &Query) -> StorageResult<Page> {
+        crate::query::check(query)?;
+        let terms = crate::query::search_terms(query)?;
+        let mut compiled = compile::compile(query, terms.as_ref());
+        let page = compiled.page(query.limit, query.offset);
+        let count_sql = format!("SELECT COUNT(*) FROM milestones m WHERE {}", compiled.where_sql);
+        let page_sql = format!(
+            "SELECT m.id, m.document FROM milestones m WHERE {} ORDER BY {} {page}",
+            compiled.where_sql, compiled.order_sql
+        );
+        let params = compiled.sql_params();
+        self.read("run a query", |conn| {
+            let count = conn.prepared(&count_sql, self.pool.target())?;
+            let select = conn.prepared(&page_sql, self.pool.target())?;
+            // One snapshot: the page and its total see the same data.
+            let mut tx = conn
+                .client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(self.failed("run a query"))?;
+            let total: i64 =
+                tx.query_one(&count, &params[..compiled.where_params]).map_err(self.failed("run a query"))?.get(0);
+            let rows = tx.query(&select, &params).map_err(self.failed("run a query"))?;
+            tx.commit().map_err(self.failed("run a query"))?;
+            let items = rows
+                .iter()
+                .map(|r| record::decode(r.get(0), r.get(1)).map(milestones_protocol::Value::Map))
+                .collect::<StorageResult<Vec<_>>>()?;
+            Ok(Page { items, total: total as u64 })
+        })
+    }
+
+    fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
+        let mut conn = self.pool.get()?;
+        let what = "read milestones";
+        let mut tx = conn
+            .client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(self.failed(what))?;
+        let portal = tx.bind("SELECT id, document FROM milestones", &[]).map_err(self.failed(what))?;
+        loop {
+            let rows = tx.query_portal(&portal, BATCH).map_err(self.failed(what))?;
+            for row in &rows {
+                visit(&record::decode(row.get(0), row.get(1))?);
+            }
+            if rows.len() < BATCH as usize {
+                break;
+            }
+        }
+        tx.commit().map_err(self.failed(what))
+    }
+
+    fn ids(&self) -> StorageResult<Vec<String>> {
+        self.read("read ids", |conn| {
+            let rows = conn.client.query("SELECT id FROM milestones", &[]).map_err(self.failed("read ids"))?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
+        self.read("read dependencies", |conn| {
+            let mut tx = conn
+                .client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(self.failed("read dependencies"))?;
+            let graph = analytics::graph(&mut tx, self.pool.target())?;
+            tx.commit().map_err(self.failed("read dependencies"))?;
+            Ok(graph)
+        })
+    }
+
+    fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
+        self.read("compute analytics", |conn| {
+            let mut tx = conn
+                .client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(self.failed("compute analytics"))?;
+            let graph = analytics::graph(&mut tx, self.pool.target())?;
+            let figures = analytics::compute(&mut tx, &graph, today, self.pool.target())?;
+            tx.commit().map_err(self.failed("compute analytics"))?;
+            Ok(figures)
+        })
+    }
+
+    fn backup_to(&self, dir: &Path) -> StorageResult<()> {
+        // The documents as JSON lines, key order kept: enough to restore
+        // every milestone into any backend.
+        let path = dir.join("postgresql-milestones.jsonl");
+        let mut out = Vec::new();
+        self.for_each(&mut |doc| {
+            if let Ok(line) = serde_json::to_vec(doc) {
+                out.extend(line);
+                out.push(b'\n');
+            }
+        })?;
+        std::fs::write(&path, out).map_err(|e| StorageError::io("write", &path, e))
+    }
+
+    fn record_event(&self, event: &AuditEvent) -> StorageResult<()> {
+        let data = serde_json::json!({ "backend": event.backend, "details": event.details }).to_string();
+        let mut conn = self.pool.get()?;
+        let sql = "INSERT INTO milestone_events (milestone_id, event_type, event_data, user_name, timestamp)
+                   VALUES (NULLIF($1, ''), $2, $3::text::jsonb, $4, $5::text::timestamptz)";
+        let statement = conn.prepared(sql, self.pool.target())?;
+        conn.client
+            .execute(&statement, &[&event.milestone_id, &event.event, &data, &event.user, &event.timestamp])
+            .map_err(self.failed("record an event"))?;
+        Ok(())
+    }
+
+    fn listen(&self, sink: ChangeSink) {
+        let mut slot = self.listener.lock().unwrap_or_else(|p| p.into_inner());
+        *slot = Some(listener::Listener::start(self.pool.clone(), sink));
+    }
+
+    fn database_health(&self) -> Option<DatabaseHealth> {
+        let listening = self.listener.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|l| l.is_listening());
+        Some(health::check(&self.pool, listening.unwrap_or(false)))
+    }
+}

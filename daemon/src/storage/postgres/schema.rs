@@ -1,0 +1,216 @@
+//! The PostgreSQL tables (seed 001's schema, adapted where a rule of every
+//! backend asks for it), versioned: `milestoned_schema` records each
+//! version applied, start-up applies what is missing under an advisory lock
+//! (several daemons may start at once), and a daemon meeting a newer
+//! version than it knows refuses instead of writing into it.
+//!
+//! - `data JSONB` is what queries read; `document` keeps the same JSON as
+//!   text with its keys in the user's order (JSONB sorts keys, and a
+//!   round trip through the database must give back the file a user
+//!   wrote).
+//! - `status`, `title` and the other core text columns are generated from
+//!   `data`, holding the field when it is text and NULL otherwise (the
+//!   query rule of every backend), collated `"C"` so they order byte by
+//!   byte as the other backends do.
+//! - `search` is a `tsvector` of the words the shared search rules find in
+//!   the id, title, description, category and task titles, written by the
+//!   daemon rather than by a text-search configuration, so `msctl search`
+//!   finds the same milestones here as everywhere; a GIN index serves it.
+//! - `revision` is the compare-and-swap counter; `change_seq` (from a
+//!   sequence, set by a trigger) orders changes for daemons catching up
+//!   after a disconnect, and `row_updated_at` is the `updated_at` trigger's
+//!   column (the document's own `updated_at` is the user's, never touched).
+//! - A trigger NOTIFYs `milestoned_changes` after every row change,
+//!   whoever made it (a daemon, or `psql`), and keeps deleted ids in
+//!   `milestone_deletions` for daemons catching up.
+
+use crate::storage::error::{StorageError, StorageResult};
+
+use super::failure::failed;
+use super::pool::Connection;
+
+/// The newest schema version this milestoned knows.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The channel change notifications go to.
+pub const CHANNEL: &str = "milestoned_changes";
+
+/// PostgreSQL 12 brought generated columns.
+const OLDEST_SERVER: i32 = 120_000;
+
+/// Advisory lock key under which the schema is read and created
+/// (`milestoned` in ASCII).
+const SCHEMA_LOCK: i64 = 0x6d69_6c65_7374_6f6e;
+
+/// A text field as a generated column: its value when text, else NULL.
+fn text_column(field: &str) -> String {
+    format!(
+        "{field} TEXT COLLATE \"C\" GENERATED ALWAYS AS \
+         (CASE WHEN jsonb_typeof(data -> '{field}') = 'string' THEN data ->> '{field}' END) STORED,"
+    )
+}
+
+fn version_1() -> String {
+    let text_columns: String = ["status", "title", "priority", "category", "created_at", "updated_at", "completed_at"]
+        .map(text_column)
+        .join("\n        ");
+    format!(
+        "CREATE TABLE milestoned_schema (
+        version INTEGER PRIMARY KEY,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        applied_by TEXT NOT NULL
+    );
+    CREATE SEQUENCE milestone_change_seq;
+    CREATE TABLE milestones (
+        id TEXT COLLATE \"C\" PRIMARY KEY,
+        data JSONB NOT NULL,
+        document TEXT NOT NULL,
+        {text_columns}
+   priority_rank SMALLINT GENERATED ALWAYS AS (CASE WHEN jsonb_typeof(data -> 'priority') = 'string' THEN
+            CASE data ->> 'priority' WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN 'high' THEN 2
+                WHEN 'critical' THEN 3 END END) STORED,
+        tasks_total INTEGER NOT NULL DEFAULT 0,
+        tasks_completed INTEGER NOT NULL DEFAULT 0,
+        search TSVECTOR NOT NULL,
+        revision BIGINT NOT NULL,
+        change_seq BIGINT NOT NULL DEFAULT 0,
+        row_updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX milestones_status ON milestones (status);
+    CREATE INDEX milestones_created ON milestones (created_at DESC NULLS LAST, id);
+    CREATE INDEX milestones_status_created ON milestones (status, created_at DESC NULLS LAST, id);
+    CREATE INDEX milestones_priority ON milestones (priority_rank, created_at DESC NULLS LAST, id);
+    CREATE INDEX milestones_category ON milestones (category);
+    CREATE INDEX milestones_updated ON milestones (updated_at);
+    CREATE INDEX milestones_completed ON milestones (completed_at, created_at);
+    CREATE INDEX milestones_change_seq ON milestones (change_seq);
+    CREATE INDEX milestones_data ON milestones USING gin (data jsonb_path_ops);
+    CREATE INDEX milestones_search ON milestones USING gin (search);
+
+    -- One row per edge a document declares: `milestone_id` requires
+    -- `depends_on`; `declared_by` is the document that says so.
+    CREATE TABLE milestone_dependencies (
+        milestone_id TEXT COLLATE \"C\" NOT NULL,
+        depends_on TEXT COLLATE \"C\" NOT NULL,
+        dependency_type TEXT NOT NULL DEFAULT 'blocks',
+        declared_by TEXT COLLATE \"C\" NOT NULL REFERENCES milestones (id) ON DELETE CASCADE,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX milestone_dependencies_from ON milestone_dependencies (milestone_id);
+    CREATE INDEX milestone_dependencies_to ON milestone_dependencies (depends_on);
+    CREATE INDEX milestone_dependencies_declared ON milestone_dependencies (declared_by);
+
+    -- The audit events. One table rather than seed 001's monthly
+    -- partitions: partitions need next month's created ahead of time (or
+    -- inserts fail), while one project's events (thousands a day) stay
+    -- cheap to scan by time through a BRIN index, and old ones go with a
+    -- ranged DELETE.
+    CREATE TABLE milestone_events (
+        id BIGSERIAL PRIMARY KEY,
+        milestone_id TEXT COLLATE \"C\",
+        event_type TEXT NOT NULL,
+        event_data JSONB,
+        user_name TEXT,
+        timestamp TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX milestone_events_time ON milestone_events USING brin (timestamp);
+    CREATE INDEX milestone_events_milestone ON milestone_events (milestone_id);
+
+    CREATE TABLE milestone_deletions (
+        id TEXT COLLATE \"C\" NOT NULL,
+        change_seq BIGINT NOT NULL,
+        deleted_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX milestone_deletions_seq ON milestone_deletions (change_seq);
+
+    CREATE FUNCTION milestones_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.change_seq := nextval('milestone_change_seq');
+        NEW.row_updated_at := now();
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER milestones_stamp BEFORE INSERT OR UPDATE ON milestones
+        FOR EACH ROW EXECUTE FUNCTION milestones_stamp();
+
+    CREATE FUNCTION milestones_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        seq BIGINT;
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            seq := nextval('milestone_change_seq');
+            INSERT INTO milestone_deletions (id, change_seq) VALUES (OLD.id, seq);
+            PERFORM pg_notify('milestoned_changes',
+                json_build_object('op', 'deleted', 'id', OLD.id, 'seq', seq)::text);
+            RETURN OLD;
+        END IF;
+        PERFORM pg_notify('milestoned_changes', json_build_object(
+            'op', CASE TG_OP WHEN 'INSERT' THEN 'created' ELSE 'updated' END,
+            'id', NEW.id, 'seq', NEW.change_seq, 'status', NEW.status)::text);
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER milestones_notify AFTER INSERT OR UPDATE OR DELETE ON milestones
+        FOR EACH ROW EXECUTE FUNCTION milestones_notify();"
+    )
+}
+
+/// Every version's statements, oldest first: version `n` is `steps()[n - 1]`.
+fn steps() -> Vec<String> {
+    vec![version_1()]
+}
+
+/// Checks the server and brings the schema to [`SCHEMA_VERSION`], creating
+/// it in an empty database. Refuses a database whose `milestones` table
+/// milestoned did not make, and one whose schema is newer than it knows.
+pub fn prepare(conn: &mut Connection, target: &str) -> StorageResult<()> {
+    let failed = |what| failed(target, what);
+    let row = conn
+        .client
+        .query_one("SELECT current_setting('server_version_num')::int, current_setting('server_encoding')", &[])
+        .map_err(failed("read the server's version"))?;
+    let (version, encoding): (i32, String) = (row.get(0), row.get(1));
+    if version < OLDEST_SERVER {
+        return Err(StorageError::Invalid(format!(
+            "{target}: the server is PostgreSQL {}.{}; milestoned needs 12 or newer",
+            version / 10_000,
+            version % 10_000 / 100
+        )));
+    }
+    if encoding != "UTF8" {
+        return Err(StorageError::Invalid(format!(
+            "{target}: the database's encoding is {encoding}; milestoned needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8')"
+        )));
+    }
+    let mut tx = conn.client.transaction().map_err(failed("read the schema"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).map_err(failed("lock the schema"))?;
+    let row = tx
+        .query_one("SELECT to_regclass('milestoned_schema') IS NOT NULL, to_regclass('milestones') IS NOT NULL", &[])
+        .map_err(failed("read the schema"))?;
+    let (versioned, has_milestones): (bool, bool) = (row.get(0), row.get(1));
+    let current: i32 = match (versioned, has_milestones) {
+        (true, _) => tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM milestoned_schema", &[])
+            .map_err(failed("read the schema version"))?
+            .get(0),
+        (false, true) => {
+            return Err(StorageError::Invalid(format!(
+                "{target} holds a `milestones` table that milestoned did not create; use another database"
+            )))
+        }
+        (false, false) => 0,
+    };
+    if current > SCHEMA_VERSION {
+        return Err(StorageError::Invalid(format!(
+            "{target} has schema version {current}; this milestoned {} knows version {SCHEMA_VERSION} and leaves it \
+             untouched: upgrade milestoned",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    let by = format!("milestoned {}", env!("CARGO_PKG_VERSION"));
+    for (version, statements) in (1..).zip(steps()).skip(current as usize) {
+        tx.batch_execute(&statements).map_err(failed("create the tables"))?;
+        tx.execute("INSERT INTO milestoned_schema (version, applied_by) VALUES ($1, $2)", &[&version, &by])
+            .map_err(failed("record the schema version"))?;
+        tracing::info!(version, %target, "applied the database schema");
+    }
+    tx.commit().map_err(failed("create the tables"))
+}
