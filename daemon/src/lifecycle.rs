@@ -179,6 +179,9 @@ fn run(
 
     watcher.serve(service.clone());
 
+    // Counted before the runtime exists: a database client blocks, and
+    // must not on the runtime's threads.
+    let milestones = storage.count()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("milestoned")
@@ -188,7 +191,6 @@ fn run(
         let listener = socket.take_listener().context("the listening socket is already in use")?;
         let listener = tokio::net::UnixListener::from_std(listener)?;
         let _pid = PidFile::write(&layout.pid_file())?;
-        let milestones = storage.count()?;
         info!(
             root = %root.display(),
             socket = %socket.path().display(),

@@ -1,14 +1,16 @@
 //! Several writers through the service, on shared milestones: two service
-//! instances over one SQLite database, each with its own connections, as
-//! two daemons will share PostgreSQL (20 concurrent writers on each), and
-//! one service on the file-keeping backends. Nothing may depend on a lock
-//! inside one process for correctness.
+//! instances over one SQLite database, each with its own connections, and
+//! two on two project roots sharing one PostgreSQL database, as two daemons
+//! do (20 concurrent writers on each), and one service on the file-keeping
+//! backends. Nothing may depend on a lock inside one process for
+//! correctness.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use milestoned::config::StorageConfig;
+use milestoned::database_url::DatabaseUrl;
 use milestoned::event_log::StorageEventLog;
 use milestoned::layout::ProjectLayout;
 use milestoned::peer::Peer;
@@ -21,9 +23,10 @@ const WRITERS: usize = 20;
 const ROUNDS: usize = 6;
 const SHARED: usize = 3;
 
-fn service(root: &Path, kind: BackendKind) -> MilestoneService {
+fn service(root: &Path, kind: BackendKind, config: &StorageConfig) -> MilestoneService {
     let layout = ProjectLayout::new(root);
-    let config = StorageConfig::default();
+    layout.ensure().unwrap();
+    let config = config.clone();
     let store = BackendSpec::new(kind, &config).open(&layout).unwrap();
     let events = StorageEventLog::open(&layout.storage_events()).unwrap();
     MilestoneService::new(store, layout, config, events, Endpoint::default(), LevelFilter::INFO)
@@ -132,9 +135,9 @@ fn check_nothing_lost(services: &[Arc<MilestoneService>], outcomes: &[Outcome], 
         .collect()
 }
 
-/// Retried same-field writes are logged as decisions in the audit log.
-fn check_decisions_logged(layout: &ProjectLayout, outcomes: &[Outcome]) {
-    let log = std::fs::read_to_string(layout.storage_events()).unwrap();
+/// Retried same-field writes are logged as decisions in the audit logs.
+fn check_decisions_logged(layouts: &[ProjectLayout], outcomes: &[Outcome]) {
+    let log: String = layouts.iter().map(|l| std::fs::read_to_string(l.storage_events()).unwrap()).collect();
     let overrides = log.lines().filter(|l| l.contains("\"overrode\":[\"race.value\"]")).count();
     let retried = log.lines().filter(|l| l.contains("\"retries\":")).count();
     let conflicts: usize = outcomes.iter().map(|o| o.conflicts).sum();
@@ -144,13 +147,12 @@ fn check_decisions_logged(layout: &ProjectLayout, outcomes: &[Outcome]) {
     }
 }
 
-#[test]
-fn two_services_with_twenty_writers_each_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let layout = ProjectLayout::new(dir.path());
-    layout.ensure().unwrap();
-    let kind = BackendKind::Database(DatabaseKind::Sqlite);
-    let services: Vec<Arc<MilestoneService>> = (0..2).map(|_| Arc::new(service(dir.path(), kind))).collect();
+/// Two services on `roots` (the same root twice for SQLite's one file) over
+/// one database: nothing lost, the later of two same-field writes wins, and
+/// every write is one revision.
+fn two_services_lose_nothing(kind: BackendKind, roots: [&Path; 2], config: &StorageConfig) {
+    let services: Vec<Arc<MilestoneService>> = roots.iter().map(|r| Arc::new(service(r, kind, config))).collect();
+    let layouts: Vec<ProjectLayout> = roots.iter().map(|r| ProjectLayout::new(r)).collect();
     let peer = Peer { user: "tester".to_owned() };
     let counter = |revision: &str| revision.parse::<usize>().unwrap();
     let first = create_shared(&services, &peer);
@@ -175,7 +177,24 @@ fn two_services_with_twenty_writers_each_lose_nothing() {
         let advanced = counter(last[m].revision.as_str()) - counter(first[m].revision.as_str());
         assert_eq!(advanced, writes, "{id}: revisions counted");
     }
-    check_decisions_logged(&layout, &outcomes);
+    check_decisions_logged(&layouts[..if roots[0] == roots[1] { 1 } else { 2 }], &outcomes);
+}
+
+#[test]
+fn two_services_on_one_sqlite_database_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = BackendKind::Database(DatabaseKind::Sqlite);
+    two_services_lose_nothing(kind, [dir.path(), dir.path()], &StorageConfig::default());
+}
+
+#[test]
+fn two_project_roots_on_one_postgresql_database_lose_nothing() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let db = milestones_e2e::postgres::shared().database();
+    let config =
+        StorageConfig { database_url: Some(DatabaseUrl::parse(&db.url()).unwrap()), ..StorageConfig::default() };
+    let kind = BackendKind::Database(DatabaseKind::Postgresql);
+    two_services_lose_nothing(kind, [a.path(), b.path()], &config);
 }
 
 /// The file-keeping backends have one daemon per tree; within it, twenty
@@ -185,13 +204,11 @@ fn two_services_with_twenty_writers_each_lose_nothing() {
 fn twenty_writers_on_the_files_lose_nothing() {
     for kind in [BackendKind::File, BackendKind::Hybrid] {
         let dir = tempfile::tempdir().unwrap();
-        let layout = ProjectLayout::new(dir.path());
-        layout.ensure().unwrap();
-        let services = vec![Arc::new(service(dir.path(), kind))];
+        let services = vec![Arc::new(service(dir.path(), kind, &StorageConfig::default()))];
         let peer = Peer { user: "tester".to_owned() };
         create_shared(&services, &peer);
         let outcomes = run_writers(&services, &peer);
         check_nothing_lost(&services, &outcomes, &peer);
-        check_decisions_logged(&layout, &outcomes);
+        check_decisions_logged(&[ProjectLayout::new(dir.path())], &outcomes);
     }
 }

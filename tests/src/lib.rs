@@ -194,6 +194,25 @@ impl Project {
         p
     }
 
+    /// A new project whose daemon will start on the database backend on
+    /// PostgreSQL, at `url` (saved where `msctl init --url` saves it).
+    pub fn on_postgresql(url: &str) -> Project {
+        let p = Project::on_backend("database");
+        p.write(".milestones/config/storage-config.yaml", "storage:\n  database:\n    type: \"postgresql\"\n");
+        p.write(".milestones/database-url", url);
+        p
+    }
+
+    /// A new project on `backend` as [`BACKENDS`] and [`SERVER_BACKEND`]
+    /// name them, the latter on a fresh database of the tests' server.
+    pub fn on_any_backend(backend: &str) -> Project {
+        if backend == SERVER_BACKEND {
+            Project::on_postgresql(&postgres::shared().database().url())
+        } else {
+            Project::on_backend(backend)
+        }
+    }
+
     /// Runs the `sqlite3` command-line shell on a database of the project,
     /// as the shell tooling does, and returns its output.
     #[track_caller]
@@ -229,6 +248,12 @@ pub fn migration_target(backend: &str) -> protocol::BackendTarget {
 
 /// Every backend, as `config/storage-backend.txt` names them.
 pub const BACKENDS: [&str; 3] = ["file", "hybrid", "database"];
+
+/// The database backend on PostgreSQL, for [`Project::on_any_backend`].
+pub const SERVER_BACKEND: &str = "postgresql";
+
+/// Every backend and database engine.
+pub const ALL_BACKENDS: [&str; 4] = ["file", "hybrid", "database", SERVER_BACKEND];
 
 /// A running daemon; sent SIGTERM and reaped when dropped.
 pub struct Daemon {

@@ -5,7 +5,7 @@
 //! or answered correctly, never executed.
 
 use milestones_e2e::protocol::{Filter, FilterOp, Query, Request, Response, SortKey, Value as Wire};
-use milestones_e2e::{fixture, Daemon, Project, BACKENDS};
+use milestones_e2e::{fixture, Daemon, Project, ALL_BACKENDS, SERVER_BACKEND};
 use serde_json::{json, Value};
 
 const DOCS: &[&str] = &[
@@ -166,10 +166,15 @@ fn run_suite(p: &Project, d: &Daemon) -> Vec<(String, Value)> {
 #[test]
 fn every_backend_answers_the_suite_the_same_way() {
     let mut results = Vec::new();
-    for backend in BACKENDS {
-        let p = Project::on_backend(backend);
+    for backend in ALL_BACKENDS {
+        let p = Project::on_any_backend(backend);
         let d = p.start(&[]);
-        assert_eq!(p.msctl(&["backend", "--json"]).json()["backend"], backend);
+        let info = p.msctl(&["backend", "--json"]).json();
+        let (kind, engine) = if backend == SERVER_BACKEND { ("database", "postgresql") } else { (backend, "sqlite") };
+        assert_eq!(info["backend"], kind);
+        if kind == "database" {
+            assert_eq!(info["database"], engine);
+        }
         results.push((backend, run_suite(&p, &d)));
     }
     let (_, reference) = &results[0];
@@ -248,7 +253,7 @@ fn every_backend_answers_the_suite_the_same_way() {
 }
 
 #[test]
-fn seed_documents_survive_file_hybrid_database_file() {
+fn seed_documents_survive_file_hybrid_sqlite_postgresql_file() {
     let p = Project::new();
     let _d = p.start(&[]);
     let example = fixture("seed-000-example.yaml");
@@ -264,13 +269,33 @@ fn seed_documents_survive_file_hybrid_database_file() {
     };
     let before = snapshot();
     assert_eq!(before[2]["x-custom"]["nested"], json!([1, 2.5, "three", true, null]));
-    for (target, backend) in [("hybrid", "hybrid"), ("database", "database"), ("file", "file")] {
-        let report = p.msctl(&["migrate", target, "--json"]).json();
+    let db = milestones_e2e::postgres::shared().database();
+    let url = db.url();
+    let steps: [(&[&str], &str); 4] = [
+        (&["hybrid"], "hybrid"),
+        (&["database"], "database"),
+        (&["database", "--database", "postgresql", "--url", &url], "database"),
+        (&["file"], "file"),
+    ];
+    for (target, backend) in steps {
+        let args: Vec<&str> = ["migrate"].iter().chain(target).chain(&["--json"]).copied().collect();
+        let report = p.msctl(&args).json();
         assert_eq!(report["milestones"], 3);
         assert_eq!(p.msctl(&["backend", "--json"]).json()["backend"], backend);
         assert_eq!(std::fs::read_to_string(p.milestones().join("config/storage-backend.txt")).unwrap().trim(), backend);
         assert!(p.root.join(report["backup"].as_str().unwrap()).join("config/storage-backend.txt").is_file());
-        assert_eq!(snapshot(), before, "values changed on the way to {target}");
+        assert_eq!(snapshot(), before, "values changed on the way to {target:?}");
+        if target.contains(&"postgresql") {
+            // Plain SQL sees them too: seed 004's own count, and the
+            // generated columns.
+            let live = db.psql("SELECT COUNT(*) FROM milestones WHERE data->>'status' != 'archived'");
+            assert_eq!(live, "3");
+            let expected: Vec<String> = before
+                .iter()
+                .map(|d| format!("{}|{}", d["id"].as_str().unwrap(), d["status"].as_str().unwrap_or_default()))
+                .collect();
+            assert_eq!(db.psql("SELECT id, status FROM milestones ORDER BY id"), expected.join("\n"));
+        }
     }
     // Back on files, with the databases gone and the files parseable as written.
     assert!(!p.milestones().join("enterprise.db").exists());
@@ -374,8 +399,8 @@ fn hybrid_index_is_reconciled_and_rebuilt() {
 
 #[test]
 fn hostile_queries_are_refused_or_answered_never_executed() {
-    for backend in BACKENDS {
-        let p = Project::on_backend(backend);
+    for backend in ALL_BACKENDS {
+        let p = Project::on_any_backend(backend);
         let _d = p.start(&[]);
         for doc in DOCS {
             p.msctl_with_input(&["create", "--from-file", "-"], Some(doc)).ok();
