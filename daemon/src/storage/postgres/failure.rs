@@ -26,7 +26,8 @@ pub fn classify(context: &str, e: &postgres::Error) -> StorageError {
     let message = format!("{context}: {detail}");
     let Some(code) = e.code() else {
         if is_connection_failure(e) {
-            return StorageError::Unavailable(format!("{context}: the server is unreachable: {e}"));
+            let cause = std::error::Error::source(e).map(|c| format!(": {c}")).unwrap_or_default();
+            return StorageError::Unavailable(format!("{context}: the server is unreachable: {e}{cause}"));
         }
         return StorageError::Database(message);
     };

@@ -141,7 +141,10 @@ fn catch_up(conn: &mut Connection, target: &str, since: i64, sink: &ChangeSink) 
     let mut newest = since;
     let changed = conn
         .client
-        .query("SELECT id, status, change_seq FROM milestones WHERE change_seq > $1 ORDER BY change_seq", &[&since])
+        .query(
+            "SELECT id, status, change_seq, created_change > $1 FROM milestones WHERE change_seq > $1 ORDER BY change_seq",
+            &[&since],
+        )
         .map_err(failed())?;
     let deleted = conn
         .client
@@ -156,7 +159,8 @@ fn catch_up(conn: &mut Connection, target: &str, since: i64, sink: &ChangeSink) 
     }
     for row in changed {
         newest = newest.max(row.get(2));
-        sink(SharedChange { kind: EventKind::Updated, id: row.get(0), status: row.get(1) });
+        let kind = if row.get(3) { EventKind::Created } else { EventKind::Updated };
+        sink(SharedChange { kind, id: row.get(0), status: row.get(1) });
     }
     for row in deleted {
         newest = newest.max(row.get(1));

@@ -18,7 +18,7 @@
 //!   finds the same milestones here as everywhere; a GIN index serves it.
 //! - `revision` is the compare-and-swap counter; `change_seq` (from a
 //!   sequence, set by a trigger) orders changes for daemons catching up
-//!   after a disconnect, and `row_updated_at` is the `updated_at` trigger's
+//!   after a disconnect (`created_change` tells them which rows are new), and `row_updated_at` is the `updated_at` trigger's
 //!   column (the document's own `updated_at` is the user's, never touched).
 //! - A trigger NOTIFYs `milestoned_changes` after every row change,
 //!   whoever made it (a daemon, or `psql`), and keeps deleted ids in
@@ -74,6 +74,7 @@ fn version_1() -> String {
         search TSVECTOR NOT NULL,
         revision BIGINT NOT NULL,
         change_seq BIGINT NOT NULL DEFAULT 0,
+        created_change BIGINT NOT NULL DEFAULT 0,
         row_updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     CREATE INDEX milestones_status ON milestones (status);
@@ -126,6 +127,11 @@ fn version_1() -> String {
     CREATE FUNCTION milestones_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         NEW.change_seq := nextval('milestone_change_seq');
+        IF TG_OP = 'INSERT' THEN
+            NEW.created_change := NEW.change_seq;
+        ELSE
+            NEW.created_change := OLD.created_change;
+        END IF;
         NEW.row_updated_at := now();
         RETURN NEW;
     END $$;

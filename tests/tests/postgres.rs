@@ -1,0 +1,228 @@
+//! Several daemons on one PostgreSQL database, end to end: real daemons on
+//! two project roots, a real server the tests start themselves (stopped and
+//! started again for the outage test), `msctl` and `psql`.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use milestones_e2e::postgres::{self, PgServer, PASSWORD};
+use milestones_e2e::Project;
+use serde_json::Value;
+
+/// `msctl watch --json` on a project, its lines handed over as they come.
+struct Watch {
+    child: Child,
+    lines: Receiver<Value>,
+}
+
+impl Watch {
+    fn start(p: &Project) -> Watch {
+        let mut child = Command::new(milestones_e2e::binary("msctl"))
+            .env("MSCTL_NO_AUTOSTART", "1")
+            .arg("--root")
+            .arg(&p.root)
+            .args(["watch", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start msctl watch");
+        let stdout = child.stdout.take().expect("watch stdout");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str(&line) {
+                    if sender.send(event).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        // Subscribed once the daemon has answered; a ping after it is
+        // ordered behind the subscription.
+        std::thread::sleep(Duration::from_millis(300));
+        Watch { child, lines }
+    }
+
+    /// Waits for an event of `kind` on `id`; returns it and how long it took.
+    fn expect(&self, kind: &str, id: &str, within: Duration) -> (Value, Duration) {
+        let started = Instant::now();
+        loop {
+            let left = within.checked_sub(started.elapsed()).unwrap_or_default();
+            match self.lines.recv_timeout(left) {
+                Ok(event)
+                    if event["kind"].as_str().is_some_and(|k| k.eq_ignore_ascii_case(kind)) && event["id"] == id =>
+                {
+                    return (event, started.elapsed())
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("no {kind} event for {id} within {within:?}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("msctl watch ended before a {kind} event for {id}"),
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// How many milestones `msctl list` shows.
+fn count(p: &Project) -> usize {
+    p.msctl(&["list", "--json"]).json().as_array().expect("a JSON array").len()
+}
+
+fn title(p: &Project, id: &str) -> Option<String> {
+    let run = p.msctl(&["get", id, "--json"]);
+    (run.code == 0).then(|| run.json()["title"].as_str().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn two_project_roots_share_one_database_and_hear_each_other() {
+    let db = postgres::shared().database();
+    // By TCP with a password, which must never be shown.
+    let url = db.tcp_url();
+    let a = Project::new();
+    let daemon_a = a.start(&[]);
+    a.msctl(&["create", "--id", "first", "--title", "Written on files"]).ok();
+    a.msctl(&["create", "--id", "second", "--title", "Also on files", "--requires", "first"]).ok();
+    let report = a.msctl(&["migrate", "database", "--database", "postgresql", "--url", &url, "--json"]).json();
+    assert_eq!(
+        (report["to"].as_str(), report["database"].as_str(), report["milestones"].as_u64()),
+        (Some("database"), Some("postgresql"), Some(2))
+    );
+    let saved = a.milestones().join("database-url");
+    assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600, "the saved URL is owner-only");
+    assert_eq!(std::fs::read_to_string(&saved).unwrap().trim(), url);
+    let backend = a.msctl(&["backend"]).ok().to_owned();
+    assert!(backend.contains("postgresql://postgres:***@127.0.0.1:") && !backend.contains(PASSWORD), "{backend}");
+
+    // A second root joins the database A filled; nothing is copied.
+    let b = Project::new();
+    let joined = b.msctl(&["init", "--backend", "database", "--database", "postgresql", "--url", &url, "--json"]);
+    assert_eq!(joined.json()["backend"], "database", "{joined:?}");
+    assert_eq!(count(&b), 2);
+    assert_eq!(b.msctl(&["deps", "second", "--json"]).code, 0);
+
+    // Each sees the other's creates, updates and deletes, by watch and get.
+    let watch_b = Watch::start(&b);
+    let watch_a = Watch::start(&a);
+    a.msctl(&["create", "--id", "from-a", "--title", "Made by A"]).ok();
+    let (event, took) = watch_b.expect("created", "from-a", Duration::from_secs(5));
+    assert_eq!(event["source"], "SharedDatabase", "{event}");
+    assert_eq!(title(&b, "from-a").as_deref(), Some("Made by A"));
+    eprintln!("A's create reached B's watch in {took:?}");
+    a.msctl(&["update", "from-a", "--set", "title=Renamed by A"]).ok();
+    watch_b.expect("updated", "from-a", Duration::from_secs(5));
+    assert_eq!(title(&b, "from-a").as_deref(), Some("Renamed by A"));
+    b.msctl(&["create", "--id", "from-b", "--title", "Made by B"]).ok();
+    watch_a.expect("created", "from-b", Duration::from_secs(5));
+    assert_eq!(title(&a, "from-b").as_deref(), Some("Made by B"));
+    b.msctl(&["delete", "from-a", "--purge"]).ok();
+    watch_a.expect("deleted", "from-a", Duration::from_secs(5));
+    assert_eq!(a.msctl(&["get", "from-a"]).code, 3);
+
+    // Generated ids stay unique across the two daemons.
+    let made: Vec<String> = (0..6)
+        .map(|i| {
+            let p = if i % 2 == 0 { &a } else { &b };
+            p.msctl(&["create", "--title", "Numbered"]).ok().trim().to_owned()
+        })
+        .collect();
+    let unique: std::collections::HashSet<&String> = made.iter().collect();
+    assert_eq!(unique.len(), made.len(), "{made:?}");
+
+    // Health: connected, hearing changes, the server's figures, users
+    // counted across daemons.
+    let health = b.msctl(&["health", "--json"]).json();
+    let server = &health["database_server"];
+    assert_eq!(
+        (server["connection"].as_str(), server["listening"].as_bool()),
+        (Some("connected"), Some(true)),
+        "{health}"
+    );
+    assert!(server["database_size_bytes"].as_u64().unwrap() > 0, "{health}");
+    assert!(server["cache_hit_ratio"].as_f64().is_some(), "{health}");
+    assert_eq!(server["concurrent_users"], 1, "one user wrote through both daemons: {health}");
+    assert!(!health.to_string().contains(PASSWORD));
+
+    // B moves back out to files; A still serves the database.
+    let out = b.msctl(&["migrate", "file", "--json"]).json();
+    assert_eq!(out["to"], "file");
+    assert!(b.milestones().join("active/from-b.yaml").is_file());
+    assert_eq!(count(&a), count(&b));
+    assert_eq!(db.psql("SELECT COUNT(*) FROM milestones WHERE data->>'status' != 'archived'"), count(&a).to_string());
+
+    // No password in any log line.
+    let log_b = std::fs::read_to_string(b.milestones().join("logs/milestoned.log")).unwrap_or_default();
+    b.stop_background_daemon();
+    let (_, log_a) = daemon_a.stop();
+    for log in [&log_a, &log_b] {
+        assert!(!log.contains(PASSWORD), "a password in the log: {log}");
+    }
+    assert!(log_b.contains("127.0.0.1"), "B's log names the server it joined: {log_b}");
+}
+
+#[test]
+fn an_outage_fails_requests_fast_and_the_daemons_recover_without_a_restart() {
+    let server = PgServer::start(false);
+    let db = server.database();
+    let (a, b) = (Project::on_postgresql(&db.url()), Project::on_postgresql(&db.url()));
+    let (daemon_a, daemon_b) = (a.start(&[]), b.start(&[]));
+    let watch_b = Watch::start(&b);
+    a.msctl(&["create", "--id", "before", "--title", "Before the outage"]).ok();
+    watch_b.expect("created", "before", Duration::from_secs(5));
+
+    server.stop();
+    let started = Instant::now();
+    let failed = a.msctl(&["list"]);
+    assert_eq!(failed.code, 7, "{failed:?}");
+    assert!(
+        failed.stderr.contains("PostgreSQL at") && failed.stderr.contains(".s.PGSQL."),
+        "names the server: {failed:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "failed fast: {:?}", started.elapsed());
+    let health = a.msctl(&["health"]);
+    assert_eq!(health.code, 5, "{health:?}");
+    assert!(health.stdout.contains("cannot be reached"), "{health:?}");
+    assert_eq!(a.msctl(&["ping"]).code, 0, "the daemon itself stays up");
+
+    server.restart();
+    eventually("A serves again", Duration::from_secs(20), || a.msctl(&["list"]).code == 0);
+    a.msctl(&["create", "--id", "after", "--title", "After the outage"]).ok();
+    // B hears of it, by notification or by catching up once it listens again.
+    watch_b.expect("created", "after", Duration::from_secs(20));
+    assert_eq!(title(&b, "after").as_deref(), Some("After the outage"));
+    eventually("B listens again", Duration::from_secs(20), || {
+        b.msctl(&["health", "--json"]).json()["database_server"]["listening"] == true
+    });
+    // Neither daemon restarted.
+    assert_eq!(a.msctl(&["daemon", "status", "--json"]).json()["daemon"]["pid"], daemon_a.pid());
+    assert_eq!(b.msctl(&["daemon", "status", "--json"]).json()["daemon"]["pid"], daemon_b.pid());
+}
+
+#[test]
+fn a_database_with_a_newer_schema_is_refused_untouched() {
+    let db = postgres::shared().database();
+    let p = Project::on_postgresql(&db.url());
+    drop(p.start(&[]));
+    db.psql("INSERT INTO milestoned_schema (version, applied_by) VALUES (2, 'a newer milestoned')");
+    let daemon = p.spawn(&[]);
+    let (code, stderr) = daemon.wait();
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("schema version 2") && stderr.contains("knows version 1"), "{stderr}");
+    assert_eq!(db.psql("SELECT MAX(version) FROM milestoned_schema"), "2");
+}
