@@ -257,6 +257,33 @@ fn migrate_request_bincode() {
     );
 }
 
+#[test]
+fn appended_postgresql_variants_bincode_and_json() {
+    let url = "postgresql:///ms?host=/run/postgresql".to_owned();
+    let request = RequestFrame {
+        id: 3,
+        request: Request::MigrateTo { target: BackendTarget::Database(DatabaseKind::Postgresql), url: Some(url) },
+    };
+    pin_bincode(
+        &request,
+        concat!(
+            "0300000000000000", // RequestFrame.id = 3
+            "11000000",         // Request::MigrateTo (variant 17), appended after Subscribe
+            "02000000",         // BackendTarget::Database (variant 2)
+            "01000000",         // DatabaseKind::Postgresql (variant 1), appended after Sqlite
+            "01",               // Some(url)
+            "2500000000000000", // its length, 37
+            "706f737467726573716c3a2f2f2f6d733f686f73743d2f72756e2f706f737467726573716c",
+        ),
+    );
+    pin_json(
+        &request,
+        r#"{"id":3,"request":{"MigrateTo":{"target":{"Database":"Postgresql"},"url":"postgresql:///ms?host=/run/postgresql"}}}"#,
+    );
+    pin_bincode(&RequestFrame { id: 4, request: Request::DatabaseHealth }, "040000000000000012000000");
+    pin_json(&ServerMessage::Reply { id: 4, result: Ok(Response::DatabaseHealth(None)) }, r#"{"Reply":{"id":4,"result":{"Ok":{"DatabaseHealth":null}}}}"#);
+}
+
 fn event() -> ServerMessage {
     ServerMessage::Event(ChangeEvent {
         seq: 7,
