@@ -1,6 +1,7 @@
 //! Storage backend benchmarks: the real daemon on generated projects of
 //! 1,000, 10,000 and 100,000 milestones, measured on the file backend, then
-//! migrated to hybrid and to database (SQLite) and measured again. Prints one
+//! migrated to hybrid, to database on SQLite and to database on PostgreSQL
+//! (a server the benchmark starts, fsync on) and measured again. Prints one
 //! Markdown table per scale and writes them into BENCHMARKS.md.
 //!
 //!     cargo build --release --workspace && cargo bench -p milestones-e2e --bench backends
@@ -9,19 +10,22 @@
 //! between backends is reported next to the tables, never a panic.
 
 use std::fmt::Write as _;
-use std::ops::RangeInclusive;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use milestones_client::Client;
 use milestones_e2e::bench::{machine, percentile, percentiles, write_section};
+use milestones_e2e::corpus::{fmt_int, generate, milestone_id, milestone_yaml, Rng};
 use milestones_e2e::protocol::{
     BackendTarget, DatabaseKind, DocumentInput, Filter, FilterOp, Query, Request, Response, Value,
 };
+use milestones_e2e::postgres::PgServer;
 use milestones_e2e::{Daemon, Project};
 
 const COMMAND: &str = "cargo build --release --workspace && cargo bench -p milestones-e2e --bench backends";
 const SCALES: [usize; 3] = [1_000, 10_000, 100_000];
-const BACKENDS: [&str; 3] = ["file", "hybrid", "database"];
+const BACKENDS: [&str; 4] = ["file", "hybrid", "database", "postgresql"];
+/// Column headings, in `BACKENDS` order.
+const HEADINGS: [&str; 4] = ["file", "hybrid", "database (SQLite)", "database (PostgreSQL)"];
 /// Daemon starts per backend and scale; the median is reported.
 const STARTS: usize = 3;
 
@@ -109,9 +113,11 @@ fn main() {
     let started = Instant::now();
     let mut anomalies = Vec::new();
     let mut scales = Vec::new();
+    let server = PgServer::start(true);
     for n in SCALES {
         let t = Instant::now();
-        let scale = run_scale(n, &mut anomalies);
+        let db = server.database();
+        let scale = run_scale(n, &db.url(), &mut anomalies);
         println!("{} milestones: {:.0} s\n{}", fmt_int(n), t.elapsed().as_secs_f64(), scale_table(&scale));
         scales.push(scale);
     }
@@ -119,8 +125,8 @@ fn main() {
 }
 
 /// Generates a project of `n` milestones and measures it on each backend in
-/// turn: file, then migrated to hybrid, then migrated to database.
-fn run_scale(n: usize, anomalies: &mut Vec<String>) -> Scale {
+/// turn: file, then migrated to hybrid, to database, to PostgreSQL at `url`.
+fn run_scale(n: usize, url: &str, anomalies: &mut Vec<String>) -> Scale {
     let project = Project::new();
     let yaml_bytes = generate(&project, n);
     let mut backends: Vec<Figures> = Vec::new();
@@ -141,7 +147,7 @@ fn run_scale(n: usize, anomalies: &mut Vec<String>) -> Scale {
         measure(&daemon, n, b, &mut fig, anomalies);
         fig.peak_kib = proc_status_kib(daemon.pid(), "VmHWM");
         if let Some(next) = BACKENDS.get(b + 1) {
-            let migrated = migrate(&daemon, n, next);
+            let migrated = migrate(&daemon, n, next, url);
             if let Err(e) = &migrated {
                 anomalies.push(format!("{} milestones: migrating {backend} → {next} failed: {e}", fmt_int(n)));
             }
@@ -193,7 +199,11 @@ fn start_measured(
     let daemon = daemon?;
     fig.rss_kib = proc_status_kib(daemon.pid(), "VmRSS");
     match daemon.client().request(Request::Backend) {
-        Ok(Response::Backend(info)) if info.backend == backend && info.milestones == n as u64 => {}
+        Ok(Response::Backend(info)) if backend.starts_with(&info.backend) || info.database.as_deref() == Some(backend) => {
+            if info.milestones != n as u64 {
+                anomalies.push(format!("{} milestones: the {backend} backend holds {}", fmt_int(n), info.milestones));
+            }
+        }
         Ok(Response::Backend(info)) => anomalies.push(format!(
             "{} milestones: expected the {backend} backend with {n} milestones, the daemon reports {} with {}",
             fmt_int(n),
@@ -308,15 +318,19 @@ fn sample(op: Op, mut run: impl FnMut(usize) -> Result<Duration, String>) -> Res
     Ok(samples)
 }
 
-fn migrate(daemon: &Daemon, n: usize, to: &str) -> Result<Duration, String> {
-    let target = match to {
-        "hybrid" => BackendTarget::Hybrid,
-        "database" => BackendTarget::Database(DatabaseKind::Sqlite),
-        _ => BackendTarget::File,
+fn migrate(daemon: &Daemon, n: usize, to: &str, url: &str) -> Result<Duration, String> {
+    let request = match to {
+        "hybrid" => Request::Migrate { target: BackendTarget::Hybrid },
+        "database" => Request::Migrate { target: BackendTarget::Database(DatabaseKind::Sqlite) },
+        "postgresql" => Request::MigrateTo {
+            target: BackendTarget::Database(DatabaseKind::Postgresql),
+            url: Some(url.to_owned()),
+        },
+        _ => Request::Migrate { target: BackendTarget::File },
     };
     let mut c = daemon.client();
     let t = Instant::now();
-    match c.request(Request::Migrate { target }) {
+    match c.request(request) {
         Ok(Response::Migrated(report)) if report.milestones == n as u64 => Ok(t.elapsed()),
         Ok(Response::Migrated(report)) => Err(format!("{} milestones migrated, {n} expected", report.milestones)),
         Ok(other) => Err(format!("unexpected answer {other:?}")),
@@ -347,243 +361,7 @@ fn compare_totals(n: usize, backends: &[Figures], anomalies: &mut Vec<String>) {
 }
 
 // ---------------------------------------------------------------------------
-// Generated projects
-
-/// Writes `n` milestone files straight into `.milestones/active/` and
-/// `completed/`; returns their total size.
-fn generate(project: &Project, n: usize) -> u64 {
-    let ms = project.milestones();
-    for dir in ["active", "completed", "logs", "config"] {
-        std::fs::create_dir_all(ms.join(dir)).unwrap();
-    }
-    let mut rng = Rng::new(0x6d696c65 ^ n as u64);
-    let mut bytes = 0;
-    for i in 1..=n {
-        let yaml = milestone_yaml(i, n, 0..=2, &mut rng, false);
-        let folder = if yaml.contains("\nstatus: \"completed\"") { "completed" } else { "active" };
-        bytes += yaml.len() as u64;
-        std::fs::write(ms.join(folder).join(format!("{}.yaml", milestone_id(i))), yaml).unwrap();
-    }
-    bytes
-}
-
-fn milestone_id(i: usize) -> String {
-    format!("milestone-{i:06}")
-}
-
-const ADJECTIVES: &[&str] = &[
-    "Faster",
-    "Resilient",
-    "Unified",
-    "Incremental",
-    "Secure",
-    "Streamlined",
-    "Modular",
-    "Observable",
-    "Portable",
-    "Automated",
-    "Simplified",
-    "Scalable",
-];
-const NOUNS: &[&str] = &[
-    "billing",
-    "search",
-    "onboarding",
-    "checkout",
-    "reporting",
-    "auth",
-    "storage",
-    "notification",
-    "export",
-    "sync",
-    "scheduler",
-    "dashboard",
-    "payments",
-    "audit",
-    "cache",
-    "gateway",
-];
-const THINGS: &[&str] =
-    &["pipeline", "service", "API", "workflow", "module", "layer", "backend", "client", "index", "queue"];
-const VERBS: &[&str] =
-    &["Rework", "Replace", "Harden", "Document", "Profile", "Split", "Migrate", "Simplify", "Measure", "Redesign"];
-const TEAMS: &[&str] = &["platform", "payments", "growth", "infra", "mobile", "data", "web", "security"];
-const PEOPLE: &[&str] = &["alice", "bruno", "chen", "dana", "emeka", "farah", "goran", "hana", "ivan", "jun"];
-const CATEGORIES: &[&str] = &[
-    "feature",
-    "bugfix",
-    "infrastructure",
-    "documentation",
-    "security",
-    "performance",
-    "refactoring",
-    "testing",
-    "release",
-    "research",
-];
-const PRIORITIES: &[&str] = &["low", "medium", "high", "critical"];
-const TASK_STATUSES: &[&str] = &["pending", "in_progress", "completed"];
-const DAY: u64 = 86_400;
-
-/// A document of about 1 KB. Every 100th title mentions Kubernetes (the
-/// search target). Statuses: 30% planning, 30% in progress, 10% blocked, 30%
-/// completed. It requires a number of milestones in `requires`, picked among
-/// earlier ids of the first `base` milestones, so there are no cycles. A
-/// `fresh` document is what a user creates: planning or in progress, no
-/// timestamps (the daemon sets them).
-fn milestone_yaml(i: usize, base: usize, requires: RangeInclusive<u64>, rng: &mut Rng, fresh: bool) -> String {
-    let pick = |rng: &mut Rng, list: &[&'static str]| list[rng.below(list.len() as u64) as usize];
-    let noun = pick(rng, NOUNS);
-    let thing = pick(rng, THINGS);
-    let title = if i.is_multiple_of(100) {
-        format!("{} {noun} {thing} on Kubernetes", pick(rng, ADJECTIVES))
-    } else {
-        format!("{} {noun} {thing}", pick(rng, ADJECTIVES))
-    };
-    let team = pick(rng, TEAMS);
-    let description = format!(
-        "{} the {noun} {thing} so that the {team} team can ship changes without waiting on a release train. \
-         {} the {} {} first, then {} the {} {} behind a flag and compare error rates for two weeks before \
-         the old path is removed.",
-        pick(rng, VERBS),
-        pick(rng, VERBS),
-        pick(rng, NOUNS),
-        pick(rng, THINGS),
-        pick(rng, VERBS).to_lowercase(),
-        pick(rng, NOUNS),
-        pick(rng, THINGS),
-    );
-    let roll = rng.below(10);
-    let status = match (fresh, roll) {
-        (true, 0..=4) | (false, 0..=2) => "planning",
-        (true, _) | (false, 3..=5) => "in_progress",
-        (false, 6) => "blocked",
-        (false, _) => "completed",
-    };
-    let now = unix_now();
-    let created = now - rng.below(90 * DAY);
-    let updated = created + rng.below(now - created + 1);
-
-    let mut y = String::with_capacity(1_400);
-    let _ = writeln!(y, "id: \"{}\"", milestone_id(i));
-    let _ = writeln!(y, "title: \"{title}\"");
-    let _ = writeln!(y, "description: \"{description}\"");
-    let _ = writeln!(y, "status: \"{status}\"");
-    let _ = writeln!(y, "priority: \"{}\"", pick(rng, PRIORITIES));
-    let _ = writeln!(y, "category: \"{}\"", pick(rng, CATEGORIES));
-    if !fresh {
-        let _ = writeln!(y, "created_at: \"{}\"", rfc3339(created));
-        let _ = writeln!(y, "updated_at: \"{}\"", rfc3339(updated));
-        if status == "completed" {
-            let _ = writeln!(y, "completed_at: \"{}\"", rfc3339(updated));
-        }
-    }
-    let _ = writeln!(y, "owner:\n  team: \"{team}\"\n  lead: \"{}\"", pick(rng, PEOPLE));
-    let start = created + rng.below(7 * DAY);
-    let _ = writeln!(
-        y,
-        "timeline:\n  estimated_start: \"{}\"\n  estimated_end: \"{}\"\n  estimated_hours: {}",
-        &rfc3339(start)[..10],
-        &rfc3339(start + (7 + rng.below(50)) * DAY)[..10],
-        8 * (1 + rng.below(20)),
-    );
-    let tasks = rng.below(6);
-    let mut done = 0;
-    let mut task_yaml = String::new();
-    for t in 1..=tasks {
-        let task_status = match status {
-            "completed" => "completed",
-            "planning" => "pending",
-            _ => pick(rng, TASK_STATUSES),
-        };
-        done += u64::from(task_status == "completed");
-        let _ = write!(
-            task_yaml,
-            "\n  - id: \"task-{t}\"\n    title: \"{} the {} {}\"\n    status: \"{task_status}\"",
-            pick(rng, VERBS),
-            pick(rng, NOUNS),
-            pick(rng, THINGS)
-        );
-    }
-    let percentage = (done * 100).checked_div(tasks).unwrap_or(0);
-    let _ = writeln!(y, "progress:\n  percentage: {percentage}\n  tasks_completed: {done}\n  total_tasks: {tasks}");
-    if tasks == 0 {
-        let _ = writeln!(y, "tasks: []");
-    } else {
-        let _ = writeln!(y, "tasks:{task_yaml}");
-    }
-    let earlier = i.min(base + 1) - 1;
-    let wanted = (requires.start() + rng.below(requires.end() - requires.start() + 1)) as usize;
-    let wanted = wanted.min(earlier);
-    let mut requires: Vec<String> = Vec::new();
-    while requires.len() < wanted {
-        let dep = milestone_id(1 + rng.below(earlier as u64) as usize);
-        if !requires.contains(&dep) {
-            requires.push(dep);
-        }
-    }
-    let quoted: Vec<String> = requires.iter().map(|r| format!("\"{r}\"")).collect();
-    let _ = writeln!(y, "dependencies:\n  requires: [{}]\n  enables: []", quoted.join(", "));
-    y
-}
-
-/// SplitMix64: small, deterministic, good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..bound` (`bound` > 0).
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (Hinnant's
-/// civil-from-days).
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / DAY) as i64;
-    let rem = secs % DAY;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3_600, rem % 3_600 / 60, rem % 60)
-}
-
-// ---------------------------------------------------------------------------
 // Report
-
-fn fmt_int(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 fn mib(kib: Option<u64>) -> String {
     kib.map_or("—".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
@@ -591,8 +369,9 @@ fn mib(kib: Option<u64>) -> String {
 
 fn scale_table(scale: &Scale) -> String {
     let cell = |b: usize, f: &dyn Fn(&Figures) -> String| scale.backends.get(b).map_or("—".into(), f);
-    let mut rows: Vec<(String, [String; 3])> = Vec::new();
-    let mut row = |what: String, f: &dyn Fn(&Figures) -> String| rows.push((what, [0, 1, 2].map(|b| cell(b, f))));
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    let mut row =
+        |what: String, f: &dyn Fn(&Figures) -> String| rows.push((what, (0..BACKENDS.len()).map(|b| cell(b, f)).collect()));
     row(format!("start-up to serving (median of {STARTS}; min–max)"), &|f| {
         if f.starts.is_empty() {
             return "failed".into();
@@ -628,10 +407,12 @@ fn scale_table(scale: &Scale) -> String {
         None => "—".into(),
     });
     let mut t = format!(
-        "### {} milestones ({:.1} MiB of YAML, {:.2} KiB per file)\n\n| operation | file | hybrid | database |\n| --- | --- | --- | --- |\n",
+        "### {} milestones ({:.1} MiB of YAML, {:.2} KiB per file)\n\n| operation | {} |\n| --- |{}\n",
         fmt_int(scale.n),
         scale.yaml_bytes as f64 / 1048576.0,
-        scale.yaml_bytes as f64 / scale.n as f64 / 1024.0
+        scale.yaml_bytes as f64 / scale.n as f64 / 1024.0,
+        HEADINGS.join(" | "),
+        " --- |".repeat(BACKENDS.len()),
     );
     for (what, cells) in rows {
         let _ = writeln!(t, "| {what} | {} |", cells.join(" | "));
@@ -685,7 +466,8 @@ fn reading(scales: &[Scale]) -> String {
 /// scales: one sentence per pair.
 fn compare(scales: &[Scale], value: &dyn Fn(&Figures) -> Option<f64>, better: &str) -> String {
     let mut sentences = Vec::new();
-    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+    let pairs = (0..BACKENDS.len()).flat_map(|a| (a + 1..BACKENDS.len()).map(move |b| (a, b)));
+    for (a, b) in pairs {
         // Per scale: the scale, the backend ahead (None for a tie), by how much.
         let per_scale: Vec<(usize, Option<usize>, f64)> = scales
             .iter()
@@ -768,7 +550,9 @@ fn report(scales: &[Scale], anomalies: &[String], took: Duration) {
          Command: `{COMMAND}`\n\n\
          Each scale is a generated project (about 1 KB per milestone: 30% planning, 30% in progress, 10% blocked, \
          30% completed; 0–5 tasks; 0–2 `requires` on earlier milestones; every 100th title mentions Kubernetes) \
-         measured on `file`, then migrated to `hybrid` (the daemon restarted), then to `database` on SQLite (restarted). \
+         measured on `file`, then migrated to `hybrid` (the daemon restarted), then to `database` on SQLite (restarted), \
+         then to `database` on PostgreSQL (restarted; a local server the benchmark starts with `initdb`, fsync on, \
+         reached by its Unix socket). \
          One in-process client, one request at a time. Read operations: 3 warm-up requests, then at least {read_min} and \
          up to {read_max} requests or {}s (`get`: {get_min}–{get_max} or {}s); each `create` kind: {create_min}–{create_max} or {}s, \
          durable, purged afterwards so every backend is measured on the same milestones. Start-up is spawn to the first \

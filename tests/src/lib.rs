@@ -15,6 +15,7 @@ pub use milestones_client::protocol;
 pub use milestones_client::{Client, ClientError};
 
 pub mod bench;
+pub mod corpus;
 pub mod postgres;
 
 /// A built binary of this workspace (`milestoned`, `msctl`).
