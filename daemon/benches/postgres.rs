@@ -81,22 +81,31 @@ fn main() {
 fn load(url: &str, n: usize) -> Duration {
     let dir = tempfile::tempdir().expect("temp dir");
     let layout = ProjectLayout::new(dir.path());
-    let config = StorageConfig { database_url: Some(DatabaseUrl::parse(url).expect("url")), ..StorageConfig::default() };
+    let config =
+        StorageConfig { database_url: Some(DatabaseUrl::parse(url).expect("url")), ..StorageConfig::default() };
     let store = BackendSpec::new(BackendKind::Database(DatabaseKind::Postgresql), &config)
         .open(&layout)
         .expect("open the database");
     let mut rng = Rng::new(0x6d696c65 ^ n as u64);
     let t = Instant::now();
+    let mut importing = Duration::ZERO;
     let mut batch = Vec::with_capacity(BATCH);
     for i in 1..=n {
         let yaml = milestone_yaml(i, n, 0..=2, &mut rng, false);
         batch.push(Arc::new(milestoned::yaml::parse_document(&yaml, "bench").expect("generated YAML parses")));
         if batch.len() == BATCH || i == n {
+            let i = Instant::now();
             store.import(&batch).expect("import");
+            importing += i.elapsed();
             batch.clear();
         }
-        if i % 100_000 == 0 {
-            println!("loaded {} in {:.0} s", fmt_int(i), t.elapsed().as_secs_f64());
+        if i % 10_000 == 0 {
+            println!(
+                "loaded {} in {:.0} s ({:.0} s importing)",
+                fmt_int(i),
+                t.elapsed().as_secs_f64(),
+                importing.as_secs_f64()
+            );
         }
     }
     t.elapsed()

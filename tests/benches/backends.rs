@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use milestones_client::Client;
 use milestones_e2e::bench::{machine, percentile, percentiles, write_section};
 use milestones_e2e::corpus::{fmt_int, generate, milestone_id, milestone_yaml, Rng};
+use milestones_e2e::postgres::PgServer;
 use milestones_e2e::protocol::{
     BackendTarget, DatabaseKind, DocumentInput, Filter, FilterOp, Query, Request, Response, Value,
 };
-use milestones_e2e::postgres::PgServer;
 use milestones_e2e::{Daemon, Project};
 
 const COMMAND: &str = "cargo build --release --workspace && cargo bench -p milestones-e2e --bench backends";
@@ -199,7 +199,9 @@ fn start_measured(
     let daemon = daemon?;
     fig.rss_kib = proc_status_kib(daemon.pid(), "VmRSS");
     match daemon.client().request(Request::Backend) {
-        Ok(Response::Backend(info)) if backend.starts_with(&info.backend) || info.database.as_deref() == Some(backend) => {
+        Ok(Response::Backend(info))
+            if backend.starts_with(&info.backend) || info.database.as_deref() == Some(backend) =>
+        {
             if info.milestones != n as u64 {
                 anomalies.push(format!("{} milestones: the {backend} backend holds {}", fmt_int(n), info.milestones));
             }
@@ -322,10 +324,9 @@ fn migrate(daemon: &Daemon, n: usize, to: &str, url: &str) -> Result<Duration, S
     let request = match to {
         "hybrid" => Request::Migrate { target: BackendTarget::Hybrid },
         "database" => Request::Migrate { target: BackendTarget::Database(DatabaseKind::Sqlite) },
-        "postgresql" => Request::MigrateTo {
-            target: BackendTarget::Database(DatabaseKind::Postgresql),
-            url: Some(url.to_owned()),
-        },
+        "postgresql" => {
+            Request::MigrateTo { target: BackendTarget::Database(DatabaseKind::Postgresql), url: Some(url.to_owned()) }
+        }
         _ => Request::Migrate { target: BackendTarget::File },
     };
     let mut c = daemon.client();
@@ -370,8 +371,9 @@ fn mib(kib: Option<u64>) -> String {
 fn scale_table(scale: &Scale) -> String {
     let cell = |b: usize, f: &dyn Fn(&Figures) -> String| scale.backends.get(b).map_or("—".into(), f);
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-    let mut row =
-        |what: String, f: &dyn Fn(&Figures) -> String| rows.push((what, (0..BACKENDS.len()).map(|b| cell(b, f)).collect()));
+    let mut row = |what: String, f: &dyn Fn(&Figures) -> String| {
+        rows.push((what, (0..BACKENDS.len()).map(|b| cell(b, f)).collect()))
+    };
     row(format!("start-up to serving (median of {STARTS}; min–max)"), &|f| {
         if f.starts.is_empty() {
             return "failed".into();

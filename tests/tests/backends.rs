@@ -253,7 +253,7 @@ fn every_backend_answers_the_suite_the_same_way() {
 }
 
 #[test]
-fn seed_documents_survive_file_hybrid_sqlite_postgresql_file() {
+fn seed_documents_survive_file_hybrid_sqlite_postgresql_sqlite_file() {
     let p = Project::new();
     let _d = p.start(&[]);
     let example = fixture("seed-000-example.yaml");
@@ -271,10 +271,11 @@ fn seed_documents_survive_file_hybrid_sqlite_postgresql_file() {
     assert_eq!(before[2]["x-custom"]["nested"], json!([1, 2.5, "three", true, null]));
     let db = milestones_e2e::postgres::shared().database();
     let url = db.url();
-    let steps: [(&[&str], &str); 4] = [
+    let steps: [(&[&str], &str); 5] = [
         (&["hybrid"], "hybrid"),
         (&["database"], "database"),
         (&["database", "--database", "postgresql", "--url", &url], "database"),
+        (&["database", "--database", "sqlite"], "database"),
         (&["file"], "file"),
     ];
     for (target, backend) in steps {
@@ -283,7 +284,13 @@ fn seed_documents_survive_file_hybrid_sqlite_postgresql_file() {
         assert_eq!(report["milestones"], 3);
         assert_eq!(p.msctl(&["backend", "--json"]).json()["backend"], backend);
         assert_eq!(std::fs::read_to_string(p.milestones().join("config/storage-backend.txt")).unwrap().trim(), backend);
-        assert!(p.root.join(report["backup"].as_str().unwrap()).join("config/storage-backend.txt").is_file());
+        let backup = p.root.join(report["backup"].as_str().unwrap());
+        assert!(backup.join("config/storage-backend.txt").is_file());
+        if report["from"] == "database" && target.contains(&"sqlite") {
+            // Leaving PostgreSQL: its documents are in the backup.
+            let dump = std::fs::read_to_string(backup.join("postgresql-milestones.jsonl")).unwrap();
+            assert_eq!(dump.lines().count(), 3, "{dump}");
+        }
         assert_eq!(snapshot(), before, "values changed on the way to {target:?}");
         if target.contains(&"postgresql") {
             // Plain SQL sees them too: seed 004's own count, and the

@@ -2,7 +2,7 @@
 //! PostgreSQL's (its JSON, the query columns, the search text, the
 //! dependency rows), and back.
 
-use milestones_protocol::{DepEdge, Map, Value};
+use milestones_protocol::{DepEdge, FilterOp, Map, Value};
 
 use crate::query::TEXT_FIELDS;
 use crate::storage::error::{StorageError, StorageResult};
@@ -87,5 +87,18 @@ fn non_finite_number(value: &Value, path: String) -> Option<String> {
         Value::Map(map) => map.iter().find_map(|(k, v)| non_finite_number(v, join(k))),
         Value::List(items) => items.iter().enumerate().find_map(|(i, v)| non_finite_number(v, join(&i.to_string()))),
         _ => None,
+    }
+}
+
+/// The SQL operator of an ordering filter (both dialects write them alike).
+pub fn comparison(op: FilterOp) -> &'static str {
+    match op {
+        FilterOp::Lt => "<",
+        FilterOp::Le => "<=",
+        FilterOp::Gt => ">",
+        FilterOp::Ge => ">=",
+        FilterOp::Eq => "=",
+        FilterOp::Ne => "<>",
+        FilterOp::Contains | FilterOp::Exists => "=",
     }
 }

@@ -115,7 +115,7 @@ impl BackendSpec {
     /// replace: an earlier `enterprise.db` left from a time on the database
     /// backend.
     pub fn back_up_replaced(&self, layout: &ProjectLayout, source: BackendKind, dir: &Path) -> StorageResult<()> {
-        if self.kind != BackendKind::Database(DatabaseKind::Sqlite) || source.database().is_some() {
+        if self.kind != BackendKind::Database(DatabaseKind::Sqlite) || source == self.kind {
             return Ok(());
         }
         let enterprise = layout.enterprise_db();

@@ -18,6 +18,7 @@ use postgres::types::ToSql;
 
 use crate::query::{list_index, TEXT_FIELDS};
 use crate::search::SearchTerms;
+use crate::storage::record::comparison;
 
 /// A bound value.
 #[derive(Debug, Clone)]
@@ -47,7 +48,13 @@ pub struct CompiledQuery {
     /// How many of `params` the `WHERE` clause uses (the count query binds
     /// only those).
     pub where_params: usize,
+    /// True when the `WHERE` clause reads only `status`, `priority` and
+    /// `category`, so the total can be summed from `milestone_counts`.
+    pub counted: bool,
 }
+
+/// The columns `milestone_counts` keeps.
+const COUNTED: &[&str] = &["status", "priority", "category"];
 
 impl CompiledQuery {
     /// Binds `value` and returns its placeholder, cast to `ty`.
@@ -124,6 +131,7 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     }
     q.where_sql = if conditions.is_empty() { "TRUE".to_owned() } else { conditions.join(" AND ") };
     q.where_params = q.params.len();
+    q.counted = terms.is_none() && query.filters.iter().all(|f| COUNTED.contains(&f.path.as_str()));
 
     let default_sort = crate::query::default_sort();
     let keys = if query.sort.is_empty() { &default_sort[..] } else { &query.sort[..] };
@@ -250,17 +258,5 @@ fn json_filter(q: &mut CompiledQuery, filter: &Filter) -> String {
             ));
             sql
         }
-    }
-}
-
-fn comparison(op: FilterOp) -> &'static str {
-    match op {
-        FilterOp::Lt => "<",
-        FilterOp::Le => "<=",
-        FilterOp::Gt => ">",
-        FilterOp::Ge => ">=",
-        FilterOp::Eq => "=",
-        FilterOp::Ne => "<>",
-        FilterOp::Contains | FilterOp::Exists => "=",
     }
 }

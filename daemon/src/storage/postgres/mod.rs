@@ -127,6 +127,53 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// `replace` in one statement, when no cycle check is needed: the
+    /// document declares no dependencies (the rows its previous version
+    /// declared go in the same statement), or the same ones as the stored
+    /// version (`same_dependencies`, as JSON; nothing to rewrite). `None`
+    /// when no row matched: gone, written by someone else meanwhile, or, for
+    /// the second kind, its dependencies changed.
+    fn replace_in_one(
+        &self,
+        id: &str,
+        row: &Row,
+        expected: i64,
+        same_dependencies: Option<&str>,
+    ) -> StorageResult<Option<i64>> {
+        let mut conn = self.pool.get()?;
+        let update = "UPDATE milestones SET data = $2::text::jsonb, document = $2, tasks_total = $3,
+                tasks_completed = $4, search = $5::text::tsvector, revision = revision + 1
+            WHERE id = $1 AND revision = $6";
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&id, &row.data, &row.tasks_total, &row.tasks_completed, &row.search, &expected];
+        let sql = match same_dependencies {
+            None => format!(
+                "WITH stored AS ({update} RETURNING revision),
+                    gone AS (DELETE FROM milestone_dependencies WHERE declared_by = $1 AND EXISTS (SELECT 1 FROM stored))
+                 SELECT revision FROM stored"
+            ),
+            Some(_) => format!("{update} AND data -> 'dependencies' = $7::text::jsonb RETURNING revision"),
+        };
+        if let Some(dependencies) = &same_dependencies {
+            params.push(dependencies);
+        }
+        let statement = conn.prepared(&sql, self.pool.target())?;
+        let stored = conn.client.query_opt(&statement, &params).map_err(self.failed("store a milestone"))?;
+        Ok(stored.map(|row| row.get(0)))
+    }
+
+    /// Why a conditional update matched nothing: the milestone is gone, or
+    /// someone wrote it since it was read.
+    fn why_not_replaced(&self, id: &str) -> StorageResult<StorageError> {
+        let mut conn = self.pool.get()?;
+        let exists = conn
+            .client
+            .query_opt("SELECT 1 FROM milestones WHERE id = $1", &[&id])
+            .map_err(self.failed("read a milestone"))?
+            .is_some();
+        Ok(if exists { StorageError::Stale { id: id.to_owned() } } else { StorageError::Missing(id.to_owned()) })
+    }
+
     fn lock_dependencies(&self, tx: &mut Transaction<'_>, record: &Record) -> StorageResult<()> {
         if record.edges.is_empty() {
             return Ok(());
@@ -135,6 +182,12 @@ impl PostgresStore {
             .map_err(self.failed("lock dependencies"))?;
         Ok(())
     }
+}
+
+/// A read-only transaction on one snapshot: what a read made of several
+/// statements sees (a page and its total, the graph and the counts).
+fn snapshot(client: &mut postgres::Client) -> Result<Transaction<'_>, postgres::Error> {
+    client.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start()
 }
 
 /// What every write stores besides the id, in the types the statements bind.
@@ -182,7 +235,7 @@ impl Storage for PostgresStore {
         self.read("count milestones", |conn| {
             let row = conn
                 .client
-                .query_one("SELECT COUNT(*) FROM milestones", &[])
+                .query_one("SELECT COALESCE(SUM(n), 0)::int8 FROM milestone_counts", &[])
                 .map_err(self.failed("count milestones"))?;
             Ok(row.get::<_, i64>(0) as u64)
         })
@@ -215,8 +268,22 @@ impl Storage for PostgresStore {
         let record = Record::of(&doc)?;
         let row = Row::of(&record);
         let expected = expected.as_counter().ok_or_else(|| StorageError::Stale { id: id.clone() })?;
+        if record.edges.is_empty() {
+            return match self.replace_in_one(&id, &row, expected, None)? {
+                Some(revision) => Ok(Stored { doc: Arc::new(doc), revision: Revision::counter(revision) }),
+                None => Err(self.why_not_replaced(&id)?),
+            };
+        }
+        let dependencies = doc.get("dependencies").map(serde_json::to_string).transpose().map_err(|e| {
+            StorageError::Invalid(format!("milestone `{id}`: its dependencies cannot be written as JSON: {e}"))
+        })?;
+        if let Some(revision) = self.replace_in_one(&id, &row, expected, dependencies.as_deref())? {
+            return Ok(Stored { doc: Arc::new(doc), revision: Revision::counter(revision) });
+        }
+        // Gone, changed meanwhile, or its dependencies change: read it
+        // under a row lock, and check for a cycle under the dependency lock
+        // when they do.
         let revision = self.write("store a milestone", |tx| {
-            self.lock_dependencies(tx, &record)?;
             let current = tx
                 .query_opt("SELECT document, revision FROM milestones WHERE id = $1 FOR UPDATE", &[&id])
                 .map_err(self.failed("read a milestone"))?
@@ -224,8 +291,9 @@ impl Storage for PostgresStore {
             if current.get::<_, i64>(1) != expected {
                 return Err(StorageError::Stale { id: id.clone() });
             }
-            if !record.edges.is_empty() {
-                let previous = record::decode(&id, current.get(0))?;
+            let previous = record::decode(&id, current.get(0))?;
+            if previous.get("dependencies") != doc.get("dependencies") {
+                self.lock_dependencies(tx, &record)?;
                 cycles::refuse_cycle(&doc, Some(&previous), |node| self.requirements(tx, node))?;
             }
             let revision: i64 = tx
@@ -288,7 +356,11 @@ impl Storage for PostgresStore {
         let terms = crate::query::search_terms(query)?;
         let mut compiled = compile::compile(query, terms.as_ref());
         let page = compiled.page(query.limit, query.offset);
-        let count_sql = format!("SELECT COUNT(*) FROM milestones m WHERE {}", compiled.where_sql);
+        let count_sql = if compiled.counted {
+            format!("SELECT COALESCE(SUM(n), 0)::int8 FROM milestone_counts m WHERE {}", compiled.where_sql)
+        } else {
+            format!("SELECT COUNT(*) FROM milestones m WHERE {}", compiled.where_sql)
+        };
         let page_sql = format!(
             "SELECT m.id, m.document FROM milestones m WHERE {} ORDER BY {} {page}",
             compiled.where_sql, compiled.order_sql
@@ -298,13 +370,7 @@ impl Storage for PostgresStore {
             let count = conn.prepared(&count_sql, self.pool.target())?;
             let select = conn.prepared(&page_sql, self.pool.target())?;
             // One snapshot: the page and its total see the same data.
-            let mut tx = conn
-                .client
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(self.failed("run a query"))?;
+            let mut tx = snapshot(&mut conn.client).map_err(self.failed("run a query"))?;
             let total: i64 =
                 tx.query_one(&count, &params[..compiled.where_params]).map_err(self.failed("run a query"))?.get(0);
             let rows = tx.query(&select, &params).map_err(self.failed("run a query"))?;
@@ -320,13 +386,7 @@ impl Storage for PostgresStore {
     fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
         let mut conn = self.pool.get()?;
         let what = "read milestones";
-        let mut tx = conn
-            .client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(self.failed(what))?;
+        let mut tx = snapshot(&mut conn.client).map_err(self.failed(what))?;
         let portal = tx.bind("SELECT id, document FROM milestones", &[]).map_err(self.failed(what))?;
         loop {
             let rows = tx.query_portal(&portal, BATCH).map_err(self.failed(what))?;
@@ -349,13 +409,7 @@ impl Storage for PostgresStore {
 
     fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
         self.read("read dependencies", |conn| {
-            let mut tx = conn
-                .client
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(self.failed("read dependencies"))?;
+            let mut tx = snapshot(&mut conn.client).map_err(self.failed("read dependencies"))?;
             let graph = analytics::graph(&mut tx, self.pool.target())?;
             tx.commit().map_err(self.failed("read dependencies"))?;
             Ok(graph)
@@ -364,13 +418,7 @@ impl Storage for PostgresStore {
 
     fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
         self.read("compute analytics", |conn| {
-            let mut tx = conn
-                .client
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(self.failed("compute analytics"))?;
+            let mut tx = snapshot(&mut conn.client).map_err(self.failed("compute analytics"))?;
             let graph = analytics::graph(&mut tx, self.pool.target())?;
             let figures = analytics::compute(&mut tx, &graph, today, self.pool.target())?;
             tx.commit().map_err(self.failed("compute analytics"))?;
@@ -394,14 +442,15 @@ impl Storage for PostgresStore {
 
     fn record_event(&self, event: &AuditEvent) -> StorageResult<()> {
         let data = serde_json::json!({ "backend": event.backend, "details": event.details }).to_string();
-        let mut conn = self.pool.get()?;
-        let sql = "INSERT INTO milestone_events (milestone_id, event_type, event_data, user_name, timestamp)
-                   VALUES (NULLIF($1, ''), $2, $3::text::jsonb, $4, $5::text::timestamptz)";
-        let statement = conn.prepared(sql, self.pool.target())?;
-        conn.client
-            .execute(&statement, &[&event.milestone_id, &event.event, &data, &event.user, &event.timestamp])
-            .map_err(self.failed("record an event"))?;
-        Ok(())
+        self.pool.with_events(|conn| {
+            let sql = "INSERT INTO milestone_events (milestone_id, event_type, event_data, user_name, timestamp)
+                       VALUES (NULLIF($1, ''), $2, $3::text::jsonb, $4, $5::text::timestamptz)";
+            let statement = conn.prepared(sql, self.pool.target())?;
+            conn.client
+                .execute(&statement, &[&event.milestone_id, &event.event, &data, &event.user, &event.timestamp])
+                .map_err(self.failed("record an event"))?;
+            Ok(())
+        })
     }
 
     fn listen(&self, sink: ChangeSink) {

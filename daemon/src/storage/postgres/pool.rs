@@ -22,6 +22,10 @@ const IDLE: usize = 8;
 /// How long connecting may take before the request fails.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The longest any statement may run (or wait for a lock) before the
+/// server cancels it: a request fails rather than hang.
+const STATEMENT_TIMEOUT: &str = "30s";
+
 /// Statements kept prepared per connection (queries are built from the
 /// request, so their number is not bounded by the code).
 const STATEMENTS: usize = 256;
@@ -30,6 +34,10 @@ pub struct ConnectionPool {
     url: DatabaseUrl,
     target: String,
     idle: Mutex<Vec<Connection>>,
+    /// Audit events: appended without waiting for the server's disk (the
+    /// next milestone write makes them durable; the JSONL log has them
+    /// already), so logging an event costs no flush of its own.
+    events: Mutex<Option<Connection>>,
     /// The server process ids of this pool's connections: a change
     /// notification from one of them is this daemon's own write.
     pids: Mutex<HashSet<i32>>,
@@ -52,7 +60,10 @@ impl Connection {
             config.application_name("milestoned");
         }
         let mut client = config.connect(NoTls).map_err(failed(target, "connect"))?;
-        let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).map_err(failed(target, "connect"))?.get(0);
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid(), set_config('statement_timeout', $1, false)", &[&STATEMENT_TIMEOUT])
+            .map_err(failed(target, "connect"))?
+            .get(0);
         Ok(Connection { client, statements: HashMap::new(), pid })
     }
 
@@ -80,7 +91,13 @@ pub struct Lease<'a> {
 impl ConnectionPool {
     pub fn new(url: DatabaseUrl) -> ConnectionPool {
         let target = url.target();
-        ConnectionPool { url, target, idle: Mutex::new(Vec::new()), pids: Mutex::new(HashSet::new()) }
+        ConnectionPool {
+            url,
+            target,
+            idle: Mutex::new(Vec::new()),
+            events: Mutex::new(None),
+            pids: Mutex::new(HashSet::new()),
+        }
     }
 
     pub fn url(&self) -> &DatabaseUrl {
@@ -105,6 +122,27 @@ impl ConnectionPool {
         let conn = Connection::open(&self.url, &self.target)?;
         self.pids.lock().unwrap_or_else(|p| p.into_inner()).insert(conn.pid);
         Ok(Lease { pool: self, conn: Some(conn) })
+    }
+
+    /// Runs `work` on the events connection, opening it on first use (and
+    /// again after the server closed it).
+    pub fn with_events<T>(&self, work: impl FnOnce(&mut Connection) -> StorageResult<T>) -> StorageResult<T> {
+        let mut slot = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_some_and(|c| c.client.is_closed()) {
+            *slot = None;
+        }
+        let conn = match &mut *slot {
+            Some(conn) => conn,
+            empty @ None => {
+                let mut conn = Connection::open(&self.url, &self.target)?;
+                conn.client
+                    .batch_execute("SET synchronous_commit = off")
+                    .map_err(failed(&self.target, "set up the events connection"))?;
+                self.pids.lock().unwrap_or_else(|p| p.into_inner()).insert(conn.pid);
+                empty.insert(conn)
+            }
+        };
+        work(conn)
     }
 
     /// Drops every idle connection (after the server went away, all of

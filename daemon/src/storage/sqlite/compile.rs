@@ -11,6 +11,7 @@ use rusqlite::types::Value as SqlValue;
 
 use crate::query::{list_index, TEXT_FIELDS};
 use crate::search::SearchTerms;
+use crate::storage::record::comparison;
 
 /// A `WHERE` clause and an `ORDER BY` list with their parameters, in order.
 #[derive(Debug, Default)]
@@ -202,17 +203,5 @@ fn json_filter(filter: &Filter, params: &mut Vec<SqlValue>) -> String {
             sql.push_str("))");
             sql
         }
-    }
-}
-
-fn comparison(op: FilterOp) -> &'static str {
-    match op {
-        FilterOp::Lt => "<",
-        FilterOp::Le => "<=",
-        FilterOp::Gt => ">",
-        FilterOp::Ge => ">=",
-        FilterOp::Eq => "=",
-        FilterOp::Ne => "<>",
-        FilterOp::Contains | FilterOp::Exists => "=",
     }
 }
