@@ -226,3 +226,18 @@ fn a_database_with_a_newer_schema_is_refused_untouched() {
     assert!(stderr.contains("schema version 2") && stderr.contains("knows version 1"), "{stderr}");
     assert_eq!(db.psql("SELECT MAX(version) FROM milestoned_schema"), "2");
 }
+
+#[test]
+fn the_url_comes_from_the_environment_or_start_up_says_how_to_give_it() {
+    let db = postgres::shared().database();
+    let p = Project::on_postgresql(&db.url());
+    std::fs::remove_file(p.milestones().join("database-url")).unwrap();
+    let (code, stderr) = p.spawn(&[]).wait();
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("no database URL is configured") && stderr.contains("MILESTONED_DATABASE_URL"), "{stderr}");
+    let daemon = p.start_with_env(&[("MILESTONED_DATABASE_URL", &db.tcp_url())]);
+    p.msctl(&["create", "--id", "by-env", "--title", "Through the environment"]).ok();
+    assert_eq!(db.psql("SELECT title FROM milestones"), "Through the environment");
+    let (_, log) = daemon.stop();
+    assert!(!log.contains(PASSWORD), "{log}");
+}

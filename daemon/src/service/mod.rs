@@ -291,6 +291,14 @@ impl MilestoneService {
         hear_shared_changes(&*store, &self.feed);
         *self.storage.write().unwrap_or_else(|p| p.into_inner()) = store;
         self.ids.reset();
+        // The switch may have saved a database URL or engine: what the
+        // next migration reads.
+        match StorageConfig::load_project(&self.layout) {
+            Ok(config) => self.settings.write().unwrap_or_else(|p| p.into_inner()).config = config,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the settings the migration left; keeping the running ones")
+            }
+        }
     }
 
     /// The feed of changes subscribers listen to.
