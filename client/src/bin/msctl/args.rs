@@ -35,7 +35,7 @@ pub enum Command {
         database: Option<String>,
         /// The PostgreSQL server to join or fill (postgresql://USER:PASSWORD@HOST:PORT/DB, or
         /// postgresql:///DB?host=SOCKET_DIR); saved, owner-only, in .milestones/database-url.
-        #[arg(long, value_name = "URL", env = "MILESTONED_DATABASE_URL", hide_env_values = true)]
+        #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
     /// Create a milestone; prints its id.
@@ -143,8 +143,9 @@ pub enum Command {
         #[arg(long, value_parser = ["sqlite", "postgresql"])]
         database: Option<String>,
         /// The PostgreSQL server (postgresql://USER:PASSWORD@HOST:PORT/DB, or postgresql:///DB?host=SOCKET_DIR);
-        /// saved, owner-only, in .milestones/database-url.
-        #[arg(long, value_name = "URL", env = "MILESTONED_DATABASE_URL", hide_env_values = true)]
+        /// saved, owner-only, in .milestones/database-url. Without it, the one the daemon knows
+        /// (MILESTONED_DATABASE_URL in its environment, or the saved one).
+        #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
     /// Print changes as they happen (requests, outside edits, migrations) until interrupted.
