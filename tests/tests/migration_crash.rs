@@ -1,6 +1,7 @@
 //! Crash safety of migrations: the daemon is made to abort (as a `kill -9`
 //! would stop it) at every step of a migration, in every direction between
-//! file, hybrid and SQLite, while two clients keep writing; the next start
+//! file, hybrid and SQLite, and between files and PostgreSQL, while two
+//! clients keep writing; the next start
 //! finishes or undoes it. Every time the project ends on exactly one
 //! backend with every milestone once and every acknowledged write kept,
 //! nothing of the other backend left behind, and migrations work again.
@@ -8,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use milestones_e2e::protocol::{Assignment, Change, DocumentInput, Map, Query, Request, Response, Target, Value};
-use milestones_e2e::{migration_target, Project};
+use milestones_e2e::{migration_target, postgres, Project, SERVER_BACKEND};
 
 /// Every point a migration can be stopped at, in order, and whether the
 /// next start finds it finished (the switch had been recorded) or undone.
@@ -29,6 +30,27 @@ const POINTS: [(&str, bool); 10] = [
 const DATABASE_ONLY: [&str; 2] = ["switch-live-removed", "switch-moved"];
 
 const MILESTONES: usize = 8;
+
+/// The request that migrates to `to` (as [`milestones_e2e::ALL_BACKENDS`]
+/// names it), into the database at `url` for PostgreSQL.
+fn migrate_to(to: &str, url: &str) -> Request {
+    if to == SERVER_BACKEND {
+        let target =
+            milestones_e2e::protocol::BackendTarget::Database(milestones_e2e::protocol::DatabaseKind::Postgresql);
+        Request::MigrateTo { target, url: Some(url.to_owned()) }
+    } else {
+        Request::Migrate { target: migration_target(to) }
+    }
+}
+
+/// The backend name `Backend` reports for `label`.
+fn backend_name(label: &str) -> &str {
+    if label == SERVER_BACKEND {
+        "database"
+    } else {
+        label
+    }
+}
 
 /// Fills a project on `from` with milestones (some completed, some with
 /// dependencies); returns their ids.
@@ -111,13 +133,14 @@ fn crash_and_recover(from: &str, to: &str) {
             continue;
         }
         let case = format!("{from} → {to}, crash at `{point}`");
-        let p = Project::on_backend(from);
+        let p = Project::on_any_backend(from);
+        let target_db = postgres::shared().database();
         let ids = fill(&p);
 
         let d = p.start_with_env(&[("MILESTONED_CRASH_AT", point)]);
         let writers: Vec<_> = (0..2).map(|w| write_until_gone(d.socket.clone(), w)).collect();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let answer = d.client().request(Request::Migrate { target: migration_target(to) });
+        let answer = d.client().request(migrate_to(to, &target_db.url()));
         // The daemon is gone: no answer at all, not an error reply.
         assert!(
             answer.is_err() && !matches!(answer, Err(milestones_e2e::ClientError::Daemon(_))),
@@ -135,7 +158,7 @@ fn crash_and_recover(from: &str, to: &str) {
             other => panic!("{case}: {other:?}"),
         };
         let expected = if finished { to } else { from };
-        assert_eq!(backend, expected, "{case}: the backend after recovery");
+        assert_eq!(backend, backend_name(expected), "{case}: the backend after recovery");
         let mut listed = served(&mut client);
         listed.sort();
         assert_eq!(listed, ids.iter().cloned().collect::<Vec<_>>(), "{case}: every milestone exactly once");
@@ -162,7 +185,12 @@ fn crash_and_recover(from: &str, to: &str) {
         assert!(!dir.join("migration-journal.json").exists(), "{case}: the journal is closed");
         assert!(!dir.join("enterprise.db.migrating").exists(), "{case}: no staged database is left");
         let files = yaml_files(&p);
-        if expected == "database" {
+        if to == SERVER_BACKEND && !finished {
+            let made = target_db.psql("SELECT to_regclass('milestones') IS NOT NULL") == "t";
+            let left = if made { target_db.psql("SELECT COUNT(*) FROM milestones") } else { "0".to_owned() };
+            assert_eq!(left, "0", "{case}: the copy into PostgreSQL is undone");
+        }
+        if backend_name(expected) == "database" {
             assert_eq!(files, 0, "{case}: the database backend keeps no YAML files");
             assert!(!dir.join("index.db").exists(), "{case}: no hybrid index is left");
         } else {
@@ -172,7 +200,10 @@ fn crash_and_recover(from: &str, to: &str) {
         }
         // And migrating works again, to where the crashed one was going.
         let next = if finished { from } else { to };
-        match client.request(Request::Migrate { target: migration_target(next) }) {
+        // Into an empty database: one that was left holds the milestones
+        // for the other project roots that may share it.
+        let url = if next == to { target_db.url() } else { postgres::shared().database().url() };
+        match client.request(migrate_to(next, &url)) {
             Ok(Response::Migrated(report)) => assert_eq!(report.milestones as usize, MILESTONES, "{case}"),
             other => panic!("{case}: migrating again failed: {other:?}"),
         }
@@ -207,4 +238,14 @@ fn file_to_hybrid() {
 #[test]
 fn hybrid_to_file() {
     crash_and_recover("hybrid", "file");
+}
+
+#[test]
+fn file_to_postgresql() {
+    crash_and_recover("file", SERVER_BACKEND);
+}
+
+#[test]
+fn postgresql_to_file() {
+    crash_and_recover(SERVER_BACKEND, "file");
 }

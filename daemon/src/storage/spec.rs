@@ -203,6 +203,10 @@ impl BackendSpec {
                         url.target()
                     )));
                 }
+                // Saved before anything is copied: a start after a crash
+                // needs it to undo the copy.
+                crate::config::save_database_url(layout, url)
+                    .map_err(|e| StorageError::Invalid(format!("cannot save the database URL: {e}")))?;
                 Arc::new(store)
             }
         };
