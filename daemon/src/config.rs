@@ -36,6 +36,43 @@ pub struct StorageConfig {
     /// `storage.watcher`: `notify` (the default) or `poll`, for filesystems
     /// that do not report changes (network mounts).
     pub watcher: WatcherMode,
+    /// `storage.monitoring` and `storage.migration`: the scale monitor.
+    pub scale: ScaleSettings,
+}
+
+/// What the scale monitor does, and how often (DESIGN §9).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleSettings {
+    /// `monitoring.interval_seconds` (1 or more).
+    pub interval_seconds: u64,
+    /// `monitoring.confidence_threshold`: the confidence at which a
+    /// migration is recommended.
+    pub confidence_threshold: u64,
+    /// `migration.auto_migrate`: migrate when recommended, rather than write
+    /// `config/migration-notification.yaml`.
+    pub auto_migrate: bool,
+    /// `migration.migration_delay_seconds`: how long a recommendation must
+    /// hold before an automatic migration.
+    pub delay_seconds: u64,
+    /// `migration.window_hours`: `[from, to]` local hours automatic
+    /// migrations may start in; `None`: any time.
+    pub window_hours: Option<(u32, u32)>,
+    /// `migration.database_in_git`: in a git work tree, an automatic
+    /// migration may reach the database tier (which keeps no YAML files).
+    pub database_in_git: bool,
+}
+
+impl Default for ScaleSettings {
+    fn default() -> Self {
+        ScaleSettings {
+            interval_seconds: 300,
+            confidence_threshold: 80,
+            auto_migrate: true,
+            delay_seconds: 3600,
+            window_hours: None,
+            database_in_git: false,
+        }
+    }
 }
 
 /// `storage.database.type` as written. One this milestoned does not provide
@@ -89,6 +126,7 @@ impl Default for StorageConfig {
             log_level: None,
             idle_exit_seconds: 0,
             watcher: WatcherMode::Notify,
+            scale: ScaleSettings::default(),
         }
     }
 }
@@ -185,7 +223,30 @@ impl StorageConfig {
                     .map_err(|e| ConfigError::Invalid(format!("{name}: storage.database.url: {e}")))?,
             ),
         };
+        let d = defaults.scale.clone();
+        let window_hours = match field("storage.migration.window_hours") {
+            None => None,
+            Some(Value::List(hours)) if hours.is_empty() => None,
+            Some(Value::List(hours)) => match hours.as_slice() {
+                [Value::Int(from), Value::Int(to)] if (0..24).contains(from) && (0..=24).contains(to) => {
+                    Some((*from as u32, *to as u32))
+                }
+                _ => return Err(ConfigError::Invalid(format!(
+                    "{name}: storage.migration.window_hours must be [] or [FROM, TO] in hours (0–24), such as [2, 6]"
+                ))),
+            },
+            Some(other) => return Err(wrong("storage.migration.window_hours", "a list", other)),
+        };
+        let scale = ScaleSettings {
+            interval_seconds: count("storage.monitoring.interval_seconds", d.interval_seconds)?.max(1),
+            confidence_threshold: count("storage.monitoring.confidence_threshold", d.confidence_threshold)?,
+            auto_migrate: flag("storage.migration.auto_migrate", d.auto_migrate)?,
+            delay_seconds: count("storage.migration.migration_delay_seconds", d.delay_seconds)?,
+            window_hours,
+            database_in_git: flag("storage.migration.database_in_git", d.database_in_git)?,
+        };
         Ok(StorageConfig {
+            scale,
             database: DatabaseSetting::parse(&text("storage.database.type", "sqlite".to_owned())?),
             database_url,
             events_in_database: flag("storage.events_in_database", defaults.events_in_database)?,

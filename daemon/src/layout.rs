@@ -107,6 +107,21 @@ impl ProjectLayout {
         self.dir.join("database-url")
     }
 
+    /// The scale monitor's figures, a JSON line per cycle (seed 004).
+    pub fn performance_metrics(&self) -> PathBuf {
+        self.logs().join("performance-metrics.jsonl")
+    }
+
+    /// The scale monitor's decisions, a JSON line each (seed 004).
+    pub fn scale_events(&self) -> PathBuf {
+        self.logs().join("scale-events.jsonl")
+    }
+
+    /// A recommended migration, written when `auto_migrate` is off.
+    pub fn migration_notification(&self) -> PathBuf {
+        self.config().join("migration-notification.yaml")
+    }
+
     pub fn migration_journal(&self) -> PathBuf {
         self.dir.join("migration-journal.json")
     }

@@ -13,7 +13,9 @@
 //! 3. `migration`: moving every milestone between backends through the
 //!    factory;
 //! 4. `service`: what each request does, one file per request family;
-//! 5. `watcher`, `server`, `connection`, `listener`: what feeds the service
+//! 5. `watcher`, `server`, `connection`, `listener`, `scale::monitor`: what
+//!    feeds the service (outside edits, clients, the scale monitor's cycles;
+//!    `scale::decision` and `request_metrics` are leaves)
 //!    (outside edits, clients);
 //! 6. `lifecycle` (with `detach`, `instance`, `logging`, `signals`): start-up
 //!    and shutdown.
@@ -37,7 +39,9 @@ pub mod logging;
 pub mod migration;
 pub mod peer;
 pub mod query;
+pub mod request_metrics;
 pub mod rules;
+pub mod scale;
 pub mod search;
 pub mod server;
 pub mod service;

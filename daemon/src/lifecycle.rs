@@ -178,6 +178,7 @@ fn run(
     };
 
     watcher.serve(service.clone());
+    let monitor = crate::scale::monitor::ScaleMonitor::start(service.clone(), layout.clone());
 
     // Counted before the runtime exists: a database client blocks, and
     // must not on the runtime's threads.
@@ -212,6 +213,7 @@ fn run(
         anyhow::Ok(())
     })?;
     drop(socket);
+    monitor.stop();
     // The last flush, still under the signal handlers: a second SIGTERM
     // cannot cut it short.
     if let Err(e) = service.flush() {

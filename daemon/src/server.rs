@@ -231,6 +231,7 @@ async fn reject(conn: &mut Connection, reason: String) {
 async fn execute(shared: &Shared, request: Request, peer: &Peer) -> Result<Response, ErrorInfo> {
     let started = std::time::Instant::now();
     let kind = request_kind(&request);
+    let writes = writes(&request);
     // Only worth a copy when it will be logged.
     let milestone = tracing::enabled!(tracing::Level::DEBUG)
         .then(|| request_milestone(&request).unwrap_or("").to_owned())
@@ -249,6 +250,7 @@ async fn execute(shared: &Shared, request: Request, peer: &Peer) -> Result<Respo
             }
         }
     };
+    shared.service.record_request(kind, &peer.user, started.elapsed(), writes);
     debug!(
         request = kind,
         milestone = %milestone,
@@ -336,6 +338,20 @@ fn request_milestone(request: &Request) -> Option<&str> {
     }
 }
 
+/// True for the requests that change milestones.
+fn writes(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Create { .. }
+            | Request::Update { .. }
+            | Request::Delete { .. }
+            | Request::Complete { .. }
+            | Request::TaskAdd { .. }
+            | Request::TaskSetStatus { .. }
+            | Request::Upgrade { .. }
+    )
+}
+
 fn request_kind(request: &Request) -> &'static str {
     match request {
         Request::Ping => "ping",
@@ -356,5 +372,6 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Status => "status",
         Request::Subscribe { .. } => "subscribe",
         Request::DatabaseHealth => "database_health",
+        Request::Scale => "scale",
     }
 }

@@ -138,6 +138,9 @@ pub enum Request {
     /// The database connection's state and the server's figures; answered
     /// with [`Response::DatabaseHealth`] (`None` when no server is used).
     DatabaseHealth,
+    /// The scale monitor's view: metrics, the optimal backend, the
+    /// confidence of a migration; answered with [`Response::Scale`].
+    Scale,
 }
 
 /// A backend to migrate to.
@@ -283,6 +286,71 @@ pub enum Response {
     /// Events follow on this connection.
     Subscribed,
     DatabaseHealth(Option<DatabaseHealth>),
+    Scale(ScaleReport),
+}
+
+/// What `msctl scale` shows (seed 004's dashboard).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleReport {
+    /// `file`, `hybrid` or `database`.
+    pub current_backend: String,
+    pub optimal_backend: String,
+    /// `optimal`, `monitoring` (another backend would fit, not yet with
+    /// confidence) or `recommended`.
+    pub status: String,
+    /// Seed 004's migration confidence, 0–100.
+    pub confidence: u64,
+    pub confidence_threshold: u64,
+    /// Why the optimal backend is what it is.
+    pub reason: String,
+    pub auto_migrate: bool,
+    pub interval_seconds: u64,
+    pub metrics: ScaleMetrics,
+    pub thresholds: Thresholds,
+    /// The latest lines of `logs/scale-events.jsonl`, oldest first.
+    pub recent_events: Vec<ScaleEventLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleMetrics {
+    pub milestones: u64,
+    pub dependencies: u64,
+    /// The longest chain of dependencies.
+    pub dependency_depth: u64,
+    /// Distinct users over the last hour (across daemons on PostgreSQL).
+    pub concurrent_users: u64,
+    pub data_bytes: u64,
+    /// Changes (audit events) over the last hour.
+    pub events_per_hour: u64,
+    /// Read requests per minute, over the last hour.
+    pub queries_per_minute: f64,
+    /// Writes per second, over the last minute.
+    pub writes_per_second: f64,
+    /// Seed 001's complexity score.
+    pub complexity_score: f64,
+    /// Per request kind, since the daemon started (the last 1,024 of each).
+    pub latencies: Vec<Latency>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// `get`, `list`, `create`, ...
+    pub request: String,
+    pub count: u64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// One line of `logs/scale-events.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleEventLine {
+    pub timestamp: String,
+    pub event: String,
+    pub current_backend: String,
+    pub optimal_backend: String,
 }
 
 /// A database server's connection and figures (seed 001's

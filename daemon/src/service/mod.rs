@@ -21,6 +21,7 @@ mod error;
 mod milestones;
 mod outside_edits;
 mod project;
+mod scale;
 mod tasks;
 
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -31,6 +32,7 @@ use serde_json::json;
 use tracing::level_filters::LevelFilter;
 
 pub use self::error::{ServiceError, ServiceResult};
+pub use self::scale::ScaleView;
 use crate::change_feed::{ChangeFeed, NewEvent};
 use crate::config::StorageConfig;
 use crate::document::{self, Doc, Folder, Status};
@@ -70,6 +72,10 @@ pub struct MilestoneService {
     started: Instant,
     started_at: String,
     endpoint: Endpoint,
+    /// What the daemon measures of its requests, for the scale monitor.
+    metrics: crate::request_metrics::RequestMetrics,
+    /// The mean query latency (ms) of recent monitor cycles: the trend.
+    query_history: std::sync::Mutex<std::collections::VecDeque<f64>>,
 }
 
 /// Where the daemon serves.
@@ -129,6 +135,8 @@ impl MilestoneService {
             started: Instant::now(),
             started_at: now,
             endpoint,
+            metrics: crate::request_metrics::RequestMetrics::default(),
+            query_history: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -205,6 +213,7 @@ impl MilestoneService {
             Request::Migrate { target } => self.migrate(target, None, peer).map(Response::Migrated),
             Request::MigrateTo { target, url } => self.migrate(target, url, peer).map(Response::Migrated),
             Request::DatabaseHealth => Ok(Response::DatabaseHealth(self.storage().database_health())),
+            Request::Scale => self.scale().map(Response::Scale),
             Request::Status => self.status().map(Response::Status),
             // The connection turns into a stream; the server does that.
             Request::Subscribe { .. } => {

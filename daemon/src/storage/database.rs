@@ -32,6 +32,13 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// No files beside the database (for [`reads_from_table`]).
+    fn files_bytes(&self) -> StorageResult<u64> {
+        Ok(0)
+    }
+}
+
 impl Storage for SqliteStore {
     fn kind(&self) -> BackendKind {
         BackendKind::Database(DatabaseKind::Sqlite)

@@ -122,6 +122,10 @@ impl Storage for FileStore {
         }
     }
 
+    fn data_bytes(&self) -> StorageResult<u64> {
+        self.tree.total_bytes()
+    }
+
     fn count(&self) -> StorageResult<u64> {
         Ok(self.read().docs.len() as u64)
     }

@@ -251,6 +251,11 @@ impl HybridStore {
     fn problems_lock(&self) -> MutexGuard<'_, Vec<Problem>> {
         self.problems.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The YAML files beside the index (for [`reads_from_table`]).
+    fn files_bytes(&self) -> StorageResult<u64> {
+        self.tree.total_bytes()
+    }
 }
 
 impl Storage for HybridStore {

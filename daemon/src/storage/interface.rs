@@ -87,6 +87,10 @@ pub trait Storage: Send + Sync + 'static {
 
     fn count(&self) -> StorageResult<u64>;
 
+    /// How many bytes the milestones take where this backend keeps them
+    /// (files, a database), for the scale monitor's data volume.
+    fn data_bytes(&self) -> StorageResult<u64>;
+
     /// Stores a new document, atomically: [`StorageError::AlreadyExists`]
     /// when the id is taken (by a stored milestone or by a file that does
     /// not load), [`StorageError::Cycle`] when its dependencies would close

@@ -92,6 +92,25 @@ impl MilestoneTree {
         MilestoneTree { layout }
     }
 
+    /// The size of every file in the two folders.
+    pub fn total_bytes(&self) -> StorageResult<u64> {
+        let mut total = 0;
+        for folder in [Folder::Active, Folder::Completed] {
+            let dir = self.folder_path(folder);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::io("read folder", &dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StorageError::io("read folder", &dir, e))?;
+                // A file removed since the listing counts for nothing.
+                total += entry.metadata().map_or(0, |m| if m.is_file() { m.len() } else { 0 });
+            }
+        }
+        Ok(total)
+    }
+
     pub fn folder_path(&self, folder: Folder) -> PathBuf {
         match folder {
             Folder::Active => self.layout.active(),

@@ -162,6 +162,8 @@ pub enum Command {
     },
     /// Backend and daemon health, the problems found, and what to do about them; exits 5 on problems.
     Health,
+    /// The scale monitor: current and optimal backend, confidence, metrics, thresholds, recent decisions.
+    Scale,
     /// The daemon itself: start, stop, status, restart, logs.
     #[command(subcommand)]
     Daemon(DaemonCommand),

@@ -2,7 +2,7 @@
 
 use milestones_client::protocol::{
     Analytics, BackendInfo, ChangeEvent, DaemonStatus, DatabaseHealth, DepsReport, EventSource, Map, MigrationReport,
-    Page, Severity, UpgradeOutcome, ValidationReport, Value,
+    Page, ScaleReport, Severity, UpgradeOutcome, ValidationReport, Value,
 };
 use serde::Serialize;
 
@@ -158,6 +158,79 @@ impl Output {
                 lines.push(format!("  {whom}: {}", p.message));
             }
             lines.extend(advice.iter().map(|a| format!("- {a}")));
+            lines.join("\n")
+        });
+    }
+
+    /// `msctl scale`: seed 004's dashboard.
+    pub fn scale(&self, r: &ScaleReport) {
+        self.print_json_or(r, || {
+            let m = &r.metrics;
+            let t = &r.thresholds;
+            let mut lines = vec!["=== MILESTONE SCALE DETECTION DASHBOARD ===".to_owned(), String::new()];
+            lines.push(format!("Current Storage Backend: {}", r.current_backend));
+            lines.push(format!("Optimal Backend: {}", r.optimal_backend));
+            lines.push(match r.status.as_str() {
+                "optimal" => "Migration Status: OPTIMAL".to_owned(),
+                status => format!(
+                    "Migration Status: {} ({} → {})",
+                    status.to_uppercase(),
+                    r.current_backend,
+                    r.optimal_backend
+                ),
+            });
+            if r.status != "optimal" {
+                lines.push(format!(
+                    "Migration Confidence: {}% (recommended at {}%)",
+                    r.confidence, r.confidence_threshold
+                ));
+            }
+            lines.push(format!("Why: {}", r.reason));
+            let acting =
+                if r.auto_migrate { "migrates automatically" } else { "writes config/migration-notification.yaml" };
+            lines.push(format!("Monitor: every {} s; {acting}", r.interval_seconds));
+            lines.push(String::new());
+            lines.push("SCALE METRICS:".to_owned());
+            lines.push(format!("├── Milestones: {}", m.milestones));
+            lines.push(format!("├── Dependencies: {} (longest chain {})", m.dependencies, m.dependency_depth));
+            lines.push(format!("├── Concurrent Users: {} (last hour)", m.concurrent_users));
+            lines.push(format!("├── Data Volume: {:.1} MiB", m.data_bytes as f64 / 1048576.0));
+            lines.push(format!(
+                "├── Activity: {} changes in the last hour, {:.1} queries/min, {:.2} writes/s",
+                m.events_per_hour, m.queries_per_minute, m.writes_per_second
+            ));
+            lines.push(format!("└── Complexity Score: {:.1}", m.complexity_score));
+            lines.push(String::new());
+            lines.push("PERFORMANCE METRICS (ms: mean, p50, p90, p95, p99):".to_owned());
+            if m.latencies.is_empty() {
+                lines.push("└── no requests yet".to_owned());
+            }
+            for (i, l) in m.latencies.iter().enumerate() {
+                let branch = if i + 1 == m.latencies.len() { "└──" } else { "├──" };
+                lines.push(format!(
+                    "{branch} {:<16} {:>7} × {:.2}, {:.2}, {:.2}, {:.2}, {:.2}",
+                    l.request, l.count, l.mean_ms, l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms
+                ));
+            }
+            lines.push(String::new());
+            lines.push("SCALE THRESHOLDS:".to_owned());
+            lines.push(format!(
+                "├── File → Hybrid: {} milestones or {} users",
+                t.file_to_hybrid_milestones, t.file_to_hybrid_users
+            ));
+            lines.push(format!(
+                "└── Hybrid → Database: {} milestones or {} users",
+                t.hybrid_to_database_milestones, t.hybrid_to_database_users
+            ));
+            lines.push(String::new());
+            lines.push("RECENT SCALE EVENTS:".to_owned());
+            if r.recent_events.is_empty() {
+                lines.push("No scale events recorded".to_owned());
+            }
+            for e in &r.recent_events {
+                lines.push(format!("{} {}: {} → {}", e.timestamp, e.event, e.current_backend, e.optimal_backend));
+            }
+            lines.push("=================================".to_owned());
             lines.join("\n")
         });
     }

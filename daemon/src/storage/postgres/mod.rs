@@ -241,6 +241,16 @@ impl Storage for PostgresStore {
         })
     }
 
+    fn data_bytes(&self) -> StorageResult<u64> {
+        self.read("measure the database", |conn| {
+            let row = conn
+                .client
+                .query_one("SELECT pg_total_relation_size('milestones')", &[])
+                .map_err(self.failed("measure the database"))?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+
     fn insert(&self, doc: Map) -> StorageResult<Stored> {
         let id = id_of(&doc)?.to_owned();
         let record = Record::of(&doc)?;

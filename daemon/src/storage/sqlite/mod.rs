@@ -33,6 +33,10 @@ macro_rules! reads_from_table {
             self.table.count()
         }
 
+        fn data_bytes(&self) -> StorageResult<u64> {
+            Ok(self.table.file_bytes()? + self.files_bytes()?)
+        }
+
         fn query(&self, query: &milestones_protocol::Query) -> StorageResult<milestones_protocol::Page> {
             self.table.query(query)
         }
@@ -111,6 +115,15 @@ impl MilestoneTable {
         conn.prepare_cached("SELECT 1 FROM milestones WHERE id = ?")
             .and_then(|mut s| s.exists([id]))
             .map_err(self.failed("look up a milestone"))
+    }
+
+    /// The database file's size (its pages).
+    pub fn file_bytes(&self) -> StorageResult<u64> {
+        let conn = self.pool.reader()?;
+        let bytes: i64 = conn
+            .query_row("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()", [], |r| r.get(0))
+            .map_err(self.failed("measure the database"))?;
+        Ok(bytes as u64)
     }
 
     pub fn count(&self) -> StorageResult<u64> {

@@ -6,6 +6,7 @@ mod backend;
 mod connection;
 mod milestones;
 mod project;
+mod scale;
 mod tasks;
 mod watch;
 
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Backend => backend::backend(client, out),
         Command::Migrate { target, database, url } => backend::migrate(client, out, &target, database, url),
         Command::Health => backend::health(client, out),
+        Command::Scale => scale::scale(client, out),
         Command::Watch { id, status, kind } => watch::run(client, out, id, status, kind),
     }
 }

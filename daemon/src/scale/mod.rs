@@ -1,0 +1,6 @@
+//! Scale monitoring (DESIGN §9): `decision` holds the rules (a leaf: pure
+//! functions of the figures), `monitor` the loop in the daemon that
+//! measures, records and acts on them through the service.
+
+pub mod decision;
+pub mod monitor;
