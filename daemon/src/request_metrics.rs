@@ -161,7 +161,7 @@ mod tests {
         assert!((f.reads_per_minute - 100.0).abs() < 1e-9, "{f:?}");
         let get = f.latencies.iter().find(|l| l.kind == "get").unwrap();
         assert_eq!(get.count, 100);
-        assert_eq!(get.percentiles, [50, 91, 96, 100].map(Duration::from_millis));
+        assert_eq!(get.percentiles, [51, 91, 96, 100].map(Duration::from_millis));
         assert_eq!(get.mean, Duration::from_micros(50_500));
         assert_eq!(f.mean_query, None, "get is not a query");
     }
