@@ -231,9 +231,11 @@ impl StorageConfig {
                 [Value::Int(from), Value::Int(to)] if (0..24).contains(from) && (0..=24).contains(to) => {
                     Some((*from as u32, *to as u32))
                 }
-                _ => return Err(ConfigError::Invalid(format!(
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
                     "{name}: storage.migration.window_hours must be [] or [FROM, TO] in hours (0–24), such as [2, 6]"
-                ))),
+                )))
+                }
             },
             Some(other) => return Err(wrong("storage.migration.window_hours", "a list", other)),
         };

@@ -132,6 +132,24 @@ fn without_auto_migrate_a_notification_is_written_and_nothing_moves() {
 }
 
 #[test]
+fn edited_thresholds_count_from_the_next_cycle() {
+    let p = project(&config(false, 0));
+    let _d = p.start(&[]);
+    create(&p, 3, 0);
+    eventually("a cycle has run", || !lines(&p, "performance-metrics.jsonl").is_empty());
+    assert_eq!(p.msctl(&["scale", "--json"]).json()["optimal_backend"], "file");
+    // No SIGHUP: the monitor notices the file changed.
+    p.write(
+        ".milestones/config/storage-config.yaml",
+        &config(false, 0).replace("file_to_hybrid: 5", "file_to_hybrid: 2"),
+    );
+    eventually("the new threshold is used", || {
+        let report = p.msctl(&["scale", "--json"]).json();
+        report["thresholds"]["file_to_hybrid_milestones"] == 2 && report["optimal_backend"] == "hybrid"
+    });
+}
+
+#[test]
 fn the_grace_period_and_a_milestone_that_forbids_it_hold_the_migration() {
     // A grace period of an hour: recommended, held, not moved.
     let p = project(&config(true, 3600));

@@ -32,6 +32,8 @@ pub struct ScaleMonitor {
 /// What the loop remembers between cycles.
 #[derive(Default)]
 struct Memory {
+    /// `storage-config.yaml`'s modification time when last read.
+    config_changed: Option<std::time::SystemTime>,
     /// The backend recommended, and since when (the grace period runs
     /// from there).
     recommended_since: Option<(String, Instant)>,
@@ -62,7 +64,7 @@ impl ScaleMonitor {
 }
 
 fn run(service: &MilestoneService, layout: &ProjectLayout, stop: &AtomicBool) {
-    let mut memory = Memory::default();
+    let mut memory = Memory { config_changed: config_modified(layout), ..Memory::default() };
     append_line(
         &layout.scale_events(),
         &event_line("scale_detection_initialized", service.backend_name(), "", json!({})),
@@ -83,6 +85,7 @@ fn run(service: &MilestoneService, layout: &ProjectLayout, stop: &AtomicBool) {
 /// One measurement and what follows from it.
 fn cycle(service: &MilestoneService, layout: &ProjectLayout, memory: &mut Memory) {
     let started = Instant::now();
+    follow_config(service, layout, memory);
     let view = match service.observe_scale() {
         Ok(view) => view,
         Err(e) => {
@@ -162,6 +165,26 @@ fn recommended(service: &MilestoneService, layout: &ProjectLayout, memory: &mut 
             note(layout, memory, "auto_migration_failed", current, optimal, &reason, json!({ "error": reason }));
         }
     }
+}
+
+/// Takes in `storage-config.yaml` again when it changed since the last
+/// cycle, so edited thresholds count from the next decision on.
+fn follow_config(service: &MilestoneService, layout: &ProjectLayout, memory: &mut Memory) {
+    let modified = config_modified(layout);
+    if modified == memory.config_changed {
+        return;
+    }
+    memory.config_changed = modified;
+    match service.reload_config() {
+        Ok(()) => tracing::info!("storage-config.yaml changed; the scale monitor uses it from now on"),
+        Err(e) => {
+            tracing::warn!(error = %e, "storage-config.yaml changed but does not load; keeping the running settings")
+        }
+    }
+}
+
+fn config_modified(layout: &ProjectLayout) -> Option<std::time::SystemTime> {
+    std::fs::metadata(layout.storage_config()).and_then(|m| m.modified()).ok()
 }
 
 /// Writes a scale event unless it is the one written last, for the same

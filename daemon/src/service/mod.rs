@@ -146,6 +146,16 @@ impl MilestoneService {
             Settings { config, log_level, loaded_at: document::now_timestamp() };
     }
 
+    /// Reads `storage-config.yaml` again, keeping the log level (the scale
+    /// monitor does this when the file changes; SIGHUP also re-applies the
+    /// log level).
+    pub fn reload_config(&self) -> Result<(), crate::config::ConfigError> {
+        let config = StorageConfig::load_project(&self.layout)?;
+        let level = self.settings.read().unwrap_or_else(|p| p.into_inner()).log_level;
+        self.set_config(config, level);
+        Ok(())
+    }
+
     fn config(&self) -> StorageConfig {
         self.settings.read().unwrap_or_else(|p| p.into_inner()).config.clone()
     }
