@@ -241,3 +241,39 @@ fn the_url_comes_from_the_environment_or_start_up_says_how_to_give_it() {
     let (_, log) = daemon.stop();
     assert!(!log.contains(PASSWORD), "{log}");
 }
+
+#[test]
+fn a_server_stopped_mid_copy_fails_the_migration_losing_nothing_and_the_next_attempt_succeeds() {
+    let server = PgServer::start(false);
+    let db = server.database();
+    let p = Project::new();
+    let n = 4_000;
+    milestones_e2e::corpus::generate(&p, n);
+    let _d = p.start(&[]);
+    let held = |p: &Project| p.msctl(&["backend", "--json"]).json()["milestones"].as_u64();
+    assert_eq!(held(&p), Some(n as u64));
+    let url = db.url();
+    let copied = || {
+        db.psql("SELECT to_regclass('milestones') IS NOT NULL") == "t"
+            && db.psql("SELECT COUNT(*) FROM milestones").parse::<u64>().unwrap_or(0) > 0
+    };
+    let failed = std::thread::scope(|scope| {
+        let migrating =
+            scope.spawn(|| p.msctl(&["migrate", "database", "--database", "postgresql", "--url", &url, "--json"]));
+        eventually("the copy has begun", Duration::from_secs(60), copied);
+        server.stop();
+        migrating.join().unwrap()
+    });
+    assert_ne!(failed.code, 0, "{failed:?}");
+    assert!(failed.stderr.contains("PostgreSQL at"), "the error names the server: {failed:?}");
+    assert_eq!(p.msctl(&["backend", "--json"]).json()["backend"], "file", "the backend is unchanged");
+    assert_eq!(held(&p), Some(n as u64), "nothing lost");
+
+    // What the copy left in the database could not be removed with the
+    // server gone; the next attempt recognises it as its own and starts over.
+    server.restart();
+    let report = p.msctl(&["migrate", "database", "--database", "postgresql", "--url", &url, "--json"]).json();
+    assert_eq!(report["milestones"], n as u64, "{report}");
+    assert_eq!(db.psql("SELECT COUNT(*) FROM milestones"), n.to_string());
+    assert_eq!(db.psql("SELECT COUNT(*) FROM milestoned_copies"), "0", "the copy is the project's now");
+}

@@ -95,9 +95,16 @@ impl BackendSpec {
         if self.kind != BackendKind::Database(DatabaseKind::Postgresql) {
             return Ok(None);
         }
-        let store = PostgresStore::open(self.url()?)?;
+        let url = self.url()?;
+        let store = PostgresStore::open(url)?;
         if store.count()? == 0 {
             return Ok(None);
+        }
+        if let Some(source) = store.unfinished_copies()?.first() {
+            return Err(StorageError::Invalid(format!(
+                "{} is receiving a copy from {source}, or one that did not finish; join it once that migration is over",
+                url.target()
+            )));
         }
         Ok(Some(Built { spec: self.clone(), store: Some(Arc::new(store)), made: Vec::new() }))
     }
@@ -194,7 +201,16 @@ impl BackendSpec {
                 // Built into the live tables, which other project roots may
                 // share: only an empty database is filled, and undoing the
                 // build removes exactly the rows it wrote.
-                let held = store.count()?;
+                let source = copy_source(layout);
+                let mut held = store.count()?;
+                let unfinished = store.unfinished_copies()?;
+                if held > 0 && unfinished == [source.clone()] {
+                    // This project's own copy that could not be undone
+                    // (the server went away): cleared, and made again.
+                    tracing::warn!(milestones = held, target = %url.target(), "clearing what an unfinished copy from this project left");
+                    store.clear()?;
+                    held = 0;
+                }
                 if held > 0 {
                     return Err(StorageError::Invalid(format!(
                         "{} already holds {held} milestone(s); a migration copies into an empty database only \
@@ -207,6 +223,7 @@ impl BackendSpec {
                 // needs it to undo the copy.
                 crate::config::save_database_url(layout, url)
                     .map_err(|e| StorageError::Invalid(format!("cannot save the database URL: {e}")))?;
+                store.mark_copy(&source, false)?;
                 Arc::new(store)
             }
         };
@@ -327,6 +344,12 @@ impl Built {
         }
         let name = format!("{}\n", self.spec.kind.name());
         crate::atomic::write_atomically(&layout.config(), "storage-backend.txt", name.as_bytes())?;
+        if self.spec.kind == BackendKind::Database(DatabaseKind::Postgresql) {
+            // The copy is the project's now; other roots may join it.
+            if let Err(e) = self.spec.tidy_interrupted_switch(layout) {
+                tracing::warn!(error = %e, "switched, but cannot clear the mark of the copy in the database");
+            }
+        }
         Ok(store)
     }
 
@@ -421,14 +444,29 @@ impl BackendSpec {
         remove_made(layout, &made).into_iter().next().map_or(Ok(()), Err)
     }
 
-    /// Tidies what a switch into this backend that a crash interrupted may
-    /// have left beside it (a staged database's side files).
+    /// Tidies what a switch into this backend leaves (after a crash, or
+    /// right after the switch): a staged database's side files, or the
+    /// mark of a copy in a shared database.
     pub fn tidy_interrupted_switch(&self, layout: &ProjectLayout) -> StorageResult<()> {
         match self.kind {
-            BackendKind::Database(_) => remove_database(&staging_path(&layout.enterprise_db())),
+            BackendKind::Database(DatabaseKind::Sqlite) => remove_database(&staging_path(&layout.enterprise_db())),
+            BackendKind::Database(DatabaseKind::Postgresql) => {
+                PostgresStore::open(self.url()?)?.mark_copy(&copy_source(layout), true)
+            }
             _ => Ok(()),
         }
     }
+}
+
+/// Who a copy into a shared database comes from: this machine and project
+/// root (two machines may have the same path).
+fn copy_source(layout: &ProjectLayout) -> String {
+    let mut host = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer.
+    let named = unsafe { libc::gethostname(host.as_mut_ptr().cast(), host.len()) } == 0;
+    let end = host.iter().position(|b| *b == 0).unwrap_or(host.len());
+    let host = if named { String::from_utf8_lossy(&host[..end]).into_owned() } else { "?".to_owned() };
+    format!("{host}:{}", layout.root().display())
 }
 
 /// Removes what a build made, newest first; returns what could not be.
@@ -440,7 +478,9 @@ fn remove_made(layout: &ProjectLayout, made: &[Made]) -> Vec<StorageError> {
             match made {
                 Made::Database(path) | Made::Staged(path) => remove_database(path),
                 Made::Files(docs) => remove_unchanged_files(&tree, docs),
-                Made::Rows(url, ids) => PostgresStore::open(url).and_then(|store| store.remove_all(ids)),
+                Made::Rows(url, ids) => {
+                    PostgresStore::open(url).and_then(|store| store.undo_copy(&copy_source(layout), ids))
+                }
             }
             .err()
         })

@@ -58,12 +58,44 @@ impl PostgresStore {
         Ok(PostgresStore { pool, listener: Mutex::new(None) })
     }
 
-    /// Removes the milestones `ids` (undoing a migration's copy).
-    pub fn remove_all(&self, ids: &[String]) -> StorageResult<()> {
+    /// Undoes the copy `source` made: removes the milestones `ids` and the
+    /// copy's mark.
+    pub fn undo_copy(&self, source: &str, ids: &[String]) -> StorageResult<()> {
+        self.write("remove copied milestones", |tx| {
+            tx.execute("DELETE FROM milestones WHERE id = ANY($1)", &[&ids])
+                .and_then(|_| tx.execute("DELETE FROM milestoned_copies WHERE source = $1", &[&source]))
+                .map_err(self.failed("remove copied milestones"))?;
+            Ok(())
+        })
+    }
+
+    /// Marks the database as receiving a copy from `source` (a migration),
+    /// or, with `done`, clears the mark.
+    pub fn mark_copy(&self, source: &str, done: bool) -> StorageResult<()> {
+        let sql = if done {
+            "DELETE FROM milestoned_copies WHERE source = $1"
+        } else {
+            "INSERT INTO milestoned_copies (source) VALUES ($1) ON CONFLICT (source) DO UPDATE SET started_at = now()"
+        };
         let mut conn = self.pool.get()?;
-        conn.client
-            .execute("DELETE FROM milestones WHERE id = ANY($1)", &[&ids])
-            .map_err(self.failed("remove copied milestones"))?;
+        conn.client.execute(sql, &[&source]).map_err(self.failed("mark a copy"))?;
+        Ok(())
+    }
+
+    /// The sources of copies under way or left unfinished.
+    pub fn unfinished_copies(&self) -> StorageResult<Vec<String>> {
+        let mut conn = self.pool.get()?;
+        let rows = conn
+            .client
+            .query("SELECT source FROM milestoned_copies ORDER BY source", &[])
+            .map_err(self.failed("read copies"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Removes every milestone (what an unfinished copy left).
+    pub fn clear(&self) -> StorageResult<()> {
+        let mut conn = self.pool.get()?;
+        conn.client.execute("DELETE FROM milestones", &[]).map_err(self.failed("clear an unfinished copy"))?;
         Ok(())
     }
 

@@ -64,6 +64,14 @@ fn version_1() -> String {
         applied_by TEXT NOT NULL
     );
     CREATE SEQUENCE milestone_change_seq;
+    -- A migration copying into the database, while it runs: a copy that
+    -- could not be undone (the server went away) is recognised, and cleared,
+    -- by the next attempt from the same project root, and no other root
+    -- joins a half-made copy.
+    CREATE TABLE milestoned_copies (
+        source TEXT PRIMARY KEY,
+        started_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
     CREATE TABLE milestones (
         id TEXT COLLATE \"C\" PRIMARY KEY,
         data JSONB NOT NULL,
