@@ -247,6 +247,17 @@ pub fn migration_target(backend: &str) -> protocol::BackendTarget {
     }
 }
 
+/// Waits, up to `within` (generous: the tests check correctness, not
+/// speed), until `check` holds.
+#[track_caller]
+pub fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Every backend, as `config/storage-backend.txt` names them.
 pub const BACKENDS: [&str; 3] = ["file", "hybrid", "database"];
 

@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use milestones_e2e::postgres::{self, PgServer, PASSWORD};
-use milestones_e2e::Project;
+use milestones_e2e::{eventually, Project};
 use serde_json::Value;
 
 /// `msctl watch --json` on a project, its lines handed over as they come.
@@ -69,14 +69,6 @@ impl Drop for Watch {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -2,7 +2,7 @@
 //! figures and dashboard, its logs, the notification when it may not act,
 //! and automatic migrations as a project grows past its thresholds.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use milestones_e2e::Project;
 use serde_json::Value;
@@ -30,12 +30,8 @@ fn create(p: &Project, n: usize, from: usize) {
     }
 }
 
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    milestones_e2e::eventually(what, Duration::from_secs(30), check);
 }
 
 fn lines(p: &Project, log: &str) -> Vec<Value> {

@@ -6,21 +6,16 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use milestones_e2e::protocol::{EventFilter, EventKind, EventSource, Request, ServerMessage};
 use milestones_e2e::{Project, BACKENDS};
 use serde_json::Value;
 
-/// Waits (up to a generous deadline: this checks correctness, not speed)
-/// until `check` holds.
+/// Waits until `check` holds.
 #[track_caller]
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !check() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    milestones_e2e::eventually(what, Duration::from_secs(15), check);
 }
 
 fn title(p: &Project, id: &str) -> Option<String> {

@@ -2,7 +2,7 @@
 //! PostgreSQL's (its JSON, the query columns, the search text, the
 //! dependency rows), and back.
 
-use milestones_protocol::{DepEdge, FilterOp, Map, Value};
+use milestones_protocol::{DepEdge, FilterOp, Map, Query, SortKey, Value};
 
 use crate::query::TEXT_FIELDS;
 use crate::storage::error::{StorageError, StorageResult};
@@ -100,5 +100,26 @@ pub fn comparison(op: FilterOp) -> &'static str {
         FilterOp::Eq => "=",
         FilterOp::Ne => "<>",
         FilterOp::Contains | FilterOp::Exists => "=",
+    }
+}
+
+/// The sort keys of a query: its own, or newest first.
+pub fn sort_keys(query: &Query) -> Vec<SortKey> {
+    if query.sort.is_empty() {
+        crate::query::default_sort()
+    } else {
+        query.sort.clone()
+    }
+}
+
+/// `ORDER BY` for a key both dialects keep in a column (`priority` by its
+/// rank, the core text fields), missing values last; `None` for a path
+/// read from the JSON.
+pub fn column_order(key: &SortKey) -> Option<String> {
+    let dir = if key.descending { "DESC" } else { "ASC" };
+    if key.path == "priority" {
+        Some(format!("m.priority_rank {dir} NULLS LAST"))
+    } else {
+        crate::query::TEXT_FIELDS.contains(&key.path.as_str()).then(|| format!("m.{} {dir} NULLS LAST", key.path))
     }
 }

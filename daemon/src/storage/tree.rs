@@ -95,6 +95,17 @@ impl MilestoneTree {
     /// The size of every file in the two folders.
     pub fn total_bytes(&self) -> StorageResult<u64> {
         let mut total = 0;
+        self.each_entry(|_, entry| {
+            // A file removed since the listing counts for nothing.
+            total += entry.metadata().map_or(0, |m| if m.is_file() { m.len() } else { 0 });
+            Ok(())
+        })?;
+        Ok(total)
+    }
+
+    /// Visits every entry of both folders; a folder that is not there (a
+    /// checkout removed it) holds none.
+    fn each_entry(&self, mut visit: impl FnMut(Folder, &fs::DirEntry) -> StorageResult<()>) -> StorageResult<()> {
         for folder in [Folder::Active, Folder::Completed] {
             let dir = self.folder_path(folder);
             let entries = match fs::read_dir(&dir) {
@@ -103,12 +114,10 @@ impl MilestoneTree {
                 Err(e) => return Err(StorageError::io("read folder", &dir, e)),
             };
             for entry in entries {
-                let entry = entry.map_err(|e| StorageError::io("read folder", &dir, e))?;
-                // A file removed since the listing counts for nothing.
-                total += entry.metadata().map_or(0, |m| if m.is_file() { m.len() } else { 0 });
+                visit(folder, &entry.map_err(|e| StorageError::io("read folder", &dir, e))?)?;
             }
         }
-        Ok(total)
+        Ok(())
     }
 
     pub fn folder_path(&self, folder: Folder) -> PathBuf {
@@ -161,34 +170,25 @@ impl MilestoneTree {
     /// not milestones).
     pub fn list(&self) -> StorageResult<Vec<TreeFile>> {
         let mut files = Vec::new();
-        for folder in [Folder::Active, Folder::Completed] {
-            let dir = self.folder_path(folder);
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                // A folder a checkout removed holds no milestones.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StorageError::io("read folder", &dir, e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| StorageError::io("read folder", &dir, e))?;
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                let Some(stem) = name.strip_suffix(".yaml") else { continue };
-                if name.starts_with('.') {
-                    continue;
-                }
-                let path = entry.path();
-                let meta = match entry.metadata() {
-                    Ok(meta) => meta,
-                    // Removed between listing and looking (a checkout).
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(StorageError::io("inspect", &path, e)),
-                };
-                if meta.is_file() {
-                    files.push(TreeFile::new(path, folder, stem.to_owned(), &meta));
-                }
+        self.each_entry(|folder, entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let Some(stem) = name.strip_suffix(".yaml") else { return Ok(()) };
+            if name.starts_with('.') {
+                return Ok(());
             }
-        }
+            let path = entry.path();
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                // Removed between listing and looking (a checkout).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(StorageError::io("inspect", &path, e)),
+            };
+            if meta.is_file() {
+                files.push(TreeFile::new(path, folder, stem.to_owned(), &meta));
+            }
+            Ok(())
+        })?;
         Ok(files)
     }
 

@@ -18,7 +18,7 @@ use postgres::types::ToSql;
 
 use crate::query::{list_index, TEXT_FIELDS};
 use crate::search::SearchTerms;
-use crate::storage::record::comparison;
+use crate::storage::record::{column_order, comparison, sort_keys};
 
 /// A bound value.
 #[derive(Debug, Clone)]
@@ -133,15 +133,12 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     q.where_params = q.params.len();
     q.counted = terms.is_none() && query.filters.iter().all(|f| COUNTED.contains(&f.path.as_str()));
 
-    let default_sort = crate::query::default_sort();
-    let keys = if query.sort.is_empty() { &default_sort[..] } else { &query.sort[..] };
+    let keys = sort_keys(query);
     let mut order = Vec::new();
-    for key in keys {
+    for key in &keys {
         let dir = if key.descending { "DESC" } else { "ASC" };
-        if key.path == "priority" {
-            order.push(format!("m.priority_rank {dir} NULLS LAST"));
-        } else if let Some(column) = text_column(&key.path) {
-            order.push(format!("{column} {dir} NULLS LAST"));
+        if let Some(column) = column_order(key) {
+            order.push(column);
         } else {
             let mut x = || q.path(&key.path);
             order.push(format!("COALESCE(jsonb_typeof({}), 'null') = 'null'", x()));

@@ -11,7 +11,7 @@ use rusqlite::types::Value as SqlValue;
 
 use crate::query::{list_index, TEXT_FIELDS};
 use crate::search::SearchTerms;
-use crate::storage::record::comparison;
+use crate::storage::record::{column_order, comparison, sort_keys};
 
 /// A `WHERE` clause and an `ORDER BY` list with their parameters, in order.
 #[derive(Debug, Default)]
@@ -37,16 +37,13 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     }
     let where_sql = if conditions.is_empty() { "1".to_owned() } else { conditions.join(" AND ") };
 
-    let default_sort = crate::query::default_sort();
-    let keys = if query.sort.is_empty() { &default_sort[..] } else { &query.sort[..] };
+    let keys = sort_keys(query);
     let mut order = Vec::new();
     let mut order_params = Vec::new();
-    for key in keys {
+    for key in &keys {
         let dir = if key.descending { "DESC" } else { "ASC" };
-        if key.path == "priority" {
-            order.push(format!("m.priority_rank {dir} NULLS LAST"));
-        } else if let Some(column) = text_column(&key.path) {
-            order.push(format!("{column} {dir} NULLS LAST"));
+        if let Some(column) = column_order(key) {
+            order.push(column);
         } else {
             // Missing last, then type (booleans, numbers, text, lists,
             // mappings), then value; lists and mappings tie.
