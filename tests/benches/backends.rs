@@ -41,9 +41,12 @@ enum Op {
     /// A new milestone that requires 1–2 existing ones: the daemon checks
     /// the dependency graph for a cycle first.
     CreateLinked,
+    /// What one scale monitor cycle measures (the `Scale` request computes
+    /// the same figures).
+    Scale,
 }
 
-const OPS: [Op; 6] = [Op::List, Op::Search, Op::Stats, Op::Get, Op::Create, Op::CreateLinked];
+const OPS: [Op; 7] = [Op::List, Op::Search, Op::Stats, Op::Get, Op::Create, Op::CreateLinked, Op::Scale];
 
 impl Op {
     fn label(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Op {
             Op::Get => "`get` of a random id",
             Op::Create => "`create` (YAML), no requires",
             Op::CreateLinked => "`create` (YAML), 1–2 requires (cycle check)",
+            Op::Scale => "scale monitor cycle (`msctl scale`: counts, graph, size, decision)",
         }
     }
 
@@ -65,6 +69,7 @@ impl Op {
             Op::Get => "`get`",
             Op::Create => "`create`, no requires",
             Op::CreateLinked => "`create` with requires",
+            Op::Scale => "scale monitor cycle",
         }
     }
 
@@ -271,6 +276,7 @@ fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomali
                 Op::List => list.clone(),
                 Op::Search => search.clone(),
                 Op::Stats => Request::Stats,
+                Op::Scale => Request::Scale,
                 Op::Get => Request::Get { id: milestone_id(1 + rng.below(n as u64) as usize) },
                 Op::Create | Op::CreateLinked => {
                     let (id, requires) =
@@ -286,6 +292,7 @@ fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomali
                 (Op::List, Response::Page(p)) => fig.list_total = Some(p.total),
                 (Op::Search, Response::Page(p)) => fig.search_total = Some(p.total),
                 (Op::Stats, Response::Stats(s)) => fig.stats_total = Some(s.total),
+                (Op::Scale, Response::Scale(_)) => {}
                 (Op::Get | Op::Create | Op::CreateLinked, Response::Document(_)) => {}
                 (_, other) => return Err(format!("unexpected answer {other:?}")),
             }
