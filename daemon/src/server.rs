@@ -373,5 +373,7 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Subscribe { .. } => "subscribe",
         Request::DatabaseHealth => "database_health",
         Request::Scale => "scale",
+        Request::MigrationHistory => "migration_history",
+        Request::MigrationPlan { .. } => "migration_plan",
     }
 }

@@ -141,6 +141,12 @@ pub enum Request {
     /// The scale monitor's view: metrics, the optimal backend, the
     /// confidence of a migration; answered with [`Response::Scale`].
     Scale,
+    /// The migrations this project went through, oldest first; answered
+    /// with [`Response::MigrationHistory`].
+    MigrationHistory,
+    /// What [`Request::MigrateTo`] would do, without doing it; answered
+    /// with [`Response::MigrationPlan`].
+    MigrationPlan { target: BackendTarget, url: Option<String> },
 }
 
 /// A backend to migrate to.
@@ -287,6 +293,43 @@ pub enum Response {
     Subscribed,
     DatabaseHealth(Option<DatabaseHealth>),
     Scale(ScaleReport),
+    MigrationHistory(Vec<MigrationRecord>),
+    MigrationPlan(MigrationPlan),
+}
+
+/// One past migration, from the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationRecord {
+    /// RFC 3339.
+    pub started_at: String,
+    pub finished_at: String,
+    pub from: String,
+    pub to: String,
+    /// `completed`, `joined` (a shared database, nothing copied), `failed`,
+    /// or `interrupted` (no end was logged: the daemon stopped).
+    pub outcome: String,
+    pub milestones: Option<u64>,
+    /// Relative to the project root.
+    pub backup: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// The longest wait a write had (the final catch-up and switch).
+    pub write_stall_ms: Option<u64>,
+    pub error: Option<String>,
+    /// Who asked: a user, or the scale monitor.
+    pub by: String,
+}
+
+/// What a migration would do (`msctl migrate --dry-run`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationPlan {
+    pub from: String,
+    pub to: String,
+    pub database: Option<String>,
+    pub milestones: u64,
+    /// The steps, in order, in words.
+    pub steps: Vec<String>,
+    /// A rough duration, from this project's benchmarks.
+    pub estimate_ms: u64,
 }
 
 /// What `msctl scale` shows (seed 004's dashboard).

@@ -105,6 +105,10 @@ fn a_growing_project_moves_from_files_to_hybrid_to_the_database_by_itself() {
     assert_eq!(completed[0]["details"]["report"]["to"], "hybrid");
     assert_eq!(completed[1]["details"]["report"]["to"], "database");
     assert_eq!(completed[1]["details"]["report"]["milestones"], 12);
+    // And the history says who moved it.
+    let history = p.msctl(&["migrate", "history", "--json"]).json();
+    let by: Vec<&str> = history.as_array().unwrap().iter().filter_map(|r| r["by"].as_str()).collect();
+    assert_eq!(by, ["milestoned (scale monitor)", "milestoned (scale monitor)"], "{history}");
 }
 
 #[test]

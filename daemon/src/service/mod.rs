@@ -224,6 +224,8 @@ impl MilestoneService {
             Request::MigrateTo { target, url } => self.migrate(target, url, peer).map(Response::Migrated),
             Request::DatabaseHealth => Ok(Response::DatabaseHealth(self.storage().database_health())),
             Request::Scale => self.scale().map(Response::Scale),
+            Request::MigrationHistory => self.migration_history().map(Response::MigrationHistory),
+            Request::MigrationPlan { target, url } => self.migration_plan(target, url).map(Response::MigrationPlan),
             Request::Status => self.status().map(Response::Status),
             // The connection turns into a stream; the server does that.
             Request::Subscribe { .. } => {

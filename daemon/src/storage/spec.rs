@@ -236,6 +236,39 @@ impl BackendSpec {
         Ok(())
     }
 
+    /// Where this backend keeps the milestones, in words (a migration's
+    /// plan).
+    pub fn describe(&self) -> String {
+        match self.kind {
+            BackendKind::File => "YAML files in .milestones/active/ and completed/".to_owned(),
+            BackendKind::Hybrid => "YAML files indexed in .milestones/index.db".to_owned(),
+            BackendKind::Database(DatabaseKind::Sqlite) => ".milestones/enterprise.db (SQLite)".to_owned(),
+            BackendKind::Database(DatabaseKind::Postgresql) => {
+                self.url.as_ref().map_or_else(|| "PostgreSQL (no URL configured)".to_owned(), DatabaseUrl::target)
+            }
+        }
+    }
+
+    /// What [`BackendSpec::retire`] does once `successor` serves, in words.
+    pub fn retire_described(&self, successor: BackendKind) -> Vec<String> {
+        let mut steps = Vec::new();
+        if self.kind == BackendKind::Hybrid && successor != BackendKind::Hybrid {
+            steps.push("remove .milestones/index.db".to_owned());
+        }
+        if self.kind.keeps_files() && !successor.keeps_files() {
+            steps.push(
+                "remove the YAML files (they are in the backup; in a git work tree they show as deleted)".to_owned(),
+            );
+        }
+        if self.kind == BackendKind::Database(DatabaseKind::Sqlite) && successor != self.kind {
+            steps.push("remove .milestones/enterprise.db (it is in the backup)".to_owned());
+        }
+        if self.kind == BackendKind::Database(DatabaseKind::Postgresql) {
+            steps.push("leave the PostgreSQL database as it is: other project roots may share it".to_owned());
+        }
+        steps
+    }
+
     /// Removes what only this (old) backend kept, now that `successor`
     /// serves: its index or database, and, when the successor keeps no
     /// files, the YAML files that `stale` names (an edit made outside

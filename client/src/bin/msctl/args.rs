@@ -135,10 +135,14 @@ pub enum Command {
     Stats,
     /// The active storage backend.
     Backend,
-    /// Move every milestone to another backend: back up, copy, verify, switch.
+    /// Move every milestone to another backend: back up, copy, verify, switch (`history`: the past ones).
     Migrate {
-        #[arg(value_parser = ["file", "hybrid", "database"])]
+        /// The backend to move to, or `history` to list past migrations.
+        #[arg(value_parser = ["file", "hybrid", "database", "history"])]
         target: String,
+        /// Print the plan and an estimate; move nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// The engine of the database backend (default: sqlite).
         #[arg(long, value_parser = ["sqlite", "postgresql"])]
         database: Option<String>,

@@ -1,8 +1,8 @@
 //! Output: exact JSON for scripts, tables and sentences for people.
 
 use milestones_client::protocol::{
-    Analytics, BackendInfo, ChangeEvent, DaemonStatus, DatabaseHealth, DepsReport, EventSource, Map, MigrationReport,
-    Page, ScaleReport, Severity, UpgradeOutcome, ValidationReport, Value,
+    Analytics, BackendInfo, ChangeEvent, DaemonStatus, DatabaseHealth, DepsReport, EventSource, Map, MigrationPlan,
+    MigrationRecord, MigrationReport, Page, ScaleReport, Severity, UpgradeOutcome, ValidationReport, Value,
 };
 use serde::Serialize;
 
@@ -160,6 +160,57 @@ impl Output {
             lines.extend(advice.iter().map(|a| format!("- {a}")));
             lines.join("\n")
         });
+    }
+
+    /// `msctl migrate --dry-run`.
+    pub fn migration_plan(&self, plan: &MigrationPlan) {
+        self.print_json_or(plan, || {
+            let db = plan.database.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            let mut lines = vec![format!(
+                "migrating {} milestones from {} to {}{db} would take about {:.1} s:",
+                plan.milestones,
+                plan.from,
+                plan.to,
+                plan.estimate_ms as f64 / 1000.0
+            )];
+            lines.extend(plan.steps.iter().enumerate().map(|(i, s)| format!("  {}. {s}", i + 1)));
+            lines.push("nothing was changed (--dry-run)".to_owned());
+            lines.join("\n")
+        });
+    }
+
+    /// `msctl migrate history`.
+    pub fn migration_history(&self, records: &[MigrationRecord]) {
+        if self.json {
+            return self.print_json_or(&records, String::new);
+        }
+        if records.is_empty() {
+            println!("no migrations yet");
+            return;
+        }
+        let rows: Vec<[String; 6]> = records
+            .iter()
+            .map(|r| {
+                let what = match (&r.error, r.milestones) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(n)) => format!(
+                        "{n} milestones in {:.1} s{}",
+                        r.duration_ms.unwrap_or(0) as f64 / 1000.0,
+                        r.write_stall_ms.map(|s| format!(", writes held {s} ms")).unwrap_or_default()
+                    ),
+                    (None, None) => String::new(),
+                };
+                [
+                    r.started_at.clone(),
+                    format!("{} → {}", r.from, r.to),
+                    r.outcome.clone(),
+                    r.by.clone(),
+                    r.backup.clone().unwrap_or_else(|| "-".to_owned()),
+                    what,
+                ]
+            })
+            .collect();
+        print_table(&["STARTED", "MOVE", "OUTCOME", "BY", "BACKUP", "WHAT"], &rows);
     }
 
     /// `msctl scale`: seed 004's dashboard.

@@ -37,8 +37,19 @@ pub fn migrate(
     target: &str,
     database: Option<String>,
     url: Option<String>,
+    dry_run: bool,
 ) -> Result<u8, Failure> {
     let target = backend_target(target, database.as_deref())?;
+    if dry_run {
+        if url.is_some() && target != BackendTarget::Database(DatabaseKind::Postgresql) {
+            return Err(Failure::new(exit::USAGE, "--url goes with --database postgresql only"));
+        }
+        match client.request(Request::MigrationPlan { target, url })? {
+            Response::MigrationPlan(plan) => out.migration_plan(&plan),
+            other => return Err(unexpected(other)),
+        }
+        return Ok(0);
+    }
     let request = match (target, url) {
         (BackendTarget::Database(DatabaseKind::Postgresql), url) => Request::MigrateTo { target, url },
         (_, None) => Request::Migrate { target },
@@ -46,6 +57,15 @@ pub fn migrate(
     };
     match client.request(request)? {
         Response::Migrated(report) => out.migrated(&report),
+        other => return Err(unexpected(other)),
+    }
+    Ok(0)
+}
+
+/// `msctl migrate history`: past migrations, oldest first.
+pub fn history(client: &mut Client, out: &Output) -> Result<u8, Failure> {
+    match client.request(Request::MigrationHistory)? {
+        Response::MigrationHistory(records) => out.migration_history(&records),
         other => return Err(unexpected(other)),
     }
     Ok(0)

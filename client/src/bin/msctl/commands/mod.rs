@@ -52,7 +52,10 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Upgrade { id, all } => project::upgrade(client, out, id, all),
         Command::Stats => project::stats(client, out),
         Command::Backend => backend::backend(client, out),
-        Command::Migrate { target, database, url } => backend::migrate(client, out, &target, database, url),
+        Command::Migrate { target, .. } if target == "history" => backend::history(client, out),
+        Command::Migrate { target, database, url, dry_run } => {
+            backend::migrate(client, out, &target, database, url, dry_run)
+        }
         Command::Health => backend::health(client, out),
         Command::Scale => scale::scale(client, out),
         Command::Watch { id, status, kind } => watch::run(client, out, id, status, kind),

@@ -1,0 +1,55 @@
+//! What `msctl migrate` shows besides moving: the plan of a dry run, and
+//! the history of past migrations (manual, failed, and the scale
+//! monitor's).
+
+use milestones_e2e::Project;
+
+#[test]
+fn a_dry_run_shows_the_plan_and_moves_nothing() {
+    let p = Project::new();
+    let _d = p.start(&[]);
+    for i in 0..3 {
+        p.msctl(&["create", "--title", &format!("Milestone {i}")]).ok();
+    }
+    let plan = p.msctl(&["migrate", "database", "--dry-run", "--json"]).json();
+    assert_eq!(
+        (plan["from"].as_str(), plan["to"].as_str(), plan["database"].as_str()),
+        (Some("file"), Some("database"), Some("sqlite"))
+    );
+    assert_eq!(plan["milestones"], 3);
+    let steps: Vec<&str> = plan["steps"].as_array().unwrap().iter().filter_map(|s| s.as_str()).collect();
+    assert!(steps.iter().any(|s| s.starts_with("copy 3 milestones into .milestones/enterprise.db")), "{steps:?}");
+    assert!(steps.iter().any(|s| s.starts_with("verify every record")), "{steps:?}");
+    assert!(steps.iter().any(|s| s.starts_with("remove the YAML files")), "{steps:?}");
+    assert!(plan["estimate_ms"].as_u64().unwrap() > 0);
+    let text = p.msctl(&["migrate", "hybrid", "--dry-run"]).ok().to_owned();
+    assert!(text.contains("from file to hybrid") && text.contains("nothing was changed"), "{text}");
+    assert_eq!(p.msctl(&["backend", "--json"]).json()["backend"], "file", "a dry run moves nothing");
+    assert!(!p.milestones().join("backups").exists(), "nor backs up");
+    p.msctl(&["migrate", "file", "--dry-run"]).fails(4, "already on the file backend");
+}
+
+#[test]
+fn the_history_lists_completed_and_failed_migrations() {
+    let p = Project::new();
+    let _d = p.start(&[]);
+    assert_eq!(p.msctl(&["migrate", "history"]).ok().trim(), "no migrations yet");
+    p.msctl(&["create", "--id", "a", "--title", "A"]).ok();
+    p.msctl(&["migrate", "hybrid"]).ok();
+    // A file that would be written by the export is in the way: refused.
+    p.msctl(&["migrate", "database"]).ok();
+    p.write(".milestones/active/a.yaml", "id: a\ntitle: In the way\n");
+    assert_ne!(p.msctl(&["migrate", "file"]).code, 0);
+    let history = p.msctl(&["migrate", "history", "--json"]).json();
+    let records = history.as_array().unwrap();
+    assert_eq!(records.len(), 3, "{history}");
+    let outcome = |i: usize| (records[i]["from"].as_str(), records[i]["to"].as_str(), records[i]["outcome"].as_str());
+    assert_eq!(outcome(0), (Some("file"), Some("hybrid"), Some("completed")));
+    assert_eq!(outcome(1), (Some("hybrid"), Some("database"), Some("completed")));
+    assert_eq!(outcome(2), (Some("database"), Some("file"), Some("failed")));
+    assert_eq!(records[0]["milestones"], 1);
+    assert!(records[0]["backup"].as_str().unwrap().starts_with(".milestones/backups/"), "{history}");
+    assert!(records[2]["error"].as_str().unwrap().contains("already exists"), "{history}");
+    let table = p.msctl(&["migrate", "history"]).ok().to_owned();
+    assert!(table.contains("file → hybrid") && table.contains("failed"), "{table}");
+}
