@@ -375,5 +375,6 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Scale => "scale",
         Request::MigrationHistory => "migration_history",
         Request::MigrationPlan { .. } => "migration_plan",
+        Request::MigrationStatus => "migration_status",
     }
 }

@@ -147,6 +147,9 @@ pub enum Request {
     /// What [`Request::MigrateTo`] would do, without doing it; answered
     /// with [`Response::MigrationPlan`].
     MigrationPlan { target: BackendTarget, url: Option<String> },
+    /// The migration under way, if any; answered with
+    /// [`Response::MigrationStatus`].
+    MigrationStatus,
 }
 
 /// A backend to migrate to.
@@ -295,6 +298,19 @@ pub enum Response {
     Scale(ScaleReport),
     MigrationHistory(Vec<MigrationRecord>),
     MigrationPlan(MigrationPlan),
+    MigrationStatus(Option<MigrationProgress>),
+}
+
+/// A migration under way, as its journal records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationProgress {
+    pub from: String,
+    pub to: String,
+    /// The last step done: `prepared`, `backed_up`, `copied`, `verified`,
+    /// `switching`, `switched`.
+    pub phase: String,
+    /// RFC 3339.
+    pub started_at: String,
 }
 
 /// One past migration, from the audit log.

@@ -53,3 +53,33 @@ fn the_history_lists_completed_and_failed_migrations() {
     let table = p.msctl(&["migrate", "history"]).ok().to_owned();
     assert!(table.contains("file → hybrid") && table.contains("failed"), "{table}");
 }
+
+#[test]
+fn status_shows_a_migration_under_way_and_none_after() {
+    let p = Project::new();
+    milestones_e2e::corpus::generate(&p, 3_000);
+    let _d = p.start(&[]);
+    assert_eq!(p.msctl(&["migrate", "status"]).ok().trim(), "no migration in progress");
+    let seen = std::thread::scope(|scope| {
+        let migrating = scope.spawn(|| p.msctl(&["migrate", "database", "--json"]));
+        let mut seen = None;
+        while !migrating.is_finished() {
+            let status = p.msctl(&["migrate", "status", "--json"]).json();
+            if !status.is_null() {
+                seen = Some(status);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(migrating.join().unwrap().json()["milestones"], 3_000);
+        seen
+    });
+    let seen = seen.expect("the migration was seen under way");
+    assert_eq!((seen["from"].as_str(), seen["to"].as_str()), (Some("file"), Some("database")), "{seen}");
+    assert!(
+        ["prepared", "backed_up", "copied", "verified", "switching", "switched"]
+            .contains(&seen["phase"].as_str().unwrap()),
+        "{seen}"
+    );
+    assert!(p.msctl(&["migrate", "status", "--json"]).json().is_null(), "over once it returned");
+}

@@ -352,6 +352,17 @@ fn snapshot(store: &dyn Storage) -> StorageResult<Vec<Doc>> {
     Ok(docs)
 }
 
+/// The migration under way (or one a crash interrupted, until the next
+/// start deals with it), as its journal records it.
+pub fn in_progress(layout: &ProjectLayout) -> StorageResult<Option<milestones_protocol::MigrationProgress>> {
+    Ok(Journal::read(layout)?.map(|journal| milestones_protocol::MigrationProgress {
+        from: journal.from().name().to_owned(),
+        to: journal.to().name().to_owned(),
+        phase: phase_name(journal.phase).to_owned(),
+        started_at: journal.started_at.clone(),
+    }))
+}
+
 /// What start-up did about a migration a crash interrupted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovered {

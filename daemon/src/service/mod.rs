@@ -225,6 +225,7 @@ impl MilestoneService {
             Request::DatabaseHealth => Ok(Response::DatabaseHealth(self.storage().database_health())),
             Request::Scale => self.scale().map(Response::Scale),
             Request::MigrationHistory => self.migration_history().map(Response::MigrationHistory),
+            Request::MigrationStatus => Ok(Response::MigrationStatus(crate::migration::in_progress(&self.layout)?)),
             Request::MigrationPlan { target, url } => self.migration_plan(target, url).map(Response::MigrationPlan),
             Request::Status => self.status().map(Response::Status),
             // The connection turns into a stream; the server does that.

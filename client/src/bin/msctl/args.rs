@@ -135,10 +135,10 @@ pub enum Command {
     Stats,
     /// The active storage backend.
     Backend,
-    /// Move every milestone to another backend: back up, copy, verify, switch (`history`: the past ones).
+    /// Move every milestone to another backend: back up, copy, verify, switch (`history`, `status`: see below).
     Migrate {
-        /// The backend to move to, or `history` to list past migrations.
-        #[arg(value_parser = ["file", "hybrid", "database", "history"])]
+        /// The backend to move to; `history`: past migrations; `status`: the one under way.
+        #[arg(value_parser = ["file", "hybrid", "database", "history", "status"])]
         target: String,
         /// Print the plan and an estimate; move nothing.
         #[arg(long)]

@@ -2,7 +2,8 @@
 
 use milestones_client::protocol::{
     Analytics, BackendInfo, ChangeEvent, DaemonStatus, DatabaseHealth, DepsReport, EventSource, Map, MigrationPlan,
-    MigrationRecord, MigrationReport, Page, ScaleReport, Severity, UpgradeOutcome, ValidationReport, Value,
+    MigrationProgress, MigrationRecord, MigrationReport, Page, ScaleReport, Severity, UpgradeOutcome, ValidationReport,
+    Value,
 };
 use serde::Serialize;
 
@@ -176,6 +177,20 @@ impl Output {
             lines.extend(plan.steps.iter().enumerate().map(|(i, s)| format!("  {}. {s}", i + 1)));
             lines.push("nothing was changed (--dry-run)".to_owned());
             lines.join("\n")
+        });
+    }
+
+    /// `msctl migrate status`.
+    pub fn migration_status(&self, progress: Option<&MigrationProgress>) {
+        self.print_json_or(&progress, || match progress {
+            None => "no migration in progress".to_owned(),
+            Some(p) => format!(
+                "migrating from {} to {} since {}: {} done",
+                p.from,
+                p.to,
+                p.started_at,
+                p.phase.replace('_', " ")
+            ),
         });
     }
 

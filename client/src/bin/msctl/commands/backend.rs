@@ -71,6 +71,15 @@ pub fn history(client: &mut Client, out: &Output) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// `msctl migrate status`: the migration under way, if any.
+pub fn migration_status(client: &mut Client, out: &Output) -> Result<u8, Failure> {
+    match client.request(Request::MigrationStatus)? {
+        Response::MigrationStatus(progress) => out.migration_status(progress.as_ref()),
+        other => return Err(unexpected(other)),
+    }
+    Ok(0)
+}
+
 /// `msctl health`: the daemon's status, every problem found, and advice;
 /// exit 5 on errors.
 pub fn health(client: &mut Client, out: &Output) -> Result<u8, Failure> {

@@ -53,6 +53,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Stats => project::stats(client, out),
         Command::Backend => backend::backend(client, out),
         Command::Migrate { target, .. } if target == "history" => backend::history(client, out),
+        Command::Migrate { target, .. } if target == "status" => backend::migration_status(client, out),
         Command::Migrate { target, database, url, dry_run } => {
             backend::migrate(client, out, &target, database, url, dry_run)
         }
