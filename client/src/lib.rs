@@ -41,6 +41,7 @@ pub enum ClientError {
 /// One connection to a daemon.
 pub struct Client {
     stream: UnixStream,
+    socket: PathBuf,
     welcome: Welcome,
     next_id: u64,
 }
@@ -55,10 +56,17 @@ impl Client {
         write_frame(&mut stream, &encode_handshake(&hello), DEFAULT_MAX_FRAME)?;
         let reply = read_frame(&mut stream, DEFAULT_MAX_FRAME)?.ok_or(ClientError::Closed)?;
         match decode_handshake::<HandshakeReply>(&reply) {
-            Ok(HandshakeReply::Welcome(welcome)) => Ok(Client { stream, welcome, next_id: 1 }),
+            Ok(HandshakeReply::Welcome(welcome)) => {
+                Ok(Client { stream, socket: socket.to_path_buf(), welcome, next_id: 1 })
+            }
             Ok(HandshakeReply::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
             Err(e) => Err(ClientError::Handshake(e.to_string())),
         }
+    }
+
+    /// The socket this client is connected to (for a second connection).
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// What the daemon said about itself in the handshake.

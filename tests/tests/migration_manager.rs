@@ -83,3 +83,19 @@ fn status_shows_a_migration_under_way_and_none_after() {
     );
     assert!(p.msctl(&["migrate", "status", "--json"]).json().is_null(), "over once it returned");
 }
+
+#[test]
+fn a_migration_reports_its_steps_on_standard_error_as_it_goes() {
+    let p = Project::new();
+    milestones_e2e::corpus::generate(&p, 3_000);
+    let _d = p.start(&[]);
+    let run = p.msctl(&["migrate", "hybrid"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("migrated 3000 milestones from file to hybrid"), "{run:?}");
+    // Not a terminal: a plain line per step seen.
+    let steps: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("migration file → hybrid: ")).collect();
+    assert!(!steps.is_empty(), "no progress shown: {run:?}");
+    let quiet = p.msctl(&["migrate", "database", "--json"]);
+    assert_eq!(quiet.code, 0);
+    assert!(quiet.stderr.is_empty(), "--json keeps standard error quiet: {quiet:?}");
+}

@@ -10,6 +10,7 @@ mod commands;
 mod daemon;
 mod init;
 mod input;
+mod progress;
 mod render;
 mod reply;
 

@@ -55,7 +55,10 @@ pub fn migrate(
         (_, None) => Request::Migrate { target },
         (_, Some(_)) => return Err(Failure::new(exit::USAGE, "--url goes with --database postgresql only")),
     };
-    match client.request(request)? {
+    let progress = crate::progress::Progress::start(client.socket(), out.json);
+    let answer = client.request(request);
+    progress.finish();
+    match answer? {
         Response::Migrated(report) => out.migrated(&report),
         other => return Err(unexpected(other)),
     }

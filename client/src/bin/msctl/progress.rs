@@ -1,0 +1,85 @@
+//! `msctl migrate`'s progress: while the migrate request runs on one
+//! connection, a second one asks the daemon every few hundred milliseconds
+//! how far the migration got (its journal's last step) and shows it on
+//! standard error: a bar redrawn in place on a terminal, a line per step
+//! otherwise, so standard output keeps only the report.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use milestones_client::protocol::{Request, Response};
+use milestones_client::Client;
+
+/// A migration's steps, in the order its journal records them.
+const STEPS: [&str; 6] = ["prepared", "backed_up", "copied", "verified", "switching", "switched"];
+
+const EVERY: Duration = Duration::from_millis(200);
+
+const BAR: usize = 24;
+
+pub struct Progress {
+    done: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Starts showing progress, unless `quiet` (`--json`).
+    pub fn start(socket: &Path, quiet: bool) -> Progress {
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = (!quiet).then(|| {
+            let (socket, done) = (socket.to_path_buf(), done.clone());
+            std::thread::spawn(move || show(&socket, &done))
+        });
+        Progress { done, thread }
+    }
+
+    /// Stops, and clears the bar on a terminal.
+    pub fn finish(mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn show(socket: &Path, done: &AtomicBool) {
+    // No second connection: no progress, and the migration goes on.
+    let Ok(mut client) = Client::connect(socket, "msctl-progress") else { return };
+    let terminal = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut shown = None;
+    while !done.load(Ordering::Relaxed) {
+        if let Ok(Response::MigrationStatus(Some(progress))) = client.request(Request::MigrationStatus) {
+            let step = STEPS.iter().position(|s| *s == progress.phase).map_or(0, |i| i + 1);
+            let label = progress.phase.replace('_', " ");
+            if terminal {
+                let filled = BAR * step / STEPS.len();
+                eprint!(
+                    "\r\x1b[Kmigrating {} → {} [{}{}] {label}, {:.1} s",
+                    progress.from,
+                    progress.to,
+                    "#".repeat(filled),
+                    "-".repeat(BAR - filled),
+                    started.elapsed().as_secs_f64()
+                );
+                let _ = std::io::stderr().flush();
+            } else if shown != Some(step) {
+                eprintln!(
+                    "migration {} → {}: {label} ({:.1} s)",
+                    progress.from,
+                    progress.to,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            shown = Some(step);
+        }
+        std::thread::sleep(EVERY);
+    }
+    if terminal && shown.is_some() {
+        eprint!("\r\x1b[K");
+    }
+}
