@@ -1,6 +1,6 @@
 //! Crash safety of migrations: the daemon is made to abort (as a `kill -9`
 //! would stop it) at every step of a migration, in every direction between
-//! file, hybrid and SQLite, and between files and PostgreSQL, while two
+//! file, hybrid and SQLite, and between each of them and PostgreSQL, while two
 //! clients keep writing; the next start
 //! finishes or undoes it. Every time the project ends on exactly one
 //! backend with every milestone once and every acknowledged write kept,
@@ -167,12 +167,24 @@ fn crash_and_recover(from: &str, to: &str) {
         for (id, field, k) in &acknowledged {
             last.insert((id.clone(), field.clone()), *k);
         }
+        // Each writer may have had one more write in flight when the daemon
+        // died: stored, but never acknowledged. That one may be there too.
+        let mut in_flight = std::collections::BTreeMap::new();
+        for (_, field, k) in &acknowledged {
+            let next = in_flight.entry(field.clone()).or_insert(0);
+            *next = (*next).max(k + 1);
+        }
         for ((id, field), k) in &last {
             let doc = match client.request(Request::Get { id: id.clone() }) {
                 Ok(Response::Document(doc)) => doc,
                 other => panic!("{case}: {other:?}"),
             };
-            assert_eq!(doc.pointer(field), Some(&Value::Int(*k)), "{case}: acknowledged write {id} {field}={k} lost");
+            let stored = doc.pointer(field).and_then(Value::as_i64);
+            let next = in_flight[field];
+            let w: usize = field.trim_start_matches("load.writer_").parse().unwrap();
+            let next_id = format!("crash-{}", (next as usize + w) % MILESTONES);
+            let kept = stored == Some(*k) || (stored == Some(next) && *id == next_id);
+            assert!(kept, "{case}: acknowledged write {id} {field}={k} lost (found {stored:?})");
         }
         match client.request(Request::Validate { target: Target::All }) {
             Ok(Response::Validation(report)) => {
@@ -248,4 +260,24 @@ fn file_to_postgresql() {
 #[test]
 fn postgresql_to_file() {
     crash_and_recover(SERVER_BACKEND, "file");
+}
+
+#[test]
+fn hybrid_to_postgresql() {
+    crash_and_recover("hybrid", SERVER_BACKEND);
+}
+
+#[test]
+fn postgresql_to_hybrid() {
+    crash_and_recover(SERVER_BACKEND, "hybrid");
+}
+
+#[test]
+fn sqlite_to_postgresql() {
+    crash_and_recover("database", SERVER_BACKEND);
+}
+
+#[test]
+fn postgresql_to_sqlite() {
+    crash_and_recover(SERVER_BACKEND, "database");
 }
