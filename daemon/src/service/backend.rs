@@ -234,37 +234,21 @@ impl MilestoneService {
             let report = &details["report"];
             let open = records.last_mut().filter(|r| r.outcome == "interrupted");
             match event["event"].as_str() {
-                Some("migration_started") => records.push(MigrationRecord {
-                    started_at: at.clone(),
-                    finished_at: String::new(),
-                    from: text_of(details, "from"),
-                    to: text_of(details, "to"),
-                    outcome: "interrupted".to_owned(),
-                    milestones: None,
-                    backup: None,
-                    duration_ms: None,
-                    write_stall_ms: None,
-                    error: None,
-                    by: text_of(&event, "user"),
-                }),
+                Some("migration_started") => {
+                    records.push(begun(at, text_of(details, "from"), text_of(details, "to"), text_of(&event, "user")))
+                }
                 Some("migration_completed") => {
                     let joined = details["joined"].as_bool() == Some(true);
                     let record = match open {
                         Some(record) if !joined => record,
                         _ => {
-                            records.push(MigrationRecord {
-                                started_at: at.clone(),
-                                finished_at: String::new(),
-                                from: text_of(report, "from"),
-                                to: text_of(report, "to"),
-                                outcome: String::new(),
-                                milestones: None,
-                                backup: None,
-                                duration_ms: None,
-                                write_stall_ms: None,
-                                error: None,
-                                by: text_of(&event, "user"),
-                            });
+                            let joined = begun(
+                                at.clone(),
+                                text_of(report, "from"),
+                                text_of(report, "to"),
+                                text_of(&event, "user"),
+                            );
+                            records.push(joined);
                             records.last_mut().expect("just pushed")
                         }
                     };
@@ -286,5 +270,22 @@ impl MilestoneService {
             }
         }
         Ok(records)
+    }
+}
+
+/// A migration as its start is logged: no end yet.
+fn begun(started_at: String, from: String, to: String, by: String) -> MigrationRecord {
+    MigrationRecord {
+        started_at,
+        finished_at: String::new(),
+        from,
+        to,
+        outcome: "interrupted".to_owned(),
+        milestones: None,
+        backup: None,
+        duration_ms: None,
+        write_stall_ms: None,
+        error: None,
+        by,
     }
 }
