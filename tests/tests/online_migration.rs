@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use milestones_e2e::protocol::{Assignment, Change, DocumentInput, Map, Request, Response, Value};
-use milestones_e2e::{migration_target, Project};
+use milestones_e2e::protocol::{
+    Assignment, BackendTarget, Change, DatabaseKind, DocumentInput, Map, Request, Response, Value,
+};
+use milestones_e2e::{migration_target, postgres, Project, SERVER_BACKEND};
 
 const MILESTONES: usize = 1500;
 const CLIENTS: usize = 8;
@@ -85,7 +87,14 @@ fn migrate_under_load(from: &str, to: &str, online: bool) {
         .collect();
     std::thread::sleep(Duration::from_millis(100));
     *migrating.lock().unwrap() = Some((Instant::now(), None));
-    let report = match setup.request(Request::Migrate { target: migration_target(to) }) {
+    let db = postgres::shared().database();
+    let request = if to == SERVER_BACKEND {
+        let target = BackendTarget::Database(DatabaseKind::Postgresql);
+        Request::MigrateTo { target, url: Some(db.url()) }
+    } else {
+        Request::Migrate { target: migration_target(to) }
+    };
+    let report = match setup.request(request) {
         Ok(Response::Migrated(report)) => report,
         other => panic!("{from} → {to}: {other:?}"),
     };
@@ -107,7 +116,10 @@ fn migrate_under_load(from: &str, to: &str, online: bool) {
 
     // Every acknowledged write is in the new backend, which serves.
     match setup.request(Request::Backend) {
-        Ok(Response::Backend(info)) => assert_eq!(info.backend, to),
+        Ok(Response::Backend(info)) => {
+            let served = if info.database.as_deref() == Some(SERVER_BACKEND) { SERVER_BACKEND } else { &info.backend };
+            assert_eq!(served, to)
+        }
         other => panic!("{other:?}"),
     }
     for a in &acked {
@@ -141,6 +153,11 @@ fn hybrid_to_database_while_clients_write() {
 #[test]
 fn file_to_hybrid_while_clients_write() {
     migrate_under_load("file", "hybrid", true);
+}
+
+#[test]
+fn file_to_postgresql_while_clients_write() {
+    migrate_under_load("file", SERVER_BACKEND, true);
 }
 
 #[test]
