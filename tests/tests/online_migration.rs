@@ -87,10 +87,9 @@ fn migrate_under_load(from: &str, to: &str, online: bool) {
         .collect();
     std::thread::sleep(Duration::from_millis(100));
     *migrating.lock().unwrap() = Some((Instant::now(), None));
-    let db = postgres::shared().database();
     let request = if to == SERVER_BACKEND {
         let target = BackendTarget::Database(DatabaseKind::Postgresql);
-        Request::MigrateTo { target, url: Some(db.url()) }
+        Request::MigrateTo { target, url: Some(postgres::shared().database().url()) }
     } else {
         Request::Migrate { target: migration_target(to) }
     };

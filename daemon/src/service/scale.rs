@@ -78,7 +78,7 @@ impl MilestoneService {
                 }
                 history.push_back(mean.as_secs_f64() * 1e3);
             }
-            Trend::of(&Vec::from(history.clone()))
+            Trend::of(history.make_contiguous())
         };
         let current = storage.kind().name();
         let decision = decision::decide(current, &figures, &config.thresholds, self.time_on_backend(), trend);
