@@ -343,6 +343,16 @@ pub fn derive_progress(doc: &mut Map, now: &str) {
     }
 }
 
+/// A document's content hash: SHA-256 of its JSON, keys in order (a
+/// migration's check of every record, an export's manifest). A document
+/// that cannot be written as JSON hashes as its error, which matches
+/// nothing a stored copy can hash to.
+pub fn fingerprint(doc: &Map) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(doc).unwrap_or_else(|e| format!("unhashable: {e}").into_bytes());
+    Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The current time as the documents write it: RFC 3339, UTC, seconds.
 pub fn now_timestamp() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()

@@ -99,7 +99,6 @@ impl ProjectLayout {
     pub fn enterprise_db(&self) -> PathBuf {
         self.dir.join("enterprise.db")
     }
-    /// The journal of a migration under way (absent when none is).
     /// The PostgreSQL URL this machine connects with (owner-only: it may
     /// hold a password). Machine state, beside the socket, not shared
     /// configuration: each clone may reach the server its own way.
@@ -122,8 +121,13 @@ impl ProjectLayout {
         self.config().join("migration-notification.yaml")
     }
 
+    /// The journal of a migration under way (absent when none is).
     pub fn migration_journal(&self) -> PathBuf {
         self.dir.join("migration-journal.json")
+    }
+    /// The YAML files a migration out of a database has written so far.
+    pub fn migration_export(&self) -> PathBuf {
+        self.dir.join("migration-export.jsonl")
     }
     pub fn backups(&self) -> PathBuf {
         self.dir.join("backups")

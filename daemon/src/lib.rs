@@ -6,7 +6,7 @@
 //!
 //! 1. leaves: `yaml`, `atomic`, `layout`, `database_url`, `document`, `search`, `query`,
 //!    `graph`, `analytics`, `rules`, `config`, `event_log`, `change_feed`,
-//!    `peer`, `crash_points`: the document rules and plain helpers, each
+//!    `peer`, `injected`: the document rules and plain helpers, each
 //!    with its own error type;
 //! 2. `storage`: the seam: the `Storage` trait, `BackendSpec` (the one
 //!    factory) and the backends behind it;
@@ -15,8 +15,7 @@
 //! 4. `service`: what each request does, one file per request family;
 //! 5. `watcher`, `server`, `connection`, `listener`, `scale::monitor`: what
 //!    feeds the service (outside edits, clients, the scale monitor's cycles;
-//!    `scale::decision` and `request_metrics` are leaves)
-//!    (outside edits, clients);
+//!    `scale::decision` and `request_metrics` are leaves);
 //! 6. `lifecycle` (with `detach`, `instance`, `logging`, `signals`): start-up
 //!    and shutdown.
 
@@ -25,12 +24,12 @@ pub mod atomic;
 pub mod change_feed;
 pub mod config;
 pub mod connection;
-pub mod crash_points;
 pub mod database_url;
 pub mod detach;
 pub mod document;
 pub mod event_log;
 pub mod graph;
+pub mod injected;
 pub mod instance;
 pub mod layout;
 pub mod lifecycle;

@@ -118,7 +118,7 @@ impl Project {
             .arg("--root")
             .arg(&self.root)
             .arg("--foreground")
-            .args(["--log-level", "warn"])
+            .args(if extra.contains(&"--log-level") { &[][..] } else { &["--log-level", "warn"][..] })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -13,10 +13,12 @@ use milestones_e2e::{migration_target, postgres, Project, SERVER_BACKEND};
 
 /// Every point a migration can be stopped at, in order, and whether the
 /// next start finds it finished (the switch had been recorded) or undone.
-const POINTS: [(&str, bool); 10] = [
+const POINTS: [(&str, bool); 12] = [
     ("prepared", false),
     ("backed_up", false),
+    ("copying", false),
     ("copied", false),
+    ("caught_up", false),
     ("verified", false),
     ("switching", false),
     ("switch-live-removed", false),

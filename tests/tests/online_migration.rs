@@ -1,8 +1,7 @@
 //! Migrations are online: while one copies, eight clients keep reading and
 //! writing, every request succeeds, writes complete before the migration
-//! does, and every acknowledged write is in the new backend afterwards.
-//! Exports (from the database backend to files) hold writes throughout, and
-//! lose none either.
+//! does, and every acknowledged write is in the new backend afterwards:
+//! into a database and out of one (an export to YAML files) alike.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,8 +36,8 @@ struct Acknowledged {
     longest: Duration,
 }
 
-fn migrate_under_load(from: &str, to: &str, online: bool) {
-    let p = Project::on_backend(from);
+fn migrate_under_load(from: &str, to: &str) {
+    let p = Project::on_any_backend(from);
     let d = p.start(&[]);
     let mut setup = d.client();
     for i in 0..MILESTONES {
@@ -54,6 +53,9 @@ fn migrate_under_load(from: &str, to: &str, online: bool) {
                 let mut acked = Acknowledged::default();
                 let mut k = 0i64;
                 while !stop.load(Ordering::Relaxed) {
+                    // A busy team, not a flood: two cores serve the daemon,
+                    // the clients and PostgreSQL alike.
+                    std::thread::sleep(Duration::from_millis(2));
                     k += 1;
                     let id = format!("m-{:04}", (c * 97 + k as usize * 13) % MILESTONES);
                     let path = format!("load.client_{c}");
@@ -107,9 +109,7 @@ fn migrate_under_load(from: &str, to: &str, online: bool) {
     let during: usize = acked.iter().map(|a| a.during_migration).sum();
     let longest = acked.iter().map(|a| a.longest).max().unwrap_or_default();
     eprintln!("{from} → {to}: {during} writes done while the migration ran; longest write {longest:?}");
-    if online {
-        assert!(during > 0, "{from} → {to}: no write completed while the migration ran: writes were held throughout");
-    }
+    assert!(during > 0, "{from} → {to}: no write completed while the migration ran: writes were held throughout");
     let created: usize = acked.iter().map(|a| a.created.len()).sum();
     assert!(report.milestones as usize >= MILESTONES, "{report:?}");
 
@@ -141,25 +141,35 @@ fn migrate_under_load(from: &str, to: &str, online: bool) {
 
 #[test]
 fn file_to_database_while_clients_write() {
-    migrate_under_load("file", "database", true);
+    migrate_under_load("file", "database");
 }
 
 #[test]
 fn hybrid_to_database_while_clients_write() {
-    migrate_under_load("hybrid", "database", true);
+    migrate_under_load("hybrid", "database");
 }
 
 #[test]
 fn file_to_hybrid_while_clients_write() {
-    migrate_under_load("file", "hybrid", true);
+    migrate_under_load("file", "hybrid");
 }
 
 #[test]
 fn file_to_postgresql_while_clients_write() {
-    migrate_under_load("file", SERVER_BACKEND, true);
+    migrate_under_load("file", SERVER_BACKEND);
 }
 
 #[test]
-fn an_export_to_hybrid_holds_writes_and_loses_none() {
-    migrate_under_load("database", "hybrid", false);
+fn database_to_hybrid_while_clients_write() {
+    migrate_under_load("database", "hybrid");
+}
+
+#[test]
+fn database_to_file_while_clients_write() {
+    migrate_under_load("database", "file");
+}
+
+#[test]
+fn postgresql_to_hybrid_while_clients_write() {
+    migrate_under_load(SERVER_BACKEND, "hybrid");
 }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::layout::ProjectLayout;
 use crate::storage::{BackendKind, StorageError, StorageResult};
 
-/// The steps of a migration, in order. Below [`Phase::Switching`] the
+/// The steps of a migration, in order (a journal closed is the last one,
+/// cleaned up). Below [`Phase::Switching`] the
 /// running backend is untouched; from [`Phase::Switched`] on the target
 /// serves. In between, `config/storage-backend.txt` decides: its rename is
 /// the moment of the switch.
@@ -18,7 +19,13 @@ use crate::storage::{BackendKind, StorageError, StorageResult};
 pub enum Phase {
     Prepared,
     BackedUp,
+    /// The copy is under way; the journal's cursor counts what is copied.
+    Copying,
+    /// The copy is done and compared with the snapshot, while writes go on.
     Copied,
+    /// Writes are held and the last catch-up is done.
+    CaughtUp,
+    /// Every record written during the copy and the count are checked.
     Verified,
     Switching,
     Switched,
@@ -62,6 +69,11 @@ pub struct Journal {
     to: JournalBackend,
     pub phase: Phase,
     pub started_at: String,
+    /// The copy's cursor: milestones copied so far, of how many.
+    #[serde(default)]
+    pub copied: usize,
+    #[serde(default)]
+    pub total: usize,
 }
 
 impl Journal {
@@ -72,9 +84,11 @@ impl Journal {
             to: to.into(),
             phase: Phase::Prepared,
             started_at: crate::document::now_timestamp(),
+            copied: 0,
+            total: 0,
         };
         journal.write(layout)?;
-        crate::crash_points::reached(phase_name(Phase::Prepared));
+        crate::injected::crash_point(phase_name(Phase::Prepared));
         Ok(journal)
     }
 
@@ -93,8 +107,30 @@ impl Journal {
         let next = Journal { phase, ..self.clone() };
         next.write(layout)?;
         *self = next;
-        crate::crash_points::reached(phase_name(phase));
+        crate::injected::crash_point(phase_name(phase));
         Ok(())
+    }
+
+    /// Moves the copy's cursor: `copied` of `total` milestones are in the
+    /// target. The crash point is reached at the first batch only.
+    pub fn copying(&mut self, layout: &ProjectLayout, copied: usize, total: usize) -> StorageResult<()> {
+        let first = self.phase != Phase::Copying;
+        let next = Journal { phase: Phase::Copying, copied, total, ..self.clone() };
+        next.write(layout)?;
+        *self = next;
+        if first {
+            crate::injected::crash_point(phase_name(Phase::Copying));
+        }
+        Ok(())
+    }
+
+    /// Where the migration stands, in words: the phase, and the cursor
+    /// while copying.
+    pub fn describe(&self) -> String {
+        match self.phase {
+            Phase::Copying => format!("copying {} of {}", self.copied, self.total),
+            phase => phase_name(phase).to_owned(),
+        }
     }
 
     /// The journal of an interrupted migration, if there is one.
@@ -139,7 +175,9 @@ pub fn phase_name(phase: Phase) -> &'static str {
     match phase {
         Phase::Prepared => "prepared",
         Phase::BackedUp => "backed_up",
+        Phase::Copying => "copying",
         Phase::Copied => "copied",
+        Phase::CaughtUp => "caught_up",
         Phase::Verified => "verified",
         Phase::Switching => "switching",
         Phase::Switched => "switched",

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use milestones_protocol::{Map, MigrationReport};
+use milestones_protocol::{MigrationReport, Query};
 
 use crate::config::StorageConfig;
-use crate::document::Folder;
+use crate::document::{fingerprint, Folder};
 use crate::layout::ProjectLayout;
 use crate::storage::tree::MilestoneTree;
 use crate::storage::{BackendKind, BackendSpec, Built, Doc, StaleFiles, Storage, StorageError, StorageResult};
@@ -42,16 +42,24 @@ pub enum MigrationError {
     Step { step: &'static str, source: StorageError },
     #[error("the copy did not verify, and the current backend is unchanged: {0}")]
     Mismatch(String),
+    #[error("the {to} backend failed its health check after the switch ({reason}); switched back to {from}, which is unchanged")]
+    Unhealthy { from: BackendKind, to: BackendKind, reason: String },
 }
 
 impl MigrationError {
+    /// True when something was built and removed again (rather than the
+    /// migration refused before it began).
+    pub fn rolled_back(&self) -> bool {
+        !matches!(self, MigrationError::AlreadyThere(_) | MigrationError::BrokenFiles(_))
+    }
+
     /// True when the request or the data is at fault (the user can fix it),
     /// rather than the disk or the database.
     pub fn is_bad_input(&self) -> bool {
         match self {
             MigrationError::AlreadyThere(_) | MigrationError::BrokenFiles(_) => true,
             MigrationError::Step { source, .. } => source.is_bad_input(),
-            MigrationError::Mismatch(_) => false,
+            MigrationError::Mismatch(_) | MigrationError::Unhealthy { .. } => false,
         }
     }
 }
@@ -112,14 +120,17 @@ impl<'a> Migration<'a> {
             let backup = self.back_up().map_err(step("taking the backup"))?;
             journal.advance(self.layout, Phase::BackedUp).map_err(step("journaling the backup"))?;
             lap.done("backed up", docs.len());
-            let built = self.target.build(self.layout, from, &docs).map_err(step("copying milestones"))?;
-            let checked = journal
-                .advance(self.layout, Phase::Copied)
-                .map_err(step("journaling the copy"))
-                .and_then(|()| built.store().map_err(step("copying milestones")))
+            let total = docs.len();
+            let built = self
+                .target
+                .build(self.layout, from, &docs, &mut |copied| journal.copying(self.layout, copied, total))
+                .map_err(step("copying milestones"))?;
+            let checked = built
+                .store()
+                .map_err(step("copying milestones"))
                 .and_then(|store| differing(&docs, store, &written_so_far()))
                 .and_then(|pending| {
-                    journal.advance(self.layout, Phase::Verified).map_err(step("journaling the check"))?;
+                    journal.advance(self.layout, Phase::Copied).map_err(step("journaling the copy"))?;
                     Ok(pending)
                 });
             match checked {
@@ -255,13 +266,21 @@ impl<'a> Prepared<'a> {
         let Migration { layout, config, source, target } = self.migration;
         let (from, to) = (source.kind(), target.kind);
         self.caught_up.extend(written.iter().cloned());
+        let journal = &mut self.journal;
         let caught_up = self
             .built
             .catch_up(layout, &*source, &written)
             .map_err(step("catching up with writes made during the copy"))
+            .and_then(|()| journal.advance(layout, Phase::CaughtUp).map_err(step("journaling the catch-up")))
             .and_then(|()| self.built.store().map_err(step("catching up")))
-            .and_then(|store| verify_written(&*source, store, &self.caught_up))
-            .and_then(|()| self.journal.advance(layout, Phase::Switching).map_err(step("journaling the switch")));
+            .and_then(|store| {
+                if crate::injected::fault("verify") {
+                    corrupt_one(&*source, store, &self.caught_up)?;
+                }
+                verify_written(&*source, store, &self.caught_up)
+            })
+            .and_then(|()| journal.advance(layout, Phase::Verified).map_err(step("journaling the check")))
+            .and_then(|()| journal.advance(layout, Phase::Switching).map_err(step("journaling the switch")));
         if let Err(e) = caught_up {
             self.built.abandon(layout);
             close_journal(layout);
@@ -275,11 +294,19 @@ impl<'a> Prepared<'a> {
                 return Err(step("switching backends")(e));
             }
         };
-        crate::crash_points::reached("switch-recorded");
+        crate::injected::crash_point("switch-recorded");
+        if let Err(reason) = healthy(&*store, &*source) {
+            drop(store);
+            switch_back(layout, config, from, &target, &*source);
+            return Err(MigrationError::Unhealthy { from, to, reason });
+        }
         // The switch is done and the new backend must serve now; a journal
         // left at `switching` is finished by the next start all the same.
         if let Err(e) = self.journal.advance(layout, Phase::Switched) {
             tracing::warn!(error = %e, "cannot record the switch in the migration journal");
+        }
+        if let Err(e) = target.tidy_interrupted_switch(layout) {
+            tracing::warn!(error = %e, "switched, but cannot tidy what the copy left");
         }
         self.lap.done("switched", self.copied);
         let milestones = store.count().map_err(step("counting the milestones"))?;
@@ -334,9 +361,55 @@ impl Leftovers<'_> {
         for e in BackendSpec::new(self.source.kind(), self.config).retire(self.layout, self.to, stale) {
             tracing::warn!(error = %e, "migration finished, but a leftover of the old backend could not be removed");
         }
-        crate::crash_points::reached("cleaned_up");
+        crate::injected::crash_point("cleaned_up");
         close_journal(self.layout);
         self.lap.done("cleaned up", ids.len());
+    }
+}
+
+/// The health check of a backend just switched to, with writes still
+/// held: it answers a count equal to the source's, reads back a milestone
+/// and runs a query, and a database server is reachable.
+fn healthy(store: &dyn Storage, source: &dyn Storage) -> Result<(), String> {
+    if crate::injected::fault("health") {
+        return Err("injected by MILESTONED_FAULT_AT=health".to_owned());
+    }
+    let (held, expected) = (store.count().map_err(|e| e.to_string())?, source.count().map_err(|e| e.to_string())?);
+    if held != expected {
+        return Err(format!("it holds {held} milestones, the source {expected}"));
+    }
+    let page = store.query(&Query { limit: Some(1), ..Query::default() }).map_err(|e| e.to_string())?;
+    if let Some(id) = page.items.first().and_then(|d| d.as_map()?.get("id")?.as_str()) {
+        store.get(id).map_err(|e| e.to_string())?.ok_or_else(|| format!("`{id}` is listed but cannot be read"))?;
+    }
+    // Not listening yet is no fault: the service starts that once it serves.
+    match store.database_health() {
+        Some(health) if health.connection == "unreachable" => {
+            Err(format!("the database is unreachable: {}", health.error.unwrap_or_default()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Undoes a switch whose new backend failed its health check: the old
+/// backend, untouched since writes are held, is named again in
+/// `storage-backend.txt` (that rename is the moment of the switch back),
+/// and what the build made is removed, as after a crash at `switching`.
+fn switch_back(
+    layout: &ProjectLayout,
+    config: &StorageConfig,
+    from: BackendKind,
+    target: &BackendSpec,
+    source: &dyn Storage,
+) {
+    let undone = BackendSpec::new(from, config)
+        .reinstate(layout)
+        .and_then(|()| snapshot(source))
+        .and_then(|docs| target.undo_interrupted_build(layout, from, &docs, true));
+    match undone {
+        Ok(()) => close_journal(layout),
+        // The journal stays: the next start finishes the undoing.
+        Err(e) => tracing::error!(error = %e, "cannot switch back after a failed health check; the next start will"),
     }
 }
 
@@ -358,7 +431,7 @@ pub fn in_progress(layout: &ProjectLayout) -> StorageResult<Option<milestones_pr
     Ok(Journal::read(layout)?.map(|journal| milestones_protocol::MigrationProgress {
         from: journal.from().name().to_owned(),
         to: journal.to().name().to_owned(),
-        phase: phase_name(journal.phase).to_owned(),
+        phase: journal.describe(),
         started_at: journal.started_at.clone(),
     }))
 }
@@ -492,20 +565,25 @@ fn verify_written(source: &dyn Storage, target: &dyn Storage, written: &HashSet<
     }
 }
 
+/// The fault `MILESTONED_FAULT_AT=verify` injects: the copy of one
+/// milestone written during the migration comes out different, as a
+/// faulty target would store it.
+fn corrupt_one(source: &dyn Storage, target: &dyn Storage, caught_up: &HashSet<String>) -> MigrationResult<()> {
+    let Some(id) = caught_up.iter().min() else { return Ok(()) };
+    if let Some(stored) = source.get(id).map_err(step("reading back the catch-up"))? {
+        let mut doc = (*stored.doc).clone();
+        doc.insert("title", milestones_protocol::Value::from("corrupted by MILESTONED_FAULT_AT=verify"));
+        target.import(&[Arc::new(doc)]).map_err(step("catching up"))?;
+    }
+    Ok(())
+}
+
 fn mismatch(mut wrong: Vec<String>) -> MigrationResult<()> {
     if wrong.is_empty() {
         return Ok(());
     }
     wrong.sort();
     Err(MigrationError::Mismatch(format!("{} milestone(s) differ after copying, first `{}`", wrong.len(), wrong[0])))
-}
-
-/// A document's content hash: SHA-256 of its JSON, keys in order. A
-/// document that cannot be written as JSON hashes as its error, which
-/// matches nothing a stored copy can hash to.
-fn fingerprint(doc: &Map) -> String {
-    let json = serde_json::to_vec(doc).unwrap_or_else(|e| format!("unhashable: {e}").into_bytes());
-    crate::storage::tree::hash_bytes(&json)
 }
 
 /// Copies a folder's files (not sub-folders, not hidden files such as the

@@ -9,7 +9,6 @@
 //! `logs/scale-events.jsonl` (seed 004's shapes). A migration, either way,
 //! starts the grace period over, so a project near a threshold never flaps.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::log::{append_line, scale_event};
 use crate::layout::ProjectLayout;
 use crate::service::{MilestoneService, ScaleView};
 
@@ -65,10 +65,7 @@ impl ScaleMonitor {
 
 fn run(service: &MilestoneService, layout: &ProjectLayout, stop: &AtomicBool) {
     let mut memory = Memory { config_changed: config_modified(layout), ..Memory::default() };
-    append_line(
-        &layout.scale_events(),
-        &event_line("scale_detection_initialized", service.backend_name(), "", json!({})),
-    );
+    scale_event(layout, "scale_detection_initialized", service.backend_name(), "", json!({}));
     while !stop.load(Ordering::Relaxed) {
         let interval = Duration::from_secs(service.scale_settings().interval_seconds);
         let started = Instant::now();
@@ -203,17 +200,7 @@ fn note(
         return;
     }
     memory.last_event = Some(key);
-    append_line(&layout.scale_events(), &event_line(event, current, optimal, details));
-}
-
-fn event_line(event: &str, current: &str, optimal: &str, details: Value) -> Value {
-    json!({
-        "timestamp": crate::document::now_timestamp(),
-        "event": event,
-        "current_backend": current,
-        "optimal_backend": optimal,
-        "details": details,
-    })
+    scale_event(layout, event, current, optimal, details);
 }
 
 /// Seed 004's performance-metrics entry, with the daemon's own figures.
@@ -314,17 +301,6 @@ fn in_window(window: Option<(u32, u32)>, now: chrono::NaiveTime) -> bool {
 
 fn in_git_work_tree(root: &Path) -> bool {
     root.ancestors().any(|dir| dir.join(".git").exists())
-}
-
-/// Appends one JSON line; a failed write is logged, never fatal.
-fn append_line(path: &Path, value: &Value) {
-    let mut line = value.to_string();
-    line.push('\n');
-    let written =
-        std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| f.write_all(line.as_bytes()));
-    if let Err(e) = written {
-        tracing::warn!(path = %path.display(), error = %e, "cannot append to a scale log");
-    }
 }
 
 #[cfg(test)]

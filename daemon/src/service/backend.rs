@@ -65,11 +65,6 @@ impl MilestoneService {
     /// copied again while writes are held for the final catch-up and the
     /// switch only. Outside edits wait for the whole migration (the watcher
     /// takes them in against the backend that serves afterwards).
-    ///
-    /// Exports (from the database backend to YAML files) still hold writes
-    /// throughout: undoing an interrupted export removes the files that
-    /// hold what the source holds, and a write made during the copy would
-    /// leave an older file behind for the database to import again.
     pub(super) fn migrate(
         &self,
         target: BackendTarget,
@@ -97,27 +92,24 @@ impl MilestoneService {
         self.log("migration_started", "", peer, details.clone());
         let backends = format!("{from} to {to}");
         self.publish_migration(EventKind::MigrationStarted, format!("migrating from {backends}"));
-        let exports = !from.keeps_files() && to.keeps_files();
-        let mut held_throughout =
-            exports.then(|| (self.gate.write().unwrap_or_else(|p| p.into_inner()), Instant::now()));
         self.written.start();
         let migration = Migration::new(&self.layout, &config, source, spec);
         let result = migration.prepare(&|| self.written.so_far()).and_then(|mut prepared| {
             // Rounds of catching up while writes go on, so that few are
             // left for the moment they are held.
-            for _ in 0..CATCH_UP_ROUNDS {
+            for round in 1..=CATCH_UP_ROUNDS {
                 let written = self.written.take();
                 let few = written.len() <= HOLD_AT_MOST;
+                let started = Instant::now();
                 prepared = prepared.catch_up(&written)?;
+                let ms = started.elapsed().as_millis() as u64;
+                tracing::info!(round, milestones = written.len(), ms, "caught up while writes go on");
                 if few {
                     break;
                 }
             }
             // From here until the new backend serves, writes wait.
-            let (gate, held) = match held_throughout.take() {
-                Some(held) => held,
-                None => (self.gate.write().unwrap_or_else(|p| p.into_inner()), Instant::now()),
-            };
+            let (gate, held) = (self.gate.write().unwrap_or_else(|p| p.into_inner()), Instant::now());
             let written = self.written.stop();
             let migrated = prepared.finish(&written)?;
             self.serve_from(migrated.store);
@@ -145,6 +137,17 @@ impl MilestoneService {
                 tracing::warn!(error = %e, "migration failed; the backend is unchanged");
                 let mut details = details;
                 details["error"] = json!(e.to_string());
+                details["by"] = json!(peer.user);
+                if e.rolled_back() {
+                    let (current, target) = (from.name(), to.name());
+                    crate::scale::log::scale_event(
+                        &self.layout,
+                        "migration_rolled_back",
+                        current,
+                        target,
+                        details.clone(),
+                    );
+                }
                 self.log("migration_failed", "", peer, details);
                 self.publish_migration(EventKind::MigrationFinished, format!("migration from {backends} failed: {e}"));
                 Err(ServiceError::Migration(e))
@@ -183,12 +186,10 @@ impl MilestoneService {
                 "back up the YAML files, config/ and {} to .milestones/backups/<time>-{from}-to-{to}/",
                 old.describe()
             ));
-            let online = if !from.keeps_files() && to.keeps_files() {
-                "while reads go on (writes wait for the whole copy: a move to YAML files)"
-            } else {
-                "while reads and writes go on (what is written meanwhile is copied again)"
-            };
-            steps.push(format!("copy {milestones} milestones into {}, {online}", spec.describe()));
+            steps.push(format!(
+                "copy {milestones} milestones into {}, while reads and writes go on (what is written meanwhile is copied again)",
+                spec.describe()
+            ));
             steps.push("verify every record: the count, and a SHA-256 of each".to_owned());
             steps.push(
                 "hold writes for the last catch-up, its check, and the switch of config/storage-backend.txt".to_owned(),

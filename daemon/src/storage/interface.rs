@@ -85,6 +85,13 @@ pub trait Storage: Send + Sync + 'static {
     /// [`StorageError::Unreadable`] when its file exists but cannot be read.
     fn get(&self, id: &str) -> StorageResult<Option<Stored>>;
 
+    /// [`Storage::get`] for many ids at once (a migration's catch-up): one
+    /// answer per id, in order. The outer error fails the whole read; the
+    /// default asks for each in turn, a database server in one round trip.
+    fn get_many(&self, ids: &[String]) -> StorageResult<Vec<StorageResult<Option<Stored>>>> {
+        Ok(ids.iter().map(|id| self.get(id)).collect())
+    }
+
     fn count(&self) -> StorageResult<u64>;
 
     /// How many bytes the milestones take where this backend keeps them

@@ -16,6 +16,7 @@
 mod cycles;
 mod database;
 mod error;
+mod export_manifest;
 mod file;
 mod hybrid;
 mod ids;

@@ -12,6 +12,7 @@ use milestones_protocol::DatabaseKind;
 
 use super::database::SqliteStore;
 use super::error::{StorageError, StorageResult};
+use super::export_manifest::ExportManifest;
 use super::file::FileStore;
 use super::hybrid::{remove_database, HybridStore};
 use super::interface::{BackendKind, FileKeeping, Storage};
@@ -139,10 +140,17 @@ impl BackendSpec {
     /// Builds this backend beside the running `source`, holding `docs`,
     /// ready to be verified and switched to. A backend that keeps files
     /// shares them with a source that keeps files; otherwise the documents
-    /// are written out. On failure what was made is removed again.
-    pub fn build(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc]) -> StorageResult<Built> {
+    /// are written out, in batches, `copied` told how many are after each.
+    /// On failure what was made is removed again.
+    pub fn build(
+        &self,
+        layout: &ProjectLayout,
+        source: BackendKind,
+        docs: &[Doc],
+        copied: &mut dyn FnMut(usize) -> StorageResult<()>,
+    ) -> StorageResult<Built> {
         let mut built = Built { spec: self.clone(), store: None, made: self.made_by_build(layout, source, docs) };
-        match self.fill(layout, source, docs, &mut built) {
+        match self.fill(layout, source, docs, &mut built, copied) {
             Ok(()) => Ok(built),
             Err(e) => {
                 built.abandon(layout);
@@ -153,12 +161,12 @@ impl BackendSpec {
 
     /// What building this backend beside `source` makes, all of it removed
     /// again when the migration does not finish: the exported YAML files
-    /// (removed only where they hold exactly what was exported), the hybrid
-    /// index, the staged database.
+    /// (those holding a version the export wrote), the hybrid index, the
+    /// staged database, the rows of `docs` in a database server.
     fn made_by_build(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc]) -> Vec<Made> {
         let mut made = Vec::new();
         if self.kind.keeps_files() && !source.keeps_files() {
-            made.push(Made::Files(docs.to_vec()));
+            made.push(Made::Export(layout.migration_export()));
         }
         match self.kind {
             BackendKind::File => {}
@@ -176,7 +184,14 @@ impl BackendSpec {
         made
     }
 
-    fn fill(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc], built: &mut Built) -> StorageResult<()> {
+    fn fill(
+        &self,
+        layout: &ProjectLayout,
+        source: BackendKind,
+        docs: &[Doc],
+        built: &mut Built,
+        copied: &mut dyn FnMut(usize) -> StorageResult<()>,
+    ) -> StorageResult<()> {
         let exports = self.kind.keeps_files() && !source.keeps_files();
         if exports {
             // Refused up front rather than half-way through the export.
@@ -228,10 +243,23 @@ impl BackendSpec {
             }
         };
         built.store = Some(store.clone());
-        if exports || !self.kind.keeps_files() {
-            for batch in docs.chunks(IMPORT_BATCH) {
-                store.import(batch)?;
+        let manifest = exports.then(|| ExportManifest::at(layout.migration_export()));
+        if let Some(manifest) = &manifest {
+            manifest.begin()?;
+        }
+        if !exports && self.kind.keeps_files() {
+            // The files are shared: opening the store was the copy.
+            return copied(docs.len());
+        }
+        let mut done = 0;
+        for batch in docs.chunks(IMPORT_BATCH) {
+            if let Some(manifest) = &manifest {
+                manifest.note(batch)?;
             }
+            store.import(batch)?;
+            done += batch.len();
+            copied(done)?;
+            crate::injected::pause("copying");
         }
         Ok(())
     }
@@ -317,10 +345,9 @@ pub struct Built {
 
 /// Something a build made, removed again if the migration fails.
 enum Made {
-    /// YAML files written for these documents. Undone by removing the
-    /// files that hold exactly one of them, so a file someone else put
-    /// there meanwhile stays.
-    Files(Vec<Doc>),
+    /// YAML files an export wrote, as its manifest notes them (a file
+    /// someone else put there meanwhile stays).
+    Export(PathBuf),
     /// A database file built in place (the hybrid index).
     Database(PathBuf),
     /// A database built beside the live one, moved into place on commit.
@@ -354,9 +381,9 @@ impl Built {
                 // A stale WAL beside the old file would be replayed into the
                 // new one.
                 remove_database(&live)?;
-                crate::crash_points::reached("switch-live-removed");
+                crate::injected::crash_point("switch-live-removed");
                 fs::rename(&staged, &live).map_err(|e| StorageError::io("move into place", &live, e))?;
-                crate::crash_points::reached("switch-moved");
+                crate::injected::crash_point("switch-moved");
                 remove_database(&staged)?;
                 self.spec.open(layout)?
             }
@@ -369,20 +396,7 @@ impl Built {
                     .map_err(|e| StorageError::Invalid(format!("cannot save the database URL: {e}")))?;
             }
         }
-        if let Some(kind) = self.spec.kind.database() {
-            if config.database != DatabaseSetting::Provided(kind) {
-                crate::config::set_database_type(&layout.storage_config(), kind)
-                    .map_err(|e| StorageError::Invalid(format!("cannot record the database type: {e}")))?;
-            }
-        }
-        let name = format!("{}\n", self.spec.kind.name());
-        crate::atomic::write_atomically(&layout.config(), "storage-backend.txt", name.as_bytes())?;
-        if self.spec.kind == BackendKind::Database(DatabaseKind::Postgresql) {
-            // The copy is the project's now; other roots may join it.
-            if let Err(e) = self.spec.tidy_interrupted_switch(layout) {
-                tracing::warn!(error = %e, "switched, but cannot clear the mark of the copy in the database");
-            }
-        }
+        self.spec.name_in_config(layout)?;
         Ok(store)
     }
 
@@ -427,8 +441,9 @@ impl Built {
             return Ok(());
         }
         let mut written = Vec::new();
-        for id in ids {
-            match source.get(id) {
+        let ids: Vec<String> = ids.iter().cloned().collect();
+        for (id, found) in ids.iter().zip(source.get_many(&ids)?) {
+            match found {
                 Ok(Some(stored)) => written.push(stored.doc),
                 Ok(None) => {
                     store.remove(id)?;
@@ -438,12 +453,14 @@ impl Built {
                 Err(e) => return Err(e),
             }
         }
+        let exports = self.made.iter().any(|m| matches!(m, Made::Export(_)));
         for batch in written.chunks(IMPORT_BATCH) {
+            if exports {
+                // Undone like the rest of the export, should the switch
+                // not happen.
+                ExportManifest::at(layout.migration_export()).note(batch)?;
+            }
             store.import(batch)?;
-        }
-        // Undone like the rest of the export, should the switch not happen.
-        if self.spec.kind.keeps_files() {
-            self.made.push(Made::Files(written));
         }
         Ok(())
     }
@@ -458,6 +475,27 @@ impl Built {
 }
 
 impl BackendSpec {
+    /// Makes this (the old) backend the project's again after a switch
+    /// away from it was undone: its data was never touched.
+    pub fn reinstate(&self, layout: &ProjectLayout) -> StorageResult<()> {
+        self.name_in_config(layout)
+    }
+
+    /// Names this backend in the configuration: the database engine in
+    /// `storage-config.yaml` first, then `config/storage-backend.txt`, whose
+    /// rename is the moment of a switch.
+    fn name_in_config(&self, layout: &ProjectLayout) -> StorageResult<()> {
+        if let Some(kind) = self.kind.database() {
+            let named = StorageConfig::load(&layout.storage_config()).map(|c| c.database);
+            if !matches!(named, Ok(DatabaseSetting::Provided(k)) if k == kind) {
+                crate::config::set_database_type(&layout.storage_config(), kind)
+                    .map_err(|e| StorageError::Invalid(format!("cannot record the database type: {e}")))?;
+            }
+        }
+        let name = format!("{}\n", self.kind.name());
+        Ok(crate::atomic::write_atomically(&layout.config(), "storage-backend.txt", name.as_bytes())?)
+    }
+
     /// Undoes a build into this backend that a crash interrupted before the
     /// switch (`storage-backend.txt` still names `source`, which holds
     /// `source_docs` untouched): removes what [`BackendSpec::build`] makes,
@@ -478,9 +516,10 @@ impl BackendSpec {
     }
 
     /// Tidies what a switch into this backend leaves (after a crash, or
-    /// right after the switch): a staged database's side files, or the
-    /// mark of a copy in a shared database.
+    /// right after the switch): an export's manifest, a staged database's
+    /// side files, or the mark of a copy in a shared database.
     pub fn tidy_interrupted_switch(&self, layout: &ProjectLayout) -> StorageResult<()> {
+        ExportManifest::at(layout.migration_export()).remove()?;
         match self.kind {
             BackendKind::Database(DatabaseKind::Sqlite) => remove_database(&staging_path(&layout.enterprise_db())),
             BackendKind::Database(DatabaseKind::Postgresql) => {
@@ -510,7 +549,7 @@ fn remove_made(layout: &ProjectLayout, made: &[Made]) -> Vec<StorageError> {
         .filter_map(|made| {
             match made {
                 Made::Database(path) | Made::Staged(path) => remove_database(path),
-                Made::Files(docs) => remove_unchanged_files(&tree, docs),
+                Made::Export(manifest) => ExportManifest::at(manifest.clone()).undo(&tree),
                 Made::Rows(url, ids) => {
                     PostgresStore::open(url).and_then(|store| store.undo_copy(&copy_source(layout), ids))
                 }

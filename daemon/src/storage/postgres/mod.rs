@@ -18,6 +18,7 @@ mod listener;
 mod pool;
 mod schema;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -261,6 +262,24 @@ impl Storage for PostgresStore {
             })
             .transpose()
         })
+    }
+
+    fn get_many(&self, ids: &[String]) -> StorageResult<Vec<StorageResult<Option<Stored>>>> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1_000) {
+            self.read("read milestones", |conn| {
+                let sql = "SELECT id, document, revision FROM milestones WHERE id = ANY($1)";
+                let statement = conn.prepared(sql, self.pool.target())?;
+                let rows = conn.client.query(&statement, &[&chunk]).map_err(self.failed("read milestones"))?;
+                for row in rows {
+                    let id: String = row.get(0);
+                    let doc = record::decode(&id, row.get(1))?;
+                    found.insert(id, Stored { doc: Arc::new(doc), revision: Revision::counter(row.get(2)) });
+                }
+                Ok(())
+            })?;
+        }
+        Ok(ids.iter().map(|id| Ok(found.remove(id))).collect())
     }
 
     fn count(&self) -> StorageResult<u64> {
