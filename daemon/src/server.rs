@@ -376,5 +376,6 @@ fn request_kind(request: &Request) -> &'static str {
         Request::MigrationHistory => "migration_history",
         Request::MigrationPlan { .. } => "migration_plan",
         Request::MigrationStatus => "migration_status",
+        Request::MigrateRollback { .. } => "migrate_rollback",
     }
 }

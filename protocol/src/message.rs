@@ -150,6 +150,11 @@ pub enum Request {
     /// The migration under way, if any; answered with
     /// [`Response::MigrationStatus`].
     MigrationStatus,
+    /// Returns to the backend the last migration left, with the milestones
+    /// its backup holds; answered like `Migrate`. Refused when milestones
+    /// changed since that backup, unless `discard_changes` (they are
+    /// backed up first).
+    MigrateRollback { discard_changes: bool },
 }
 
 /// A backend to migrate to.
@@ -306,8 +311,8 @@ pub enum Response {
 pub struct MigrationProgress {
     pub from: String,
     pub to: String,
-    /// The last step done: `prepared`, `backed_up`, `copied`, `verified`,
-    /// `switching`, `switched`.
+    /// The last step done: `prepared`, `backed_up`, `copying N of M`,
+    /// `copied`, `caught_up`, `verified`, `switching`, `switched`.
     pub phase: String,
     /// RFC 3339.
     pub started_at: String,

@@ -283,6 +283,14 @@ fn appended_postgresql_variants_bincode_and_json() {
     pin_bincode(&RequestFrame { id: 4, request: Request::DatabaseHealth }, "040000000000000012000000");
     pin_bincode(&RequestFrame { id: 5, request: Request::Scale }, "050000000000000013000000");
     pin_bincode(&RequestFrame { id: 6, request: Request::MigrationHistory }, "060000000000000014000000");
+    pin_bincode(
+        &RequestFrame { id: 7, request: Request::MigrateRollback { discard_changes: true } },
+        concat!(
+            "0700000000000000", // RequestFrame.id = 7
+            "17000000",         // Request::MigrateRollback (variant 23), appended after MigrationStatus
+            "01",               // discard_changes = true
+        ),
+    );
     pin_json(
         &ServerMessage::Reply { id: 4, result: Ok(Response::DatabaseHealth(None)) },
         r#"{"Reply":{"id":4,"result":{"Ok":{"DatabaseHealth":null}}}}"#,

@@ -34,7 +34,7 @@ pub enum Phase {
 /// A backend as the journal names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum JournalBackend {
+pub(super) enum JournalBackend {
     File,
     Hybrid,
     Sqlite,

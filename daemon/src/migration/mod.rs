@@ -11,21 +11,21 @@
 //! migrations while writes go on) can slot in between them.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use milestones_protocol::{MigrationReport, Query};
 
 use crate::config::StorageConfig;
-use crate::document::{fingerprint, Folder};
+use crate::document::fingerprint;
 use crate::layout::ProjectLayout;
-use crate::storage::tree::MilestoneTree;
 use crate::storage::{BackendKind, BackendSpec, Built, Doc, StaleFiles, Storage, StorageError, StorageResult};
 
+mod backup;
 mod journal;
 
+pub use self::backup::Backup;
 pub use self::journal::Phase;
 use self::journal::{phase_name, Journal};
 
@@ -117,10 +117,11 @@ impl<'a> Migration<'a> {
             let docs = self.snapshot().map_err(step("reading the current backend"))?;
             self.target.check_storable(&docs).map_err(step("checking the documents"))?;
             lap.done("read", docs.len());
-            let backup = self.back_up().map_err(step("taking the backup"))?;
+            let total = docs.len();
+            let backup =
+                backup::take(self.layout, &*self.source, &self.target, total).map_err(step("taking the backup"))?;
             journal.advance(self.layout, Phase::BackedUp).map_err(step("journaling the backup"))?;
             lap.done("backed up", docs.len());
-            let total = docs.len();
             let built = self
                 .target
                 .build(self.layout, from, &docs, &mut |copied| journal.copying(self.layout, copied, total))
@@ -186,26 +187,6 @@ impl<'a> Migration<'a> {
             duration_ms: started.elapsed().as_millis() as u64,
         };
         Ok(Some(Joined { store, report }))
-    }
-
-    /// Step 2: `backups/<time>-<from>-to-<to>/` with copies of the milestone
-    /// files (copies, not links: a link would follow an edit made in place),
-    /// the configuration, a copy of the source's own database, and whatever
-    /// the target will replace.
-    fn back_up(&self) -> Result<PathBuf, StorageError> {
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-        let from = self.source.kind();
-        let dir = self.layout.backups().join(format!("{stamp}-{from}-to-{}", self.target.kind));
-        let tree = MilestoneTree::new(self.layout.clone());
-        for folder in [Folder::Active, Folder::Completed] {
-            let from = tree.folder_path(folder);
-            let name = from.file_name().map(|n| n.to_owned()).unwrap_or_default();
-            copy_folder(&from, &dir.join(name))?;
-        }
-        copy_folder(&self.layout.config(), &dir.join("config"))?;
-        self.source.backup_to(&dir)?;
-        self.target.back_up_replaced(self.layout, from, &dir)?;
-        Ok(dir)
     }
 
     /// Step 1: every document of the running backend.
@@ -584,33 +565,4 @@ fn mismatch(mut wrong: Vec<String>) -> MigrationResult<()> {
     }
     wrong.sort();
     Err(MigrationError::Mismatch(format!("{} milestone(s) differ after copying, first `{}`", wrong.len(), wrong[0])))
-}
-
-/// Copies a folder's files (not sub-folders, not hidden files such as the
-/// temporary files of writes in flight). Writes go on during a backup: a
-/// file removed or renamed away after the listing is passed over (a write
-/// made during the copy is caught up later, not backed up).
-fn copy_folder(from: &Path, to: &Path) -> Result<(), StorageError> {
-    fs::create_dir_all(to).map_err(|e| StorageError::io("create", to, e))?;
-    let entries = fs::read_dir(from).map_err(|e| StorageError::io("read folder", from, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io("read folder", from, e))?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let is_file = match entry.file_type() {
-            Ok(kind) => kind.is_file(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(StorageError::io("inspect", entry.path(), e)),
-        };
-        if !is_file {
-            continue;
-        }
-        match fs::copy(entry.path(), to.join(entry.file_name())) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StorageError::io("back up", entry.path(), e)),
-        }
-    }
-    Ok(())
 }

@@ -21,6 +21,7 @@ mod error;
 mod milestones;
 mod outside_edits;
 mod project;
+mod rollback;
 mod scale;
 mod tasks;
 
@@ -227,6 +228,9 @@ impl MilestoneService {
             Request::MigrationHistory => self.migration_history().map(Response::MigrationHistory),
             Request::MigrationStatus => Ok(Response::MigrationStatus(crate::migration::in_progress(&self.layout)?)),
             Request::MigrationPlan { target, url } => self.migration_plan(target, url).map(Response::MigrationPlan),
+            Request::MigrateRollback { discard_changes } => {
+                self.rollback(discard_changes, peer).map(Response::Migrated)
+            }
             Request::Status => self.status().map(Response::Status),
             // The connection turns into a stream; the server does that.
             Request::Subscribe { .. } => {

@@ -313,6 +313,15 @@ impl BackendKind {
             BackendTarget::Database(kind) => BackendKind::Database(kind),
         }
     }
+
+    /// The request's name for this backend.
+    pub fn target(self) -> BackendTarget {
+        match self {
+            BackendKind::File => BackendTarget::File,
+            BackendKind::Hybrid => BackendTarget::Hybrid,
+            BackendKind::Database(kind) => BackendTarget::Database(kind),
+        }
+    }
 }
 
 impl std::fmt::Display for BackendKind {

@@ -137,6 +137,51 @@ impl BackendSpec {
         Ok(())
     }
 
+    /// The milestones a migration's backup folder `dir` holds, taken when
+    /// this was the backend: the copies of the YAML files, the copy of the
+    /// SQLite database, or the PostgreSQL documents as JSON lines.
+    pub fn backed_up(&self, dir: &Path) -> StorageResult<Vec<Doc>> {
+        let store = match self.kind {
+            BackendKind::Database(DatabaseKind::Postgresql) => {
+                let path = dir.join(POSTGRESQL_BACKUP);
+                let text = fs::read_to_string(&path).map_err(|e| StorageError::io("read", &path, e))?;
+                return text
+                    .lines()
+                    .enumerate()
+                    .map(|(n, line)| {
+                        serde_json::from_str(line)
+                            .map(Arc::new)
+                            .map_err(|e| StorageError::Invalid(format!("{} line {}: {e}", path.display(), n + 1)))
+                    })
+                    .collect();
+            }
+            BackendKind::Database(DatabaseKind::Sqlite) => {
+                let path = dir.join("enterprise.db");
+                if !path.exists() {
+                    return Err(StorageError::Invalid(format!("{} is missing", path.display())));
+                }
+                SqliteStore::open(&path)?
+            }
+            // The file copies are the truth of both (the index is rebuilt).
+            BackendKind::File | BackendKind::Hybrid => {
+                let store = FileStore::open(ProjectLayout::at_milestones(dir))?;
+                if let Some(problem) = store.problems().first() {
+                    return Err(StorageError::Invalid(format!(
+                        "a file in the backup {} does not load: {}",
+                        dir.display(),
+                        problem.message
+                    )));
+                }
+                let mut docs = Vec::new();
+                store.for_each(&mut |d| docs.push(Arc::new(d.clone())))?;
+                return Ok(docs);
+            }
+        };
+        let mut docs = Vec::new();
+        store.for_each(&mut |d| docs.push(Arc::new(d.clone())))?;
+        Ok(docs)
+    }
+
     /// Builds this backend beside the running `source`, holding `docs`,
     /// ready to be verified and switched to. A backend that keeps files
     /// shares them with a source that keeps files; otherwise the documents
@@ -332,6 +377,9 @@ pub enum StaleFiles<'a> {
     /// The files whose bytes are what the old store last wrote or read.
     KnownTo(&'a dyn FileKeeping, &'a [String]),
 }
+
+/// The PostgreSQL documents in a backup folder, a JSON line each.
+pub const POSTGRESQL_BACKUP: &str = "postgresql-milestones.jsonl";
 
 /// Documents imported per transaction during a migration's copy.
 const IMPORT_BATCH: usize = 1_000;

@@ -135,14 +135,18 @@ pub enum Command {
     Stats,
     /// The active storage backend.
     Backend,
-    /// Move every milestone to another backend: back up, copy, verify, switch (`history`, `status`: see below).
+    /// Move every milestone to another backend: back up, copy, verify, switch (`history`, `status`, `rollback`: see below).
     Migrate {
-        /// The backend to move to; `history`: past migrations; `status`: the one under way.
-        #[arg(value_parser = ["file", "hybrid", "database", "history", "status"])]
+        /// The backend to move to; `history`: past migrations; `status`: the one under way; `rollback`: back to
+        /// the backend and the backup of the last one.
+        #[arg(value_parser = ["file", "hybrid", "database", "history", "status", "rollback"])]
         target: String,
         /// Print the plan and an estimate; move nothing.
         #[arg(long)]
         dry_run: bool,
+        /// With `rollback`: return to the backup even though milestones changed since (they are backed up first).
+        #[arg(long)]
+        discard_changes: bool,
         /// The engine of the database backend (default: sqlite).
         #[arg(long, value_parser = ["sqlite", "postgresql"])]
         database: Option<String>,

@@ -490,15 +490,20 @@ impl Storage for PostgresStore {
     fn backup_to(&self, dir: &Path) -> StorageResult<()> {
         // The documents as JSON lines, key order kept: enough to restore
         // every milestone into any backend.
-        let path = dir.join("postgresql-milestones.jsonl");
         let mut out = Vec::new();
-        self.for_each(&mut |doc| {
-            if let Ok(line) = serde_json::to_vec(doc) {
+        let mut unwritable = None;
+        self.for_each(&mut |doc| match serde_json::to_vec(doc) {
+            Ok(line) => {
                 out.extend(line);
                 out.push(b'\n');
             }
+            Err(e) => unwritable = Some(e),
         })?;
-        std::fs::write(&path, out).map_err(|e| StorageError::io("write", &path, e))
+        if let Some(e) = unwritable {
+            return Err(StorageError::Invalid(format!("a milestone cannot be backed up as JSON: {e}")));
+        }
+        let name = super::spec::POSTGRESQL_BACKUP;
+        Ok(crate::atomic::write_atomically(dir, name, &out)?)
     }
 
     fn record_event(&self, event: &AuditEvent) -> StorageResult<()> {

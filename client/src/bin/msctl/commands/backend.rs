@@ -65,6 +65,19 @@ pub fn migrate(
     Ok(0)
 }
 
+/// `msctl migrate rollback`: back to the backend and the backup of the
+/// last migration.
+pub fn rollback(client: &mut Client, out: &Output, discard_changes: bool) -> Result<u8, Failure> {
+    let progress = crate::progress::Progress::start(client.socket(), out.json);
+    let answer = client.request(Request::MigrateRollback { discard_changes });
+    progress.finish();
+    match answer? {
+        Response::Migrated(report) => out.migrated(&report),
+        other => return Err(unexpected(other)),
+    }
+    Ok(0)
+}
+
 /// `msctl migrate history`: past migrations, oldest first.
 pub fn history(client: &mut Client, out: &Output) -> Result<u8, Failure> {
     match client.request(Request::MigrationHistory)? {

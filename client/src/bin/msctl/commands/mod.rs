@@ -12,7 +12,7 @@ mod watch;
 
 use crate::args::{Cli, Command};
 use crate::render::Output;
-use crate::{daemon, init, locate, Failure};
+use crate::{daemon, exit, init, locate, Failure};
 
 /// Runs one command and returns its exit code: 0, or
 /// [`crate::exit::PROBLEMS_FOUND`] when a check found problems.
@@ -54,7 +54,13 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Backend => backend::backend(client, out),
         Command::Migrate { target, .. } if target == "history" => backend::history(client, out),
         Command::Migrate { target, .. } if target == "status" => backend::migration_status(client, out),
-        Command::Migrate { target, database, url, dry_run } => {
+        Command::Migrate { target, discard_changes, .. } if target == "rollback" => {
+            backend::rollback(client, out, discard_changes)
+        }
+        Command::Migrate { discard_changes: true, .. } => {
+            Err(Failure::new(exit::USAGE, "--discard-changes goes with `msctl migrate rollback` only"))
+        }
+        Command::Migrate { target, database, url, dry_run, .. } => {
             backend::migrate(client, out, &target, database, url, dry_run)
         }
         Command::Health => backend::health(client, out),
