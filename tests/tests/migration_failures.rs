@@ -47,9 +47,9 @@ fn recorded_failure(p: &Project) -> (serde_json::Value, serde_json::Value) {
     let events = std::fs::read_to_string(p.milestones().join("logs/scale-events.jsonl")).unwrap_or_default();
     let rollback = events
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["event"] == "migration_rolled_back")
-        .last()
+        .find(|e| e["event"] == "migration_rolled_back")
         .expect("a scale event records the rollback");
     (last, rollback)
 }
