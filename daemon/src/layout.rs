@@ -135,6 +135,10 @@ impl ProjectLayout {
     pub fn migration_export(&self) -> PathBuf {
         self.dir.join("migration-export.jsonl")
     }
+    /// The YAML files a migration into a database leaves to remove.
+    pub fn migration_stale(&self) -> PathBuf {
+        self.dir.join("migration-stale.jsonl")
+    }
     pub fn backups(&self) -> PathBuf {
         self.dir.join("backups")
     }

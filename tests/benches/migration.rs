@@ -10,7 +10,8 @@
 //!     cargo build --release --workspace && cargo bench -p milestones-e2e --bench migration
 //!
 //! `MIGRATION_BENCH_SCALES=10000` runs one scale; `MIGRATION_BENCH_CHAIN=file,database,file`
-//! runs only those migrations (neither writes BENCHMARKS.md).
+//! runs only those migrations, `MIGRATION_BENCH_WRITERS=0` without load
+//! (none of them writes BENCHMARKS.md).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -65,7 +66,8 @@ fn main() {
         Ok(list) => list.split(',').map(|b| b.trim().to_owned()).collect(),
         Err(_) => CHAIN.iter().map(|b| b.to_string()).collect(),
     };
-    let partial = scales != SCALES || chain.len() != CHAIN.len();
+    let writers = std::env::var("MIGRATION_BENCH_WRITERS").map_or(WRITERS, |w| w.parse().expect("a number"));
+    let partial = scales != SCALES || chain.len() != CHAIN.len() || writers != WRITERS;
     let server = PgServer::start(true);
     let mut results = Vec::new();
     for &n in &scales {
@@ -79,7 +81,7 @@ fn main() {
         let daemon = project.start(if steps { &["--log-level", "info"][..] } else { &[][..] });
         let mut measured = Vec::new();
         for pair in chain.windows(2) {
-            let m = migrate_under_load(&daemon, n, &pair[0], &pair[1], &server.database().url());
+            let m = migrate_under_load(&daemon, n, &pair[0], &pair[1], &server.database().url(), writers);
             println!(
                 "{} milestones, {} → {}: {} (longest write {}, {} writes, stall {} ms)",
                 fmt_int(n),
@@ -169,9 +171,9 @@ fn request(to: &str, url: &str) -> Request {
     }
 }
 
-fn migrate_under_load(daemon: &Daemon, n: usize, from: &str, to: &str, url: &str) -> Measured {
+fn migrate_under_load(daemon: &Daemon, n: usize, from: &str, to: &str, url: &str, writers: usize) -> Measured {
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..WRITERS)
+    let writers: Vec<_> = (0..writers)
         .map(|w| {
             let (stop, socket) = (stop.clone(), daemon.socket.clone());
             std::thread::spawn(move || {

@@ -13,7 +13,7 @@ use milestones_e2e::{migration_target, postgres, Project, SERVER_BACKEND};
 
 /// Every point a migration can be stopped at, in order, and whether the
 /// next start finds it finished (the switch had been recorded) or undone.
-const POINTS: [(&str, bool); 12] = [
+const POINTS: [(&str, bool); 13] = [
     ("prepared", false),
     ("backed_up", false),
     ("copying", false),
@@ -25,6 +25,8 @@ const POINTS: [(&str, bool); 12] = [
     ("switch-moved", false),
     ("switch-recorded", true),
     ("switched", true),
+    // Writes go to the new backend again while the old one's files go.
+    ("cleaning_up", true),
     ("cleaned_up", true),
 ];
 

@@ -55,7 +55,7 @@ fn migrate_under_load(from: &str, to: &str) {
                 while !stop.load(Ordering::Relaxed) {
                     // A busy team, not a flood: two cores serve the daemon,
                     // the clients and PostgreSQL alike.
-                    std::thread::sleep(Duration::from_millis(2));
+                    std::thread::sleep(Duration::from_millis(5));
                     k += 1;
                     let id = format!("m-{:04}", (c * 97 + k as usize * 13) % MILESTONES);
                     let path = format!("load.client_{c}");

@@ -20,7 +20,7 @@ use milestones_protocol::{MigrationReport, Query};
 use crate::config::StorageConfig;
 use crate::document::fingerprint;
 use crate::layout::ProjectLayout;
-use crate::storage::{BackendKind, BackendSpec, Built, Doc, StaleFiles, Storage, StorageError, StorageResult};
+use crate::storage::{BackendKind, BackendSpec, Built, Doc, Storage, StorageError, StorageResult};
 
 mod backup;
 mod journal;
@@ -174,7 +174,7 @@ impl<'a> Migration<'a> {
         }
         let Some(built) = target.joinable().map_err(step("opening the database"))? else { return Ok(None) };
         let store = built.commit(layout, config).map_err(step("switching backends"))?;
-        for e in BackendSpec::new(from, config).retire(layout, to, StaleFiles::Holding(&[])) {
+        for e in BackendSpec::new(from, config).retire(layout, to) {
             tracing::warn!(error = %e, "joined the database, but a leftover of the old backend could not be removed");
         }
         let milestones = store.count().map_err(step("counting the milestones"))?;
@@ -261,6 +261,10 @@ impl<'a> Prepared<'a> {
                 verify_written(&*source, store, &self.caught_up)
             })
             .and_then(|()| journal.advance(layout, Phase::Verified).map_err(step("journaling the check")))
+            .and_then(|()| {
+                let old = BackendSpec::new(from, config);
+                old.list_stale_files(layout, to, &*source).map_err(step("listing the files to remove"))
+            })
             .and_then(|()| journal.advance(layout, Phase::Switching).map_err(step("journaling the switch")));
         if let Err(e) = caught_up {
             self.built.abandon(layout);
@@ -325,26 +329,18 @@ pub struct Leftovers<'a> {
 
 impl Leftovers<'_> {
     /// Removes the old backend's index, database or YAML files (all in the
-    /// backup) and closes the journal: the migration is over. To be called
-    /// before writes are let go: a YAML file the old store wrote is stale
-    /// only while the new backend holds the same version, and a file it
-    /// did not write (an edit made outside meanwhile) stays for the new
-    /// backend to import.
+    /// backup) and closes the journal: the migration is over. Writes may go
+    /// on meanwhile (they go to the new backend); the files removed are
+    /// those listed before the switch whose bytes are unchanged, so an edit
+    /// made outside meanwhile stays for the new backend to import.
     pub fn remove(mut self) {
-        let ids = self.source.ids().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot list the old backend's milestones; its files stay");
-            Vec::new()
-        });
-        let stale = match self.source.files() {
-            Some(files) => StaleFiles::KnownTo(files, &ids),
-            None => StaleFiles::Holding(&[]),
-        };
-        for e in BackendSpec::new(self.source.kind(), self.config).retire(self.layout, self.to, stale) {
+        crate::injected::crash_point("cleaning_up");
+        for e in BackendSpec::new(self.source.kind(), self.config).retire(self.layout, self.to) {
             tracing::warn!(error = %e, "migration finished, but a leftover of the old backend could not be removed");
         }
         crate::injected::crash_point("cleaned_up");
         close_journal(self.layout);
-        self.lap.done("cleaned up", ids.len());
+        self.lap.done("cleaned up", 0);
     }
 }
 
@@ -455,11 +451,7 @@ pub fn recover(layout: &ProjectLayout, config: &StorageConfig) -> StorageResult<
     let configured = BackendSpec::configured(layout, config)?.kind;
     let finished = if configured == to {
         target.tidy_interrupted_switch(layout)?;
-        let docs = snapshot(&*target.open(layout)?)?;
-        // No write came between the switch and the end of the clean-up
-        // (writes are held until it is done), so what the new backend holds
-        // is what the stale files hold.
-        for e in source.retire(layout, to, StaleFiles::Holding(&docs)) {
+        for e in source.retire(layout, to) {
             tracing::warn!(error = %e, "a leftover of the old backend could not be removed");
         }
         true

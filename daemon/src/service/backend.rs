@@ -116,9 +116,11 @@ impl MilestoneService {
             // Problems of files dropped into the old backend's folders
             // are the new backend's to find again (it reads the files).
             self.forget_dropped_file_problems();
-            migrated.leftovers.remove();
             let stall_ms = held.elapsed().as_millis() as u64;
             drop(gate);
+            // Writes go to the new backend now; outside edits still wait
+            // (on `migrating`) until the old backend's files are gone.
+            migrated.leftovers.remove();
             Ok((migrated.report, written.len(), stall_ms))
         });
         self.written.stop();

@@ -213,6 +213,10 @@ impl FileKeeping for FileStore {
         Ok(self.read().docs.get(id).map(|e| (e.folder, e.hash.clone())))
     }
 
+    fn known_files(&self) -> StorageResult<Vec<(String, String)>> {
+        Ok(self.read().docs.iter().map(|(id, e)| (id.clone(), e.hash.clone())).collect())
+    }
+
     fn absorb(&self, file: &LoadedFile, seen: Option<&(Folder, String)>) -> StorageResult<bool> {
         let _writes = self.lock_writes();
         if self.known_file(&file.id)?.as_ref() != seen {

@@ -346,6 +346,16 @@ impl FileKeeping for HybridStore {
         Ok(row.map(|(path, hash)| (self.folder_of_path(&path.unwrap_or_default()), hash.unwrap_or_default())))
     }
 
+    fn known_files(&self) -> StorageResult<Vec<(String, String)>> {
+        let conn = self.table.reader()?;
+        let mut statement =
+            conn.prepare("SELECT id, file_hash FROM milestones").map_err(self.table.failed("read the index"))?;
+        let rows = statement
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
+            .map_err(self.table.failed("read the index"))?;
+        rows.collect::<Result<_, _>>().map_err(self.table.failed("read the index"))
+    }
+
     fn absorb(&self, file: &LoadedFile, seen: Option<&(Folder, String)>) -> StorageResult<bool> {
         let record = Record::of(&file.doc)?;
         let path = self.tree.relative(&self.tree.path_of(&file.id, file.folder));

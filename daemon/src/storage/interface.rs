@@ -214,6 +214,9 @@ pub trait FileKeeping {
     /// store's own write (or no change) and is not taken in again.
     fn known_file(&self, id: &str) -> StorageResult<Option<(Folder, String)>>;
 
+    /// [`FileKeeping::known_file`] for every milestone: (id, SHA-256).
+    fn known_files(&self) -> StorageResult<Vec<(String, String)>>;
+
     /// Takes in a document someone wrote to a file directly. `seen` is what
     /// [`FileKeeping::known_file`] said before the file was read: when the
     /// store has written the file since, what was read is older than what

@@ -16,8 +16,8 @@
 mod cycles;
 mod database;
 mod error;
-mod export_manifest;
 mod file;
+mod file_manifest;
 mod hybrid;
 mod ids;
 mod interface;
@@ -30,6 +30,6 @@ pub mod tree;
 pub use self::error::{StorageError, StorageResult};
 pub use self::ids::IdAllocator;
 pub use self::interface::{BackendKind, ChangeSink, FileKeeping, Requirement, Revision, SharedChange, Storage, Stored};
-pub use self::spec::{BackendSpec, Built, StaleFiles};
+pub use self::spec::{BackendSpec, Built};
 pub use crate::database_url::DatabaseUrl;
 pub use crate::document::Doc;

@@ -12,8 +12,8 @@ use milestones_protocol::DatabaseKind;
 
 use super::database::SqliteStore;
 use super::error::{StorageError, StorageResult};
-use super::export_manifest::ExportManifest;
 use super::file::FileStore;
+use super::file_manifest::FileManifest;
 use super::hybrid::{remove_database, HybridStore};
 use super::interface::{BackendKind, FileKeeping, Storage};
 use super::postgres::PostgresStore;
@@ -211,7 +211,7 @@ impl BackendSpec {
     fn made_by_build(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc]) -> Vec<Made> {
         let mut made = Vec::new();
         if self.kind.keeps_files() && !source.keeps_files() {
-            made.push(Made::Export(layout.migration_export()));
+            made.push(Made::Export);
         }
         match self.kind {
             BackendKind::File => {}
@@ -288,7 +288,7 @@ impl BackendSpec {
             }
         };
         built.store = Some(store.clone());
-        let manifest = exports.then(|| ExportManifest::at(layout.migration_export()));
+        let manifest = exports.then(|| FileManifest::export(layout));
         if let Some(manifest) = &manifest {
             manifest.begin()?;
         }
@@ -342,22 +342,38 @@ impl BackendSpec {
         steps
     }
 
+    /// Lists, with writes held before the switch to `successor`, the
+    /// YAML files of this (old) backend that [`BackendSpec::retire`] will
+    /// remove once the successor serves, so that a crash in between does
+    /// not leave them for a database to take in as outside edits.
+    pub fn list_stale_files(
+        &self,
+        layout: &ProjectLayout,
+        successor: BackendKind,
+        store: &dyn Storage,
+    ) -> StorageResult<()> {
+        let manifest = FileManifest::stale(layout);
+        match store.files() {
+            Some(files) if !successor.keeps_files() => manifest.list(&files.known_files()?),
+            _ => manifest.remove(),
+        }
+    }
+
     /// Removes what only this (old) backend kept, now that `successor`
     /// serves: its index or database, and, when the successor keeps no
-    /// files, the YAML files that `stale` names (an edit made outside
-    /// meanwhile stays, for the new backend to import). Everything removed
-    /// is in the backup; failures are returned to be reported, not undone.
-    pub fn retire(&self, layout: &ProjectLayout, successor: BackendKind, stale: StaleFiles<'_>) -> Vec<StorageError> {
+    /// files, the YAML files [`BackendSpec::list_stale_files`] listed (a
+    /// file edited outside meanwhile stays, for the new backend to import).
+    /// Writes may go on meanwhile: they go to the successor. Everything
+    /// removed is in the backup; failures are returned to be reported, not
+    /// undone.
+    pub fn retire(&self, layout: &ProjectLayout, successor: BackendKind) -> Vec<StorageError> {
         let tree = MilestoneTree::new(layout.clone());
         let mut results = Vec::new();
         if self.kind == BackendKind::Hybrid && successor != BackendKind::Hybrid {
             results.push(remove_database(&layout.index_db()));
         }
         if self.kind.keeps_files() && !successor.keeps_files() {
-            results.push(match stale {
-                StaleFiles::Holding(docs) => remove_unchanged_files(&tree, docs),
-                StaleFiles::KnownTo(files, ids) => remove_known_files(&tree, files, ids),
-            });
+            results.push(FileManifest::stale(layout).remove_listed(&tree));
         }
         if self.kind == BackendKind::Database(DatabaseKind::Sqlite) && successor != self.kind {
             results.push(remove_database(&layout.enterprise_db()));
@@ -366,16 +382,6 @@ impl BackendSpec {
         // still be served from it (and the backup holds its documents).
         results.into_iter().filter_map(Result::err).collect()
     }
-}
-
-/// Which YAML files of an old backend are stale once a backend without
-/// files serves: removed, while any other file (an edit made outside during
-/// the migration) stays, for the new backend to import.
-pub enum StaleFiles<'a> {
-    /// The files holding exactly these documents (the new backend's).
-    Holding(&'a [Doc]),
-    /// The files whose bytes are what the old store last wrote or read.
-    KnownTo(&'a dyn FileKeeping, &'a [String]),
 }
 
 /// The PostgreSQL documents in a backup folder, a JSON line each.
@@ -395,7 +401,7 @@ pub struct Built {
 enum Made {
     /// YAML files an export wrote, as its manifest notes them (a file
     /// someone else put there meanwhile stays).
-    Export(PathBuf),
+    Export,
     /// A database file built in place (the hybrid index).
     Database(PathBuf),
     /// A database built beside the live one, moved into place on commit.
@@ -501,12 +507,12 @@ impl Built {
                 Err(e) => return Err(e),
             }
         }
-        let exports = self.made.iter().any(|m| matches!(m, Made::Export(_)));
+        let exports = self.made.iter().any(|m| matches!(m, Made::Export));
         for batch in written.chunks(IMPORT_BATCH) {
             if exports {
                 // Undone like the rest of the export, should the switch
                 // not happen.
-                ExportManifest::at(layout.migration_export()).note(batch)?;
+                FileManifest::export(layout).note(batch)?;
             }
             store.import(batch)?;
         }
@@ -516,6 +522,9 @@ impl Built {
     /// Removes what the build made; the running backend was never touched.
     pub fn abandon(mut self, layout: &ProjectLayout) {
         self.store = None;
+        if let Err(e) = FileManifest::stale(layout).remove() {
+            tracing::warn!(error = %e, "cannot remove the list of files a failed migration was to remove");
+        }
         for e in remove_made(layout, &self.made) {
             tracing::warn!(error = %e, "cannot remove what a failed migration built");
         }
@@ -556,6 +565,7 @@ impl BackendSpec {
         source_docs: &[Doc],
         switch_begun: bool,
     ) -> StorageResult<()> {
+        FileManifest::stale(layout).remove()?;
         let mut made = self.made_by_build(layout, source, source_docs);
         if switch_begun && self.kind == BackendKind::Database(DatabaseKind::Sqlite) {
             made.push(Made::Database(layout.enterprise_db()));
@@ -567,7 +577,7 @@ impl BackendSpec {
     /// right after the switch): an export's manifest, a staged database's
     /// side files, or the mark of a copy in a shared database.
     pub fn tidy_interrupted_switch(&self, layout: &ProjectLayout) -> StorageResult<()> {
-        ExportManifest::at(layout.migration_export()).remove()?;
+        FileManifest::export(layout).remove()?;
         match self.kind {
             BackendKind::Database(DatabaseKind::Sqlite) => remove_database(&staging_path(&layout.enterprise_db())),
             BackendKind::Database(DatabaseKind::Postgresql) => {
@@ -597,7 +607,7 @@ fn remove_made(layout: &ProjectLayout, made: &[Made]) -> Vec<StorageError> {
         .filter_map(|made| {
             match made {
                 Made::Database(path) | Made::Staged(path) => remove_database(path),
-                Made::Export(manifest) => ExportManifest::at(manifest.clone()).undo(&tree),
+                Made::Export => FileManifest::export(layout).remove_listed(&tree),
                 Made::Rows(url, ids) => {
                     PostgresStore::open(url).and_then(|store| store.undo_copy(&copy_source(layout), ids))
                 }
@@ -609,42 +619,4 @@ fn remove_made(layout: &ProjectLayout, made: &[Made]) -> Vec<StorageError> {
 
 fn staging_path(path: &Path) -> PathBuf {
     PathBuf::from(format!("{}.migrating", path.display()))
-}
-
-/// Removes the file of each of `ids` that still holds the bytes `files`
-/// last wrote or read.
-fn remove_known_files(tree: &MilestoneTree, files: &dyn FileKeeping, ids: &[String]) -> StorageResult<()> {
-    let mut stale = Vec::new();
-    for id in ids {
-        let Some((folder, hash)) = files.known_file(id)? else { continue };
-        let path = tree.path_of(id, folder);
-        match fs::read(&path) {
-            Ok(bytes) if super::tree::hash_bytes(&bytes) == hash => stale.push((id.clone(), folder)),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(error = %e, file = %path.display(), "cannot read a milestone file; leaving it"),
-        }
-    }
-    tree.remove_all(&stale)
-}
-
-/// Removes each document's file, in either folder (a file may sit in the
-/// one its status does not call for), provided it holds that document and
-/// nothing else: an edit made meanwhile stays.
-fn remove_unchanged_files(tree: &MilestoneTree, copied: &[Doc]) -> StorageResult<()> {
-    let mut files = Vec::new();
-    for doc in copied {
-        let id = crate::document::id(doc).unwrap_or_default();
-        for folder in [Folder::Active, Folder::Completed] {
-            match tree.inspect(&tree.path_of(id, folder)) {
-                Ok(Some(found)) if tree.load(&found).is_ok_and(|loaded| loaded.doc == **doc) => {
-                    files.push((id.to_owned(), folder));
-                }
-                Ok(_) => {}
-                // Left in place (and reported); the rest are still removed.
-                Err(e) => tracing::warn!(error = %e, "cannot look at a milestone file; leaving it"),
-            }
-        }
-    }
-    tree.remove_all(&files)
 }
