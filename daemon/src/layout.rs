@@ -66,12 +66,6 @@ impl ProjectLayout {
         ProjectLayout { root: root.to_path_buf(), dir: root.join(".milestones") }
     }
 
-    /// A tree whose milestone folders are directly in `dir` (a
-    /// migration's backup), read as a project's `.milestones/` would be.
-    pub fn at_milestones(dir: &Path) -> Self {
-        ProjectLayout { root: dir.to_path_buf(), dir: dir.to_path_buf() }
-    }
-
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -185,7 +185,7 @@ impl MilestoneService {
                     .to_owned(),
             );
             steps.push(format!(
-                "back up the YAML files, config/ and {} to .milestones/backups/<time>-{from}-to-{to}/",
+                "back up the YAML files (in milestones.tar), config/ and {} to .milestones/backups/<time>-{from}-to-{to}/",
                 old.describe()
             ));
             steps.push(format!(

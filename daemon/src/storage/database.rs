@@ -30,6 +30,18 @@ impl SqliteStore {
         let (table, _) = MilestoneTable::open(path, Flavour::Database)?;
         Ok(SqliteStore { table })
     }
+
+    /// Creates a migration's copy at `path` for a bulk load, ended by
+    /// [`SqliteStore::finish_bulk_load`] (see
+    /// [`MilestoneTable::open_for_bulk_load`]).
+    pub fn create_for_bulk_load(path: &Path) -> StorageResult<SqliteStore> {
+        let (table, _) = MilestoneTable::open_for_bulk_load(path, Flavour::Database)?;
+        Ok(SqliteStore { table })
+    }
+
+    pub fn finish_bulk_load(&self) -> StorageResult<()> {
+        self.table.finish_bulk_load()
+    }
 }
 
 impl SqliteStore {

@@ -71,7 +71,9 @@ impl HybridStore {
     }
 
     fn open_index(tree: &MilestoneTree, path: &Path, events_in_database: bool) -> StorageResult<HybridStore> {
-        let (table, _) = MilestoneTable::open(path, Flavour::Index)?;
+        // Reconciling a new index is a bulk load (and the index is derived
+        // data: a crash meanwhile only means building it again).
+        let (table, _) = MilestoneTable::open_for_bulk_load(path, Flavour::Index)?;
         let store = HybridStore {
             tree: tree.clone(),
             table,
@@ -80,6 +82,7 @@ impl HybridStore {
             writes: Mutex::new(()),
         };
         let report = store.reconcile()?;
+        store.table.finish_bulk_load()?;
         tracing::info!(
             unchanged = report.unchanged,
             indexed = report.indexed,

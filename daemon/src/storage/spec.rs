@@ -15,7 +15,7 @@ use super::error::{StorageError, StorageResult};
 use super::file::FileStore;
 use super::file_manifest::FileManifest;
 use super::hybrid::{remove_database, HybridStore};
-use super::interface::{BackendKind, FileKeeping, Storage};
+use super::interface::{BackendKind, Storage};
 use super::postgres::PostgresStore;
 use super::record::Record;
 use super::tree::MilestoneTree;
@@ -137,49 +137,36 @@ impl BackendSpec {
         Ok(())
     }
 
-    /// The milestones a migration's backup folder `dir` holds, taken when
-    /// this was the backend: the copies of the YAML files, the copy of the
-    /// SQLite database, or the PostgreSQL documents as JSON lines.
-    pub fn backed_up(&self, dir: &Path) -> StorageResult<Vec<Doc>> {
-        let store = match self.kind {
+    /// The milestones a migration's backup folder `dir` holds of this
+    /// backend's own: the copy of the SQLite database, or the PostgreSQL
+    /// documents as JSON lines. `None` for a backend whose truth is the
+    /// YAML files (the backup archives those itself).
+    pub fn backed_up(&self, dir: &Path) -> StorageResult<Option<Vec<Doc>>> {
+        match self.kind {
             BackendKind::Database(DatabaseKind::Postgresql) => {
                 let path = dir.join(POSTGRESQL_BACKUP);
                 let text = fs::read_to_string(&path).map_err(|e| StorageError::io("read", &path, e))?;
-                return text
-                    .lines()
+                text.lines()
                     .enumerate()
                     .map(|(n, line)| {
                         serde_json::from_str(line)
                             .map(Arc::new)
                             .map_err(|e| StorageError::Invalid(format!("{} line {}: {e}", path.display(), n + 1)))
                     })
-                    .collect();
+                    .collect::<StorageResult<_>>()
+                    .map(Some)
             }
             BackendKind::Database(DatabaseKind::Sqlite) => {
                 let path = dir.join("enterprise.db");
                 if !path.exists() {
                     return Err(StorageError::Invalid(format!("{} is missing", path.display())));
                 }
-                SqliteStore::open(&path)?
-            }
-            // The file copies are the truth of both (the index is rebuilt).
-            BackendKind::File | BackendKind::Hybrid => {
-                let store = FileStore::open(ProjectLayout::at_milestones(dir))?;
-                if let Some(problem) = store.problems().first() {
-                    return Err(StorageError::Invalid(format!(
-                        "a file in the backup {} does not load: {}",
-                        dir.display(),
-                        problem.message
-                    )));
-                }
                 let mut docs = Vec::new();
-                store.for_each(&mut |d| docs.push(Arc::new(d.clone())))?;
-                return Ok(docs);
+                SqliteStore::open(&path)?.for_each(&mut |d| docs.push(Arc::new(d.clone())))?;
+                Ok(Some(docs))
             }
-        };
-        let mut docs = Vec::new();
-        store.for_each(&mut |d| docs.push(Arc::new(d.clone())))?;
-        Ok(docs)
+            BackendKind::File | BackendKind::Hybrid => Ok(None),
+        }
     }
 
     /// Builds this backend beside the running `source`, holding `docs`,
@@ -247,13 +234,16 @@ impl BackendSpec {
                 )));
             }
         }
+        let mut bulk_loaded = None;
         let store: Arc<dyn Storage> = match self.kind {
             BackendKind::File => Arc::new(FileStore::open(layout.clone())?),
             BackendKind::Hybrid => Arc::new(HybridStore::open(layout.clone(), self.events_in_database)?),
             BackendKind::Database(DatabaseKind::Sqlite) => {
                 let path = staging_path(&layout.enterprise_db());
                 remove_database(&path)?;
-                Arc::new(SqliteStore::open(&path)?)
+                let store = Arc::new(SqliteStore::create_for_bulk_load(&path)?);
+                bulk_loaded = Some(store.clone());
+                store
             }
             BackendKind::Database(DatabaseKind::Postgresql) => {
                 let url = self.url()?;
@@ -305,6 +295,10 @@ impl BackendSpec {
             done += batch.len();
             copied(done)?;
             crate::injected::pause("copying");
+        }
+        if let Some(store) = bulk_loaded {
+            // Once the rows are in; the catch-up needs them.
+            store.finish_bulk_load()?;
         }
         Ok(())
     }

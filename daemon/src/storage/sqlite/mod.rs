@@ -79,9 +79,36 @@ pub struct FileColumns<'a> {
 impl MilestoneTable {
     /// Opens the file, creating the tables when it is new.
     pub fn open(path: &Path, flavour: Flavour) -> StorageResult<(MilestoneTable, SchemaState)> {
+        Self::open_with(path, flavour, false)
+    }
+
+    /// Opens the file for a bulk load: when it is new, its indexes wait
+    /// for [`MilestoneTable::finish_bulk_load`], and until then nothing is
+    /// synced (a crash loses the load, never the file's consistency).
+    pub fn open_for_bulk_load(path: &Path, flavour: Flavour) -> StorageResult<(MilestoneTable, SchemaState)> {
+        let opened = Self::open_with(path, flavour, true)?;
+        opened
+            .0
+            .pool
+            .writer()
+            .pragma_update(None, "synchronous", "OFF")
+            .map_err(opened.0.failed("set up a bulk load"))?;
+        Ok(opened)
+    }
+
+    /// Ends a bulk load: the indexes are built over the rows loaded, and
+    /// writes are synced again.
+    pub fn finish_bulk_load(&self) -> StorageResult<()> {
+        let writer = self.pool.writer();
+        schema::create_indexes(&writer, self.flavour)
+            .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
+            .map_err(self.failed("finish a bulk load"))
+    }
+
+    fn open_with(path: &Path, flavour: Flavour, indexes_later: bool) -> StorageResult<(MilestoneTable, SchemaState)> {
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let pool = ConnectionPool::open(path)?;
-        let state = schema::prepare(&mut pool.writer(), flavour, &name)?;
+        let state = schema::prepare(&mut pool.writer(), flavour, &name, indexes_later)?;
         Ok((MilestoneTable { pool, flavour, name }, state))
     }
 

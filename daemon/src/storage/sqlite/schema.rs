@@ -62,19 +62,8 @@ fn milestones_table(flavour: Flavour) -> String {
             file_size INTEGER,
             file_mtime_ns INTEGER,
             file_hash TEXT
-        );
-        CREATE INDEX idx_status ON milestones(status);
-        CREATE INDEX idx_priority ON milestones(priority);
-        CREATE INDEX idx_created_at ON milestones(created_at);
-        CREATE INDEX idx_updated_at ON milestones(updated_at);
-        CREATE INDEX idx_category ON milestones(category);
-        CREATE INDEX idx_priority_rank ON milestones(priority_rank);
-        CREATE INDEX idx_file_path ON milestones(file_path);
-        CREATE INDEX idx_status_created ON milestones(status, created_at);
-        CREATE INDEX idx_created_completed ON milestones(created_at, completed_at);
-        CREATE INDEX idx_completed_created ON milestones(completed_at, created_at);
-        CREATE INDEX idx_tasks ON milestones(tasks_total, tasks_completed);"
-            .to_owned(),
+        );"
+        .to_owned(),
         Flavour::Database => format!(
             "CREATE TABLE milestones (
             id TEXT PRIMARY KEY,
@@ -91,17 +80,7 @@ fn milestones_table(flavour: Flavour) -> String {
             tasks_total INTEGER NOT NULL DEFAULT 0,
             tasks_completed INTEGER NOT NULL DEFAULT 0,
             revision INTEGER NOT NULL DEFAULT 1
-        );
-        CREATE INDEX idx_milestones_status ON milestones(status);
-        CREATE INDEX idx_milestones_project ON milestones(project_id);
-        CREATE INDEX idx_milestones_updated ON milestones(updated_at);
-        CREATE INDEX idx_milestones_category ON milestones(category);
-        CREATE INDEX idx_milestones_priority ON milestones(priority_rank);
-        CREATE INDEX idx_milestones_status_created ON milestones(status, created_at);
-        CREATE INDEX idx_milestones_priority_text ON milestones(priority);
-        CREATE INDEX idx_milestones_created_completed ON milestones(created_at, completed_at);
-        CREATE INDEX idx_milestones_completed_created ON milestones(completed_at, created_at);
-        CREATE INDEX idx_milestones_tasks ON milestones(tasks_total, tasks_completed);",
+        );",
             status = text_of!("status"),
             title = text_of!("title"),
             priority = text_of!("priority"),
@@ -110,6 +89,50 @@ fn milestones_table(flavour: Flavour) -> String {
         ),
     }
 }
+
+/// The indexes of `milestones`, created with the table, or after a
+/// migration's bulk copy (building an index over rows already there is
+/// several times faster than keeping it up to date row by row).
+fn milestones_indexes(flavour: Flavour) -> &'static str {
+    match flavour {
+        Flavour::Index => {
+            "
+        CREATE INDEX IF NOT EXISTS idx_status ON milestones(status);
+        CREATE INDEX IF NOT EXISTS idx_priority ON milestones(priority);
+        CREATE INDEX IF NOT EXISTS idx_created_at ON milestones(created_at);
+        CREATE INDEX IF NOT EXISTS idx_updated_at ON milestones(updated_at);
+        CREATE INDEX IF NOT EXISTS idx_category ON milestones(category);
+        CREATE INDEX IF NOT EXISTS idx_priority_rank ON milestones(priority_rank);
+        CREATE INDEX IF NOT EXISTS idx_file_path ON milestones(file_path);
+        CREATE INDEX IF NOT EXISTS idx_status_created ON milestones(status, created_at);
+        CREATE INDEX IF NOT EXISTS idx_created_completed ON milestones(created_at, completed_at);
+        CREATE INDEX IF NOT EXISTS idx_completed_created ON milestones(completed_at, created_at);
+        CREATE INDEX IF NOT EXISTS idx_tasks ON milestones(tasks_total, tasks_completed);"
+        }
+        Flavour::Database => {
+            "
+        CREATE INDEX IF NOT EXISTS idx_milestones_status ON milestones(status);
+        CREATE INDEX IF NOT EXISTS idx_milestones_project ON milestones(project_id);
+        CREATE INDEX IF NOT EXISTS idx_milestones_updated ON milestones(updated_at);
+        CREATE INDEX IF NOT EXISTS idx_milestones_category ON milestones(category);
+        CREATE INDEX IF NOT EXISTS idx_milestones_priority ON milestones(priority_rank);
+        CREATE INDEX IF NOT EXISTS idx_milestones_status_created ON milestones(status, created_at);
+        CREATE INDEX IF NOT EXISTS idx_milestones_priority_text ON milestones(priority);
+        CREATE INDEX IF NOT EXISTS idx_milestones_created_completed ON milestones(created_at, completed_at);
+        CREATE INDEX IF NOT EXISTS idx_milestones_completed_created ON milestones(completed_at, created_at);
+        CREATE INDEX IF NOT EXISTS idx_milestones_tasks ON milestones(tasks_total, tasks_completed);"
+        }
+    }
+}
+
+/// The indexes of the tables both flavours share (see
+/// [`milestones_indexes`]).
+const SHARED_INDEXES: &str = "
+    CREATE INDEX IF NOT EXISTS idx_dependencies_from ON milestone_dependencies(milestone_id);
+    CREATE INDEX IF NOT EXISTS idx_dependencies_to ON milestone_dependencies(depends_on);
+    CREATE INDEX IF NOT EXISTS idx_dependencies_declared ON milestone_dependencies(declared_by);
+    CREATE INDEX IF NOT EXISTS idx_events_milestone ON milestone_events(milestone_id);
+";
 
 /// Tables both flavours share.
 const SHARED_TABLES: &str = "
@@ -122,9 +145,6 @@ const SHARED_TABLES: &str = "
         declared_by TEXT NOT NULL,
         created_at TEXT DEFAULT CURRENT_TIMESTAMP
     );
-    CREATE INDEX idx_dependencies_from ON milestone_dependencies(milestone_id);
-    CREATE INDEX idx_dependencies_to ON milestone_dependencies(depends_on);
-    CREATE INDEX idx_dependencies_declared ON milestone_dependencies(declared_by);
 
     CREATE TABLE milestone_events (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -134,7 +154,6 @@ const SHARED_TABLES: &str = "
         timestamp TEXT DEFAULT CURRENT_TIMESTAMP,
         correlation_id TEXT
     );
-    CREATE INDEX idx_events_milestone ON milestone_events(milestone_id);
 
     -- Full-text search; rowids follow `milestones`' rowids.
     CREATE VIRTUAL TABLE milestones_fts USING fts5(body, tokenize = 'unicode61 remove_diacritics 0');
@@ -147,9 +166,10 @@ pub enum SchemaState {
     Current,
 }
 
-/// Creates the tables in an empty database, or checks an existing one was
+/// Creates the tables in an empty database (with their indexes unless
+/// `indexes_later`: see [`create_indexes`]), or checks an existing one was
 /// made by this schema version.
-pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str) -> StorageResult<SchemaState> {
+pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str, indexes_later: bool) -> StorageResult<SchemaState> {
     let failed = |what: &str| super::failure::failed(format!("cannot {what} of {name}"));
     // Read and created in one write transaction: two processes opening a
     // new database at once cannot both create the tables.
@@ -175,8 +195,15 @@ pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str) -> StorageRe
     }
     tx.execute_batch(&milestones_table(flavour))
         .and_then(|()| tx.execute_batch(SHARED_TABLES))
+        .and_then(|()| if indexes_later { Ok(()) } else { create_indexes(&tx, flavour) })
         .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
         .and_then(|()| tx.commit())
         .map_err(failed("create the tables"))?;
     Ok(SchemaState::Created)
+}
+
+/// Creates the indexes a bulk copy left for last.
+pub fn create_indexes(conn: &Connection, flavour: Flavour) -> rusqlite::Result<()> {
+    conn.execute_batch(milestones_indexes(flavour))?;
+    conn.execute_batch(SHARED_INDEXES)
 }
