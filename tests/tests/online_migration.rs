@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use milestones_e2e::protocol::{
     Assignment, BackendTarget, Change, DatabaseKind, DocumentInput, Map, Request, Response, Value,
 };
-use milestones_e2e::{migration_target, postgres, Project, SERVER_BACKEND};
+use milestones_e2e::{corpus, migration_target, postgres, Project, SERVER_BACKEND};
 
 const MILESTONES: usize = 1500;
+/// The issue's figure: eight clients during a migration of ten thousand.
+const MANY: usize = 10_000;
 const CLIENTS: usize = 8;
 
 fn create(client: &mut milestones_e2e::Client, id: &str) {
@@ -36,13 +38,33 @@ struct Acknowledged {
     longest: Duration,
 }
 
-fn migrate_under_load(from: &str, to: &str) {
-    let p = Project::on_any_backend(from);
+/// A project of `n` generated milestones on `from`: generated as files,
+/// then moved there.
+fn populated(from: &str, n: usize) -> (Project, milestones_e2e::Daemon) {
+    let p = Project::new();
+    corpus::generate(&p, n);
     let d = p.start(&[]);
-    let mut setup = d.client();
-    for i in 0..MILESTONES {
-        create(&mut setup, &format!("m-{i:04}"));
+    if from != "file" {
+        match d.client().request(migrate_to(from)) {
+            Ok(Response::Migrated(report)) => assert_eq!(report.milestones as usize, n),
+            other => panic!("moving the project to {from}: {other:?}"),
+        }
     }
+    (p, d)
+}
+
+fn migrate_to(to: &str) -> Request {
+    if to == SERVER_BACKEND {
+        let target = BackendTarget::Database(DatabaseKind::Postgresql);
+        Request::MigrateTo { target, url: Some(postgres::shared().database().url()) }
+    } else {
+        Request::Migrate { target: migration_target(to) }
+    }
+}
+
+fn migrate_under_load(from: &str, to: &str, n: usize) {
+    let (_p, d) = populated(from, n);
+    let mut setup = d.client();
     let stop = Arc::new(AtomicBool::new(false));
     let migrating = Arc::new(Mutex::new(None::<(Instant, Option<Instant>)>));
     let clients: Vec<_> = (0..CLIENTS)
@@ -57,7 +79,7 @@ fn migrate_under_load(from: &str, to: &str) {
                     // the clients and PostgreSQL alike.
                     std::thread::sleep(Duration::from_millis(5));
                     k += 1;
-                    let id = format!("m-{:04}", (c * 97 + k as usize * 13) % MILESTONES);
+                    let id = corpus::milestone_id(1 + (c * 97 + k as usize * 13) % n);
                     let path = format!("load.client_{c}");
                     let change = Change::Set(vec![Assignment { path, value: Value::Int(k) }]);
                     let started = Instant::now();
@@ -89,13 +111,7 @@ fn migrate_under_load(from: &str, to: &str) {
         .collect();
     std::thread::sleep(Duration::from_millis(100));
     *migrating.lock().unwrap() = Some((Instant::now(), None));
-    let request = if to == SERVER_BACKEND {
-        let target = BackendTarget::Database(DatabaseKind::Postgresql);
-        Request::MigrateTo { target, url: Some(postgres::shared().database().url()) }
-    } else {
-        Request::Migrate { target: migration_target(to) }
-    };
-    let report = match setup.request(request) {
+    let report = match setup.request(migrate_to(to)) {
         Ok(Response::Migrated(report)) => report,
         other => panic!("{from} → {to}: {other:?}"),
     };
@@ -108,10 +124,18 @@ fn migrate_under_load(from: &str, to: &str) {
 
     let during: usize = acked.iter().map(|a| a.during_migration).sum();
     let longest = acked.iter().map(|a| a.longest).max().unwrap_or_default();
-    eprintln!("{from} → {to}: {during} writes done while the migration ran; longest write {longest:?}");
+    let stall_ms = match setup.request(Request::MigrationHistory) {
+        Ok(Response::MigrationHistory(records)) => records.last().and_then(|r| r.write_stall_ms),
+        other => panic!("{other:?}"),
+    };
+    let stall_ms = stall_ms.expect("the migration records how long it held writes");
+    eprintln!(
+        "{n} milestones, {from} → {to}: {during} writes done while the migration ran; longest write {longest:?}; \
+         writes held {stall_ms} ms for the switch"
+    );
     assert!(during > 0, "{from} → {to}: no write completed while the migration ran: writes were held throughout");
     let created: usize = acked.iter().map(|a| a.created.len()).sum();
-    assert!(report.milestones as usize >= MILESTONES, "{report:?}");
+    assert!(report.milestones as usize >= n, "{report:?}");
 
     // Every acknowledged write is in the new backend, which serves.
     match setup.request(Request::Backend) {
@@ -134,42 +158,42 @@ fn migrate_under_load(from: &str, to: &str) {
         }
     }
     match setup.request(Request::Backend) {
-        Ok(Response::Backend(info)) => assert_eq!(info.milestones as usize, MILESTONES + created, "{from} → {to}"),
+        Ok(Response::Backend(info)) => assert_eq!(info.milestones as usize, n + created, "{from} → {to}"),
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
-fn file_to_database_while_clients_write() {
-    migrate_under_load("file", "database");
+fn ten_thousand_milestones_file_to_database_while_eight_clients_write() {
+    migrate_under_load("file", "database", MANY);
 }
 
 #[test]
 fn hybrid_to_database_while_clients_write() {
-    migrate_under_load("hybrid", "database");
+    migrate_under_load("hybrid", "database", MILESTONES);
 }
 
 #[test]
 fn file_to_hybrid_while_clients_write() {
-    migrate_under_load("file", "hybrid");
+    migrate_under_load("file", "hybrid", MILESTONES);
 }
 
 #[test]
 fn file_to_postgresql_while_clients_write() {
-    migrate_under_load("file", SERVER_BACKEND);
+    migrate_under_load("file", SERVER_BACKEND, MILESTONES);
 }
 
 #[test]
 fn database_to_hybrid_while_clients_write() {
-    migrate_under_load("database", "hybrid");
+    migrate_under_load("database", "hybrid", MILESTONES);
 }
 
 #[test]
 fn database_to_file_while_clients_write() {
-    migrate_under_load("database", "file");
+    migrate_under_load("database", "file", MILESTONES);
 }
 
 #[test]
 fn postgresql_to_hybrid_while_clients_write() {
-    migrate_under_load(SERVER_BACKEND, "hybrid");
+    migrate_under_load(SERVER_BACKEND, "hybrid", MILESTONES);
 }
