@@ -131,6 +131,7 @@ impl<'a> Migration<'a> {
                 .map_err(step("copying milestones"))
                 .and_then(|store| differing(&docs, store, &written_so_far()))
                 .and_then(|pending| {
+                    self.stale_files(None)?;
                     journal.advance(self.layout, Phase::Copied).map_err(step("journaling the copy"))?;
                     Ok(pending)
                 });
@@ -187,6 +188,15 @@ impl<'a> Migration<'a> {
             duration_ms: started.elapsed().as_millis() as u64,
         };
         Ok(Some(Joined { store, report }))
+    }
+
+    /// Lists the source's files the switch will leave stale (see
+    /// [`BackendSpec::list_stale_files`]): all of them while writes go on,
+    /// those `written` since with writes held.
+    fn stale_files(&self, written: Option<&HashSet<String>>) -> MigrationResult<()> {
+        let old = BackendSpec::new(self.source.kind(), self.config);
+        old.list_stale_files(self.layout, self.target.kind, &*self.source, written)
+            .map_err(step("listing the files to remove"))
     }
 
     /// Step 1: every document of the running backend.
@@ -263,7 +273,8 @@ impl<'a> Prepared<'a> {
             .and_then(|()| journal.advance(layout, Phase::Verified).map_err(step("journaling the check")))
             .and_then(|()| {
                 let old = BackendSpec::new(from, config);
-                old.list_stale_files(layout, to, &*source).map_err(step("listing the files to remove"))
+                old.list_stale_files(layout, to, &*source, Some(&self.caught_up))
+                    .map_err(step("listing the files to remove"))
             })
             .and_then(|()| journal.advance(layout, Phase::Switching).map_err(step("journaling the switch")));
         if let Err(e) = caught_up {

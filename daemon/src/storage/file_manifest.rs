@@ -74,9 +74,22 @@ impl FileManifest {
         for doc in docs {
             line(&mut text, crate::document::id(doc).unwrap_or_default(), &crate::document::fingerprint(doc))?;
         }
+        self.append(&text)
+    }
+
+    /// Adds `files` (id, and the SHA-256 of the bytes) to the list, durably.
+    pub fn add(&self, files: &[(String, String)]) -> StorageResult<()> {
+        let mut text = Vec::new();
+        for (id, hash) in files {
+            line(&mut text, id, hash)?;
+        }
+        self.append(&text)
+    }
+
+    fn append(&self, text: &[u8]) -> StorageResult<()> {
         let mut file =
             OpenOptions::new().append(true).open(&self.path).map_err(|e| StorageError::io("open", &self.path, e))?;
-        file.write_all(&text).map_err(|e| StorageError::io("write", &self.path, e))?;
+        file.write_all(text).map_err(|e| StorageError::io("write", &self.path, e))?;
         file.sync_data().map_err(|e| StorageError::io("sync", &self.path, e))
     }
 

@@ -371,6 +371,25 @@ impl FileKeeping for HybridStore {
         Ok(true)
     }
 
+    fn absorb_all(&self, files: &[(LoadedFile, Option<(Folder, String)>)]) -> StorageResult<usize> {
+        let _writes = self.lock_writes();
+        let mut taken = Vec::new();
+        for (file, seen) in files {
+            if self.known_file(&file.id)? == *seen {
+                let path = self.tree.relative(&self.tree.path_of(&file.id, file.folder));
+                taken.push((Record::of(&file.doc)?, path, file));
+            }
+        }
+        // One transaction, one sync.
+        self.table.write(|w| {
+            for (record, path, file) in &taken {
+                w.put(record, Some(&FileColumns { path, stamp: file.stamp, hash: &file.hash }))?;
+            }
+            Ok(())
+        })?;
+        Ok(taken.len())
+    }
+
     fn absorb_removal(&self, id: &str, seen: Option<&(Folder, String)>) -> StorageResult<bool> {
         let _writes = self.lock_writes();
         if seen.is_none() || self.known_file(id)?.as_ref() != seen {

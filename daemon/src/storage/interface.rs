@@ -223,6 +223,17 @@ pub trait FileKeeping {
     /// it holds, and nothing changes. Returns whether it was taken in.
     fn absorb(&self, file: &tree::LoadedFile, seen: Option<&(Folder, String)>) -> StorageResult<bool>;
 
+    /// [`FileKeeping::absorb`] for many files (a migration's catch-up), in
+    /// as few transactions as the backend can. Returns how many were taken
+    /// in.
+    fn absorb_all(&self, files: &[(tree::LoadedFile, Option<(Folder, String)>)]) -> StorageResult<usize> {
+        let mut taken = 0;
+        for (file, seen) in files {
+            taken += usize::from(self.absorb(file, seen.as_ref())?);
+        }
+        Ok(taken)
+    }
+
     /// Someone removed the file of `id` and none is left in either folder.
     /// `seen` as for [`FileKeeping::absorb`]. Returns true when the
     /// milestone was dropped.

@@ -336,20 +336,31 @@ impl BackendSpec {
         steps
     }
 
-    /// Lists, with writes held before the switch to `successor`, the
-    /// YAML files of this (old) backend that [`BackendSpec::retire`] will
-    /// remove once the successor serves, so that a crash in between does
-    /// not leave them for a database to take in as outside edits.
+    /// Lists the YAML files of this (old) backend that
+    /// [`BackendSpec::retire`] will remove once `successor` serves, so that
+    /// a crash in between does not leave them for a database to take in as
+    /// outside edits. Called while writes go on, then again for `written`
+    /// (the milestones written since) with writes held before the switch.
     pub fn list_stale_files(
         &self,
         layout: &ProjectLayout,
         successor: BackendKind,
         store: &dyn Storage,
+        written: Option<&HashSet<String>>,
     ) -> StorageResult<()> {
         let manifest = FileManifest::stale(layout);
-        match store.files() {
-            Some(files) if !successor.keeps_files() => manifest.list(&files.known_files()?),
-            _ => manifest.remove(),
+        let Some(files) = store.files().filter(|_| !successor.keeps_files()) else { return manifest.remove() };
+        match written {
+            None => manifest.list(&files.known_files()?),
+            Some(ids) => {
+                let mut known = Vec::new();
+                for id in ids {
+                    if let Some((_, hash)) = files.known_file(id)? {
+                        known.push((id.clone(), hash));
+                    }
+                }
+                manifest.add(&known)
+            }
         }
     }
 
@@ -464,6 +475,7 @@ impl Built {
             let files =
                 store.files().ok_or_else(|| StorageError::Invalid("the built backend keeps no files".into()))?;
             let tree = MilestoneTree::new(layout.clone());
+            let mut loaded_files = Vec::new();
             for id in ids {
                 let seen = files.known_file(id)?;
                 let mut found = None;
@@ -474,9 +486,7 @@ impl Built {
                     }
                 }
                 match found.map(|file| tree.load(&file)) {
-                    Some(Ok(loaded)) => {
-                        files.absorb(&loaded, seen.as_ref())?;
-                    }
+                    Some(Ok(loaded)) => loaded_files.push((loaded, seen)),
                     Some(Err(problem)) => {
                         let file = problem.file.clone().unwrap_or_else(|| id.clone());
                         files.note_file_problem(&file, Some(problem));
@@ -486,6 +496,7 @@ impl Built {
                     }
                 }
             }
+            files.absorb_all(&loaded_files)?;
             return Ok(());
         }
         let mut written = Vec::new();

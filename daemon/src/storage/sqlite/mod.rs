@@ -96,13 +96,18 @@ impl MilestoneTable {
         Ok(opened)
     }
 
-    /// Ends a bulk load: the indexes are built over the rows loaded, and
-    /// writes are synced again.
+    /// Ends a bulk load: the indexes are built over the rows loaded, writes
+    /// are synced again, and the write-ahead log is folded into the file.
     pub fn finish_bulk_load(&self) -> StorageResult<()> {
-        let writer = self.pool.writer();
-        schema::create_indexes(&writer, self.flavour)
-            .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
-            .map_err(self.failed("finish a bulk load"))
+        {
+            let writer = self.pool.writer();
+            schema::create_indexes(&writer, self.flavour)
+                .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
+                .map_err(self.failed("finish a bulk load"))?;
+        }
+        // Folded into the file now, while writes go on, rather than at the
+        // switch, while they wait.
+        self.checkpoint()
     }
 
     fn open_with(path: &Path, flavour: Flavour, indexes_later: bool) -> StorageResult<(MilestoneTable, SchemaState)> {
