@@ -108,7 +108,8 @@ fn rollback_returns_to_the_backend_and_the_backup_of_the_last_migration() {
         p.msctl(&["create", "--id", id, "--title", title]).ok();
     }
     let original = std::fs::read_to_string(p.milestones().join("active/a.yaml")).unwrap();
-    p.msctl(&["migrate", "database"]).ok();
+    let moved = p.msctl(&["migrate", "database"]).ok().to_owned();
+    assert!(moved.contains("the YAML files were removed") && moved.contains("milestones.tar"), "{moved}");
     let back = p.msctl(&["migrate", "rollback", "--json"]).json();
     assert_eq!(
         (back["from"].as_str(), back["to"].as_str(), back["milestones"].as_u64()),

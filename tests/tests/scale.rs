@@ -179,3 +179,28 @@ fn the_grace_period_and_a_milestone_that_forbids_it_hold_the_migration() {
     std::thread::sleep(Duration::from_millis(1_500));
     assert_eq!(backend(&q), "file");
 }
+
+#[test]
+fn in_a_git_work_tree_the_files_stay_unless_the_configuration_lets_the_database_take_them() {
+    let p = project(&config(true, 0));
+    std::fs::create_dir(p.root.join(".git")).unwrap();
+    let _d = p.start(&[]);
+    create(&p, 12, 0);
+    // Hybrid keeps the YAML files: that move is made.
+    eventually("the project is on hybrid", || backend(&p) == "hybrid");
+    let held = || {
+        lines(&p, "scale-events.jsonl").iter().any(|e| {
+            e["event"] == "migration_held" && e["details"]["waiting_for"].as_str().is_some_and(|w| w.contains("git"))
+        })
+    };
+    eventually("the move to the database is held", held);
+    assert_eq!(backend(&p), "hybrid");
+    let files = std::fs::read_dir(p.milestones().join("active")).unwrap().count();
+    assert_eq!(files, 12, "the tracked YAML files are all there");
+
+    let allowed = config(true, 0)
+        .replace("migration_delay_seconds: 0\n", "migration_delay_seconds: 0\n    database_in_git: true\n");
+    p.write(".milestones/config/storage-config.yaml", &allowed);
+    eventually("the project is on the database", || backend(&p) == "database/sqlite");
+    assert_eq!(p.msctl(&["list", "--json"]).json().as_array().unwrap().len(), 12, "nothing lost on the way");
+}

@@ -129,12 +129,17 @@ fn recommended(service: &MilestoneService, layout: &ProjectLayout, memory: &mut 
         note(layout, memory, "migration_notification", current, optimal, &file, json!({ "file": file }));
         return;
     }
+    // In a git work tree the YAML files are what the team shares: the
+    // database tier (which keeps none) waits for the configuration to say
+    // so, and a project on files goes as far as hybrid meanwhile.
+    let git_holds = optimal == "database" && !settings.database_in_git && in_git_work_tree(layout.root());
+    let target = if git_holds && current == "file" { "hybrid" } else { optimal };
     let waited = since.elapsed();
     let held = if waited < Duration::from_secs(settings.delay_seconds) {
         Some(format!("the grace period: {} s of {} s", waited.as_secs(), settings.delay_seconds))
     } else if !in_window(settings.window_hours, chrono::Local::now().time()) {
         settings.window_hours.map(|(from, to)| format!("the migration window, {from}:00 to {to}:00"))
-    } else if optimal == "database" && !settings.database_in_git && in_git_work_tree(layout.root()) {
+    } else if git_holds && target == "database" {
         Some("a git work tree: the database tier keeps no YAML files (set migration.database_in_git)".to_owned())
     } else {
         match service.auto_migration_refusals() {
@@ -147,19 +152,19 @@ fn recommended(service: &MilestoneService, layout: &ProjectLayout, memory: &mut 
         note(layout, memory, "migration_held", current, optimal, &reason, json!({ "waiting_for": reason }));
         return;
     }
-    note(layout, memory, "auto_migration_started", current, optimal, "", json!({ "confidence": report.confidence }));
-    let outcome = service.migrate_automatically(optimal);
+    note(layout, memory, "auto_migration_started", current, target, "", json!({ "confidence": report.confidence }));
+    let outcome = service.migrate_automatically(target);
     // Whatever happened, a next migration needs the grace period again.
     memory.recommended_since = None;
     match outcome {
         Ok(done) => {
             tracing::info!(from = %done.from, to = %done.to, milestones = done.milestones, "automatic migration finished");
-            note(layout, memory, "auto_migration_completed", current, optimal, "", json!({ "report": done }));
+            note(layout, memory, "auto_migration_completed", current, target, "", json!({ "report": done }));
         }
         Err(e) => {
             tracing::warn!(error = %e, "automatic migration failed; the backend is unchanged");
             let reason = e.to_string();
-            note(layout, memory, "auto_migration_failed", current, optimal, &reason, json!({ "error": reason }));
+            note(layout, memory, "auto_migration_failed", current, target, &reason, json!({ "error": reason }));
         }
     }
 }

@@ -184,6 +184,7 @@ impl MilestoneService {
     /// Held by every write: a migration waits for writes in flight and
     /// keeps new ones waiting until it has switched.
     fn write_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.written.pace();
         self.gate.read().unwrap_or_else(|p| p.into_inner())
     }
 

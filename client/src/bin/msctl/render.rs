@@ -423,14 +423,30 @@ impl Output {
                     report.to, report.milestones
                 );
             }
-            format!(
+            let mut text = format!(
                 "migrated {} milestones from {} to {}{db} in {:.1} s, every record verified; backup in {}",
                 report.milestones,
                 report.from,
                 report.to,
                 report.duration_ms as f64 / 1000.0,
                 report.backup
-            )
+            );
+            // What happened to the YAML files, said plainly: in a git work
+            // tree they are what the team shares.
+            let (from_files, to_files) = (report.from != "database", report.to != "database");
+            if from_files && !to_files {
+                text.push_str(
+                    "\nthe YAML files were removed from .milestones/active/ and completed/ (the backup keeps them in \
+                     milestones.tar); in a git work tree, commit their removal, or `msctl migrate rollback` brings \
+                     them back",
+                );
+            } else if !from_files && to_files {
+                text.push_str(
+                    "\nthe milestones are YAML files in .milestones/active/ and completed/ again; in a git work tree, \
+                     `git add .milestones` tracks them",
+                );
+            }
+            text
         });
     }
 
