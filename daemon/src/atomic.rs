@@ -69,7 +69,7 @@ pub fn sync_filesystem(_dir: &Path) -> FileResult<()> {
     Ok(())
 }
 
-fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool, mode: u32) -> FileResult<()> {
+pub fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool, mode: u32) -> FileResult<()> {
     use std::os::unix::fs::OpenOptionsExt;
     // Hidden and ending in `.tmp`, so watchers and the shell tooling skip it.
     let temp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));

@@ -97,7 +97,6 @@ impl MilestoneService {
         let result = migration.prepare(&|| self.written.so_far()).and_then(|mut prepared| {
             // Rounds of catching up while writes go on, so that few are
             // left for the moment they are held.
-            let mut previous = usize::MAX;
             for round in 1..=CATCH_UP_ROUNDS {
                 let written = self.written.take();
                 let few = written.len() <= HOLD_AT_MOST;
@@ -108,11 +107,11 @@ impl MilestoneService {
                 if few {
                     break;
                 }
-                // Not halving: the writes keep up with the copy.
-                if written.len() * 2 > previous {
+                // Two rounds did not leave few to copy: the writes keep up
+                // with the copy, and are slowed more at each round.
+                if round >= 2 {
                     self.written.slow_down();
                 }
-                previous = written.len();
             }
             // From here until the new backend serves, writes wait.
             let (gate, held) = (self.gate.write().unwrap_or_else(|p| p.into_inner()), Instant::now());

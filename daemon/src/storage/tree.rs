@@ -14,7 +14,10 @@ use milestones_protocol::{Map, Problem, Severity, Value};
 use sha2::{Digest, Sha256};
 
 use super::error::{StorageError, StorageResult};
-use crate::atomic::{sync_dir, sync_filesystem, write_atomically, write_unsynced};
+use crate::atomic::{sync_dir, sync_filesystem, write_atomically, write_renamed, write_unsynced};
+
+/// Up to this many files, [`MilestoneTree::write_all`] syncs each.
+const SYNC_EACH_AT_MOST: usize = 64;
 use crate::document::{self, Folder};
 use crate::layout::ProjectLayout;
 
@@ -366,13 +369,21 @@ impl MilestoneTree {
             }
             places.push(old);
         }
+        // A few files are synced one by one; many, by one filesystem sync
+        // (which also flushes whatever else is waiting on the disk: too
+        // slow for the few a migration copies with writes held).
+        let few = docs.len() <= SYNC_EACH_AT_MOST;
         let mut written = Vec::with_capacity(docs.len());
         for (doc, old) in docs.iter().zip(places) {
             let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
             let folder = Folder::of(doc);
             let yaml = crate::yaml::to_yaml(doc);
             let dir = self.folder_path(folder);
-            write_unsynced(&dir, &file_name(id), yaml.as_bytes())?;
+            if few {
+                write_renamed(&dir, &file_name(id), yaml.as_bytes(), true, 0o666)?;
+            } else {
+                write_unsynced(&dir, &file_name(id), yaml.as_bytes())?;
+            }
             if let Some(old) = old.filter(|old| *old != folder) {
                 let moved = self.path_of(id, old);
                 match fs::remove_file(&moved) {
@@ -385,7 +396,11 @@ impl MilestoneTree {
             let stamp = fs::metadata(&path).map(|m| stamp_of(&m)).map_err(|e| StorageError::io("inspect", &path, e))?;
             written.push(Written { id: id.to_owned(), doc, folder, stamp, hash: hash_bytes(yaml.as_bytes()) });
         }
-        sync_filesystem(&self.folder_path(Folder::Active))?;
+        if few {
+            self.sync_folders()?;
+        } else {
+            sync_filesystem(&self.folder_path(Folder::Active))?;
+        }
         Ok(written)
     }
 
