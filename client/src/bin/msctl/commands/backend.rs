@@ -55,21 +55,19 @@ pub fn migrate(
         (_, None) => Request::Migrate { target },
         (_, Some(_)) => return Err(Failure::new(exit::USAGE, "--url goes with --database postgresql only")),
     };
-    let progress = crate::progress::Progress::start(client.socket(), out.json);
-    let answer = client.request(request);
-    progress.finish();
-    match answer? {
-        Response::Migrated(report) => out.migrated(&report),
-        other => return Err(unexpected(other)),
-    }
-    Ok(0)
+    run_migration(client, out, request)
 }
 
 /// `msctl migrate rollback`: back to the backend and the backup of the
 /// last migration.
 pub fn rollback(client: &mut Client, out: &Output, discard_changes: bool) -> Result<u8, Failure> {
+    run_migration(client, out, Request::MigrateRollback { discard_changes })
+}
+
+/// Sends a migrating request, showing its progress until it answers.
+fn run_migration(client: &mut Client, out: &Output, request: Request) -> Result<u8, Failure> {
     let progress = crate::progress::Progress::start(client.socket(), out.json);
-    let answer = client.request(Request::MigrateRollback { discard_changes });
+    let answer = client.request(request);
     progress.finish();
     match answer? {
         Response::Migrated(report) => out.migrated(&report),
