@@ -306,7 +306,7 @@ impl<'a> Prepared<'a> {
         }
         self.lap.done("switched", self.copied);
         let milestones = store.count().map_err(step("counting the milestones"))?;
-        let leftovers = Leftovers { layout, config, source, to, lap: self.lap };
+        let leftovers = Leftovers { layout, config, source, to, lap: self.lap, milestones: self.copied };
         Ok(Migrated {
             report: MigrationReport {
                 from: from.name().to_owned(),
@@ -336,6 +336,8 @@ pub struct Leftovers<'a> {
     source: Arc<dyn Storage>,
     to: BackendKind,
     lap: Lap,
+    /// How many milestones the old backend held (for the log).
+    milestones: usize,
 }
 
 impl Leftovers<'_> {
@@ -351,7 +353,7 @@ impl Leftovers<'_> {
         }
         crate::injected::crash_point("cleaned_up");
         close_journal(self.layout);
-        self.lap.done("cleaned up", 0);
+        self.lap.done("cleaned up", self.milestones);
     }
 }
 
@@ -391,7 +393,7 @@ fn switch_back(
     source: &dyn Storage,
 ) {
     let undone = BackendSpec::new(from, config)
-        .reinstate(layout)
+        .name_in_config(layout)
         .and_then(|()| snapshot(source))
         .and_then(|docs| target.undo_interrupted_build(layout, from, &docs, true));
     match undone {

@@ -42,7 +42,8 @@ impl MilestoneService {
             ));
         }
         let kept = backup.milestones(&BackendSpec::new(from, &self.config()))?;
-        let (changed, first) = differences(&kept, &*self.storage())?;
+        let since = differences(&kept, &*self.storage())?;
+        let (changed, first) = (since.count(), since.first());
         if changed > 0 && !discard_changes {
             return Err(ServiceError::invalid(format!(
                 "{changed} milestone(s) changed since the backup of {} (first `{first}`): `msctl migrate rollback \
@@ -68,39 +69,47 @@ impl MilestoneService {
     fn restore(&self, kept: &[Doc]) -> ServiceResult<usize> {
         let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
         let store = self.storage();
-        let mut wanted: HashMap<&str, &Doc> =
-            kept.iter().map(|d| (crate::document::id(d).unwrap_or_default(), d)).collect();
-        let (mut replace, mut extra) = (Vec::new(), Vec::new());
-        store.for_each(&mut |doc| {
-            let id = crate::document::id(doc).unwrap_or_default();
-            match wanted.remove(id) {
-                Some(old) if fingerprint(old) == fingerprint(doc) => {}
-                Some(old) => replace.push(old.clone()),
-                None => extra.push(id.to_owned()),
-            }
-        })?;
-        replace.extend(wanted.into_values().cloned());
-        store.import(&replace)?;
-        for id in &extra {
+        let Differences { restore, remove } = differences(kept, &*store)?;
+        store.import(&restore)?;
+        for id in &remove {
             store.remove(id)?;
         }
-        Ok(replace.len() + extra.len())
+        Ok(restore.len() + remove.len())
     }
 }
 
-/// How many milestones differ between the backup and the store (changed,
-/// created or removed since), and the first of them by id.
-fn differences(kept: &[Doc], store: &dyn Storage) -> ServiceResult<(usize, String)> {
-    let mut wanted: HashMap<&str, String> =
-        kept.iter().map(|d| (crate::document::id(d).unwrap_or_default(), fingerprint(d))).collect();
-    let mut differ = Vec::new();
+/// What makes a store hold exactly a backup's milestones.
+struct Differences {
+    /// The backup's version of each milestone changed or removed since.
+    restore: Vec<Doc>,
+    /// The milestones created since.
+    remove: Vec<String>,
+}
+
+impl Differences {
+    fn count(&self) -> usize {
+        self.restore.len() + self.remove.len()
+    }
+
+    /// The first milestone that differs, by id.
+    fn first(&self) -> String {
+        let restored = self.restore.iter().filter_map(|d| crate::document::id(d));
+        restored.chain(self.remove.iter().map(String::as_str)).min().unwrap_or_default().to_owned()
+    }
+}
+
+fn differences(kept: &[Doc], store: &dyn Storage) -> ServiceResult<Differences> {
+    let mut wanted: HashMap<&str, &Doc> =
+        kept.iter().map(|d| (crate::document::id(d).unwrap_or_default(), d)).collect();
+    let (mut restore, mut remove) = (Vec::new(), Vec::new());
     store.for_each(&mut |doc| {
         let id = crate::document::id(doc).unwrap_or_default();
-        if wanted.remove(id) != Some(fingerprint(doc)) {
-            differ.push(id.to_owned());
+        match wanted.remove(id) {
+            Some(old) if fingerprint(old) == fingerprint(doc) => {}
+            Some(old) => restore.push(old.clone()),
+            None => remove.push(id.to_owned()),
         }
     })?;
-    differ.extend(wanted.into_keys().map(str::to_owned));
-    differ.sort();
-    Ok((differ.len(), differ.into_iter().next().unwrap_or_default()))
+    restore.extend(wanted.into_values().cloned());
+    Ok(Differences { restore, remove })
 }

@@ -537,16 +537,12 @@ impl Built {
 }
 
 impl BackendSpec {
-    /// Makes this (the old) backend the project's again after a switch
-    /// away from it was undone: its data was never touched.
-    pub fn reinstate(&self, layout: &ProjectLayout) -> StorageResult<()> {
-        self.name_in_config(layout)
-    }
-
     /// Names this backend in the configuration: the database engine in
     /// `storage-config.yaml` first, then `config/storage-backend.txt`, whose
-    /// rename is the moment of a switch.
-    fn name_in_config(&self, layout: &ProjectLayout) -> StorageResult<()> {
+    /// rename is the moment of a switch (or of a switch back, when a
+    /// migration away from this backend is undone: its data was never
+    /// touched).
+    pub fn name_in_config(&self, layout: &ProjectLayout) -> StorageResult<()> {
         if let Some(kind) = self.kind.database() {
             let named = StorageConfig::load(&layout.storage_config()).map(|c| c.database);
             if !matches!(named, Ok(DatabaseSetting::Provided(k)) if k == kind) {
