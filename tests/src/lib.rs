@@ -133,6 +133,14 @@ impl Project {
         Daemon { child: Some(child), socket }
     }
 
+    /// Waits until no migration is under way: `msctl migrate` answers at
+    /// the switch, and the old backend's files go after it.
+    pub fn wait_until_no_migration(&self) {
+        eventually("the migration's clean-up ends", Duration::from_secs(60), || {
+            self.msctl(&["migrate", "status", "--json"]).json().is_null()
+        });
+    }
+
     /// Runs `msctl --root ROOT ARGS...`.
     pub fn msctl(&self, args: &[&str]) -> Run {
         self.msctl_with_input(args, None)

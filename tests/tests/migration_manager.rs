@@ -80,7 +80,10 @@ fn status_shows_a_migration_under_way_and_none_after() {
     let phases = ["prepared", "backed_up", "copied", "caught_up", "verified", "switching", "switched"];
     let copying = phase.strip_prefix("copying ").and_then(|c| c.split_once(" of 3000"));
     assert!(phases.contains(&phase) || copying.is_some_and(|(n, _)| n.parse::<u32>().is_ok()), "{seen}");
-    assert!(p.msctl(&["migrate", "status", "--json"]).json().is_null(), "over once it returned");
+    // Answered at the switch; the old backend's files go right after.
+    let status = p.msctl(&["migrate", "status", "--json"]).json();
+    assert!(status.is_null() || status["phase"] == "switched, removing what the old backend left", "{status}");
+    p.wait_until_no_migration();
 }
 
 #[test]
@@ -109,7 +112,9 @@ fn rollback_returns_to_the_backend_and_the_backup_of_the_last_migration() {
     }
     let original = std::fs::read_to_string(p.milestones().join("active/a.yaml")).unwrap();
     let moved = p.msctl(&["migrate", "database"]).ok().to_owned();
-    assert!(moved.contains("the YAML files were removed") && moved.contains("milestones.tar"), "{moved}");
+    assert!(moved.contains("the YAML files are being removed") && moved.contains("milestones.tar"), "{moved}");
+    p.wait_until_no_migration();
+    assert!(!p.milestones().join("active/a.yaml").exists(), "the clean-up removed the files");
     let back = p.msctl(&["migrate", "rollback", "--json"]).json();
     assert_eq!(
         (back["from"].as_str(), back["to"].as_str(), back["milestones"].as_u64()),

@@ -129,6 +129,8 @@ impl Journal {
     pub fn describe(&self) -> String {
         match self.phase {
             Phase::Copying => format!("copying {} of {}", self.copied, self.total),
+            // The new backend serves; the clean-up runs after the answer.
+            Phase::Switched => "switched, removing what the old backend left".to_owned(),
             phase => phase_name(phase).to_owned(),
         }
     }

@@ -79,10 +79,10 @@ pub struct Migration<'a> {
 
 /// The new backend, ready to serve, what was done, and what the old one
 /// leaves behind.
-pub struct Migrated<'a> {
+pub struct Migrated {
     pub store: Arc<dyn Storage>,
     pub report: MigrationReport,
-    pub leftovers: Leftovers<'a>,
+    pub leftovers: Leftovers,
 }
 
 impl<'a> Migration<'a> {
@@ -126,11 +126,13 @@ impl<'a> Migration<'a> {
                 .target
                 .build(self.layout, from, &docs, &mut |copied| journal.copying(self.layout, copied, total))
                 .map_err(step("copying milestones"))?;
+            lap.done("copied", total);
             let checked = built
                 .store()
                 .map_err(step("copying milestones"))
                 .and_then(|store| differing(&docs, store, &written_so_far()))
                 .and_then(|pending| {
+                    lap.done("checked", total);
                     self.stale_files(None)?;
                     journal.advance(self.layout, Phase::Copied).map_err(step("journaling the copy"))?;
                     Ok(pending)
@@ -145,7 +147,7 @@ impl<'a> Migration<'a> {
         })();
         match built {
             Ok((docs, backup, built, pending)) => {
-                lap.done("copied and checked", docs.len());
+                lap.done("listed the files to remove", docs.len());
                 let (copied, caught_up) = (docs.len(), HashSet::new());
                 Ok(Prepared { migration: self, journal, built, copied, backup, started, lap, caught_up, pending })
             }
@@ -252,7 +254,7 @@ impl<'a> Prepared<'a> {
     /// A failure before the switch removes what was built; one at the
     /// switch itself is left to the next start to finish or undo, as after
     /// a crash.
-    pub fn finish(mut self, written: &HashSet<String>) -> MigrationResult<Migrated<'a>> {
+    pub fn finish(mut self, written: &HashSet<String>) -> MigrationResult<Migrated> {
         let written = self.with_pending(written);
         let Migration { layout, config, source, target } = self.migration;
         let (from, to) = (source.kind(), target.kind);
@@ -306,7 +308,14 @@ impl<'a> Prepared<'a> {
         }
         self.lap.done("switched", self.copied);
         let milestones = store.count().map_err(step("counting the milestones"))?;
-        let leftovers = Leftovers { layout, config, source, to, lap: self.lap, milestones: self.copied };
+        let leftovers = Leftovers {
+            layout: layout.clone(),
+            config: config.clone(),
+            source,
+            to,
+            lap: self.lap,
+            milestones: self.copied,
+        };
         Ok(Migrated {
             report: MigrationReport {
                 from: from.name().to_owned(),
@@ -329,10 +338,11 @@ pub struct Joined {
 }
 
 /// What the old backend leaves once the new one serves: nothing serves
-/// from it any more.
-pub struct Leftovers<'a> {
-    layout: &'a ProjectLayout,
-    config: &'a StorageConfig,
+/// from it any more. Owned, so that another thread can remove it while
+/// the client has its answer.
+pub struct Leftovers {
+    layout: ProjectLayout,
+    config: StorageConfig,
     source: Arc<dyn Storage>,
     to: BackendKind,
     lap: Lap,
@@ -340,7 +350,7 @@ pub struct Leftovers<'a> {
     milestones: usize,
 }
 
-impl Leftovers<'_> {
+impl Leftovers {
     /// Removes the old backend's index, database or YAML files (all in the
     /// backup) and closes the journal: the migration is over. Writes may go
     /// on meanwhile (they go to the new backend); the files removed are
@@ -348,11 +358,11 @@ impl Leftovers<'_> {
     /// made outside meanwhile stays for the new backend to import.
     pub fn remove(mut self) {
         crate::injected::crash_point("cleaning_up");
-        for e in BackendSpec::new(self.source.kind(), self.config).retire(self.layout, self.to) {
+        for e in BackendSpec::new(self.source.kind(), &self.config).retire(&self.layout, self.to) {
             tracing::warn!(error = %e, "migration finished, but a leftover of the old backend could not be removed");
         }
         crate::injected::crash_point("cleaned_up");
-        close_journal(self.layout);
+        close_journal(&self.layout);
         self.lap.done("cleaned up", self.milestones);
     }
 }

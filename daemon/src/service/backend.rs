@@ -13,7 +13,8 @@ use super::{MilestoneService, ServiceError, ServiceResult};
 use crate::atomic::FileError;
 use crate::config::StorageConfig;
 use crate::database_url::DatabaseUrl;
-use crate::migration::{Migration, MigrationError};
+use super::migration_lock::MigrationHeld;
+use crate::migration::{Leftovers, Migration, MigrationError};
 use crate::peer::Peer;
 use crate::storage::StorageError;
 use crate::storage::{BackendKind, BackendSpec};
@@ -71,7 +72,7 @@ impl MilestoneService {
         url: Option<String>,
         peer: &Peer,
     ) -> ServiceResult<MigrationReport> {
-        let _migrating = self.migrating.write().unwrap_or_else(|p| p.into_inner());
+        let migrating = self.migrating.acquire();
         let source = self.storage();
         let config = self.config();
         let (from, to) = (source.kind(), BackendKind::from_target(target));
@@ -123,14 +124,12 @@ impl MilestoneService {
             self.forget_dropped_file_problems();
             let stall_ms = held.elapsed().as_millis() as u64;
             drop(gate);
-            // Writes go to the new backend now; outside edits still wait
-            // (on `migrating`) until the old backend's files are gone.
-            migrated.leftovers.remove();
-            Ok((migrated.report, written.len(), stall_ms))
+            Ok((migrated.report, migrated.leftovers, written.len(), stall_ms))
         });
         self.written.stop();
         match result {
-            Ok((report, caught_up, stall_ms)) => {
+            Ok((report, leftovers, caught_up, stall_ms)) => {
+                remove_in_background(leftovers, migrating);
                 tracing::info!(from = %report.from, to = %report.to, milestones = report.milestones, caught_up, stall_ms, duration_ms = report.duration_ms, "migration finished");
                 let details = json!({ "report": report, "caught_up": caught_up, "write_stall_ms": stall_ms });
                 self.log("migration_completed", "", peer, details);
@@ -159,6 +158,33 @@ impl MilestoneService {
                 self.publish_migration(EventKind::MigrationFinished, format!("migration from {backends} failed: {e}"));
                 Err(ServiceError::Migration(e))
             }
+        }
+    }
+}
+
+/// Removes what the old backend leaves on another thread, so that the
+/// client has its answer at the switch. Writes go to the new backend
+/// meanwhile; outside edits, and the next migration, wait until the old
+/// backend's files are gone (`migrating` is held until then). A crash
+/// before the end is finished by the next start, as the journal says.
+fn remove_in_background(leftovers: Leftovers, migrating: MigrationHeld) {
+    // Handed over once the thread exists, so that a failure to start one
+    // leaves them here to remove inline.
+    let (hand_over, handed) = std::sync::mpsc::channel::<(Leftovers, MigrationHeld)>();
+    let spawned = std::thread::Builder::new().name("migration-clean-up".to_owned()).spawn(move || {
+        if let Ok((leftovers, _migrating)) = handed.recv() {
+            leftovers.remove();
+        }
+    });
+    match spawned {
+        Ok(_) => {
+            if let Err(std::sync::mpsc::SendError((leftovers, _migrating))) = hand_over.send((leftovers, migrating)) {
+                leftovers.remove();
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start a thread for the clean-up; it runs before the answer");
+            leftovers.remove();
         }
     }
 }

@@ -18,6 +18,7 @@
 mod backend;
 mod capture;
 mod error;
+mod migration_lock;
 mod milestones;
 mod outside_edits;
 mod project;
@@ -52,9 +53,9 @@ pub struct MilestoneService {
     /// Writes hold it shared; a migration holds it alone for its final
     /// catch-up and switch.
     gate: RwLock<()>,
-    /// A migration holds it for its whole run; taking in outside edits
-    /// waits for it.
-    migrating: RwLock<()>,
+    /// A migration holds it for its whole run, clean-up included; taking
+    /// in outside edits waits for it.
+    migrating: migration_lock::MigrationLock,
     /// The milestones written while a migration copies.
     written: capture::Capture,
     ids: IdAllocator,
@@ -124,7 +125,7 @@ impl MilestoneService {
         MilestoneService {
             storage: RwLock::new(storage),
             gate: RwLock::new(()),
-            migrating: RwLock::new(()),
+            migrating: migration_lock::MigrationLock::default(),
             written: capture::Capture::default(),
             ids: IdAllocator::default(),
             layout,

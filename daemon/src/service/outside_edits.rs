@@ -56,7 +56,7 @@ impl MilestoneService {
     /// counted as failed, never taken for a deletion.
     pub fn absorb_outside_edits(&self, paths: &[PathBuf]) -> OutsideEdits {
         // Taken in against the backend that serves once a migration is over.
-        let _migrating = self.migrating.read().unwrap_or_else(|p| p.into_inner());
+        let _migrating = self.migrating.acquire();
         let _gate = self.write_gate();
         let storage = self.storage();
         let tree = MilestoneTree::new(self.layout.clone());

@@ -436,9 +436,9 @@ impl Output {
             let (from_files, to_files) = (report.from != "database", report.to != "database");
             if from_files && !to_files {
                 text.push_str(
-                    "\nthe YAML files were removed from .milestones/active/ and completed/ (the backup keeps them in \
-                     milestones.tar); in a git work tree, commit their removal, or `msctl migrate rollback` brings \
-                     them back",
+                    "\nthe YAML files are being removed from .milestones/active/ and completed/ (the backup keeps \
+                     them in milestones.tar; `msctl migrate status` shows the clean-up until it ends); in a git work \
+                     tree, commit their removal, or `msctl migrate rollback` brings them back",
                 );
             } else if !from_files && to_files {
                 text.push_str(

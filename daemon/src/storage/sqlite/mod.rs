@@ -10,6 +10,7 @@ mod pool;
 mod schema;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use milestones_protocol::{Analytics, Map, Page, Query};
 use rusqlite::types::Value as SqlValue;
@@ -66,6 +67,11 @@ pub struct MilestoneTable {
     flavour: Flavour,
     /// `index.db` or `enterprise.db`, for messages.
     name: String,
+    /// During a bulk load into a new file, search text waits in
+    /// `temp.bulk_search` and enters `milestones_fts` in one statement at
+    /// the end: FTS5 flushes its pending terms at every statement that
+    /// opens a savepoint, which, row by row, is most of a load's time.
+    search_deferred: AtomicBool,
 }
 
 /// The file a hybrid index row describes.
@@ -86,14 +92,23 @@ impl MilestoneTable {
     /// for [`MilestoneTable::finish_bulk_load`], and until then nothing is
     /// synced (a crash loses the load, never the file's consistency).
     pub fn open_for_bulk_load(path: &Path, flavour: Flavour) -> StorageResult<(MilestoneTable, SchemaState)> {
-        let opened = Self::open_with(path, flavour, true)?;
-        opened
-            .0
-            .pool
-            .writer()
-            .pragma_update(None, "synchronous", "OFF")
-            .map_err(opened.0.failed("set up a bulk load"))?;
-        Ok(opened)
+        let (table, state) = Self::open_with(path, flavour, true)?;
+        let defer = state == SchemaState::Created;
+        {
+            let writer = table.pool.writer();
+            writer
+                .pragma_update(None, "synchronous", "OFF")
+                .and_then(|()| {
+                    if defer {
+                        writer.execute_batch("CREATE TEMP TABLE bulk_search (rowid INTEGER PRIMARY KEY, body TEXT)")
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(table.failed("set up a bulk load"))?;
+        }
+        table.search_deferred.store(defer, Ordering::Relaxed);
+        Ok((table, state))
     }
 
     /// Ends a bulk load: the indexes are built over the rows loaded, writes
@@ -101,7 +116,17 @@ impl MilestoneTable {
     pub fn finish_bulk_load(&self) -> StorageResult<()> {
         {
             let writer = self.pool.writer();
-            schema::create_indexes(&writer, self.flavour)
+            let search = if self.search_deferred.swap(false, Ordering::Relaxed) {
+                "BEGIN IMMEDIATE;
+                 INSERT INTO milestones_fts (rowid, body) SELECT rowid, body FROM temp.bulk_search;
+                 DROP TABLE temp.bulk_search;
+                 COMMIT;"
+            } else {
+                ""
+            };
+            writer
+                .execute_batch(search)
+                .and_then(|()| schema::create_indexes(&writer, self.flavour))
                 .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
                 .map_err(self.failed("finish a bulk load"))?;
         }
@@ -114,7 +139,7 @@ impl MilestoneTable {
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let pool = ConnectionPool::open(path)?;
         let state = schema::prepare(&mut pool.writer(), flavour, &name, indexes_later)?;
-        Ok((MilestoneTable { pool, flavour, name }, state))
+        Ok((MilestoneTable { pool, flavour, name, search_deferred: AtomicBool::new(false) }, state))
     }
 
     /// A read connection, for flavour-specific queries.
@@ -290,6 +315,12 @@ impl MilestoneTable {
     }
 }
 
+#[derive(Clone, Copy)]
+enum SearchWrite {
+    Insert,
+    Delete,
+}
+
 /// Writes inside one transaction.
 pub struct Writer<'a> {
     tx: &'a Transaction<'a>,
@@ -414,14 +445,14 @@ impl Writer<'_> {
         };
         if existed {
             self.tx
-                .prepare_cached("DELETE FROM milestones_fts WHERE rowid = ?")
+                .prepare_cached(self.search_sql(SearchWrite::Delete))
                 .and_then(|mut s| s.execute([rowid]))
                 .and_then(|_| self.tx.prepare_cached("DELETE FROM milestone_dependencies WHERE declared_by = ?"))
                 .and_then(|mut s| s.execute([&record.id]))
                 .map_err(failed())?;
         }
         self.tx
-            .prepare_cached("INSERT INTO milestones_fts (rowid, body) VALUES (?, ?)")
+            .prepare_cached(self.search_sql(SearchWrite::Insert))
             .and_then(|mut s| s.execute(params![rowid, record.search_text]))
             .map_err(failed())?;
         let mut insert = self
@@ -436,6 +467,17 @@ impl Writer<'_> {
         Ok(revision)
     }
 
+    /// The statement writing search text: into `milestones_fts`, or during
+    /// a bulk load into `temp.bulk_search` (see `search_deferred`).
+    fn search_sql(&self, write: SearchWrite) -> &'static str {
+        match (write, self.table.search_deferred.load(Ordering::Relaxed)) {
+            (SearchWrite::Insert, false) => "INSERT INTO milestones_fts (rowid, body) VALUES (?, ?)",
+            (SearchWrite::Insert, true) => "INSERT INTO temp.bulk_search (rowid, body) VALUES (?, ?)",
+            (SearchWrite::Delete, false) => "DELETE FROM milestones_fts WHERE rowid = ?",
+            (SearchWrite::Delete, true) => "DELETE FROM temp.bulk_search WHERE rowid = ?",
+        }
+    }
+
     /// Removes one milestone and its rows. False when it was not there.
     pub fn delete(&self, id: &str) -> StorageResult<bool> {
         let failed = || self.table.failed("remove a milestone");
@@ -446,7 +488,7 @@ impl Writer<'_> {
             .map_err(failed())?;
         let Some(rowid) = rowid else { return Ok(false) };
         self.tx
-            .prepare_cached("DELETE FROM milestones_fts WHERE rowid = ?")
+            .prepare_cached(self.search_sql(SearchWrite::Delete))
             .and_then(|mut s| s.execute([rowid]))
             .and_then(|_| self.tx.prepare_cached("DELETE FROM milestone_dependencies WHERE declared_by = ?"))
             .and_then(|mut s| s.execute([id]))
