@@ -421,7 +421,7 @@ fn close_journal(layout: &ProjectLayout) {
 
 fn snapshot(store: &dyn Storage) -> StorageResult<Vec<Doc>> {
     let mut docs = Vec::new();
-    store.for_each(&mut |d| docs.push(Arc::new(d.clone())))?;
+    store.for_each(&mut |d| docs.push(d.clone()))?;
     Ok(docs)
 }
 

@@ -196,7 +196,7 @@ impl Storage for FileStore {
         Ok(crate::query::run(query, index.docs.values().map(|e| &e.doc))?)
     }
 
-    fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
+    fn for_each(&self, visit: &mut dyn FnMut(&Doc)) -> StorageResult<()> {
         for entry in self.read().docs.values() {
             visit(&entry.doc);
         }

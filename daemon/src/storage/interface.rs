@@ -124,7 +124,7 @@ pub trait Storage: Send + Sync + 'static {
     fn query(&self, query: &Query) -> StorageResult<Page>;
 
     /// Visits every document (validation, the dependency graph, analytics).
-    fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()>;
+    fn for_each(&self, visit: &mut dyn FnMut(&Doc)) -> StorageResult<()>;
 
     /// Every id. The default walks the documents; SQL backends read one
     /// column.

@@ -23,13 +23,21 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn of(doc: &Map) -> StorageResult<Record> {
+    /// Refuses what the SQL tables cannot hold, without building the
+    /// record (a migration checks every document before it copies any);
+    /// returns the id.
+    pub fn check(doc: &Map) -> StorageResult<&str> {
         let id = crate::document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
-        if let Some(path) = doc.iter().find_map(|(k, v)| non_finite_number(v, k.clone())) {
+        if let Some(path) = doc.iter().find_map(|(k, v)| non_finite_number(v).map(|p| if p.is_empty() { k.clone() } else { format!("{k}.{p}") })) {
             return Err(StorageError::Invalid(format!(
                 "milestone `{id}`: field `{path}` holds a number that is not finite (.nan or .inf), which the database backends cannot store"
             )));
         }
+        Ok(id)
+    }
+
+    pub fn of(doc: &Map) -> StorageResult<Record> {
+        let id = Record::check(doc)?;
         let data = serde_json::to_string(doc)
             .map_err(|e| StorageError::Invalid(format!("milestone `{id}` cannot be written as JSON: {e}")))?;
         let text = TEXT_FIELDS[1..]
@@ -80,14 +88,27 @@ pub fn decode(id: &str, data: &str) -> StorageResult<Map> {
 
 /// The dotted path of the first NaN or infinity in `value`, which JSON cannot
 /// represent (serde_json would silently write `null`).
-fn non_finite_number(value: &Value, path: String) -> Option<String> {
-    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
-    match value {
-        Value::Float(f) if !f.is_finite() => Some(path),
-        Value::Map(map) => map.iter().find_map(|(k, v)| non_finite_number(v, join(k))),
-        Value::List(items) => items.iter().enumerate().find_map(|(i, v)| non_finite_number(v, join(&i.to_string()))),
-        _ => None,
+/// The path (`a.b.0`) of the first number that is not finite in `value`;
+/// the path is built only when one is found, on the way back up.
+fn non_finite_number(value: &Value) -> Option<String> {
+    fn inner(value: &Value) -> Option<Vec<String>> {
+        let within = |found: Option<Vec<String>>, key: &dyn Fn() -> String| {
+            found.map(|mut path| {
+                path.push(key());
+                path
+            })
+        };
+        match value {
+            Value::Float(f) if !f.is_finite() => Some(Vec::new()),
+            Value::Map(map) => map.iter().find_map(|(k, v)| within(inner(v), &|| k.clone())),
+            Value::List(items) => items.iter().enumerate().find_map(|(i, v)| within(inner(v), &|| i.to_string())),
+            _ => None,
+        }
     }
+    inner(value).map(|mut path| {
+        path.reverse();
+        path.join(".")
+    })
 }
 
 /// The SQL operator of an ordering filter (both dialects write them alike).

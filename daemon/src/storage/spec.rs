@@ -116,7 +116,7 @@ impl BackendSpec {
         if self.kind == BackendKind::File {
             return Ok(());
         }
-        docs.iter().try_for_each(|d| Record::of(d).map(|_| ()))
+        docs.iter().try_for_each(|d| Record::check(d).map(|_| ()))
     }
 
     /// Copies into the backup folder `dir` what building this backend will
@@ -162,7 +162,7 @@ impl BackendSpec {
                     return Err(StorageError::Invalid(format!("{} is missing", path.display())));
                 }
                 let mut docs = Vec::new();
-                SqliteStore::open(&path)?.for_each(&mut |d| docs.push(Arc::new(d.clone())))?;
+                SqliteStore::open(&path)?.for_each(&mut |d| docs.push(d.clone()))?;
                 Ok(Some(docs))
             }
             BackendKind::File | BackendKind::Hybrid => Ok(None),

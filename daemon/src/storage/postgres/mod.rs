@@ -444,7 +444,7 @@ impl Storage for PostgresStore {
         })
     }
 
-    fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
+    fn for_each(&self, visit: &mut dyn FnMut(&Doc)) -> StorageResult<()> {
         let mut conn = self.pool.get()?;
         let what = "read milestones";
         let mut tx = snapshot(&mut conn.client).map_err(self.failed(what))?;
@@ -452,7 +452,7 @@ impl Storage for PostgresStore {
         loop {
             let rows = tx.query_portal(&portal, BATCH).map_err(self.failed(what))?;
             for row in &rows {
-                visit(&record::decode(row.get(0), row.get(1))?);
+                visit(&Arc::new(record::decode(row.get(0), row.get(1))?));
             }
             if rows.len() < BATCH as usize {
                 break;
@@ -492,7 +492,7 @@ impl Storage for PostgresStore {
         // every milestone into any backend.
         let mut out = Vec::new();
         let mut unwritable = None;
-        self.for_each(&mut |doc| match serde_json::to_vec(doc) {
+        self.for_each(&mut |doc| match serde_json::to_vec(&**doc) {
             Ok(line) => {
                 out.extend(line);
                 out.push(b'\n');

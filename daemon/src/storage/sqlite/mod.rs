@@ -10,6 +10,7 @@ mod pool;
 mod schema;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use milestones_protocol::{Analytics, Map, Page, Query};
@@ -20,6 +21,7 @@ pub use self::failure::failed;
 pub use self::pool::ConnectionPool;
 pub use self::schema::{Flavour, SchemaState};
 use crate::event_log::AuditEvent;
+use crate::document::Doc;
 use crate::graph::DependencyGraph;
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::interface::{Requirement, Revision};
@@ -42,7 +44,7 @@ macro_rules! reads_from_table {
             self.table.query(query)
         }
 
-        fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
+        fn for_each(&self, visit: &mut dyn FnMut(&Doc)) -> StorageResult<()> {
             self.table.for_each(visit)
         }
 
@@ -227,7 +229,7 @@ impl MilestoneTable {
         Ok(Page { items, total: total as u64 })
     }
 
-    pub fn for_each(&self, visit: &mut dyn FnMut(&Map)) -> StorageResult<()> {
+    pub fn for_each(&self, visit: &mut dyn FnMut(&Doc)) -> StorageResult<()> {
         let conn = self.pool.reader()?;
         let mut stmt =
             conn.prepare_cached("SELECT id, data FROM milestones").map_err(self.failed("read milestones"))?;
@@ -235,7 +237,7 @@ impl MilestoneTable {
         while let Some(row) = rows.next().map_err(self.failed("read milestones"))? {
             let id: String = row.get(0).map_err(self.failed("read milestones"))?;
             let data: String = row.get(1).map_err(self.failed("read milestones"))?;
-            visit(&record::decode(&id, &data)?);
+            visit(&Arc::new(record::decode(&id, &data)?));
         }
         Ok(())
     }
