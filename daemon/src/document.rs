@@ -348,9 +348,22 @@ pub fn derive_progress(doc: &mut Map, now: &str) {
 /// that cannot be written as JSON hashes as its error, which matches
 /// nothing a stored copy can hash to.
 pub fn fingerprint(doc: &Map) -> String {
-    use sha2::{Digest, Sha256};
     let json = serde_json::to_vec(doc).unwrap_or_else(|e| format!("unhashable: {e}").into_bytes());
-    Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(&json)
+}
+
+/// The SHA-256 of `bytes`, in lower-case hex (a file's or a document's
+/// content hash).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(bytes);
+    let mut text = String::with_capacity(digest.len() * 2);
+    for b in digest {
+        text.push(DIGITS[usize::from(b >> 4)] as char);
+        text.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    text
 }
 
 /// The current time as the documents write it: RFC 3339, UTC, seconds.

@@ -15,8 +15,8 @@ use milestones_e2e::{migration_target, postgres, Project, SERVER_BACKEND};
 /// next start finds it finished (the switch had been recorded) or undone.
 const POINTS: [(&str, bool); 13] = [
     ("prepared", false),
-    ("backed_up", false),
     ("copying", false),
+    ("backed_up", false),
     ("copied", false),
     ("caught_up", false),
     ("verified", false),

@@ -18,10 +18,12 @@ use crate::storage::{BackendKind, StorageError, StorageResult};
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Prepared,
-    BackedUp,
-    /// The copy is under way; the journal's cursor counts what is copied.
+    /// The copy is under way, the backup taken alongside; the journal's
+    /// cursor counts what is copied.
     Copying,
-    /// The copy is done and compared with the snapshot, while writes go on.
+    /// The copy is in and the backup complete.
+    BackedUp,
+    /// The copy is compared with the snapshot, while writes go on.
     Copied,
     /// Writes are held and the last catch-up is done.
     CaughtUp,

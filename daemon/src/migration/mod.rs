@@ -118,18 +118,12 @@ impl<'a> Migration<'a> {
             self.target.check_storable(&docs).map_err(step("checking the documents"))?;
             lap.done("read", docs.len());
             let total = docs.len();
-            let backup =
-                backup::take(self.layout, &*self.source, &self.target, total).map_err(step("taking the backup"))?;
-            journal.advance(self.layout, Phase::BackedUp).map_err(step("journaling the backup"))?;
-            lap.done("backed up", docs.len());
-            let built = self
-                .target
-                .build(self.layout, from, &docs, &mut |copied| journal.copying(self.layout, copied, total))
-                .map_err(step("copying milestones"))?;
-            lap.done("copied", total);
-            let checked = built
-                .store()
-                .map_err(step("copying milestones"))
+            let (built, backup) = self.copy_and_back_up(&docs, &mut journal)?;
+            lap.done("copied and backed up", total);
+            let checked = journal
+                .advance(self.layout, Phase::BackedUp)
+                .map_err(step("journaling the backup"))
+                .and_then(|()| built.store().map_err(step("copying milestones")))
                 .and_then(|store| differing(&docs, store, &written_so_far()))
                 .and_then(|pending| {
                     lap.done("checked", total);
@@ -201,6 +195,42 @@ impl<'a> Migration<'a> {
             .map_err(step("listing the files to remove"))
     }
 
+    /// Copies `docs` into the target (moving the journal's cursor) and
+    /// takes the backup alongside, on another thread: they read and write
+    /// different things, and the backup is complete before anything is
+    /// switched or removed. Not alongside an export, which writes into the
+    /// folders the backup archives. Whichever fails, the other's work is
+    /// undone (a backup left is only a folder in `backups/`).
+    fn copy_and_back_up(&self, docs: &[Doc], journal: &mut Journal) -> MigrationResult<(Built, PathBuf)> {
+        let (from, total) = (self.source.kind(), docs.len());
+        let take_backup = || backup::take(self.layout, &*self.source, &self.target, total);
+        let mut build = || {
+            let mut copied = |copied| journal.copying(self.layout, copied, total);
+            self.target.build(self.layout, from, docs, &mut copied)
+        };
+        let (built, backup) = if self.target.exports_from(from) {
+            let backup = take_backup().map_err(step("taking the backup"))?;
+            (build(), Ok(backup))
+        } else {
+            std::thread::scope(|scope| {
+                let backup = scope.spawn(take_backup);
+                let built = build();
+                let backup = backup
+                    .join()
+                    .unwrap_or_else(|_| Err(StorageError::Invalid("the backup stopped on an internal error".into())));
+                (built, backup)
+            })
+        };
+        let built = built.map_err(step("copying milestones"))?;
+        match backup {
+            Ok(backup) => Ok((built, backup)),
+            Err(e) => {
+                built.abandon(self.layout);
+                Err(step("taking the backup")(e))
+            }
+        }
+    }
+
     /// Step 1: every document of the running backend.
     fn snapshot(&self) -> Result<Vec<Doc>, StorageError> {
         snapshot(&*self.source)
@@ -233,29 +263,51 @@ impl<'a> Prepared<'a> {
 
     /// Copies again the milestones in `written` (written since the
     /// migration began), while writes go on: rounds of this before writes
-    /// are held leave only the last few for [`Prepared::finish`]. A failure
-    /// removes what was built and closes the journal.
+    /// are held leave only the last few for [`Prepared::finish`]. Each
+    /// round also compares what it copied (a copy that differs, or was
+    /// written again meanwhile, is copied again with the next), lists the
+    /// files its writes left to remove, and folds the target's log into
+    /// its file, so that the moment writes are held has only the last few
+    /// to deal with. A failure removes what was built and closes the
+    /// journal.
     pub fn catch_up(mut self, written: &HashSet<String>) -> MigrationResult<Self> {
         let layout = self.migration.layout;
         let written = self.with_pending(written);
-        if let Err(e) = self.built.catch_up(layout, &*self.migration.source, &written) {
-            self.built.abandon(layout);
-            close_journal(layout);
-            return Err(step("catching up with writes made during the copy")(e));
+        let source = &*self.migration.source;
+        let settled = self
+            .built
+            .catch_up(layout, source, &written)
+            .and_then(|()| self.built.store())
+            .map_err(step("catching up with writes made during the copy"))
+            .and_then(|store| {
+                let differ = differing_copies(source, store, &written)?;
+                self.migration.stale_files(Some(&written))?;
+                store.flush().map_err(step("catching up with writes made during the copy"))?;
+                Ok(differ)
+            });
+        match settled {
+            Ok(differ) => {
+                self.pending = differ;
+                self.caught_up.extend(written);
+                Ok(self)
+            }
+            Err(e) => {
+                self.built.abandon(layout);
+                close_journal(layout);
+                Err(e)
+            }
         }
-        self.caught_up.extend(written);
-        Ok(self)
     }
 
     /// The final catch-up and the switch, while the caller holds writes:
-    /// every milestone in `written` (everything written since the
-    /// migration began) is copied again from the source, checked, and the
-    /// count compared; then the switch, and the old backend's leftovers go.
-    /// A failure before the switch removes what was built; one at the
-    /// switch itself is left to the next start to finish or undo, as after
-    /// a crash.
+    /// every milestone in `written` (written since the last round) is
+    /// copied again from the source and checked, with those whose copy
+    /// differed at the last round, and the count compared; then the
+    /// switch. A failure before the switch removes what was built; one at
+    /// the switch itself is left to the next start to finish or undo, as
+    /// after a crash.
     pub fn finish(mut self, written: &HashSet<String>) -> MigrationResult<Migrated> {
-        let written = self.with_pending(written);
+        let mut written = self.with_pending(written);
         let Migration { layout, config, source, target } = self.migration;
         let (from, to) = (source.kind(), target.kind);
         self.caught_up.extend(written.iter().cloned());
@@ -268,15 +320,14 @@ impl<'a> Prepared<'a> {
             .and_then(|()| self.built.store().map_err(step("catching up")))
             .and_then(|store| {
                 if crate::injected::fault("verify") {
-                    corrupt_one(&*source, store, &self.caught_up)?;
+                    written.extend(corrupt_one(&*source, store, &self.caught_up)?);
                 }
-                verify_written(&*source, store, &self.caught_up)
+                verify_written(&*source, store, &written)
             })
             .and_then(|()| journal.advance(layout, Phase::Verified).map_err(step("journaling the check")))
             .and_then(|()| {
                 let old = BackendSpec::new(from, config);
-                old.list_stale_files(layout, to, &*source, Some(&self.caught_up))
-                    .map_err(step("listing the files to remove"))
+                old.list_stale_files(layout, to, &*source, Some(&written)).map_err(step("listing the files to remove"))
             })
             .and_then(|()| journal.advance(layout, Phase::Switching).map_err(step("journaling the switch")));
         if let Err(e) = caught_up {
@@ -515,24 +566,31 @@ impl Lap {
 /// checked with writes held ([`verify_written`]), as are all the others
 /// written meanwhile: at the switch every record has been compared.
 fn differing(docs: &[Doc], target: &dyn Storage, written: &HashSet<String>) -> MigrationResult<HashSet<String>> {
-    let mut expected: HashMap<&str, String> = docs
-        .iter()
-        .map(|d| (crate::document::id(d).unwrap_or_default(), d))
-        .filter(|(id, _)| !written.contains(*id))
-        .map(|(id, d)| (id, fingerprint(d)))
-        .collect();
-    let mut differ = HashSet::new();
-    target
-        .for_each(&mut |doc| {
+    // The snapshot's hashes on another thread while the copy is read back.
+    let (mut expected, copied) = std::thread::scope(|scope| {
+        let expected = scope.spawn(|| {
+            docs.iter()
+                .map(|d| (crate::document::id(d).unwrap_or_default(), d))
+                .filter(|(id, _)| !written.contains(*id))
+                .map(|(id, d)| (id, fingerprint(d)))
+                .collect::<HashMap<&str, String>>()
+        });
+        let mut copied = Vec::with_capacity(docs.len());
+        let read = target.for_each(&mut |doc| {
             let id = crate::document::id(doc).unwrap_or_default();
-            if written.contains(id) {
-                return;
+            if !written.contains(id) {
+                copied.push((id.to_owned(), fingerprint(doc)));
             }
-            if expected.remove(id) != Some(fingerprint(doc)) {
-                differ.insert(id.to_owned());
-            }
-        })
-        .map_err(step("reading back the copy"))?;
+        });
+        let expected = expected.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (expected, read.map(|()| copied))
+    });
+    let mut differ = HashSet::new();
+    for (id, hash) in copied.map_err(step("reading back the copy"))? {
+        if expected.remove(id.as_str()) != Some(hash) {
+            differ.insert(id);
+        }
+    }
     differ.extend(expected.into_keys().map(str::to_owned));
     if !differ.is_empty() {
         tracing::debug!(milestones = differ.len(), "copies differ from the snapshot; they are copied again");
@@ -540,19 +598,29 @@ fn differing(docs: &[Doc], target: &dyn Storage, written: &HashSet<String>) -> M
     Ok(differ)
 }
 
-/// After the catch-up, with writes held: the milestones written during the
-/// copy are the same on both sides, and so is the count.
-fn verify_written(source: &dyn Storage, target: &dyn Storage, written: &HashSet<String>) -> MigrationResult<()> {
-    let read = |store: &dyn Storage, id: &str| -> MigrationResult<Option<String>> {
-        Ok(store.get(id).map_err(step("reading back the catch-up"))?.map(|s| fingerprint(&s.doc)))
+/// The milestones of `ids` whose copy in `target` differs from the
+/// source (or is there on one side only).
+fn differing_copies(
+    source: &dyn Storage,
+    target: &dyn Storage,
+    ids: &HashSet<String>,
+) -> MigrationResult<HashSet<String>> {
+    let ids: Vec<String> = ids.iter().cloned().collect();
+    let hashes = |store: &dyn Storage| -> MigrationResult<Vec<Option<String>>> {
+        let found = store.get_many(&ids).and_then(|found| {
+            found.into_iter().map(|r| r.map(|s| s.map(|s| fingerprint(&s.doc)))).collect::<StorageResult<_>>()
+        });
+        found.map_err(step("reading back the catch-up"))
     };
-    let mut wrong = Vec::new();
-    for id in written {
-        if read(source, id)? != read(target, id)? {
-            wrong.push(id.clone());
-        }
-    }
-    mismatch(wrong)?;
+    let (here, there) = (hashes(source)?, hashes(target)?);
+    Ok(ids.into_iter().zip(here.into_iter().zip(there)).filter(|(_, (a, b))| a != b).map(|(id, _)| id).collect())
+}
+
+/// After the last catch-up, with writes held: the milestones it copied
+/// are the same on both sides (every other was compared after its last
+/// copy, while writes went on), and so is the count.
+fn verify_written(source: &dyn Storage, target: &dyn Storage, written: &HashSet<String>) -> MigrationResult<()> {
+    mismatch(differing_copies(source, target, written)?.into_iter().collect())?;
     let (here, there) = (source.count(), target.count());
     match (here, there) {
         (Ok(a), Ok(b)) if a == b => Ok(()),
@@ -564,14 +632,18 @@ fn verify_written(source: &dyn Storage, target: &dyn Storage, written: &HashSet<
 /// The fault `MILESTONED_FAULT_AT=verify` injects: the copy of one
 /// milestone written during the migration comes out different, as a
 /// faulty target would store it.
-fn corrupt_one(source: &dyn Storage, target: &dyn Storage, caught_up: &HashSet<String>) -> MigrationResult<()> {
-    let Some(id) = caught_up.iter().min() else { return Ok(()) };
+fn corrupt_one(
+    source: &dyn Storage,
+    target: &dyn Storage,
+    caught_up: &HashSet<String>,
+) -> MigrationResult<Option<String>> {
+    let Some(id) = caught_up.iter().min() else { return Ok(None) };
     if let Some(stored) = source.get(id).map_err(step("reading back the catch-up"))? {
         let mut doc = (*stored.doc).clone();
         doc.insert("title", milestones_protocol::Value::from("corrupted by MILESTONED_FAULT_AT=verify"));
         target.import(&[Arc::new(doc)]).map_err(step("catching up"))?;
     }
-    Ok(())
+    Ok(Some(id.clone()))
 }
 
 fn mismatch(mut wrong: Vec<String>) -> MigrationResult<()> {

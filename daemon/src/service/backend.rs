@@ -9,11 +9,11 @@ use serde_json::json;
 
 use std::time::Instant;
 
+use super::migration_lock::MigrationHeld;
 use super::{MilestoneService, ServiceError, ServiceResult};
 use crate::atomic::FileError;
 use crate::config::StorageConfig;
 use crate::database_url::DatabaseUrl;
-use super::migration_lock::MigrationHeld;
 use crate::migration::{Leftovers, Migration, MigrationError};
 use crate::peer::Peer;
 use crate::storage::StorageError;

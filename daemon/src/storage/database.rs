@@ -14,7 +14,7 @@ use super::cycles;
 use super::error::{StorageError, StorageResult};
 use super::interface::{id_of, BackendKind, Revision, Storage, Stored};
 use super::record::Record;
-use super::sqlite::{reads_from_table, Flavour, MilestoneTable};
+use super::sqlite::{reads_from_table, AfterACrash, Flavour, MilestoneTable};
 use crate::document::Doc;
 use crate::event_log::AuditEvent;
 use milestones_protocol::DatabaseKind;
@@ -35,7 +35,7 @@ impl SqliteStore {
     /// [`SqliteStore::finish_bulk_load`] (see
     /// [`MilestoneTable::open_for_bulk_load`]).
     pub fn create_for_bulk_load(path: &Path) -> StorageResult<SqliteStore> {
-        let (table, _) = MilestoneTable::open_for_bulk_load(path, Flavour::Database)?;
+        let (table, _) = MilestoneTable::open_for_bulk_load(path, Flavour::Database, AfterACrash::Removed)?;
         Ok(SqliteStore { table })
     }
 

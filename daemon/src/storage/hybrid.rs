@@ -18,7 +18,7 @@ use super::cycles;
 use super::error::{StorageError, StorageResult};
 use super::interface::{id_of, note_problem, unreadable, BackendKind, FileKeeping, Revision, Storage, Stored};
 use super::record::Record;
-use super::sqlite::{reads_from_table, FileColumns, Flavour, MilestoneTable};
+use super::sqlite::{reads_from_table, AfterACrash, FileColumns, Flavour, MilestoneTable};
 use super::tree::{LoadedFile, MilestoneTree, Stamp, TreeFile};
 use crate::document::{Doc, Folder};
 use crate::event_log::AuditEvent;
@@ -73,7 +73,7 @@ impl HybridStore {
     fn open_index(tree: &MilestoneTree, path: &Path, events_in_database: bool) -> StorageResult<HybridStore> {
         // Reconciling a new index is a bulk load (and the index is derived
         // data: a crash meanwhile only means building it again).
-        let (table, _) = MilestoneTable::open_for_bulk_load(path, Flavour::Index)?;
+        let (table, _) = MilestoneTable::open_for_bulk_load(path, Flavour::Index, AfterACrash::Reopened)?;
         let store = HybridStore {
             tree: tree.clone(),
             table,

@@ -28,7 +28,10 @@ impl Record {
     /// returns the id.
     pub fn check(doc: &Map) -> StorageResult<&str> {
         let id = crate::document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
-        if let Some(path) = doc.iter().find_map(|(k, v)| non_finite_number(v).map(|p| if p.is_empty() { k.clone() } else { format!("{k}.{p}") })) {
+        if let Some(path) = doc
+            .iter()
+            .find_map(|(k, v)| non_finite_number(v).map(|p| if p.is_empty() { k.clone() } else { format!("{k}.{p}") }))
+        {
             return Err(StorageError::Invalid(format!(
                 "milestone `{id}`: field `{path}` holds a number that is not finite (.nan or .inf), which the database backends cannot store"
             )));

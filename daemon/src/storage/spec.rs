@@ -197,7 +197,7 @@ impl BackendSpec {
     /// staged database, the rows of `docs` in a database server.
     fn made_by_build(&self, layout: &ProjectLayout, source: BackendKind, docs: &[Doc]) -> Vec<Made> {
         let mut made = Vec::new();
-        if self.kind.keeps_files() && !source.keeps_files() {
+        if self.exports_from(source) {
             made.push(Made::Export);
         }
         match self.kind {
@@ -216,6 +216,12 @@ impl BackendSpec {
         made
     }
 
+    /// True when building this backend from `source` writes YAML files
+    /// (an export out of a database).
+    pub fn exports_from(&self, source: BackendKind) -> bool {
+        self.kind.keeps_files() && !source.keeps_files()
+    }
+
     fn fill(
         &self,
         layout: &ProjectLayout,
@@ -224,7 +230,7 @@ impl BackendSpec {
         built: &mut Built,
         copied: &mut dyn FnMut(usize) -> StorageResult<()>,
     ) -> StorageResult<()> {
-        let exports = self.kind.keeps_files() && !source.keeps_files();
+        let exports = self.exports_from(source);
         if exports {
             // Refused up front rather than half-way through the export.
             let tree = MilestoneTree::new(layout.clone());

@@ -11,7 +11,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use milestones_protocol::{Map, Problem, Severity, Value};
-use sha2::{Digest, Sha256};
 
 use super::error::{StorageError, StorageResult};
 use crate::atomic::{sync_dir, sync_filesystem, write_atomically, write_renamed, write_unsynced};
@@ -453,6 +452,5 @@ fn stamp_of(meta: &fs::Metadata) -> Stamp {
 }
 
 pub fn hash_bytes(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::document::sha256_hex(bytes)
 }

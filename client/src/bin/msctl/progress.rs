@@ -15,7 +15,7 @@ use milestones_client::protocol::{Request, Response};
 use milestones_client::Client;
 
 /// A migration's steps, in the order its journal records them.
-const STEPS: [&str; 6] = ["prepared", "backed_up", "copied", "verified", "switching", "switched"];
+const STEPS: [&str; 7] = ["prepared", "copying", "backed_up", "copied", "verified", "switching", "switched"];
 
 const EVERY: Duration = Duration::from_millis(200);
 
@@ -54,7 +54,8 @@ fn show(socket: &Path, done: &AtomicBool) {
     let mut shown = None;
     while !done.load(Ordering::Relaxed) {
         if let Ok(Response::MigrationStatus(Some(progress))) = client.request(Request::MigrationStatus) {
-            let step = STEPS.iter().position(|s| *s == progress.phase).map_or(0, |i| i + 1);
+            // `copying N of M` is the copying step.
+            let step = STEPS.iter().position(|s| progress.phase.starts_with(s)).map_or(0, |i| i + 1);
             let label = progress.phase.replace('_', " ");
             if terminal {
                 let filled = BAR * step / STEPS.len();

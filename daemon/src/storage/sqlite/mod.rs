@@ -9,19 +9,20 @@ mod failure;
 mod pool;
 mod schema;
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use milestones_protocol::{Analytics, Map, Page, Query};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior};
 
 pub use self::failure::failed;
 pub use self::pool::ConnectionPool;
 pub use self::schema::{Flavour, SchemaState};
-use crate::event_log::AuditEvent;
 use crate::document::Doc;
+use crate::event_log::AuditEvent;
 use crate::graph::DependencyGraph;
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::interface::{Requirement, Revision};
@@ -69,11 +70,15 @@ pub struct MilestoneTable {
     flavour: Flavour,
     /// `index.db` or `enterprise.db`, for messages.
     name: String,
-    /// During a bulk load into a new file, search text waits in
-    /// `temp.bulk_search` and enters `milestones_fts` in one statement at
-    /// the end: FTS5 flushes its pending terms at every statement that
-    /// opens a savepoint, which, row by row, is most of a load's time.
-    search_deferred: AtomicBool,
+}
+
+/// What becomes of a file whose bulk load a crash interrupts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterACrash {
+    /// Removed (a migration's staged copy): it may be left inconsistent.
+    Removed,
+    /// Opened again: it must stay consistent.
+    Reopened,
 }
 
 /// The file a hybrid index row describes.
@@ -90,45 +95,38 @@ impl MilestoneTable {
         Self::open_with(path, flavour, false)
     }
 
-    /// Opens the file for a bulk load: when it is new, its indexes wait
-    /// for [`MilestoneTable::finish_bulk_load`], and until then nothing is
-    /// synced (a crash loses the load, never the file's consistency).
-    pub fn open_for_bulk_load(path: &Path, flavour: Flavour) -> StorageResult<(MilestoneTable, SchemaState)> {
+    /// Opens the file for a bulk load: until
+    /// [`MilestoneTable::finish_bulk_load`] nothing is synced, and when the
+    /// file is new its indexes wait. When `after_a_crash` is
+    /// [`AfterACrash::Removed`] and the file is new, its rows also go
+    /// straight into it with no journal, rather than through the
+    /// write-ahead log and again into the file at a checkpoint; a crash
+    /// then leaves a file fit only to be removed.
+    pub fn open_for_bulk_load(
+        path: &Path,
+        flavour: Flavour,
+        after_a_crash: AfterACrash,
+    ) -> StorageResult<(MilestoneTable, SchemaState)> {
         let (table, state) = Self::open_with(path, flavour, true)?;
-        let defer = state == SchemaState::Created;
         {
             let writer = table.pool.writer();
+            let unjournaled = state == SchemaState::Created && after_a_crash == AfterACrash::Removed;
             writer
                 .pragma_update(None, "synchronous", "OFF")
-                .and_then(|()| {
-                    if defer {
-                        writer.execute_batch("CREATE TEMP TABLE bulk_search (rowid INTEGER PRIMARY KEY, body TEXT)")
-                    } else {
-                        Ok(())
-                    }
-                })
+                .and_then(|()| if unjournaled { writer.pragma_update(None, "journal_mode", "OFF") } else { Ok(()) })
                 .map_err(table.failed("set up a bulk load"))?;
         }
-        table.search_deferred.store(defer, Ordering::Relaxed);
         Ok((table, state))
     }
 
-    /// Ends a bulk load: the indexes are built over the rows loaded, writes
-    /// are synced again, and the write-ahead log is folded into the file.
+    /// Ends a bulk load: the indexes are built over the rows loaded, the
+    /// file returns to WAL mode, writes are synced again, and the
+    /// write-ahead log is folded into the file.
     pub fn finish_bulk_load(&self) -> StorageResult<()> {
         {
             let writer = self.pool.writer();
-            let search = if self.search_deferred.swap(false, Ordering::Relaxed) {
-                "BEGIN IMMEDIATE;
-                 INSERT INTO milestones_fts (rowid, body) SELECT rowid, body FROM temp.bulk_search;
-                 DROP TABLE temp.bulk_search;
-                 COMMIT;"
-            } else {
-                ""
-            };
-            writer
-                .execute_batch(search)
-                .and_then(|()| schema::create_indexes(&writer, self.flavour))
+            schema::create_indexes(&writer, self.flavour)
+                .and_then(|()| writer.pragma_update(None, "journal_mode", "WAL"))
                 .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
                 .map_err(self.failed("finish a bulk load"))?;
         }
@@ -141,7 +139,7 @@ impl MilestoneTable {
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let pool = ConnectionPool::open(path)?;
         let state = schema::prepare(&mut pool.writer(), flavour, &name, indexes_later)?;
-        Ok((MilestoneTable { pool, flavour, name, search_deferred: AtomicBool::new(false) }, state))
+        Ok((MilestoneTable { pool, flavour, name }, state))
     }
 
     /// A read connection, for flavour-specific queries.
@@ -277,7 +275,9 @@ impl MilestoneTable {
         let mut conn = self.pool.writer();
         let tx =
             conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.failed("start a write"))?;
-        let result = work(&Writer { tx: &tx, table: self })?;
+        let writer = Writer { tx: &tx, table: self, search: RefCell::default() };
+        let result = work(&writer)?;
+        writer.write_search()?;
         tx.commit().map_err(self.failed("commit a write"))?;
         Ok(result)
     }
@@ -317,17 +317,29 @@ impl MilestoneTable {
     }
 }
 
-#[derive(Clone, Copy)]
-enum SearchWrite {
-    Insert,
-    Delete,
-}
-
 /// Writes inside one transaction.
 pub struct Writer<'a> {
     tx: &'a Transaction<'a>,
     table: &'a MilestoneTable,
+    /// Search text changes, written together at the end of the work.
+    search: RefCell<SearchChanges>,
 }
+
+/// The full-text rows a transaction changes, held back until its work is
+/// done and then written in two statements: FTS5 flushes its pending
+/// terms into a new segment at every statement that may abort, so row by
+/// row a bulk copy spends most of its time flushing and merging.
+#[derive(Default)]
+struct SearchChanges {
+    /// Rows whose old text goes (a row not there is passed over).
+    removed: Vec<i64>,
+    /// The text each row holds afterwards; the last put wins.
+    added: BTreeMap<i64, String>,
+}
+
+/// Rows per full-text statement (two parameters each, well within
+/// SQLite's limit).
+const SEARCH_ROWS_PER_STATEMENT: usize = 500;
 
 impl Writer<'_> {
     pub fn conn(&self) -> &Connection {
@@ -445,18 +457,15 @@ impl Writer<'_> {
                     .map_err(failed())?
             }
         };
+        let mut search = self.search.borrow_mut();
         if existed {
+            search.removed.push(rowid);
             self.tx
-                .prepare_cached(self.search_sql(SearchWrite::Delete))
-                .and_then(|mut s| s.execute([rowid]))
-                .and_then(|_| self.tx.prepare_cached("DELETE FROM milestone_dependencies WHERE declared_by = ?"))
+                .prepare_cached("DELETE FROM milestone_dependencies WHERE declared_by = ?")
                 .and_then(|mut s| s.execute([&record.id]))
                 .map_err(failed())?;
         }
-        self.tx
-            .prepare_cached(self.search_sql(SearchWrite::Insert))
-            .and_then(|mut s| s.execute(params![rowid, record.search_text]))
-            .map_err(failed())?;
+        search.added.insert(rowid, record.search_text.clone());
         let mut insert = self
             .tx
             .prepare_cached(
@@ -469,15 +478,22 @@ impl Writer<'_> {
         Ok(revision)
     }
 
-    /// The statement writing search text: into `milestones_fts`, or during
-    /// a bulk load into `temp.bulk_search` (see `search_deferred`).
-    fn search_sql(&self, write: SearchWrite) -> &'static str {
-        match (write, self.table.search_deferred.load(Ordering::Relaxed)) {
-            (SearchWrite::Insert, false) => "INSERT INTO milestones_fts (rowid, body) VALUES (?, ?)",
-            (SearchWrite::Insert, true) => "INSERT INTO temp.bulk_search (rowid, body) VALUES (?, ?)",
-            (SearchWrite::Delete, false) => "DELETE FROM milestones_fts WHERE rowid = ?",
-            (SearchWrite::Delete, true) => "DELETE FROM temp.bulk_search WHERE rowid = ?",
+    /// Writes the search text changes the work made (see [`SearchChanges`]).
+    fn write_search(&self) -> StorageResult<()> {
+        let SearchChanges { removed, added } = self.search.take();
+        let failed = || self.table.failed("update the search index");
+        for rows in removed.chunks(SEARCH_ROWS_PER_STATEMENT) {
+            let sql = format!("DELETE FROM milestones_fts WHERE rowid IN ({})", vec!["?"; rows.len()].join(", "));
+            self.tx.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(rows))).map_err(failed())?;
         }
+        let added: Vec<(i64, String)> = added.into_iter().collect();
+        for rows in added.chunks(SEARCH_ROWS_PER_STATEMENT) {
+            let sql =
+                format!("INSERT INTO milestones_fts (rowid, body) VALUES {}", vec!["(?, ?)"; rows.len()].join(", "));
+            let values = rows.iter().flat_map(|(rowid, body)| [rowid as &dyn ToSql, body as &dyn ToSql]);
+            self.tx.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(values))).map_err(failed())?;
+        }
+        Ok(())
     }
 
     /// Removes one milestone and its rows. False when it was not there.
@@ -489,10 +505,13 @@ impl Writer<'_> {
             .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
             .map_err(failed())?;
         let Some(rowid) = rowid else { return Ok(false) };
+        {
+            let mut search = self.search.borrow_mut();
+            search.removed.push(rowid);
+            search.added.remove(&rowid);
+        }
         self.tx
-            .prepare_cached(self.search_sql(SearchWrite::Delete))
-            .and_then(|mut s| s.execute([rowid]))
-            .and_then(|_| self.tx.prepare_cached("DELETE FROM milestone_dependencies WHERE declared_by = ?"))
+            .prepare_cached("DELETE FROM milestone_dependencies WHERE declared_by = ?")
             .and_then(|mut s| s.execute([id]))
             .map_err(failed())?;
         Ok(true)
