@@ -49,6 +49,9 @@ struct Measured {
     from: String,
     to: String,
     took: Result<Duration, String>,
+    /// From the answer until the old backend's leftovers were removed (the
+    /// clean-up runs after the answer, while writes go on).
+    clean_up: Duration,
     /// The longest any write waited while the migration ran.
     longest_write: Duration,
     writes: usize,
@@ -83,11 +86,12 @@ fn main() {
         for pair in chain.windows(2) {
             let m = migrate_under_load(&daemon, n, &pair[0], &pair[1], &server.database().url(), writers);
             println!(
-                "{} milestones, {} → {}: {} (longest write {}, {} writes, stall {} ms)",
+                "{} milestones, {} → {}: {} then clean-up {} (longest write {}, {} writes, stall {} ms)",
                 fmt_int(n),
                 m.from,
                 m.to,
                 m.took.as_ref().map_or_else(|e| format!("failed: {e}"), |d| fmt_duration(*d)),
+                fmt_duration(m.clean_up),
                 fmt_duration(m.longest_write),
                 m.writes,
                 m.stall_ms.map_or("?".to_owned(), |s| s.to_string()),
@@ -119,7 +123,8 @@ fn about() -> String {
         "{} A generated project (as for the backends benchmark) is migrated by one daemon around all twelve \
          directions, each migration starting where the one before ended, while {WRITERS} clients update \
          milestones back to back (one request at a time each). Time is the client's wall time for the \
-         `migrate` request; *longest write* is the longest any update waited while the migration ran; *stall* \
+         `migrate` request, which is answered at the switch; *clean-up* is how long the old backend's \
+         leftovers took to go after that (writes flow meanwhile; the next migration waits for it); *longest write* is the longest any update waited while the migration ran; *stall* \
          is how long the daemon held writes for the last catch-up, its check and the switch. PostgreSQL is a \
          local server started by the benchmark (fsync on), reached by its Unix socket; each migration into it \
          copies into an empty database.",
@@ -131,7 +136,7 @@ fn table(results: &[(usize, Vec<Measured>)]) -> String {
     let mut out = String::from("| migration |");
     let mut rule = String::from("| --- |");
     for (n, _) in results {
-        out.push_str(&format!(" {} milestones: time · longest write · stall |", fmt_int(*n)));
+        out.push_str(&format!(" {} milestones: time · clean-up · longest write · stall |", fmt_int(*n)));
         rule.push_str(" --- |");
     }
     out.push('\n');
@@ -145,8 +150,9 @@ fn table(results: &[(usize, Vec<Measured>)]) -> String {
             match measured.get(row) {
                 Some(m) => match &m.took {
                     Ok(took) => out.push_str(&format!(
-                        " {} · {} · {} |",
+                        " {} · {} · {} · {} |",
                         fmt_duration(*took),
+                        fmt_duration(m.clean_up),
                         fmt_duration(m.longest_write),
                         m.stall_ms.map_or("?".to_owned(), |s| format!("{s} ms"))
                     )),
@@ -208,6 +214,11 @@ fn migrate_under_load(daemon: &Daemon, n: usize, from: &str, to: &str, url: &str
         Ok(other) => Err(format!("unexpected answer {other:?}")),
         Err(e) => Err(e.to_string()),
     };
+    let answered = Instant::now();
+    while let Ok(Response::MigrationStatus(Some(_))) = client.request(Request::MigrationStatus) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let clean_up = answered.elapsed();
     stop.store(true, Ordering::Relaxed);
     let (mut longest_write, mut writes) = (Duration::ZERO, 0);
     for w in writers {
@@ -219,5 +230,5 @@ fn migrate_under_load(daemon: &Daemon, n: usize, from: &str, to: &str, url: &str
         Ok(Response::MigrationHistory(records)) => records.last().and_then(|r| r.write_stall_ms),
         _ => None,
     };
-    Measured { from: from.to_owned(), to: to.to_owned(), took, longest_write, writes, stall_ms }
+    Measured { from: from.to_owned(), to: to.to_owned(), took, clean_up, longest_write, writes, stall_ms }
 }
