@@ -451,6 +451,47 @@ fn generated_queries_agree_with_memory(kind: BackendKind) {
     }
 }
 
+/// Search text follows every write, however many a write carries: a copy
+/// of more rows than one statement takes, an import over existing rows, a
+/// replace, a removal.
+fn search_follows_every_write(kind: BackendKind) {
+    let f = Fixture::new(kind);
+    let s = &*f.store;
+    let found = |words: &str| -> Vec<String> {
+        let query = Query {
+            text: Some(words.into()),
+            sort: vec![SortKey { path: "id".into(), descending: false }],
+            ..Query::default()
+        };
+        let page = s.query(&query).unwrap();
+        page.items.iter().map(|d| d.as_map().unwrap().get("id").unwrap().as_str().unwrap().to_owned()).collect()
+    };
+    let docs: Vec<Arc<Map>> = (0..1_200)
+        .map(|i| Arc::new(milestone(&format!("s-{i:04}"), &format!("description: zeta{i} common\n"))))
+        .collect();
+    s.import(&docs).unwrap();
+    assert_eq!(
+        s.query(&Query { text: Some("common".into()), limit: Some(0), ..Query::default() }).unwrap().total,
+        1_200
+    );
+    assert_eq!(found("zeta1199"), ["s-1199"], "the last rows of a large write are searchable");
+    assert_eq!(found("zeta0"), ["s-0000"]);
+
+    // Written again, in one import: the old words go, the new ones come.
+    let again: Vec<Arc<Map>> =
+        (0..600).map(|i| Arc::new(milestone(&format!("s-{i:04}"), &format!("description: omega{i}\n")))).collect();
+    s.import(&again).unwrap();
+    assert!(found("zeta5").is_empty(), "{kind:?}: an overwritten row still answers its old words");
+    assert_eq!(found("omega599"), ["s-0599"]);
+    assert_eq!(found("zeta600"), ["s-0600"], "rows the import did not touch keep theirs");
+
+    let stored = s.get("s-0700").unwrap().unwrap();
+    s.replace(milestone("s-0700", "description: renamed kappa\n"), &stored.revision).unwrap();
+    assert_eq!((found("kappa"), found("zeta700")), (vec!["s-0700".to_owned()], vec![]));
+    assert!(s.remove("s-0701").unwrap());
+    assert!(found("zeta701").is_empty(), "a removed milestone is not found");
+}
+
 /// Runs the whole suite on each backend named.
 macro_rules! conformance {
     ($($backend:ident => $kind:expr),* $(,)?) => {$(
@@ -465,6 +506,7 @@ macro_rules! conformance {
             #[test] fn outside_edits_are_absorbed() { super::outside_edits_are_absorbed($kind) }
             #[test] fn generated_ids_skip_every_taken_id() { super::generated_ids_skip_every_taken_id($kind) }
             #[test] fn generated_queries_agree_with_memory() { super::generated_queries_agree_with_memory($kind) }
+            #[test] fn search_follows_every_write() { super::search_follows_every_write($kind) }
         }
     )*};
 }

@@ -562,12 +562,13 @@ impl Lap {
 /// Step 4: compares the copy with the snapshot, record by record, by a
 /// content hash. Milestones written since the snapshot (`written`) are left
 /// out; any other that differs or is missing on one side (a write still in
-/// flight while the copy was made) is returned, to be copied again and
-/// checked with writes held ([`verify_written`]), as are all the others
-/// written meanwhile: at the switch every record has been compared.
+/// flight while the copy was made) is returned, to be copied again by the
+/// next catch-up round. Each round compares what it copied
+/// ([`differing_copies`]), the last with writes held ([`verify_written`]):
+/// at the switch every record has been compared since its last copy.
 fn differing(docs: &[Doc], target: &dyn Storage, written: &HashSet<String>) -> MigrationResult<HashSet<String>> {
     // The snapshot's hashes on another thread while the copy is read back.
-    let (mut expected, copied) = std::thread::scope(|scope| {
+    let (expected, copied) = std::thread::scope(|scope| {
         let expected = scope.spawn(|| {
             docs.iter()
                 .map(|d| (crate::document::id(d).unwrap_or_default(), d))
@@ -582,9 +583,10 @@ fn differing(docs: &[Doc], target: &dyn Storage, written: &HashSet<String>) -> M
                 copied.push((id.to_owned(), fingerprint(doc)));
             }
         });
-        let expected = expected.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let expected = expected.join().map_err(|_| StorageError::Invalid("stopped on an internal error".into()));
         (expected, read.map(|()| copied))
     });
+    let mut expected = expected.map_err(step("checking the copy"))?;
     let mut differ = HashSet::new();
     for (id, hash) in copied.map_err(step("reading back the copy"))? {
         if expected.remove(id.as_str()) != Some(hash) {
