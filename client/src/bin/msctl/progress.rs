@@ -19,6 +19,8 @@ const STEPS: [&str; 7] = ["prepared", "copying", "backed_up", "copied", "verifie
 
 const EVERY: Duration = Duration::from_millis(200);
 
+const FIRST_AFTER: Duration = Duration::from_millis(300);
+
 const BAR: usize = 24;
 
 pub struct Progress {
@@ -41,8 +43,19 @@ impl Progress {
     pub fn finish(mut self) {
         self.done.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
+    }
+}
+
+/// Waits `length`, or until `done` (set by [`Progress::finish`], which
+/// wakes the thread), so that msctl never waits on its progress display.
+fn pause(done: &AtomicBool, length: Duration) {
+    let until = Instant::now() + length;
+    while !done.load(Ordering::Relaxed) {
+        let Some(left) = until.checked_duration_since(Instant::now()) else { return };
+        std::thread::park_timeout(left);
     }
 }
 
@@ -52,6 +65,8 @@ fn show(socket: &Path, done: &AtomicBool) {
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut shown = None;
+    // A migration over sooner (or refused at once) shows no progress.
+    pause(done, FIRST_AFTER);
     while !done.load(Ordering::Relaxed) {
         if let Ok(Response::MigrationStatus(Some(progress))) = client.request(Request::MigrationStatus) {
             // `copying N of M` is the copying step.
@@ -78,7 +93,7 @@ fn show(socket: &Path, done: &AtomicBool) {
             }
             shown = Some(step);
         }
-        std::thread::sleep(EVERY);
+        pause(done, EVERY);
     }
     if terminal && shown.is_some() {
         eprint!("\r\x1b[K");
