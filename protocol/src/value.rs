@@ -441,8 +441,43 @@ impl<'de> Visitor<'de> for TaggedVisitor {
     }
 }
 
+/// How deep lists and maps may nest in a value read from anywhere (a
+/// frame, a YAML file, a stored JSON row). Reading is recursive: without a
+/// bound, a small frame nesting thousands deep overflows the reader's
+/// stack and takes the process down. The bound also keeps every accepted
+/// value within what JSON readers take back (serde_json stops at 128), so
+/// what is stored can always be read again.
+pub const MAX_NESTING: usize = 100;
+
+thread_local! {
+    /// Lists and maps open in the value being read on this thread.
+    static NESTING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// One level of nesting, given back when dropped (also on an error).
+struct Nested;
+
+impl Nested {
+    fn enter<E: de::Error>() -> Result<Nested, E> {
+        NESTING.with(|depth| {
+            if depth.get() >= MAX_NESTING {
+                return Err(E::custom(format_args!("lists and maps nest more than {MAX_NESTING} deep")));
+            }
+            depth.set(depth.get() + 1);
+            Ok(Nested)
+        })
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        NESTING.with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
+}
+
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let _level = Nested::enter::<D::Error>()?;
         if d.is_human_readable() {
             d.deserialize_any(PlainVisitor)
         } else {
@@ -463,6 +498,38 @@ impl<'de> Deserialize<'de> for Map {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A list nested `depth` deep around one integer, built (and later
+    /// dropped) on a thread with room for the recursion.
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(Value::Int(1), |inner, _| Value::List(vec![inner]))
+    }
+
+    fn on_a_big_stack<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new().stack_size(256 << 20).spawn(work).unwrap().join().unwrap()
+    }
+
+    #[test]
+    fn values_nesting_too_deep_are_refused_not_a_stack_overflow() {
+        use crate::codec::{decode, encode};
+        use crate::Encoding;
+        let (deep, fits) = on_a_big_stack(|| {
+            let deep = encode(Encoding::Bincode, &nested(5_000)).unwrap();
+            let fits = encode(Encoding::Bincode, &nested(MAX_NESTING - 1)).unwrap();
+            (deep, fits)
+        });
+        // Read on an ordinary thread: an error, not an abort.
+        let refused = decode::<Value>(Encoding::Bincode, &deep).unwrap_err().to_string();
+        assert!(refused.contains("nest more than 100 deep"), "{refused}");
+        let read = decode::<Value>(Encoding::Bincode, &fits).unwrap();
+        assert_eq!(read, nested(MAX_NESTING - 1));
+        // The count starts again after a refusal.
+        assert_eq!(decode::<Value>(Encoding::Bincode, &fits).unwrap(), read);
+        let json = format!("{}1{}", "[".repeat(MAX_NESTING + 5), "]".repeat(MAX_NESTING + 5));
+        let refused = serde_json::from_str::<Value>(&json).unwrap_err().to_string();
+        assert!(refused.contains("nest more than 100 deep"), "{refused}");
+        on_a_big_stack(move || drop(read));
+    }
 
     fn sample() -> Value {
         let mut inner = Map::new();

@@ -266,3 +266,42 @@ fn conflict_errors_reach_only_clients_that_know_them() {
     assert_eq!(kind_for(Vec::new()), ErrorKind::Busy);
     p.msctl(&["update", "contested", "--set", "owner=me"]).fails(7, "not overwriting it");
 }
+
+#[test]
+fn a_value_nested_thousands_deep_is_refused_and_the_daemon_stays_up() {
+    let p = Project::on_any_backend("database");
+    let d = p.start(&[]);
+    let socket = d.socket.clone();
+    // Built, sent and dropped on a thread with room for the recursion: the
+    // daemon reads it on an ordinary one.
+    let answer = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || {
+            let deep = (0..5_000).fold(milestones_e2e::protocol::Value::Int(1), |inner, _| {
+                milestones_e2e::protocol::Value::List(vec![inner])
+            });
+            let mut doc = milestones_e2e::protocol::Map::new();
+            doc.insert("id", milestones_e2e::protocol::Value::from("deep"));
+            doc.insert("title", milestones_e2e::protocol::Value::from("Deep"));
+            doc.insert("x", deep);
+            let input = milestones_e2e::protocol::DocumentInput::Fields(milestones_e2e::protocol::Value::Map(doc));
+            let mut client = milestones_e2e::Client::connect(&socket, "hostile").unwrap();
+            format!("{:?}", client.request(Request::Create { input }))
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(answer.contains("nest more than 100 deep"), "the refusal names the reason: {answer}");
+    assert_eq!(p.msctl(&["ping"]).code, 0, "the daemon is still up");
+    p.msctl(&["get", "deep"]).fails(3, "deep");
+
+    // The same through msctl, at a depth JSON readers would refuse later:
+    // refused before anything is stored, and every other request works.
+    p.msctl(&["create", "--id", "ok", "--title", "Fine"]).ok();
+    let value = format!("x={}1{}", "[".repeat(127), "]".repeat(127));
+    let refused = p.msctl(&["update", "ok", "--set", &value]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("nest more than 100 deep"), "{refused:?}");
+    assert_eq!(p.msctl(&["list", "--json"]).json().as_array().map(Vec::len), Some(1));
+    assert_eq!(p.msctl(&["get", "ok", "--json"]).json()["title"], "Fine");
+}
