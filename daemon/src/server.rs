@@ -157,7 +157,12 @@ async fn serve(conn: &mut Connection, shared: &Shared, mut stop: watch::Receiver
                 let result = execute(shared, request, &peer).await;
                 (id, if conflict_errors { result } else { result.map_err(ErrorInfo::for_older_clients) })
             }
-            Err(e) => (0, Err(ErrorInfo::new(ErrorKind::Protocol, format!("cannot read request: {e}")))),
+            // The id, when it can be read, lets a client matching replies by
+            // id see the error as the answer to its request.
+            Err(e) => (
+                codec::request_id(encoding, &payload).unwrap_or(0),
+                Err(ErrorInfo::new(ErrorKind::Protocol, format!("cannot read request: {e}"))),
+            ),
         };
         if send(conn, encoding, id, result, shared).await.is_err() {
             return;

@@ -42,3 +42,40 @@ pub fn decode<T: DeserializeOwned>(encoding: Encoding, bytes: &[u8]) -> Result<T
         Encoding::Json => serde_json::from_slice(bytes)?,
     })
 }
+
+/// The id of a request frame that does not decode as a whole (an unknown
+/// request, a value nesting too deep), so that the error reply can carry
+/// it: in bincode the id is the first eight bytes; in JSON the `id` member,
+/// if the text parses at all. `None` when even that cannot be read.
+pub fn request_id(encoding: Encoding, bytes: &[u8]) -> Option<u64> {
+    match encoding {
+        Encoding::Bincode => bytes.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes),
+        Encoding::Json => {
+            #[derive(serde::Deserialize)]
+            struct IdOnly {
+                id: u64,
+            }
+            serde_json::from_slice::<IdOnly>(bytes).ok().map(|frame| frame.id)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Request, RequestFrame};
+
+    #[test]
+    fn the_id_of_a_request_that_does_not_decode_is_still_read() {
+        let frame = encode(Encoding::Bincode, &RequestFrame { id: 42, request: Request::Ping }).unwrap();
+        let mut unknown = frame.clone();
+        unknown[8..12].copy_from_slice(&9_999u32.to_le_bytes());
+        assert!(decode::<RequestFrame>(Encoding::Bincode, &unknown).is_err());
+        assert_eq!(request_id(Encoding::Bincode, &unknown), Some(42));
+        assert_eq!(request_id(Encoding::Bincode, &[1, 2, 3]), None);
+        let json = br#"{"id": 7, "request": {"NoSuchRequest": {}}}"#;
+        assert!(decode::<RequestFrame>(Encoding::Json, json).is_err());
+        assert_eq!(request_id(Encoding::Json, json), Some(7));
+        assert_eq!(request_id(Encoding::Json, b"not json"), None);
+    }
+}

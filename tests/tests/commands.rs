@@ -350,3 +350,26 @@ fn concurrent_creates_and_updates_lose_nothing() {
     assert_eq!(workers, (0..24).collect::<Vec<_>>());
     assert_eq!(std::fs::read_dir(p.milestones().join("active")).unwrap().count(), 24);
 }
+
+#[test]
+fn output_cut_short_by_a_closed_pipe_ends_msctl_quietly() {
+    let p = Project::new();
+    milestones_e2e::corpus::generate(&p, 600);
+    let _d = p.start(&[]);
+    // `msctl list --json | head -c 1`: the reader goes away long before
+    // the listing (well over a pipe's 64 KiB) is written.
+    let mut child = std::process::Command::new(milestones_e2e::binary("msctl"))
+        .env("MSCTL_NO_AUTOSTART", "1")
+        .args(["--root", p.root.to_str().unwrap(), "--json", "list", "--limit", "600"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "msctl panicked on the broken pipe: {stderr}");
+    assert!(stderr.is_empty(), "nothing to say about a reader that left: {stderr}");
+}

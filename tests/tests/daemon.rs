@@ -151,6 +151,17 @@ fn garbage_oversized_and_truncated_frames_get_clear_errors() {
         codec::decode::<ServerMessage>(Encoding::Bincode, &bytes).unwrap(),
         ServerMessage::Reply { id: 7, result: Ok(Response::Pong { .. }) }
     ));
+    // A request this daemon does not know: the error answers its id, so a
+    // client matching replies by id is not left waiting.
+    let mut unknown = ping.clone();
+    unknown[..8].copy_from_slice(&77u64.to_le_bytes());
+    unknown[8..12].copy_from_slice(&9_999u32.to_le_bytes());
+    frame::write_frame(&mut s, &unknown, DEFAULT_MAX_FRAME).unwrap();
+    let bytes = frame::read_frame(&mut s, DEFAULT_MAX_FRAME).unwrap().unwrap();
+    match codec::decode::<ServerMessage>(Encoding::Bincode, &bytes).unwrap() {
+        ServerMessage::Reply { id: 77, result: Err(e) } => assert_eq!(e.kind, ErrorKind::Protocol, "{e:?}"),
+        other => panic!("expected the error to answer request 77, got {other:?}"),
+    }
 
     // A length prefix of 4 GiB: refused from the header alone, connection closed.
     let mut s = d.raw();

@@ -75,6 +75,10 @@ impl From<ClientError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` that closes early ends msctl quietly, as it
+    // does any other Unix tool, rather than panicking on the broken pipe.
+    // SAFETY: restoring a signal's default action, before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let json = cli.json;
     match commands::run(cli) {
