@@ -93,7 +93,61 @@ pub fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool, mode: 
     result
 }
 
+/// Removes from `dir` the temporary files of writes that a process killed
+/// in the middle left behind ([`write_renamed`]'s `.NAME.PID.N.tmp`), those
+/// of a process no longer running; returns how many went. Nothing else in
+/// `dir` is touched, and a folder that is not there has none.
+pub fn remove_abandoned_temp_files(dir: &Path) -> FileResult<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(FileError::new("read folder", dir, e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| FileError::new("read folder", dir, e))?;
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_file_writer) else { continue };
+        if process_is_running(pid) {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FileError::new("remove", entry.path(), e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// The process that wrote a temporary file named `.NAME.PID.N.tmp`.
+fn temp_file_writer(name: &str) -> Option<i32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = inner.rsplitn(3, '.');
+    let (_counter, pid, _name) = (parts.next()?.parse::<u64>().ok()?, parts.next()?, parts.next()?);
+    pid.parse().ok()
+}
+
+fn process_is_running(pid: i32) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists.
+    unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) }
+}
+
 /// Makes a rename or unlink in `dir` durable.
 pub fn sync_dir(dir: &Path) -> FileResult<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| FileError::new("sync folder", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temporary_file_names_its_writer() {
+        assert_eq!(temp_file_writer(".auth-core.yaml.4242.17.tmp"), Some(4242));
+        assert_eq!(temp_file_writer(".storage-backend.txt.7.0.tmp"), Some(7));
+        for other in ["auth.yaml", ".notes.tmp", ".a.yaml.x.1.tmp", ".a.yaml.12.tmp", "a.yaml.1.2.tmp"] {
+            assert_eq!(temp_file_writer(other), None, "{other}");
+        }
+    }
 }

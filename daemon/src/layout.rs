@@ -70,6 +70,11 @@ impl ProjectLayout {
         &self.root
     }
 
+    /// The `.milestones/` folder itself.
+    pub fn milestones_dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn active(&self) -> PathBuf {
         self.dir.join("active")
     }

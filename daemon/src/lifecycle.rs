@@ -133,6 +133,7 @@ fn run(
     if let Some(recovered) = migration::recover(&layout, &config).context("cannot recover an interrupted migration")? {
         tracing::warn!(%recovered, "recovered an interrupted migration");
     }
+    remove_abandoned_temp_files(&layout);
     let spec = BackendSpec::configured(&layout, &config)?;
     // Armed before the tree is read: an edit made while it loads is kept.
     let mut watcher = watcher::TreeWatcher::arm(&layout, config.watcher);
@@ -268,6 +269,21 @@ async fn reload_on_hangup(
         });
         if let Err(e) = reload.await {
             tracing::error!(error = %e, "SIGHUP: the reload failed");
+        }
+    }
+}
+
+/// Removes what writes cut short by a kill left (`.NAME.PID.N.tmp` files
+/// of a process no longer running) in the folders the daemon writes to.
+fn remove_abandoned_temp_files(layout: &ProjectLayout) {
+    let folders = [layout.milestones_dir().to_path_buf(), layout.active(), layout.completed(), layout.config()];
+    for folder in folders {
+        match crate::atomic::remove_abandoned_temp_files(&folder) {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(folder = %folder.display(), removed, "removed files of writes a kill cut short")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot remove files of writes a kill cut short"),
         }
     }
 }

@@ -316,3 +316,22 @@ fn a_value_nested_thousands_deep_is_refused_and_the_daemon_stays_up() {
     assert_eq!(p.msctl(&["list", "--json"]).json().as_array().map(Vec::len), Some(1));
     assert_eq!(p.msctl(&["get", "ok", "--json"]).json()["title"], "Fine");
 }
+
+#[test]
+fn start_up_removes_what_writes_cut_short_by_a_kill_left() {
+    let p = Project::new();
+    let dead = ".auth.yaml.2147483000.0.tmp"; // no process has this pid
+    let alive = format!(".docs.yaml.{}.3.tmp", std::process::id());
+    for name in [dead, &alive, ".notes.tmp", "half.tmp"] {
+        p.write(&format!(".milestones/active/{name}"), "id: half\ntitle: Half written\n");
+    }
+    p.write(&format!(".milestones/config/{dead}"), "backend: file\n");
+    let _d = p.start(&[]);
+    let active = p.milestones().join("active");
+    assert!(!active.join(dead).exists(), "a dead writer's temporary file was left");
+    assert!(!p.milestones().join("config").join(dead).exists());
+    for kept in [alive.as_str(), ".notes.tmp", "half.tmp"] {
+        assert!(active.join(kept).exists(), "{kept} is not a dead writer's temporary file, yet it went");
+    }
+    p.msctl(&["ping"]).ok();
+}
