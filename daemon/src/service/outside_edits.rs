@@ -13,9 +13,9 @@ use serde_json::json;
 
 use super::{MilestoneService, ServiceResult};
 use crate::change_feed::NewEvent;
-use crate::document::{self, Folder, Status};
+use crate::document::{self, sha256_hex, Folder, Status};
 use crate::peer::Peer;
-use crate::storage::tree::{hash_bytes, LoadedFile, MilestoneTree, TreeFile};
+use crate::storage::tree::{LoadedFile, MilestoneTree, TreeFile};
 use crate::storage::{Storage, StorageError, StorageResult};
 
 /// The file name rescan problems are recorded under.
@@ -142,7 +142,7 @@ impl MilestoneService {
             // The database is the truth: the file's content now lives there.
             // Removed only if it still holds what was imported; a file still
             // being written is left for its next event.
-            let still = std::fs::read(&found.path).map(|b| hash_bytes(&b) == loaded.hash);
+            let still = std::fs::read(&found.path).map(|b| sha256_hex(&b) == loaded.hash);
             if still.unwrap_or(false) {
                 tree.remove(&loaded.id, loaded.folder)?;
             }

@@ -139,7 +139,7 @@ impl FileManifest {
                 tree.load(&file).is_ok_and(|f| versions.contains(&crate::document::fingerprint(&f.doc)))
             }),
             Version::Bytes => match fs::read(&path) {
-                Ok(bytes) => versions.contains(&super::tree::hash_bytes(&bytes)),
+                Ok(bytes) => versions.contains(&crate::document::sha256_hex(&bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
                 Err(e) => return Err(StorageError::io("read", &path, e)),
             },

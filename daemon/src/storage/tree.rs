@@ -17,7 +17,7 @@ use crate::atomic::{sync_dir, sync_filesystem, write_atomically, write_renamed, 
 
 /// Up to this many files, [`MilestoneTree::write_all`] syncs each.
 const SYNC_EACH_AT_MOST: usize = 64;
-use crate::document::{self, Folder};
+use crate::document::{self, sha256_hex, Folder};
 use crate::layout::ProjectLayout;
 
 #[derive(Debug, Clone)]
@@ -203,7 +203,7 @@ impl MilestoneTree {
         }
         let before = fs::metadata(path).ok().map(|m| stamp_of(&m));
         let bytes = fs::read(path).map_err(|e| self.problem(path, Some(stem), &format!("cannot read: {e}")))?;
-        let hash = hash_bytes(&bytes);
+        let hash = sha256_hex(&bytes);
         let text =
             String::from_utf8(bytes).map_err(|_| self.problem(path, Some(stem), "the file is not valid UTF-8"))?;
         // The problem names the file already; the message need not.
@@ -303,7 +303,7 @@ impl MilestoneTree {
     pub fn read_unchanged(&self, id: &str, folder: Folder, hash: &str) -> StorageResult<String> {
         let path = self.path_of(id, folder);
         let why = match fs::read(&path) {
-            Ok(bytes) if hash_bytes(&bytes) == hash => {
+            Ok(bytes) if sha256_hex(&bytes) == hash => {
                 // Bytes the store parsed are UTF-8.
                 return String::from_utf8(bytes).map_err(|_| StorageError::Invalid(format!("{} is not UTF-8", self.relative(&path))));
             }
@@ -342,7 +342,7 @@ impl MilestoneTree {
         write_atomically(&dir, &file_name(id), yaml.as_bytes())?;
         let path = dir.join(file_name(id));
         let meta = fs::metadata(&path).map_err(|e| StorageError::io("inspect", &path, e))?;
-        Ok((folder, stamp_of(&meta), hash_bytes(yaml.as_bytes())))
+        Ok((folder, stamp_of(&meta), sha256_hex(yaml.as_bytes())))
     }
 
     /// Writes many documents (a migration's copy): each file by rename, all
@@ -393,7 +393,7 @@ impl MilestoneTree {
             }
             let path = dir.join(file_name(id));
             let stamp = fs::metadata(&path).map(|m| stamp_of(&m)).map_err(|e| StorageError::io("inspect", &path, e))?;
-            written.push(Written { id: id.to_owned(), doc, folder, stamp, hash: hash_bytes(yaml.as_bytes()) });
+            written.push(Written { id: id.to_owned(), doc, folder, stamp, hash: sha256_hex(yaml.as_bytes()) });
         }
         if few {
             self.sync_folders()?;
@@ -449,8 +449,4 @@ pub fn file_name(id: &str) -> String {
 
 fn stamp_of(meta: &fs::Metadata) -> Stamp {
     Stamp { size: meta.len(), mtime_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()) }
-}
-
-pub fn hash_bytes(bytes: &[u8]) -> String {
-    crate::document::sha256_hex(bytes)
 }
