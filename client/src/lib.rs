@@ -7,6 +7,7 @@
 use std::io;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use milestones_protocol::frame::{read_frame, write_frame};
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
@@ -17,10 +18,24 @@ use milestones_protocol::{
 
 pub use milestones_protocol as protocol;
 
+/// How long [`Client::connect`] waits for the daemon's handshake: a daemon
+/// that is stopped (`SIGSTOP`) or hung accepts the connection and never
+/// answers.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("no milestoned is answering at {}: {source}", .socket.display())]
     NoDaemon { socket: PathBuf, source: io::Error },
+    /// The socket is another user's: only its owner and root may connect.
+    #[error("permission denied on {}: this project's milestoned belongs to another user, and only its owner and root may use it", .socket.display())]
+    PermissionDenied { socket: PathBuf },
+    /// The daemon took the connection but did not answer in time.
+    #[error("milestoned did not answer within {} s (is it stopped, or overloaded?)", .waited.as_secs_f64())]
+    TimedOut { waited: Duration },
+    /// The request does not fit in one frame; nothing was sent.
+    #[error("the request is {len} bytes, over the {max} byte frame limit; send less at once")]
+    RequestTooLarge { len: u64, max: usize },
     #[error("milestoned {} refused the connection: {}", .0.daemon_version, .0.reason)]
     Rejected(Rejection),
     #[error("the daemon's handshake was unreadable: {0}")]
@@ -44,24 +59,46 @@ pub struct Client {
     socket: PathBuf,
     welcome: Welcome,
     next_id: u64,
+    timeout: Option<Duration>,
 }
 
 impl Client {
-    /// Connects and runs the handshake (bincode encoding).
+    /// Connects and runs the handshake (bincode encoding), waiting at most
+    /// [`HANDSHAKE_TIMEOUT`] for the daemon to answer. Replies are then
+    /// waited for without a limit unless [`Client::set_timeout`] sets one.
     pub fn connect(socket: &Path, client_name: &str) -> Result<Client, ClientError> {
-        let mut stream = UnixStream::connect(socket)
-            .map_err(|source| ClientError::NoDaemon { socket: socket.to_path_buf(), source })?;
+        Self::connect_within(socket, client_name, HANDSHAKE_TIMEOUT)
+    }
+
+    /// Connects and runs the handshake, waiting at most `timeout` for it.
+    pub fn connect_within(socket: &Path, client_name: &str, timeout: Duration) -> Result<Client, ClientError> {
+        let mut stream = UnixStream::connect(socket).map_err(|source| match source.kind() {
+            io::ErrorKind::PermissionDenied => ClientError::PermissionDenied { socket: socket.to_path_buf() },
+            _ => ClientError::NoDaemon { socket: socket.to_path_buf(), source },
+        })?;
+        set_timeouts(&stream, Some(timeout))?;
         let mut hello = Hello::new(client_name, env!("CARGO_PKG_VERSION"), Encoding::Bincode);
         hello.capabilities.push(milestones_protocol::CAPABILITY_CONFLICT_ERRORS.to_owned());
-        write_frame(&mut stream, &encode_handshake(&hello), DEFAULT_MAX_FRAME)?;
-        let reply = read_frame(&mut stream, DEFAULT_MAX_FRAME)?.ok_or(ClientError::Closed)?;
+        let waited = |e| timed_out(e, Some(timeout));
+        write_frame(&mut stream, &encode_handshake(&hello), DEFAULT_MAX_FRAME).map_err(waited)?;
+        let reply = read_frame(&mut stream, DEFAULT_MAX_FRAME).map_err(waited)?.ok_or(ClientError::Closed)?;
         match decode_handshake::<HandshakeReply>(&reply) {
             Ok(HandshakeReply::Welcome(welcome)) => {
-                Ok(Client { stream, socket: socket.to_path_buf(), welcome, next_id: 1 })
+                set_timeouts(&stream, None)?;
+                Ok(Client { stream, socket: socket.to_path_buf(), welcome, next_id: 1, timeout: None })
             }
             Ok(HandshakeReply::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
             Err(e) => Err(ClientError::Handshake(e.to_string())),
         }
+    }
+
+    /// How long each later request may wait for its reply (`None`: as long
+    /// as it takes). A request that times out leaves the connection
+    /// unusable: its reply may still come.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
+        set_timeouts(&self.stream, timeout)?;
+        self.timeout = timeout;
+        Ok(())
     }
 
     /// The socket this client is connected to (for a second connection).
@@ -80,14 +117,33 @@ impl Client {
         let id = self.next_id;
         self.next_id += 1;
         let payload = codec::encode(Encoding::Bincode, &RequestFrame { id, request })?;
-        write_frame(&mut self.stream, &payload, DEFAULT_MAX_FRAME)?;
-        let reply = read_frame(&mut self.stream, DEFAULT_MAX_FRAME)?.ok_or(ClientError::Closed)?;
+        if payload.len() > DEFAULT_MAX_FRAME {
+            return Err(ClientError::RequestTooLarge { len: payload.len() as u64, max: DEFAULT_MAX_FRAME });
+        }
+        if let Err(e) = write_frame(&mut self.stream, &payload, DEFAULT_MAX_FRAME) {
+            // A daemon with a smaller frame limit answers the header with
+            // an error and closes before taking the rest: its answer says
+            // more than the broken pipe does.
+            return Err(self.answer_after_a_failed_write().unwrap_or_else(|| timed_out(e, self.timeout)));
+        }
+        let reply = read_frame(&mut self.stream, DEFAULT_MAX_FRAME)
+            .map_err(|e| timed_out(e, self.timeout))?
+            .ok_or(ClientError::Closed)?;
         match codec::decode::<ServerMessage>(Encoding::Bincode, &reply)? {
             ServerMessage::Reply { id: got, result } if got == id || got == 0 => result.map_err(ClientError::Daemon),
             ServerMessage::Reply { id: got, .. } => {
                 Err(ClientError::Unexpected(format!("reply to request {got} while waiting for {id}")))
             }
             other => Err(ClientError::Unexpected(format!("{other:?} while waiting for the reply to request {id}"))),
+        }
+    }
+
+    /// The daemon's error reply, if it sent one before closing.
+    fn answer_after_a_failed_write(&mut self) -> Option<ClientError> {
+        let reply = read_frame(&mut self.stream, DEFAULT_MAX_FRAME).ok()??;
+        match codec::decode::<ServerMessage>(Encoding::Bincode, &reply).ok()? {
+            ServerMessage::Reply { result: Err(e), .. } => Some(ClientError::Daemon(e)),
+            _ => None,
         }
     }
 
@@ -104,6 +160,24 @@ impl Client {
     pub fn next_event(&mut self) -> Result<ServerMessage, ClientError> {
         let bytes = read_frame(&mut self.stream, DEFAULT_MAX_FRAME)?.ok_or(ClientError::Closed)?;
         Ok(codec::decode::<ServerMessage>(Encoding::Bincode, &bytes)?)
+    }
+}
+
+fn set_timeouts(stream: &UnixStream, timeout: Option<Duration>) -> Result<(), ClientError> {
+    stream.set_read_timeout(timeout).and_then(|()| stream.set_write_timeout(timeout)).map_err(FrameError::Io)?;
+    Ok(())
+}
+
+/// A read or write that ran out of time (a socket timeout shows as
+/// `WouldBlock`) as [`ClientError::TimedOut`]; other failures as they are.
+fn timed_out(e: FrameError, timeout: Option<Duration>) -> ClientError {
+    match (&e, timeout) {
+        (FrameError::Io(io), Some(waited))
+            if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+        {
+            ClientError::TimedOut { waited }
+        }
+        _ => ClientError::Frame(e),
     }
 }
 

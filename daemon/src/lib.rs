@@ -13,7 +13,7 @@
 //! 3. `migration`: moving every milestone between backends through the
 //!    factory;
 //! 4. `service`: what each request does, one file per request family;
-//! 5. `watcher`, `server`, `connection`, `listener`, `scale::monitor`: what
+//! 5. `watcher`, `server`, `connection`, `connection_slots`, `listener`, `scale::monitor`: what
 //!    feeds the service (outside edits, clients, the scale monitor's cycles;
 //!    `scale::decision` and `request_metrics` are leaves);
 //! 6. `lifecycle` (with `detach`, `instance`, `logging`, `signals`): start-up
@@ -24,6 +24,7 @@ pub mod atomic;
 pub mod change_feed;
 pub mod config;
 pub mod connection;
+pub mod connection_slots;
 pub mod database_url;
 pub mod detach;
 pub mod document;

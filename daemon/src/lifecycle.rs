@@ -52,7 +52,10 @@ pub struct Args {
     /// storage.log_level in storage-config.yaml, else info].
     #[arg(long, value_name = "LEVEL", value_parser = config::parse_level)]
     log_level: Option<LevelFilter>,
-    /// Most clients served at once; more are told to retry.
+    /// Most clients connected at once; beyond it the longest-idle
+    /// connection makes room, and only when every one is busy is a new
+    /// client told to retry. Lowered to what the file-descriptor limit
+    /// allows.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_connections: usize,
     /// Largest frame accepted or sent, in bytes.
@@ -61,6 +64,14 @@ pub struct Args {
     /// How long a new connection may take to send its hello.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     handshake_timeout_ms: u64,
+    /// How long a request frame, once begun, may take to arrive whole, and
+    /// a client to take its reply.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    frame_timeout_ms: u64,
+    /// How long a connection may sit between requests before it is closed
+    /// (subscriptions excepted).
+    #[arg(long, value_name = "MS", default_value_t = 900_000)]
+    client_idle_timeout_ms: u64,
 }
 
 /// Runs the daemon with the command line's arguments.
@@ -171,9 +182,11 @@ fn run(
         logging.level(),
     ));
     let limits = Limits {
-        max_connections: args.max_connections.max(1),
+        max_connections: connections_within_descriptor_limit(args.max_connections.max(1)),
         max_frame: args.max_frame_bytes,
         handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
+        frame_timeout: Duration::from_millis(args.frame_timeout_ms.max(1)),
+        client_idle_timeout: Duration::from_millis(args.client_idle_timeout_ms.max(1)),
         // Under a service manager (always --foreground) the manager decides.
         idle_exit: (!args.foreground && idle_exit_seconds > 0).then(|| Duration::from_secs(idle_exit_seconds)),
     };
@@ -286,4 +299,41 @@ fn remove_abandoned_temp_files(layout: &ProjectLayout) {
             Err(e) => tracing::warn!(error = %e, "cannot remove files of writes a kill cut short"),
         }
     }
+}
+
+/// Descriptors kept for everything but clients: the listener, the
+/// watcher's, database handles, log files, the files a request opens.
+const DESCRIPTORS_KEPT: u64 = 64;
+
+/// Raises the soft file-descriptor limit to the hard one, and returns
+/// `wanted` connections or as many as the limit leaves room for, so that
+/// `accept` does not run out of descriptors before the connection limit
+/// is reached.
+fn connections_within_descriptor_limit(wanted: usize) -> usize {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a valid rlimit for the call to fill in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the file-descriptor limit");
+        return wanted;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        // SAFETY: `raised` is a valid rlimit; raising the soft limit up to
+        // the hard one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    let descriptors = limit.rlim_cur;
+    let room = descriptors.saturating_sub(DESCRIPTORS_KEPT.min(descriptors / 2)).max(1);
+    if (wanted as u64) <= room {
+        return wanted;
+    }
+    tracing::warn!(
+        descriptors,
+        wanted,
+        serving = room,
+        "the file-descriptor limit leaves room for fewer connections than --max-connections; serving that many"
+    );
+    room as usize
 }

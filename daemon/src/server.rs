@@ -4,6 +4,12 @@
 //! Each connection is its own task. Requests that touch the disk run on the
 //! blocking pool; in-memory reads run inline because the hop to the pool
 //! would cost more than the read.
+//!
+//! No client can lock the others out: when every slot is taken the
+//! longest-idle connection makes room ([`ConnectionSlots`]), frames and
+//! replies must move within the frame timeout, connections idle past the
+//! idle timeout close, and a failing `accept` (out of file descriptors)
+//! backs off and frees a descriptor instead of spinning.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +20,12 @@ use milestones_protocol::{
     Request, RequestFrame, Response, ServerMessage, Welcome, CAPABILITY_CONFLICT_ERRORS, PROTOCOL_VERSION,
 };
 use tokio::net::UnixListener;
-use tokio::sync::{broadcast, watch, Semaphore};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, ReadError};
+use crate::connection_slots::{ConnectionSlots, Slot};
 use crate::peer::{self, Peer, UserNames};
 use crate::service::MilestoneService;
 
@@ -29,6 +36,12 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_frame: usize,
     pub handshake_timeout: Duration,
+    /// How long a frame, once begun, may take to arrive, and a reply to be
+    /// taken.
+    pub frame_timeout: Duration,
+    /// How long a connection may sit between requests (subscribers may
+    /// wait for events for ever).
+    pub client_idle_timeout: Duration,
     /// Exit after this long without a client (an auto-started daemon).
     pub idle_exit: Option<Duration>,
 }
@@ -54,9 +67,10 @@ impl Server {
     /// Serves until `shutdown` resolves, then stops accepting, lets every
     /// connection finish the request it is on, and returns.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        let permits = Arc::new(Semaphore::new(self.shared.limits.max_connections));
+        let slots = ConnectionSlots::new(self.shared.limits.max_connections);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
+        let mut accept_failures = AcceptFailures::default();
         tokio::pin!(shutdown);
         // Idle exit counts from the moment the last connection closed.
         let mut idle_since = tokio::time::Instant::now();
@@ -76,30 +90,32 @@ impl Server {
                 }
                 accepted = self.listener.accept() => {
                     let stream = match accepted {
-                        Ok((stream, _)) => stream,
+                        Ok((stream, _)) => {
+                            accept_failures.recovered();
+                            stream
+                        }
                         Err(e) => {
-                            // Out of file descriptors and the like: back off, keep serving.
-                            warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            tokio::time::sleep(accept_failures.failed(&e, &slots)).await;
                             continue;
                         }
                     };
                     let shared = self.shared.clone();
-                    let permit = permits.clone().try_acquire_owned().ok();
+                    let slot = slots.take();
                     let stop = stop_rx.clone();
                     connections.spawn(async move {
-                        let mut conn = Connection::new(stream, shared.limits.max_frame);
-                        match permit {
-                            Some(_permit) => serve(&mut conn, &shared, stop).await,
+                        let limits = &shared.limits;
+                        let mut conn = Connection::new(stream, limits.max_frame, limits.frame_timeout);
+                        match slot {
+                            Some(slot) => serve(&mut conn, &shared, &slot, stop).await,
                             None => {
                                 let reason = format!(
-                                    "the daemon is serving its maximum of {} connections; try again shortly",
-                                    shared.limits.max_connections
+                                    "all {} of the daemon's connections are busy with requests; try again shortly",
+                                    limits.max_connections
                                 );
                                 // Take the client's hello first: closing on an
                                 // unread hello could fail its write with EPIPE
                                 // before it ever reads why.
-                                let _ = tokio::time::timeout(REJECT_READ_TIMEOUT, conn.read_frame()).await;
+                                let _ = tokio::time::timeout(REJECT_READ_TIMEOUT, conn.read_frame(None)).await;
                                 reject(&mut conn, reason).await;
                             }
                         }
@@ -120,7 +136,7 @@ impl Server {
     }
 }
 
-async fn serve(conn: &mut Connection, shared: &Shared, mut stop: watch::Receiver<bool>) {
+async fn serve(conn: &mut Connection, shared: &Shared, slot: &Slot, mut stop: watch::Receiver<bool>) {
     let uid = match conn.stream().peer_cred() {
         Ok(cred) => cred.uid(),
         Err(e) => return warn!(error = %e, "cannot read peer credentials; closing"),
@@ -129,21 +145,33 @@ async fn serve(conn: &mut Connection, shared: &Shared, mut stop: watch::Receiver
         return reject(conn, format!("permission denied: uid {uid} does not own this project's daemon")).await;
     }
     let peer = shared.names.peer(uid);
-    let Some((encoding, conflict_errors)) = handshake(conn, shared).await else { return };
+    let agreed = tokio::select! {
+        agreed = handshake(conn, shared) => agreed,
+        _ = slot.asked_to_give_way() => return,
+    };
+    let Some((encoding, conflict_errors)) = agreed else { return };
     debug!(user = %peer.user, ?encoding, "client connected");
     loop {
+        slot.idle();
         let frame = tokio::select! {
-            frame = conn.read_frame() => frame,
+            frame = conn.read_frame(Some(shared.limits.client_idle_timeout)) => frame,
             _ = stop.changed() => return,
+            _ = slot.asked_to_give_way() => return debug!(user = %peer.user, "closing an idle connection to make room for a new client"),
         };
+        slot.busy();
         let payload = match frame {
             Ok(Some(payload)) => payload,
             Ok(None) => return,
-            Err(FrameError::Io(e)) => return debug!(error = %e, "connection error"),
+            Err(ReadError::Frame(FrameError::Io(e))) => return debug!(error = %e, "connection error"),
+            Err(e @ ReadError::Idle(_)) => return debug!(user = %peer.user, "{e}"),
             Err(e) => {
-                // Too large or truncated: the stream cannot be resynchronised.
-                let kind =
-                    if matches!(e, FrameError::TooLarge { .. }) { ErrorKind::TooLarge } else { ErrorKind::Protocol };
+                // Too large, truncated or stalled: the stream cannot be
+                // resynchronised.
+                let kind = if matches!(e, ReadError::Frame(FrameError::TooLarge { .. })) {
+                    ErrorKind::TooLarge
+                } else {
+                    ErrorKind::Protocol
+                };
                 warn!(user = %peer.user, error = %e, "closing connection after a bad frame");
                 let _ = send(conn, encoding, 0, Err(ErrorInfo::new(kind, e.to_string())), shared).await;
                 return;
@@ -151,7 +179,8 @@ async fn serve(conn: &mut Connection, shared: &Shared, mut stop: watch::Receiver
         };
         let (id, result) = match codec::decode::<RequestFrame>(encoding, &payload) {
             Ok(RequestFrame { id, request: Request::Subscribe { filter } }) => {
-                return stream_events(conn, encoding, id, filter, shared, stop).await;
+                slot.subscribed();
+                return stream_events(conn, encoding, id, filter, shared, slot, stop).await;
             }
             Ok(RequestFrame { id, request }) => {
                 let result = execute(shared, request, &peer).await;
@@ -174,14 +203,14 @@ async fn serve(conn: &mut Connection, shared: &Shared, mut stop: watch::Receiver
 /// knows the appended error kinds, or `None` after telling the client why
 /// not.
 async fn handshake(conn: &mut Connection, shared: &Shared) -> Option<(Encoding, bool)> {
-    let frame = match tokio::time::timeout(shared.limits.handshake_timeout, conn.read_frame()).await {
+    let frame = match tokio::time::timeout(shared.limits.handshake_timeout, conn.read_frame(None)).await {
         Err(_) => {
             let ms = shared.limits.handshake_timeout.as_millis();
             reject(conn, format!("no handshake within {ms} ms; closing")).await;
             return None;
         }
         Ok(Ok(Some(frame))) => frame,
-        Ok(Ok(None)) | Ok(Err(FrameError::Io(_))) => return None,
+        Ok(Ok(None)) | Ok(Err(ReadError::Frame(FrameError::Io(_)))) => return None,
         Ok(Err(e)) => {
             reject(conn, format!("bad handshake frame: {e}")).await;
             return None;
@@ -222,6 +251,41 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a client turned away may take to send the hello it is sending.
 const REJECT_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `accept` failing again and again (out of file descriptors, say): each
+/// failure waits twice as long as the last, up to a second, and only the
+/// first of a run is a warning.
+#[derive(Default)]
+struct AcceptFailures {
+    run: u32,
+}
+
+impl AcceptFailures {
+    const FIRST_PAUSE: Duration = Duration::from_millis(10);
+    const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+
+    /// Notes a failure and returns how long to pause before the next
+    /// `accept`. Out of descriptors, the longest-idle connection is asked
+    /// to close so that the next client can be let in.
+    fn failed(&mut self, e: &std::io::Error, slots: &ConnectionSlots) -> Duration {
+        let out_of_descriptors = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+        let freed = out_of_descriptors && slots.free_one();
+        if self.run == 0 {
+            warn!(error = %e, freed_an_idle_connection = freed, "accept failed; backing off until it works again");
+        } else {
+            debug!(error = %e, failures = self.run + 1, "accept failed again");
+        }
+        self.run = self.run.saturating_add(1);
+        Self::FIRST_PAUSE.saturating_mul(1 << self.run.min(7)).min(Self::LONGEST_PAUSE)
+    }
+
+    fn recovered(&mut self) {
+        if self.run > 0 {
+            info!(failures = self.run, "accept works again");
+            self.run = 0;
+        }
+    }
+}
 
 async fn reject(conn: &mut Connection, reason: String) {
     debug!(%reason, "rejecting connection");
@@ -298,6 +362,7 @@ async fn stream_events(
     id: u64,
     filter: EventFilter,
     shared: &Shared,
+    slot: &Slot,
     mut stop: watch::Receiver<bool>,
 ) {
     // Subscribe before answering, so no change after the answer is missed.
@@ -315,11 +380,12 @@ async fn stream_events(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             // The client sends nothing more; a read ends when it closes.
-            frame = conn.read_frame() => match frame {
+            frame = conn.read_frame(None) => match frame {
                 Ok(Some(_)) => continue,
                 _ => return,
             },
             _ = stop.changed() => return,
+            _ = slot.asked_to_give_way() => return debug!("closing a subscription to make room for a new client"),
         };
         let Ok(bytes) = codec::encode(encoding, &message) else { continue };
         // A subscriber whose socket is full must not keep the daemon from

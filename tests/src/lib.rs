@@ -68,9 +68,7 @@ impl Project {
     /// Starts `milestoned --root ROOT --foreground` with `extra` arguments and
     /// waits until it answers.
     pub fn start(&self, extra: &[&str]) -> Daemon {
-        let daemon = self.spawn(extra);
-        daemon.wait_ready();
-        daemon
+        self.start_command(Command::new(binary("milestoned")), extra)
     }
 
     /// Starts the daemon without waiting.
@@ -83,9 +81,7 @@ impl Project {
     pub fn start_with_env(&self, env: &[(&str, &str)]) -> Daemon {
         let mut command = Command::new(binary("milestoned"));
         command.envs(env.iter().copied());
-        let daemon = self.spawn_command(command, &[]);
-        daemon.wait_ready();
-        daemon
+        self.start_command(command, &[])
     }
 
     /// Starts the daemon as an ordinary user, for whom file modes count (a
@@ -108,7 +104,14 @@ impl Project {
         assert!(chown.expect("run chown").success(), "chown the project to nobody");
         let mut command = Command::new(&program);
         command.uid(NOBODY).gid(NOBODY);
-        let daemon = self.spawn_command(command, &[]);
+        self.start_command(command, &[])
+    }
+
+    /// Starts the daemon from `command` (a `milestoned` with its own
+    /// environment or limits) with `extra` arguments and waits until it
+    /// answers.
+    pub fn start_command(&self, command: Command, extra: &[&str]) -> Daemon {
+        let daemon = self.spawn_command(command, extra);
         daemon.wait_ready();
         daemon
     }

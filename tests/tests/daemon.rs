@@ -219,16 +219,162 @@ fn a_client_of_another_protocol_version_is_told_plainly() {
 }
 
 #[test]
-fn the_connection_limit_turns_extra_clients_away_politely() {
+fn a_thousand_idle_connections_do_not_lock_the_owner_out() {
     let p = Project::new();
-    let d = p.start(&["--max-connections", "2"]);
-    let _a = d.client();
-    let _b = d.client();
-    std::thread::sleep(Duration::from_millis(50));
-    let run = p.msctl(&["ping"]);
-    run.fails(6, "maximum of 2 connections");
-    drop(_a);
-    std::thread::sleep(Duration::from_millis(100));
+    let d = p.start(&[]);
+    // More clients than the default limit of 1,024 handshake and sit idle.
+    let mut idle: Vec<_> = (0..1_100)
+        .map(|_| {
+            let mut s = d.raw();
+            handshake(&mut s);
+            s
+        })
+        .collect();
+    let run = p.msctl(&["create", "--title", "served all the same"]);
+    run.ok();
+    p.msctl(&["ping"]).ok();
+    // The ones that made room were the longest idle: the first to come.
+    assert!(closed(&mut idle[0]), "the longest-idle connection gave way");
+    let newest = idle.last_mut().unwrap();
+    let ping =
+        codec::encode(Encoding::Bincode, &milestones_e2e::protocol::RequestFrame { id: 1, request: Request::Ping })
+            .unwrap();
+    frame::write_frame(newest, &ping, DEFAULT_MAX_FRAME).unwrap();
+    let bytes = frame::read_frame(newest, DEFAULT_MAX_FRAME).unwrap().expect("the newest connection is served");
+    assert!(matches!(
+        codec::decode::<ServerMessage>(Encoding::Bincode, &bytes).unwrap(),
+        ServerMessage::Reply { id: 1, result: Ok(Response::Pong { .. }) }
+    ));
+}
+
+#[test]
+fn a_client_is_turned_away_only_when_every_connection_is_busy() {
+    let p = Project::new();
+    p.write(".milestones/active/m-1.yaml", "id: m-1\ntitle: one\nstatus: planned\n");
+    let paused = p.root.join("paused");
+    std::fs::write(&paused, "").unwrap();
+    let mut command = std::process::Command::new(milestones_e2e::binary("milestoned"));
+    command.env("MILESTONED_PAUSE_AT", "copying").env("MILESTONED_PAUSE_FILE", &paused);
+    let d = p.start_command(command, &["--max-connections", "1"]);
+    std::thread::scope(|scope| {
+        let mut migrating = d.client();
+        let migration = scope.spawn(move || {
+            migrating.request(Request::MigrateTo { target: milestones_e2e::migration_target("database"), url: None })
+        });
+        milestones_e2e::eventually("the migration holds the only slot", Duration::from_secs(20), || {
+            p.milestones().join("migration-journal.json").exists()
+        });
+        p.msctl(&["ping"]).fails(6, "all 1 of the daemon's connections are busy with requests");
+        std::fs::remove_file(&paused).unwrap();
+        assert!(matches!(migration.join().unwrap(), Ok(Response::Migrated(_))), "the busy connection was not cut");
+    });
+    p.wait_until_no_migration();
+    p.msctl(&["ping"]).ok();
+}
+
+#[test]
+fn a_stalled_frame_and_an_idle_connection_are_closed() {
+    let p = Project::new();
+    let d = p.start(&["--frame-timeout-ms", "300", "--client-idle-timeout-ms", "800"]);
+    // Half a header, then nothing.
+    let mut stalled = d.raw();
+    handshake(&mut stalled);
+    stalled.write_all(&[0, 0]).unwrap();
+    let (kind, message) = error_reply(&mut stalled);
+    assert_eq!(kind, ErrorKind::Protocol);
+    assert!(message.contains("still incomplete"), "{message}");
+    assert!(closed(&mut stalled));
+    // A connection that asks nothing more is closed after the idle time,
+    // while one that keeps asking is served.
+    let mut idle = d.raw();
+    handshake(&mut idle);
+    let mut busy = d.client();
+    for _ in 0..12 {
+        busy.request(Request::Ping).expect("an active connection stays open");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(closed(&mut idle), "the idle connection was closed");
+}
+
+#[test]
+fn running_out_of_file_descriptors_keeps_the_owner_served_without_a_storm_of_warnings() {
+    use std::os::unix::process::CommandExt;
+    let p = Project::new();
+    let mut command = std::process::Command::new(milestones_e2e::binary("milestoned"));
+    // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let d = p.start_command(command, &[]);
+    let mut clients: Vec<_> = (0..200).map(|_| d.raw()).collect();
+    for s in clients.iter_mut().rev().take(40) {
+        let hello = Hello::new("raw-test", "0", Encoding::Bincode);
+        let _ = frame::write_frame(s, &encode_handshake(&hello), DEFAULT_MAX_FRAME);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    p.msctl(&["ping"]).ok();
+    p.msctl(&["create", "--title", "still served"]).ok();
+    drop(clients);
+    let (_, stderr) = d.stop();
+    let warnings = stderr.matches("accept failed").count();
+    assert!(warnings <= 5, "{warnings} accept warnings:\n{stderr}");
+    assert!(stderr.contains("leaves room for fewer connections"), "{stderr}");
+}
+
+#[test]
+fn msctl_gives_up_on_a_stopped_daemon_with_a_clear_message() {
+    let p = Project::new();
+    let d = p.start(&[]);
+    d.signal(libc::SIGSTOP);
+    let started = std::time::Instant::now();
+    let run = p.msctl(&["--timeout", "1", "ping"]);
+    let waited = started.elapsed();
+    d.signal(libc::SIGCONT);
+    run.fails(6, "milestoned did not answer within 1 s");
+    assert!(run.stderr.contains("--timeout"), "{run:?}");
+    assert!(waited < Duration::from_secs(10), "msctl waited {waited:?}");
+    p.msctl(&["ping"]).ok();
+}
+
+#[test]
+fn a_user_the_socket_is_closed_to_is_told_permission_denied() {
+    use std::os::unix::process::CommandExt;
+    let p = Project::new();
+    let _d = p.start(&[]);
+    // Another user can find the project, but not use its owner-only socket.
+    std::fs::set_permissions(&p.root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(p.milestones(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let msctl = p.root.join("msctl-copy");
+    std::fs::copy(milestones_e2e::binary("msctl"), &msctl).unwrap();
+    std::fs::set_permissions(&msctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let (uid, gid) =
+        if unsafe { libc::geteuid() } == 0 { (65534, 65534) } else { panic!("run as root to try another uid") };
+    let output = std::process::Command::new(&msctl)
+        .uid(uid)
+        .gid(gid)
+        .args(["--root", p.root.to_str().unwrap(), "ping"])
+        .output()
+        .unwrap();
+    let run = milestones_e2e::Run::from(output);
+    run.fails(6, "permission denied");
+    assert!(run.stderr.contains("belongs to another user"), "{run:?}");
+    assert!(!run.stderr.contains("no milestoned is running"), "{run:?}");
+}
+
+#[test]
+fn a_request_over_the_frame_limit_is_named_as_such() {
+    let p = Project::new();
+    let _d = p.start(&["--max-frame-bytes", "4096"]);
+    let description = "x".repeat(20_000);
+    let run = p.msctl(&["create", "--title", "big", "--description", &description]);
+    run.fails(4, "exceeds the limit of 4096 bytes");
     p.msctl(&["ping"]).ok();
 }
 

@@ -1,6 +1,7 @@
 //! The command line of DESIGN §8.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -19,9 +20,33 @@ pub struct Cli {
     /// Do not start the daemon when none is running (also MSCTL_NO_AUTOSTART=1).
     #[arg(long, global = true)]
     pub no_autostart: bool,
+    /// Seconds to wait for the daemon to answer before giving up [default: 30; `migrate`,
+    /// `migrate rollback` and `upgrade` wait for their answer as long as the work takes].
+    #[arg(long, global = true, value_name = "SECONDS", env = "MSCTL_TIMEOUT", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
     #[command(subcommand)]
     pub command: Command,
 }
+
+impl Cli {
+    /// How long to wait for the daemon's handshake.
+    pub fn connect_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// How long to wait for each reply: work that takes as long as the
+    /// project is large waits for ever unless `--timeout` says otherwise.
+    pub fn reply_timeout(&self) -> Option<Duration> {
+        let long_work = match &self.command {
+            Command::Migrate { target, .. } => !matches!(target.as_str(), "history" | "status"),
+            Command::Upgrade { .. } => true,
+            _ => false,
+        };
+        self.timeout.or((!long_work).then_some(DEFAULT_TIMEOUT))
+    }
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -216,4 +241,11 @@ pub enum TaskCommand {
     Start { milestone: String, task: String },
     /// Mark a task completed.
     Done { milestone: String, task: String },
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(Duration::from_secs_f64(seconds)),
+        _ => Err(format!("`{text}` is not a number of seconds above zero")),
+    }
 }

@@ -26,17 +26,20 @@ pub fn autostart_enabled(cli: &Cli) -> bool {
 /// Connects to the project's daemon, starting it first when none answers
 /// and auto-start is on.
 pub fn connect(target: &DaemonAddress, cli: &Cli) -> Result<Client, Failure> {
-    match Client::connect(&target.socket, "msctl") {
+    let connect = || Client::connect_within(&target.socket, "msctl", cli.connect_timeout());
+    let mut client = match connect() {
         Ok(client) => {
             note_version_skew(client.welcome());
-            Ok(client)
+            client
         }
         Err(ClientError::NoDaemon { .. }) if autostart_enabled(cli) => {
             start(target, cli.socket.as_deref())?;
-            Client::connect(&target.socket, "msctl").map_err(|e| refused(target, e))
+            connect().map_err(|e| refused(target, e))?
         }
-        Err(e) => Err(refused(target, e)),
-    }
+        Err(e) => return Err(refused(target, e)),
+    };
+    client.set_timeout(cli.reply_timeout())?;
+    Ok(client)
 }
 
 /// What a failed connection means to a person.

@@ -66,9 +66,13 @@ impl From<ClientError> for Failure {
                 };
                 Failure { code, message: info.message, kind: Some(info.kind), field: info.field }
             }
-            e @ (ClientError::NoDaemon { .. } | ClientError::Rejected(_)) => {
+            e @ (ClientError::NoDaemon { .. } | ClientError::Rejected(_) | ClientError::PermissionDenied { .. }) => {
                 Failure::new(exit::NO_DAEMON, e.to_string())
             }
+            e @ ClientError::TimedOut { .. } => {
+                Failure::new(exit::NO_DAEMON, format!("{e}; `--timeout SECONDS` waits longer"))
+            }
+            e @ ClientError::RequestTooLarge { .. } => Failure::new(exit::INVALID, e.to_string()),
             other => Failure::new(exit::FAILURE, other.to_string()),
         }
     }
