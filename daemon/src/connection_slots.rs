@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 /// How many connections may be over the limit at once while the ones asked
 /// to give way are closing.
-const CLOSING_ALLOWANCE: usize = 16;
+pub const CLOSING_ALLOWANCE: usize = 16;
 
 /// What a connection is doing, which decides whether it may give way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -325,7 +325,10 @@ fn connections_within_descriptor_limit(wanted: usize) -> usize {
         }
     }
     let descriptors = limit.rlim_cur;
-    let room = descriptors.saturating_sub(DESCRIPTORS_KEPT.min(descriptors / 2)).max(1);
+    let room = descriptors
+        .saturating_sub(DESCRIPTORS_KEPT.min(descriptors / 2))
+        .saturating_sub(crate::connection_slots::CLOSING_ALLOWANCE as u64)
+        .max(1);
     if (wanted as u64) <= room {
         return wanted;
     }

@@ -253,16 +253,19 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 const REJECT_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `accept` failing again and again (out of file descriptors, say): each
-/// failure waits twice as long as the last, up to a second, and only the
-/// first of a run is a warning.
+/// failure in a run waits twice as long as the last, up to a second, and
+/// a warning is logged at most once a minute.
 #[derive(Default)]
 struct AcceptFailures {
     run: u32,
+    warned: Option<tokio::time::Instant>,
+    since_warned: u64,
 }
 
 impl AcceptFailures {
     const FIRST_PAUSE: Duration = Duration::from_millis(10);
     const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+    const WARN_EVERY: Duration = Duration::from_secs(60);
 
     /// Notes a failure and returns how long to pause before the next
     /// `accept`. Out of descriptors, the longest-idle connection is asked
@@ -270,10 +273,13 @@ impl AcceptFailures {
     fn failed(&mut self, e: &std::io::Error, slots: &ConnectionSlots) -> Duration {
         let out_of_descriptors = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
         let freed = out_of_descriptors && slots.free_one();
-        if self.run == 0 {
-            warn!(error = %e, freed_an_idle_connection = freed, "accept failed; backing off until it works again");
+        self.since_warned += 1;
+        if self.warned.is_none_or(|at| at.elapsed() >= Self::WARN_EVERY) {
+            warn!(error = %e, failures = self.since_warned, freed_an_idle_connection = freed, "accept failed; backing off");
+            self.warned = Some(tokio::time::Instant::now());
+            self.since_warned = 0;
         } else {
-            debug!(error = %e, failures = self.run + 1, "accept failed again");
+            debug!(error = %e, "accept failed again");
         }
         self.run = self.run.saturating_add(1);
         Self::FIRST_PAUSE.saturating_mul(1 << self.run.min(7)).min(Self::LONGEST_PAUSE)
@@ -281,7 +287,7 @@ impl AcceptFailures {
 
     fn recovered(&mut self) {
         if self.run > 0 {
-            info!(failures = self.run, "accept works again");
+            debug!(failures = self.run, "accept works again");
             self.run = 0;
         }
     }
