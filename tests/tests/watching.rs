@@ -184,6 +184,50 @@ fn an_unreadable_file_is_named_kept_and_never_taken_for_a_deletion() {
     }
 }
 
+/// A symbolic link in `active/` is never followed nor taken for nothing:
+/// named by `validate` and `health`, its id kept from new milestones, the
+/// link left as it is, before and after a restart, and all clear once a
+/// real file takes its place.
+#[test]
+fn a_symlinked_milestone_file_is_named_and_never_followed() {
+    for backend in ["file", "hybrid"] {
+        let p = Project::on_backend(backend);
+        let d = p.start(&[]);
+        p.msctl(&["create", "--title", "Neighbour", "--id", "neighbour"]).ok();
+        let outside = p.write("elsewhere/linked.yaml", "id: linked\ntitle: Kept elsewhere\nstatus: planning\n");
+        let link = p.milestones().join("active/linked.yaml");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let named = |run: &milestones_e2e::Run| {
+            run.code == 5 && run.stdout.contains("active/linked.yaml") && run.stdout.contains("symbolic link")
+        };
+        eventually(&format!("validate names the link on {backend}"), || named(&p.msctl(&["validate", "--all"])));
+        let health = p.msctl(&["health"]);
+        assert!(named(&health), "{backend}: {health:?}");
+
+        // After a restart it is still named, not silently dropped.
+        drop(d);
+        let d = p.start(&[]);
+        let report = p.msctl(&["validate", "--all"]);
+        assert!(named(&report), "{backend}: {report:?}");
+        let health = p.msctl(&["health"]);
+        assert!(named(&health), "{backend} after a restart: {health:?}");
+        p.msctl(&["create", "--title", "Usurper", "--id", "linked"]).fails(4, "already exists");
+        assert_ne!(p.msctl(&["update", "linked", "--set", "owner=me"]).code, 0);
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "{backend}: the link is left");
+        assert_eq!(title(&p, "neighbour").as_deref(), Some("Neighbour"), "other milestones are unaffected");
+
+        // The file itself in its place: served, and the problem gone.
+        std::fs::remove_file(&link).unwrap();
+        std::fs::copy(&outside, &link).unwrap();
+        eventually(&format!("the real file is served on {backend}"), || {
+            title(&p, "linked").as_deref() == Some("Kept elsewhere")
+        });
+        assert_eq!(p.msctl(&["validate", "--all"]).code, 0);
+        assert_eq!(p.msctl(&["health"]).code, 0);
+        drop(d);
+    }
+}
+
 #[test]
 fn a_git_checkout_of_a_thousand_changed_files_is_absorbed() {
     let p = Project::new();

@@ -33,8 +33,13 @@ pub struct TreeFile {
     /// The file name without `.yaml`: the id the file should hold.
     pub stem: String,
     pub stamp: Stamp,
-    /// Whether its mode lets this process read it (a `chmod 000` does not).
+    /// Whether its mode lets this process read it (a `chmod 000` does not),
+    /// and it is a file of its own (a symbolic link is not read).
     pub readable: bool,
+    /// A symbolic link: never followed, reported instead. Writes replace
+    /// a file by renaming over it, which would silently turn a link into a
+    /// copy, and a link may point anywhere outside the project.
+    pub link: bool,
 }
 
 /// What cheaply tells whether a file changed: its size and modification time.
@@ -56,7 +61,8 @@ pub struct Written<'a> {
 
 impl TreeFile {
     fn new(path: PathBuf, folder: Folder, stem: String, meta: &fs::Metadata) -> TreeFile {
-        TreeFile { path, folder, stem, stamp: stamp_of(meta), readable: readable_by_this_process(meta) }
+        let link = meta.file_type().is_symlink();
+        TreeFile { path, folder, stem, stamp: stamp_of(meta), readable: !link && readable_by_this_process(meta), link }
     }
 }
 
@@ -160,8 +166,10 @@ impl MilestoneTree {
     /// is an error, never "no file": it must not read as a deletion.
     pub fn inspect(&self, path: &Path) -> StorageResult<Option<TreeFile>> {
         let Some((folder, stem)) = self.classify(path) else { return Ok(None) };
-        match fs::metadata(path) {
-            Ok(meta) if meta.is_file() => Ok(Some(TreeFile::new(path.to_path_buf(), folder, stem, &meta))),
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() || meta.file_type().is_symlink() => {
+                Ok(Some(TreeFile::new(path.to_path_buf(), folder, stem, &meta)))
+            }
             Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StorageError::io("inspect", path, e)),
@@ -186,7 +194,7 @@ impl MilestoneTree {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(StorageError::io("inspect", &path, e)),
             };
-            if meta.is_file() {
+            if meta.is_file() || meta.file_type().is_symlink() {
                 files.push(TreeFile::new(path, folder, stem.to_owned(), &meta));
             }
             Ok(())
@@ -200,6 +208,13 @@ impl MilestoneTree {
         let stem = &file.stem;
         if document::validate_id(stem, "id").is_err() {
             return Err(self.problem(path, None, "the file name is not a valid milestone id"));
+        }
+        if file.link {
+            return Err(self.problem(
+                path,
+                Some(stem),
+                "is a symbolic link, which milestoned does not follow; put the milestone's file itself here",
+            ));
         }
         let before = fs::metadata(path).ok().map(|m| stamp_of(&m));
         let bytes = fs::read(path).map_err(|e| self.problem(path, Some(stem), &format!("cannot read: {e}")))?;
