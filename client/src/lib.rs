@@ -12,8 +12,8 @@ use std::time::Duration;
 use milestones_protocol::frame::{read_frame, write_frame};
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
-    codec, CodecError, Encoding, ErrorInfo, EventFilter, FrameError, HandshakeReply, Hello, Rejection, Request,
-    RequestFrame, Response, ServerMessage, Welcome, DEFAULT_MAX_FRAME,
+    codec, CodecError, Encoding, ErrorInfo, EventFilter, FrameError, HandshakeReply, Hello, Page, Query, Rejection,
+    Request, RequestFrame, Response, ServerMessage, Welcome, DEFAULT_MAX_FRAME,
 };
 
 pub use milestones_protocol as protocol;
@@ -135,6 +135,29 @@ impl Client {
                 Err(ClientError::Unexpected(format!("reply to request {got} while waiting for {id}")))
             }
             other => Err(ClientError::Unexpected(format!("{other:?} while waiting for the reply to request {id}"))),
+        }
+    }
+
+    /// Lists or searches: one `List` request, and more when the daemon
+    /// cut the page short to fit its frame limit, until the page holds
+    /// what `query` asked for.
+    pub fn list(&mut self, query: Query) -> Result<Page, ClientError> {
+        let mut page = Page { items: Vec::new(), total: 0 };
+        let mut next = query;
+        loop {
+            let part = match self.request(Request::List { query: next.clone() })? {
+                Response::Page(part) => part,
+                other => return Err(ClientError::Unexpected(format!("{other:?} in answer to List"))),
+            };
+            let got = part.items.len() as u64;
+            page.total = part.total;
+            page.items.extend(part.items);
+            let wanted = next.limit.unwrap_or(u64::MAX).min(part.total.saturating_sub(next.offset));
+            if got == 0 || got >= wanted {
+                return Ok(page);
+            }
+            next.offset += got;
+            next.limit = next.limit.map(|limit| limit - got);
         }
     }
 

@@ -18,6 +18,9 @@ pub enum DocumentError {
     InvalidId { id: String, reason: &'static str, field: &'static str },
     #[error("{message}")]
     Invalid { message: String, field: Option<String> },
+    /// Over one of the size limits (`document_limits`).
+    #[error("{message}")]
+    TooLarge { message: String, field: Option<String> },
 }
 
 impl DocumentError {
@@ -33,7 +36,7 @@ impl DocumentError {
     pub fn field(&self) -> Option<&str> {
         match self {
             DocumentError::InvalidId { field, .. } => Some(field),
-            DocumentError::Invalid { field, .. } => field.as_deref(),
+            DocumentError::Invalid { field, .. } | DocumentError::TooLarge { field, .. } => field.as_deref(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Layers, each importing only from those below it (ARCHITECTURE.md draws
 //! them):
 //!
-//! 1. leaves: `yaml`, `atomic`, `layout`, `database_url`, `document`, `search`, `query`,
+//! 1. leaves: `yaml`, `atomic`, `layout`, `database_url`, `document`, `document_limits`, `search`, `query`,
 //!    `graph`, `analytics`, `rules`, `config`, `event_log`, `change_feed`,
 //!    `peer`, `injected`: the document rules and plain helpers, each
 //!    with its own error type;
@@ -28,6 +28,7 @@ pub mod connection_slots;
 pub mod database_url;
 pub mod detach;
 pub mod document;
+pub mod document_limits;
 pub mod event_log;
 pub mod graph;
 pub mod injected;

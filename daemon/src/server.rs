@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
-    codec, ChangeEvent, Encoding, ErrorInfo, ErrorKind, EventFilter, FrameError, HandshakeReply, Hello, Rejection,
-    Request, RequestFrame, Response, ServerMessage, Welcome, CAPABILITY_CONFLICT_ERRORS, PROTOCOL_VERSION,
+    codec, ChangeEvent, Encoding, ErrorInfo, ErrorKind, EventFilter, FrameError, HandshakeReply, Hello, Page,
+    Rejection, Request, RequestFrame, Response, ServerMessage, Value, Welcome, CAPABILITY_CONFLICT_ERRORS,
+    PROTOCOL_VERSION,
 };
 use tokio::net::UnixListener;
 use tokio::sync::{broadcast, watch};
@@ -344,19 +345,58 @@ async fn send(
     result: Result<Response, ErrorInfo>,
     shared: &Shared,
 ) -> Result<(), FrameError> {
+    conn.write_frame(&reply_within_frame(encoding, id, result, shared.limits.max_frame)).await
+}
+
+/// The reply's payload, within the frame limit. A page of milestones that
+/// would not fit is cut to the items that do (its `total` still says how
+/// many matched, and the client asks again from where it ends), so a few
+/// large milestones never break a list; any other reply too large becomes a
+/// `TooLarge` error.
+fn reply_within_frame(encoding: Encoding, id: u64, result: Result<Response, ErrorInfo>, max: usize) -> Vec<u8> {
     let encoded = |result| codec::encode(encoding, &ServerMessage::Reply { id, result });
-    let mut bytes = encoded(result).unwrap_or_else(|e| {
-        encoded(Err(ErrorInfo::new(ErrorKind::Internal, format!("cannot encode the reply: {e}")))).unwrap_or_default()
-    });
-    if bytes.len() > shared.limits.max_frame {
-        let message = format!(
-            "the reply is {} bytes, over the {} byte frame limit; ask for less (for example `list --limit`)",
-            bytes.len(),
-            shared.limits.max_frame
-        );
-        bytes = encoded(Err(ErrorInfo::new(ErrorKind::TooLarge, message))).unwrap_or_default();
+    let error = |kind, message: String| encoded(Err(ErrorInfo::new(kind, message))).unwrap_or_default();
+    let bytes = match encoded(result) {
+        Ok(bytes) => bytes,
+        Err(e) => return error(ErrorKind::Internal, format!("cannot encode the reply: {e}")),
+    };
+    if bytes.len() <= max {
+        return bytes;
     }
-    conn.write_frame(&bytes).await
+    let too_large = format!(
+        "the reply is {} bytes, over the {max} byte frame limit; ask for less (for example `list --limit`)",
+        bytes.len()
+    );
+    // Rare enough to read the page back rather than keep a copy of every
+    // reply in case it does not fit.
+    let Ok(ServerMessage::Reply { result: Ok(Response::Page(mut page)), .. }) = codec::decode(encoding, &bytes) else {
+        return error(ErrorKind::TooLarge, too_large);
+    };
+    let total = page.total;
+    // Each item's share of the frame, then as many as fit.
+    let Ok(empty) = encoded(Ok(Response::Page(Page { items: Vec::new(), total }))).map(|b| b.len()) else {
+        return error(ErrorKind::TooLarge, too_large);
+    };
+    let separator = usize::from(encoding == Encoding::Json);
+    let mut room = max.saturating_sub(empty);
+    let mut fitting = 0;
+    for item in &page.items {
+        let size = codec::encode(encoding, item).map_or(usize::MAX, |b| b.len()).saturating_add(separator);
+        if size > room {
+            break;
+        }
+        room -= size;
+        fitting += 1;
+    }
+    if fitting == 0 {
+        let id = page.items.first().and_then(|m| m.pointer("id")).and_then(Value::as_str).unwrap_or("?").to_owned();
+        return error(ErrorKind::TooLarge, format!("milestone `{id}` alone is over the {max} byte frame limit"));
+    }
+    page.items.truncate(fitting);
+    encoded(Ok(Response::Page(page)))
+        .ok()
+        .filter(|b| b.len() <= max)
+        .unwrap_or_else(|| error(ErrorKind::TooLarge, too_large))
 }
 
 /// A subscribed connection: every change the filter accepts, as it

@@ -2,6 +2,8 @@
 //! serde_yaml) bounds recursion depth and alias expansion, which is what keeps
 //! a YAML bomb or a deeply nested document from taking the daemon down.
 
+use std::collections::{HashMap, HashSet};
+
 use milestones_protocol::{Map, Value};
 
 /// YAML text that cannot be read as what it should be; the message names
@@ -53,11 +55,14 @@ pub fn edit_preserving(original: &str, old: &Map, new: &Map) -> Option<String> {
 }
 
 fn edit_mapping(mapping: &yaml_edit::Mapping, old: &Map, new: &Map) -> Option<()> {
-    for (key, _) in old.iter().filter(|(k, _)| !new.contains_key(k)) {
+    // Looked up by key once per key: linear however wide the mapping.
+    let old_values: HashMap<&str, &Value> = old.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let new_keys: HashSet<&str> = new.keys().map(String::as_str).collect();
+    for (key, _) in old.iter().filter(|(k, _)| !new_keys.contains(k.as_str())) {
         mapping.remove(key.as_str())?;
     }
     for (key, value) in new.iter() {
-        match (old.get(key), value) {
+        match (old_values.get(key.as_str()).copied(), value) {
             (Some(before), after) if before == after => {}
             (Some(Value::Map(before)), Value::Map(after)) => {
                 edit_mapping(&mapping.get_mapping(key.as_str())?, before, after)?

@@ -60,6 +60,28 @@ impl Map {
         }
     }
 
+    /// A map of `entries` as read (a frame, a file), in their order; the
+    /// first key that appears twice is the error. Linear in the number of
+    /// entries however many there are, so a hostile frame of a hundred
+    /// thousand keys costs no more to refuse than to read.
+    pub fn from_entries(entries: Vec<(String, Value)>) -> Result<Map, String> {
+        // A handful of keys (every real document): comparing beats hashing.
+        const SMALL: usize = 16;
+        if entries.len() <= SMALL {
+            for (i, (key, _)) in entries.iter().enumerate() {
+                if entries[..i].iter().any(|(k, _)| k == key) {
+                    return Err(key.clone());
+                }
+            }
+        } else {
+            let mut seen = std::collections::HashSet::with_capacity(entries.len());
+            if let Some((key, _)) = entries.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+                return Err(key.clone());
+            }
+        }
+        Ok(Map(entries))
+    }
+
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let pos = self.0.iter().position(|(k, _)| k == key)?;
         Some(self.0.remove(pos).1)
@@ -350,15 +372,16 @@ impl<'de> Visitor<'de> for PlainVisitor {
         Ok(Value::List(out))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::new();
+        let mut entries = Vec::with_capacity(access.size_hint().unwrap_or(0).min(1024));
         while let Some(key) = access.next_key::<Key>()? {
-            let value = access.next_value()?;
-            if map.insert(key.0.clone(), value).is_some() {
-                return Err(de::Error::custom(format_args!("duplicate key `{}`", key.0)));
-            }
+            entries.push((key.0, access.next_value()?));
         }
-        Ok(Value::Map(map))
+        unique_keys(entries)
     }
+}
+
+fn unique_keys<E: de::Error>(entries: Vec<(String, Value)>) -> Result<Value, E> {
+    Map::from_entries(entries).map(Value::Map).map_err(|key| E::custom(format_args!("duplicate key `{key}`")))
 }
 
 /// A mapping key. YAML allows non-string keys (`1: x`, `true: y`); documents
@@ -421,16 +444,7 @@ impl<'de> Visitor<'de> for TaggedVisitor {
             3 => Value::Float(variant.newtype_variant()?),
             4 => Value::String(variant.newtype_variant()?),
             5 => Value::List(variant.newtype_variant()?),
-            6 => {
-                let entries: Vec<(String, Value)> = variant.newtype_variant()?;
-                let mut map = Map::new();
-                for (k, v) in entries {
-                    if map.insert(k.clone(), v).is_some() {
-                        return Err(de::Error::custom(format_args!("duplicate key `{k}`")));
-                    }
-                }
-                Value::Map(map)
-            }
+            6 => unique_keys(variant.newtype_variant()?)?,
             other => {
                 return Err(de::Error::invalid_value(
                     de::Unexpected::Unsigned(other.into()),
@@ -561,6 +575,17 @@ mod tests {
     fn duplicate_keys_are_refused() {
         let err = serde_json::from_str::<Value>(r#"{"a":1,"a":2}"#).unwrap_err();
         assert!(err.to_string().contains("duplicate key `a`"), "{err}");
+        // Wide maps too, in both encodings: found by hashing, not by
+        // comparing every key with every other.
+        let mut entries: Vec<(String, Value)> = (0..50_000).map(|i| (format!("k{i}"), Value::Int(i))).collect();
+        let wide = Value::Map(Map::from_entries(entries.clone()).unwrap());
+        let bytes = bincode::serialize(&wide).unwrap();
+        assert_eq!(bincode::deserialize::<Value>(&bytes).unwrap(), wide);
+        entries.push(("k7".to_owned(), Value::Null));
+        assert_eq!(Map::from_entries(entries.clone()), Err("k7".to_owned()));
+        let json = serde_json::to_string(&Value::Map(Map(entries))).unwrap();
+        let err = serde_json::from_str::<Value>(&json).unwrap_err();
+        assert!(err.to_string().contains("duplicate key `k7`"), "{err}");
     }
 
     #[test]

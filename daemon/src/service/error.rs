@@ -50,6 +50,9 @@ impl ServiceError {
             ServiceError::Document(e @ DocumentError::InvalidId { .. }) => {
                 ErrorInfo { kind: ErrorKind::InvalidId, message, field: e.field().map(str::to_owned) }
             }
+            ServiceError::Document(e @ DocumentError::TooLarge { .. }) => {
+                ErrorInfo { kind: ErrorKind::TooLarge, message, field: e.field().map(str::to_owned) }
+            }
             ServiceError::Document(e) => {
                 ErrorInfo { kind: ErrorKind::InvalidInput, message, field: e.field().map(str::to_owned) }
             }

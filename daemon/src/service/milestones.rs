@@ -35,6 +35,7 @@ impl MilestoneService {
         fill_new_document(&mut doc, &now);
         document::check_core_fields(&doc)?;
         document::derive_progress(&mut doc, &now);
+        crate::document_limits::check(&doc)?;
         doc.reorder(CANONICAL_ORDER);
         let _gate = self.write_gate();
         let storage = self.storage();

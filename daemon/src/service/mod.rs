@@ -359,7 +359,8 @@ fn document_response(doc: Doc) -> Response {
 }
 
 /// What every change to an existing milestone gets: `completed_at` when it
-/// becomes completed, `updated_at`, derived progress, and the core checks.
+/// becomes completed, `updated_at`, derived progress, the core checks and
+/// the size limits.
 fn finish_change(current: &Map, doc: &mut Map) -> ServiceResult<()> {
     let now = document::now_timestamp();
     let becomes_completed =
@@ -370,6 +371,7 @@ fn finish_change(current: &Map, doc: &mut Map) -> ServiceResult<()> {
     doc.insert("updated_at", Value::from(now.as_str()));
     document::check_core_fields(doc)?;
     document::derive_progress(doc, &now);
+    crate::document_limits::check(doc)?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! stops the caller, and is never rewritten or deleted here.
 
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ use crate::atomic::{sync_dir, sync_filesystem, write_atomically, write_renamed, 
 /// Up to this many files, [`MilestoneTree::write_all`] syncs each.
 const SYNC_EACH_AT_MOST: usize = 64;
 use crate::document::{self, sha256_hex, Folder};
+use crate::document_limits::MAX_FILE_BYTES;
 use crate::layout::ProjectLayout;
 
 #[derive(Debug, Clone)]
@@ -217,7 +219,26 @@ impl MilestoneTree {
             ));
         }
         let before = fs::metadata(path).ok().map(|m| stamp_of(&m));
-        let bytes = fs::read(path).map_err(|e| self.problem(path, Some(stem), &format!("cannot read: {e}")))?;
+        // Refused unread: parsing a huge file would hold up the watcher
+        // and start-up for everyone.
+        let too_large = |size: u64| {
+            self.problem(
+                path,
+                Some(stem),
+                &format!("the file is {size} bytes; a milestone file may hold at most {MAX_FILE_BYTES} bytes"),
+            )
+        };
+        if let Some(size) = before.map(|b| b.size).filter(|size| *size > MAX_FILE_BYTES) {
+            return Err(too_large(size));
+        }
+        let mut bytes = Vec::new();
+        fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| self.problem(path, Some(stem), &format!("cannot read: {e}")))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            // It grew after the look at its size.
+            return Err(too_large(bytes.len() as u64));
+        }
         let hash = sha256_hex(&bytes);
         let text =
             String::from_utf8(bytes).map_err(|_| self.problem(path, Some(stem), "the file is not valid UTF-8"))?;
@@ -241,6 +262,7 @@ impl MilestoneTree {
                 ))
             }
         }
+        crate::document_limits::check(&doc).map_err(|e| self.problem(path, Some(stem), &e.to_string()))?;
         // The stamp must describe the bytes parsed: when the file changed
         // while it was read, record a stamp that matches nothing, so the
         // next reconciliation reads it again.

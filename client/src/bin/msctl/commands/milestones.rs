@@ -88,20 +88,14 @@ pub fn list(
         filters.push(parse_filter(&f)?);
     }
     let query = Query { filters, text: None, sort: parse_sort(sort.as_deref()), include_archived: all, limit, offset };
-    match client.request(Request::List { query })? {
-        Response::Page(page) => out.page(&page),
-        other => return Err(unexpected(other)),
-    }
+    out.page(&client.list(query)?);
     Ok(0)
 }
 
 /// `msctl search`: the milestones containing all the words.
 pub fn search(client: &mut Client, out: &Output, words: Vec<String>, limit: Option<u64>) -> Result<u8, Failure> {
     let query = Query { text: Some(words.join(" ")), limit, ..Query::default() };
-    match client.request(Request::List { query })? {
-        Response::Page(page) => out.page(&page),
-        other => return Err(unexpected(other)),
-    }
+    out.page(&client.list(query)?);
     Ok(0)
 }
 
