@@ -150,6 +150,14 @@ impl Folder {
             Folder::Completed => Folder::Active,
         }
     }
+
+    /// The folder's name under `.milestones/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Folder::Active => "active",
+            Folder::Completed => "completed",
+        }
+    }
 }
 
 /// Checks an id against DESIGN §4: 1–128 characters of `[A-Za-z0-9._-]`, not

@@ -164,6 +164,7 @@ impl Storage for FileStore {
         // the new one is durable, and never wait on an fsync.
         let (folder, _, hash) = self.tree.write_update(&doc, &old, &original)?;
         if folder != old_folder {
+            crate::injected::crash_point("moved-before-removing");
             self.tree.remove(&id, old_folder)?;
         }
         let doc = Arc::new(doc);

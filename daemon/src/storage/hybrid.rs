@@ -222,7 +222,10 @@ impl HybridStore {
         let indexed =
             self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp, hash: &hash })).map(|_| ()));
         match (indexed, previous) {
-            (Ok(()), Some(p)) if p.folder != folder => self.tree.remove(&record.id, p.folder).map(|()| hash),
+            (Ok(()), Some(p)) if p.folder != folder => {
+                crate::injected::crash_point("moved-before-removing");
+                self.tree.remove(&record.id, p.folder).map(|()| hash)
+            }
             (Ok(()), _) => Ok(hash),
             (Err(e), None) => {
                 self.tree.remove(&record.id, folder)?;

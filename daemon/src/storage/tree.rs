@@ -306,26 +306,62 @@ impl MilestoneTree {
                     continue;
                 }
             };
-            let Some(existing) = by_id.get(&file.id) else {
+            let Some(existing) = by_id.remove(&file.id) else {
                 by_id.insert(file.id.clone(), file);
                 continue;
             };
-            // The same id in both folders (a crash between writing the moved
-            // file and removing the old one, or a hand copy): keep the copy
-            // whose folder matches its status.
-            let keep_new = Folder::of(&file.doc) == file.folder && Folder::of(&existing.doc) != existing.folder;
-            let dropped = if keep_new { file.folder.other() } else { file.folder };
-            problems.push(self.problem(
-                &self.path_of(&file.id, dropped),
-                Some(&file.id),
-                "the same milestone id is also in the other folder; that copy is served, this one ignored",
-            ));
-            if keep_new {
-                by_id.insert(file.id.clone(), file);
-            }
+            let (kept, other) = if newer(&file, &existing) { (file, existing) } else { (existing, file) };
+            problems.push(self.set_aside(&kept, &other));
+            by_id.insert(kept.id.clone(), kept);
         }
         problems.sort_by(|a, b| a.file.cmp(&b.file));
         Ok((by_id.into_values().collect(), problems))
+    }
+
+    /// The same id in both folders, at load: a move (complete, reopen) that
+    /// a kill cut short between writing the new file and removing the old,
+    /// or a copy by hand. `kept` is served; `other` goes into
+    /// `backups/duplicates/`, so that nothing is lost and the pair cannot
+    /// come back (a purge removing one copy while the other stays). The
+    /// warning says what happened; should the move fail, `other` stays where
+    /// it is, ignored, and the error says so.
+    fn set_aside(&self, kept: &LoadedFile, other: &LoadedFile) -> Problem {
+        let kept_path = self.path_of(&kept.id, kept.folder);
+        let other_path = self.path_of(&other.id, other.folder);
+        let dir = self.layout.backups().join("duplicates");
+        let name =
+            format!("{}.{}.{}.yaml", other.id, other.folder.name(), chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+        let moved = fs::create_dir_all(&dir)
+            .and_then(|()| fs::rename(&other_path, dir.join(&name)))
+            .and_then(|()| crate::atomic::sync_dir(&dir).map_err(std::io::Error::other))
+            .and_then(|()| crate::atomic::sync_dir(&self.folder_path(other.folder)).map_err(std::io::Error::other));
+        match moved {
+            Ok(()) => {
+                let backup = self.relative(&dir.join(&name));
+                tracing::warn!(id = %kept.id, kept = %self.relative(&kept_path), set_aside = %backup, "a milestone was in both folders");
+                Problem {
+                    severity: Severity::Warning,
+                    ..self.problem(
+                        &kept_path,
+                        Some(&kept.id),
+                        &format!(
+                            "was in both active/ and completed/ (a move cut short, or a copy by hand): this copy, \
+                             the newer, is served, and the other was moved to {backup}"
+                        ),
+                    )
+                }
+            }
+            Err(e) => self.problem(
+                &other_path,
+                Some(&other.id),
+                &format!(
+                    "the same milestone id is also in {}, which is served; this copy could not be moved to {} \
+                     ({e}) and is ignored",
+                    self.relative(&kept_path),
+                    self.relative(&dir)
+                ),
+            ),
+        }
     }
 
     /// Writes a document to its folder atomically and returns the new file's
@@ -478,6 +514,15 @@ impl MilestoneTree {
             message: message.to_owned(),
         }
     }
+}
+
+/// Of two copies of one milestone, whether `a` is the newer: the later
+/// `updated_at`, else the one whose folder matches its status (the move's
+/// destination), else the completed one.
+fn newer(a: &LoadedFile, b: &LoadedFile) -> bool {
+    let updated = |f: &LoadedFile| f.doc.get("updated_at").and_then(Value::as_str).map(str::to_owned);
+    let placed = |f: &LoadedFile| Folder::of(&f.doc) == f.folder;
+    (updated(a), placed(a), a.folder == Folder::Completed) > (updated(b), placed(b), b.folder == Folder::Completed)
 }
 
 pub fn file_name(id: &str) -> String {
