@@ -321,6 +321,35 @@ fn set_in_value(target: &mut Value, segments: &[&str], value: Value, path: &str)
     }
 }
 
+/// The id `TaskAdd` gives a new task: the first free `task-N`, counting on
+/// from the tasks there are.
+pub fn new_task_id(existing: &[String]) -> String {
+    (existing.len() + 1..).map(|n| format!("task-{n}")).find(|c| !existing.contains(c)).unwrap_or_default()
+}
+
+/// Gives each task a request brought without an id (tasks inside a
+/// `Create`, a replacement document, a `--set tasks=...`) an id, `task-N`
+/// for the N-th task unless another task has that one, and `pending` as
+/// its status when it has none, so that what a request stores always
+/// passes `validate`. Files edited by hand are left as written.
+pub fn fill_task_defaults(doc: &mut Map) {
+    let Some(Value::List(tasks)) = doc.get_mut("tasks") else { return };
+    let mut existing: Vec<String> =
+        tasks.iter().filter_map(|t| t.as_map()?.get("id")?.as_str().map(str::to_owned)).collect();
+    for (position, task) in tasks.iter_mut().enumerate() {
+        let Some(task) = task.as_map_mut() else { continue };
+        if task.get("id").is_none_or(Value::is_null) {
+            let id = (position + 1..).map(|n| format!("task-{n}")).find(|c| !existing.contains(c)).unwrap_or_default();
+            task.insert("id", Value::from(id.as_str()));
+            task.reorder(&["id"]);
+            existing.push(id);
+        }
+        if task.get("status").is_none_or(Value::is_null) {
+            task.insert("status", Value::from("pending"));
+        }
+    }
+}
+
 /// Keeps `progress` consistent with `tasks`. With no tasks, a percentage the
 /// user set by hand is left alone (that is how milestones without tasks
 /// record progress).

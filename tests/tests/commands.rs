@@ -209,6 +209,37 @@ fn tasks_drive_progress_and_respect_their_order() {
     p.msctl(&["task", "start", "nope", "task-1"]).fails(3, "does not exist");
 }
 
+/// What a request stores always passes `validate`: tasks brought inside a
+/// create or a replacement get ids and a status, and a replacement gets
+/// the defaults a new milestone gets.
+#[test]
+fn tasks_inside_a_document_get_ids_and_a_replacement_gets_the_defaults() {
+    let (p, _d) = project();
+    let new = p.write(
+        "new.yaml",
+        "id: listed\ntitle: With listed tasks\ntasks:\n  - title: first\n  - id: task-2\n    title: second\n    status: completed\n  - title: third\n",
+    );
+    let created = p.msctl(&["create", "--from-file", new.to_str().unwrap(), "--json"]).json();
+    let tasks: Vec<(&str, &str)> = created["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap_or("-"), t["status"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(tasks, [("task-1", "pending"), ("task-2", "completed"), ("task-3", "pending")]);
+    assert_eq!(created["progress"]["total_tasks"], 3);
+
+    let replacement = p.write("replacement.yaml", "title: Replaced\ntasks:\n  - title: only\n");
+    let replaced = p.msctl(&["update", "listed", "--from-file", replacement.to_str().unwrap(), "--json"]).json();
+    assert_eq!((replaced["status"].as_str(), replaced["priority"].as_str()), (Some("planning"), Some("medium")));
+    assert_eq!(replaced["created_at"], created["created_at"], "the creation time is kept");
+    assert_eq!(replaced["tasks"][0]["id"], "task-1");
+    p.msctl(&["update", "listed", "--set", "tasks=[{title: via set}]"]).ok();
+    assert_eq!(p.msctl(&["get", "listed", "--json"]).json()["tasks"][0]["id"], "task-1");
+    let report = p.msctl(&["validate", "--all"]);
+    assert_eq!(report.code, 0, "{report:?}");
+}
+
 #[test]
 fn dependency_cycles_are_refused_and_the_graph_is_reported() {
     let (p, _d) = project();

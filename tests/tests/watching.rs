@@ -228,6 +228,42 @@ fn a_symlinked_milestone_file_is_named_and_never_followed() {
     }
 }
 
+/// A status edited by hand across the line between `active/` and
+/// `completed/` moves the file, bytes untouched, and is announced as
+/// `Moved`, the same rule as a request's `complete`.
+#[test]
+fn an_outside_edit_that_completes_a_milestone_moves_its_file_as_a_request_would() {
+    for backend in ["file", "hybrid"] {
+        let p = Project::on_backend(backend);
+        let d = p.start(&[]);
+        p.msctl(&["create", "--title", "By hand", "--id", "by-hand"]).ok();
+        let mut watcher = d.client();
+        watcher.subscribe(EventFilter::default()).unwrap();
+        let active = p.milestones().join("active/by-hand.yaml");
+        let edited = std::fs::read_to_string(&active).unwrap().replace("status: planning", "status: completed");
+        assert!(edited.contains("status: completed"), "{edited}");
+        std::fs::write(&active, &edited).unwrap();
+        let completed = p.milestones().join("completed/by-hand.yaml");
+        eventually(&format!("the file is moved on {backend}"), || completed.exists() && !active.exists());
+        assert_eq!(std::fs::read_to_string(&completed).unwrap(), edited, "{backend}: moved byte for byte");
+        match watcher.next_event().unwrap() {
+            ServerMessage::Event(e) => {
+                assert_eq!((e.kind, e.source), (EventKind::Moved, EventSource::OutsideEdit), "{backend}: {e:?}");
+                assert_eq!(e.file.as_deref(), Some(".milestones/completed/by-hand.yaml"), "{backend}: {e:?}");
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
+        assert_eq!(p.msctl(&["get", "by-hand", "--json"]).json()["status"], "completed");
+        assert_eq!(p.msctl(&["validate", "--all"]).code, 0, "{backend}");
+        // Served from its new place after a restart, once.
+        drop(watcher);
+        drop(d);
+        let _d = p.start(&[]);
+        assert_eq!(p.msctl(&["list", "--all", "--json"]).json().as_array().map(Vec::len), Some(1), "{backend}");
+        assert_eq!(p.msctl(&["health"]).code, 0, "{backend}");
+    }
+}
+
 #[test]
 fn a_git_checkout_of_a_thousand_changed_files_is_absorbed() {
     let p = Project::new();

@@ -33,6 +33,7 @@ impl MilestoneService {
         };
         let now = document::now_timestamp();
         fill_new_document(&mut doc, &now);
+        document::fill_task_defaults(&mut doc);
         document::check_core_fields(&doc)?;
         document::derive_progress(&mut doc, &now);
         crate::document_limits::check(&doc)?;
@@ -130,7 +131,8 @@ impl MilestoneService {
 }
 
 /// A whole replacement document for `id`: its id must be `id` or absent,
-/// and the stored `created_at` is kept unless it gives one.
+/// the stored `created_at` is kept unless it gives one, and what it leaves
+/// out gets the defaults a new milestone gets.
 fn replace_document(id: &str, current: &Map, mut new: Map) -> ServiceResult<Map> {
     match new.get("id") {
         None | Some(Value::Null) => {}
@@ -149,6 +151,7 @@ fn replace_document(id: &str, current: &Map, mut new: Map) -> ServiceResult<Map>
             new.insert("created_at", created.clone());
         }
     }
+    fill_new_document(&mut new, &document::now_timestamp());
     Ok(new)
 }
 

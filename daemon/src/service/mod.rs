@@ -369,6 +369,7 @@ fn finish_change(current: &Map, doc: &mut Map) -> ServiceResult<()> {
         doc.insert("completed_at", Value::from(now.as_str()));
     }
     doc.insert("updated_at", Value::from(now.as_str()));
+    document::fill_task_defaults(doc);
     document::check_core_fields(doc)?;
     document::derive_progress(doc, &now);
     crate::document_limits::check(doc)?;

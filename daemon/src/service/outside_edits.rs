@@ -102,7 +102,7 @@ impl MilestoneService {
         file: &str,
         known: Option<(Folder, String)>,
     ) -> ServiceResult<Option<EventKind>> {
-        let loaded = match tree.load(found) {
+        let mut loaded = match tree.load(found) {
             Ok(loaded) => loaded,
             Err(problem) => return Ok(Some(self.invalid_file(storage, &found.stem, file, problem))),
         };
@@ -117,12 +117,24 @@ impl MilestoneService {
             let problem = file_problem(&loaded.id, file, e.to_string());
             return Ok(Some(self.invalid_file(storage, &loaded.id, file, problem)));
         }
-        let existed = match storage.get(&loaded.id) {
-            Ok(stored) => stored.is_some(),
+        let previous = match storage.get(&loaded.id) {
+            Ok(stored) => stored.map(|s| Folder::of(&s.doc)),
             // Known only as a broken file until now.
-            Err(StorageError::Unreadable { .. }) => false,
+            Err(StorageError::Unreadable { .. }) => None,
             Err(e) => return Err(e.into()),
         };
+        // A status edited across the line moves the file, as a request's
+        // would; the file is taken in where it then is.
+        let refiled;
+        let mut file = file;
+        if storage.files().is_some()
+            && Folder::of(&loaded.doc) != loaded.folder
+            && tree.refile(&loaded.id, loaded.folder)?
+        {
+            loaded.folder = loaded.folder.other();
+            refiled = tree.relative(&tree.path_of(&loaded.id, loaded.folder));
+            file = &refiled;
+        }
         let taken_in = match storage.files() {
             Some(files) => files.absorb(&loaded, known.as_ref()),
             None => import(storage, &loaded).map(|()| true),
@@ -147,10 +159,13 @@ impl MilestoneService {
                 tree.remove(&loaded.id, loaded.folder)?;
             }
         }
-        let kind = match (existed, known) {
-            (false, _) => EventKind::Created,
-            (true, Some((old, _))) if old != loaded.folder => EventKind::Moved,
-            _ => EventKind::Updated,
+        // Moved when its status crossed the line or its file changed
+        // folders: the same rule as a request's.
+        let kind = match previous {
+            None => EventKind::Created,
+            Some(before) if before != Folder::of(&loaded.doc) => EventKind::Moved,
+            Some(_) if known.is_some_and(|(old, _)| old != loaded.folder) => EventKind::Moved,
+            Some(_) => EventKind::Updated,
         };
         self.outside_event(kind, &loaded.id, document::status(&loaded.doc), file, None);
         Ok(Some(kind))

@@ -30,10 +30,7 @@ impl MilestoneService {
                     }
                     id.clone()
                 }
-                None => (existing.len() + 1..)
-                    .map(|n| format!("task-{n}"))
-                    .find(|c| !existing.contains(c))
-                    .unwrap_or_default(),
+                None => document::new_task_id(&existing),
             };
             if let Some(dep) = task.depends_on.iter().find(|dep| !existing.contains(dep)) {
                 return Err(ServiceError::invalid_field(

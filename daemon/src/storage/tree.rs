@@ -495,6 +495,25 @@ impl MilestoneTree {
     }
 
     /// Removes `id`'s file from `folder`; a file already gone is not an error.
+    /// Moves `id`'s file, bytes untouched, from `from` into the other
+    /// folder (an outside edit changed its status across the line, and a
+    /// status change moves the file). Never replaces a file: false, and
+    /// nothing moved, when the other folder already has one for `id`.
+    pub fn refile(&self, id: &str, from: Folder) -> StorageResult<bool> {
+        let (source, target) = (self.path_of(id, from), self.path_of(id, from.other()));
+        // A link then an unlink: unlike a rename, the link fails rather
+        // than replace a file that is there. A kill in between leaves the
+        // same bytes in both folders, which start-up settles.
+        match fs::hard_link(&source, &target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(StorageError::io("move", source, e)),
+        }
+        sync_dir(&self.folder_path(from.other()))?;
+        self.remove(id, from)?;
+        Ok(true)
+    }
+
     pub fn remove(&self, id: &str, folder: Folder) -> StorageResult<()> {
         let dir = self.folder_path(folder);
         let path = dir.join(file_name(id));
