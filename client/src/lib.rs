@@ -143,6 +143,7 @@ impl Client {
     /// what `query` asked for.
     pub fn list(&mut self, query: Query) -> Result<Page, ClientError> {
         let mut page = Page { items: Vec::new(), total: 0 };
+        let query_offset = query.offset;
         let mut next = query;
         loop {
             let part = match self.request(Request::List { query: next.clone() })? {
@@ -151,7 +152,15 @@ impl Client {
             };
             let got = part.items.len() as u64;
             page.total = part.total;
-            page.items.extend(part.items);
+            if next.offset == query_offset {
+                page.items.extend(part.items);
+            } else {
+                // A record the daemon could not read and left out shifts
+                // the rows after it: whatever this part repeats is dropped.
+                let id = |m: &protocol::Value| m.pointer("id").and_then(protocol::Value::as_str).map(str::to_owned);
+                let seen: std::collections::HashSet<String> = page.items.iter().filter_map(id).collect();
+                page.items.extend(part.items.into_iter().filter(|m| id(m).is_none_or(|id| !seen.contains(&id))));
+            }
             let wanted = next.limit.unwrap_or(u64::MAX).min(part.total.saturating_sub(next.offset));
             if got == 0 || got >= wanted {
                 return Ok(page);

@@ -482,3 +482,38 @@ fn a_document_sqlite_cannot_hold_is_reported_not_fatal_on_hybrid() {
     assert!(report.stdout.contains("not-a-number.yaml") && report.stdout.contains("metrics.ratio"), "{report:?}");
     assert!(p.milestones().join("active/not-a-number.yaml").is_file(), "the file is left as written");
 }
+
+/// A stored row that cannot be read back (edited by hand in `sqlite3`,
+/// here nesting deeper than any reader takes) costs that milestone only:
+/// lists, searches, stats and health go on for the others, `get`,
+/// `validate` and `health` name it, and a purge removes it.
+#[test]
+fn one_unreadable_record_breaks_nothing_about_the_others() {
+    for (backend, db) in [("database", "enterprise.db"), ("hybrid", "index.db")] {
+        let p = Project::on_backend(backend);
+        let _d = p.start(&[]);
+        for id in ["alpha", "bravo", "charlie"] {
+            p.msctl(&["create", "--title", &format!("Plan {id}"), "--id", id]).ok();
+        }
+        let deep = format!("{{\"id\":\"bravo\",\"x\":{}{}}}", "[".repeat(127), "]".repeat(127));
+        p.sqlite3(db, &format!("UPDATE milestones SET data = '{deep}' WHERE id = 'bravo'"));
+
+        assert_eq!(ids(&p.msctl(&["list", "--json"]).json()), ["alpha", "charlie"], "{backend}");
+        assert_eq!(ids(&p.msctl(&["search", "plan", "--json"]).json()), ["alpha", "charlie"], "{backend}");
+        p.msctl(&["stats"]).ok();
+        p.msctl(&["get", "alpha"]).ok();
+        let get = p.msctl(&["get", "bravo"]);
+        assert_eq!(get.code, 1, "{backend}: {get:?}");
+        assert!(get.stderr.contains("stored data of milestone `bravo`"), "{backend}: {get:?}");
+        for command in [&["validate", "--all"][..], &["health"]] {
+            let run = p.msctl(command);
+            assert_eq!(run.code, 5, "{backend} {command:?}: {run:?}");
+            assert!(run.stdout.contains("bravo"), "{backend} {command:?}: {run:?}");
+        }
+        p.msctl(&["create", "--title", "Usurper", "--id", "bravo"]).fails(4, "already exists");
+
+        p.msctl(&["delete", "bravo", "--purge"]).ok();
+        assert_eq!(p.msctl(&["health"]).code, 0, "{backend}: clean once purged");
+        assert_eq!(ids(&p.msctl(&["list", "--json"]).json()), ["alpha", "charlie"], "{backend}");
+    }
+}

@@ -8,7 +8,7 @@ use super::{Edit, MilestoneService, ServiceError, ServiceResult};
 use crate::change_feed::NewEvent;
 use crate::document::{self, Status, CANONICAL_ORDER};
 use crate::peer::Peer;
-use crate::storage::Stored;
+use crate::storage::{StorageError, Stored};
 
 impl MilestoneService {
     pub(super) fn get(&self, id: &str) -> ServiceResult<Stored> {
@@ -90,9 +90,15 @@ impl MilestoneService {
     pub(super) fn delete(&self, id: &str, purge: bool, peer: &Peer) -> ServiceResult<Response> {
         if purge {
             let _gate = self.write_gate();
-            self.stored(id)?;
+            // A record that cannot be read back can still be purged: that
+            // is how it is got rid of.
+            let unreadable = match self.stored(id) {
+                Ok(_) => None,
+                Err(ServiceError::Storage(e @ StorageError::Unreadable { .. })) => Some(e),
+                Err(e) => return Err(e),
+            };
             if !self.storage().remove(id)? {
-                return Err(ServiceError::NotFound(id.to_owned()));
+                return Err(unreadable.map_or_else(|| ServiceError::NotFound(id.to_owned()), ServiceError::Storage));
             }
             self.written.note(id);
             self.log("milestone_deleted", id, peer, json!({ "purged": true }));

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use milestones_protocol::{Analytics, DepsReport, Problem, Target, UpgradeOutcome, ValidationReport};
+use milestones_protocol::{Analytics, DepsReport, Problem, Severity, Target, UpgradeOutcome, ValidationReport};
 use serde_json::json;
 
 use super::outside_edits::RESCAN;
@@ -12,6 +12,7 @@ use crate::document;
 use crate::graph::DependencyGraph;
 use crate::peer::Peer;
 use crate::rules;
+use crate::storage::StorageError;
 
 impl MilestoneService {
     pub(super) fn deps(&self, id: Option<&str>) -> ServiceResult<DepsReport> {
@@ -48,10 +49,29 @@ impl MilestoneService {
                 let file_problems = self.problems();
                 let mut served = HashSet::new();
                 let mut document_problems = Vec::new();
-                self.storage().for_each(&mut |doc| {
-                    served.extend(document::id(doc).map(str::to_owned));
-                    document_problems.extend(rules::check_document(doc));
-                })?;
+                let mut unreadable = Vec::new();
+                self.storage().walk(
+                    &mut |doc| {
+                        served.extend(document::id(doc).map(str::to_owned));
+                        document_problems.extend(rules::check_document(doc));
+                    },
+                    // One record that cannot be read is reported, and the
+                    // others are still checked.
+                    &mut |e| {
+                        let StorageError::Unreadable { id, message } = e else { return Err(e) };
+                        let field = None;
+                        unreadable.push(Problem {
+                            id: Some(id),
+                            file: None,
+                            severity: Severity::Error,
+                            field,
+                            message,
+                        });
+                        Ok(())
+                    },
+                )?;
+                served.extend(unreadable.iter().filter_map(|p| p.id.clone()));
+                document_problems.append(&mut unreadable);
                 // A broken file whose last good version is served is one
                 // milestone, not two.
                 let unserved = file_problems

@@ -197,7 +197,13 @@ impl Storage for FileStore {
         Ok(crate::query::run(query, index.docs.values().map(|e| &e.doc))?)
     }
 
-    fn for_each(&self, visit: &mut dyn FnMut(&Doc)) -> StorageResult<()> {
+    /// Holds only documents it parsed: nothing is unreadable here (files
+    /// that do not load are its problems).
+    fn walk(
+        &self,
+        visit: &mut dyn FnMut(&Doc),
+        _unreadable: &mut dyn FnMut(StorageError) -> StorageResult<()>,
+    ) -> StorageResult<()> {
         for entry in self.read().docs.values() {
             visit(&entry.doc);
         }

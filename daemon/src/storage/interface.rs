@@ -120,11 +120,26 @@ pub trait Storage: Send + Sync + 'static {
     /// as the backend can.
     fn import(&self, docs: &[Doc]) -> StorageResult<()>;
 
-    /// Runs a query: filters, text, order, page.
+    /// Runs a query: filters, text, order, page. A stored record that
+    /// cannot be read back is left out (and logged): one bad record must
+    /// not break every list; `validate` names it.
     fn query(&self, query: &Query) -> StorageResult<Page>;
 
-    /// Visits every document (validation, the dependency graph, analytics).
-    fn for_each(&self, visit: &mut dyn FnMut(&Doc)) -> StorageResult<()>;
+    /// Visits every document, in no particular order. A stored record that
+    /// cannot be read back goes to `unreadable`, which decides: its error
+    /// stops the walk, `Ok` goes on without it (`validate` reports it).
+    fn walk(
+        &self,
+        visit: &mut dyn FnMut(&Doc),
+        unreadable: &mut dyn FnMut(StorageError) -> StorageResult<()>,
+    ) -> StorageResult<()>;
+
+    /// Every milestone; a stored record that cannot be read back is an
+    /// error naming it, so that a migration or a backup never leaves one
+    /// behind unnoticed.
+    fn for_each(&self, visit: &mut dyn FnMut(&Doc)) -> StorageResult<()> {
+        self.walk(visit, &mut |e| Err(e))
+    }
 
     /// Every id. The default walks the documents; SQL backends read one
     /// column.

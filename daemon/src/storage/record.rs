@@ -2,7 +2,7 @@
 //! PostgreSQL's (its JSON, the query columns, the search text, the
 //! dependency rows), and back.
 
-use milestones_protocol::{DepEdge, FilterOp, Map, Query, SortKey, Value};
+use milestones_protocol::{DepEdge, FilterOp, Map, Page, Query, SortKey, Value};
 
 use crate::query::TEXT_FIELDS;
 use crate::storage::error::{StorageError, StorageResult};
@@ -77,16 +77,34 @@ impl Record {
     }
 }
 
-/// Reads a document back from its JSON.
+/// Reads a document back from its JSON. A row that does not hold one (an
+/// edit by hand in `sqlite3` or `psql`) is `Unreadable`: that milestone
+/// cannot be served, and its id stays taken.
 pub fn decode(id: &str, data: &str) -> StorageResult<Map> {
+    let unreadable = |why: String| StorageError::Unreadable {
+        id: id.to_owned(),
+        message: format!("the stored data of milestone `{id}` {why}; `msctl delete {id} --purge` removes it"),
+    };
     match serde_json::from_str::<Value>(data) {
         Ok(Value::Map(map)) => Ok(map),
-        Ok(other) => Err(StorageError::Invalid(format!(
-            "the stored data of milestone `{id}` is a {}, not a document",
-            other.type_name()
-        ))),
-        Err(e) => Err(StorageError::Invalid(format!("the stored data of milestone `{id}` is not valid JSON: {e}"))),
+        Ok(other) => Err(unreadable(format!("is a {}, not a document", other.type_name()))),
+        Err(e) => Err(unreadable(format!("is not valid JSON ({e})"))),
     }
+}
+
+/// Adds a decoded row to a page. One that cannot be read is logged and
+/// left out of the page and its total (`validate` names it), so that it
+/// costs the list nothing but itself; any other error stands.
+pub fn add_readable(page: &mut Page, decoded: StorageResult<Map>) -> StorageResult<()> {
+    match decoded {
+        Ok(doc) => page.items.push(Value::Map(doc)),
+        Err(StorageError::Unreadable { id, message }) => {
+            tracing::warn!(id, error = %message, "a stored milestone cannot be read; it is left out of the list");
+            page.total = page.total.saturating_sub(1);
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 /// The dotted path of the first NaN or infinity in `value`, which JSON cannot

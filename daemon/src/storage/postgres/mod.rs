@@ -436,15 +436,19 @@ impl Storage for PostgresStore {
                 tx.query_one(&count, &params[..compiled.where_params]).map_err(self.failed("run a query"))?.get(0);
             let rows = tx.query(&select, &params).map_err(self.failed("run a query"))?;
             tx.commit().map_err(self.failed("run a query"))?;
-            let items = rows
-                .iter()
-                .map(|r| record::decode(r.get(0), r.get(1)).map(milestones_protocol::Value::Map))
-                .collect::<StorageResult<Vec<_>>>()?;
-            Ok(Page { items, total: total as u64 })
+            let mut page = Page { items: Vec::with_capacity(rows.len()), total: total as u64 };
+            for row in &rows {
+                record::add_readable(&mut page, record::decode(row.get(0), row.get(1)))?;
+            }
+            Ok(page)
         })
     }
 
-    fn for_each(&self, visit: &mut dyn FnMut(&Doc)) -> StorageResult<()> {
+    fn walk(
+        &self,
+        visit: &mut dyn FnMut(&Doc),
+        unreadable: &mut dyn FnMut(StorageError) -> StorageResult<()>,
+    ) -> StorageResult<()> {
         let mut conn = self.pool.get()?;
         let what = "read milestones";
         let mut tx = snapshot(&mut conn.client).map_err(self.failed(what))?;
@@ -452,7 +456,10 @@ impl Storage for PostgresStore {
         loop {
             let rows = tx.query_portal(&portal, BATCH).map_err(self.failed(what))?;
             for row in &rows {
-                visit(&Arc::new(record::decode(row.get(0), row.get(1))?));
+                match record::decode(row.get(0), row.get(1)) {
+                    Ok(doc) => visit(&Arc::new(doc)),
+                    Err(e) => unreadable(e)?,
+                }
             }
             if rows.len() < BATCH as usize {
                 break;

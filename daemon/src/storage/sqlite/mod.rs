@@ -45,8 +45,12 @@ macro_rules! reads_from_table {
             self.table.query(query)
         }
 
-        fn for_each(&self, visit: &mut dyn FnMut(&Doc)) -> StorageResult<()> {
-            self.table.for_each(visit)
+        fn walk(
+            &self,
+            visit: &mut dyn FnMut(&Doc),
+            unreadable: &mut dyn FnMut(StorageError) -> StorageResult<()>,
+        ) -> StorageResult<()> {
+            self.table.walk(visit, unreadable)
         }
 
         fn ids(&self) -> StorageResult<Vec<String>> {
@@ -219,15 +223,19 @@ impl MilestoneTable {
         let rows = stmt
             .query_map(params_from_iter(params), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .map_err(self.failed("run a query"))?;
-        let mut items = Vec::new();
+        let mut page = Page { items: Vec::new(), total: total as u64 };
         for row in rows {
             let (id, data) = row.map_err(self.failed("run a query"))?;
-            items.push(milestones_protocol::Value::Map(record::decode(&id, &data)?));
+            record::add_readable(&mut page, record::decode(&id, &data))?;
         }
-        Ok(Page { items, total: total as u64 })
+        Ok(page)
     }
 
-    pub fn for_each(&self, visit: &mut dyn FnMut(&Doc)) -> StorageResult<()> {
+    pub fn walk(
+        &self,
+        visit: &mut dyn FnMut(&Doc),
+        unreadable: &mut dyn FnMut(StorageError) -> StorageResult<()>,
+    ) -> StorageResult<()> {
         let conn = self.pool.reader()?;
         let mut stmt =
             conn.prepare_cached("SELECT id, data FROM milestones").map_err(self.failed("read milestones"))?;
@@ -235,7 +243,10 @@ impl MilestoneTable {
         while let Some(row) = rows.next().map_err(self.failed("read milestones"))? {
             let id: String = row.get(0).map_err(self.failed("read milestones"))?;
             let data: String = row.get(1).map_err(self.failed("read milestones"))?;
-            visit(&Arc::new(record::decode(&id, &data)?));
+            match record::decode(&id, &data) {
+                Ok(doc) => visit(&Arc::new(doc)),
+                Err(e) => unreadable(e)?,
+            }
         }
         Ok(())
     }
