@@ -70,10 +70,21 @@ pub fn sync_filesystem(_dir: &Path) -> FileResult<()> {
 }
 
 pub fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool, mode: u32) -> FileResult<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // Hidden and ending in `.tmp`, so watchers and the shell tooling skip it.
-    let temp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let temp = write_temporary(dir, name, bytes, durable, mode)?;
     let target = dir.join(name);
+    fs::rename(&temp, &target).map_err(|e| {
+        let _ = fs::remove_file(&temp);
+        FileError::new("rename into place", &target, e)
+    })
+}
+
+/// Writes `bytes` to a new temporary file in `dir` for `name`, to be
+/// renamed into place: hidden and ending in `.tmp` (`.NAME.PID.N.tmp`), so
+/// watchers and the shell tooling skip it, and start-up removes it should
+/// the process be killed before the rename. Nothing is left on failure.
+pub fn write_temporary(dir: &Path, name: &str, bytes: &[u8], durable: bool, mode: u32) -> FileResult<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let temp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -85,12 +96,15 @@ pub fn write_renamed(dir: &Path, name: &str, bytes: &[u8], durable: bool, mode: 
         if durable {
             f.sync_all().map_err(|e| FileError::new("sync", &temp, e))?;
         }
-        fs::rename(&temp, &target).map_err(|e| FileError::new("rename into place", &target, e))
+        Ok(())
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+    match result {
+        Ok(()) => Ok(temp),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(e)
+        }
     }
-    result
 }
 
 /// Removes from `dir` the temporary files of writes that a process killed

@@ -35,9 +35,12 @@ impl InstanceLock {
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
-        file.set_len(0).map_err(io)?;
-        file.rewind().map_err(io)?;
-        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        // The pid is for messages only: the lock is held whether or not it
+        // can be written (a full disk).
+        let noted = file.set_len(0).and_then(|()| file.rewind()).and_then(|_| writeln!(file, "{}", std::process::id()));
+        if let Err(e) = noted {
+            tracing::warn!(file = %path.display(), error = %e, "cannot note the pid in the lock file");
+        }
         Ok(InstanceLock { _file: file })
     }
 }

@@ -205,7 +205,13 @@ fn run(
     runtime.block_on(async {
         let listener = socket.take_listener().context("the listening socket is already in use")?;
         let listener = tokio::net::UnixListener::from_std(listener)?;
-        let _pid = PidFile::write(&layout.pid_file())?;
+        // Only for people and old clients (the lock decides liveness): on a
+        // full disk the daemon serves without it.
+        let _pid = PidFile::write(&layout.pid_file())
+            .inspect_err(|e| {
+                tracing::warn!(file = %layout.pid_file().display(), error = %e, "cannot write the pid file; serving without it")
+            })
+            .ok();
         info!(
             root = %root.display(),
             socket = %socket.path().display(),

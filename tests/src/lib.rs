@@ -33,8 +33,22 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// A fresh project folder, removed afterwards.
 pub struct Project {
+    /// Unmounted before the folder that holds it is removed.
+    _disk: Option<SmallDisk>,
     _dir: tempfile::TempDir,
     pub root: PathBuf,
+}
+
+/// A tmpfs of a few MiB mounted for one test, to run a project out of
+/// space; unmounted when dropped.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("--lazy").arg(&self.path).status();
+    }
 }
 
 impl Default for Project {
@@ -47,7 +61,46 @@ impl Project {
     pub fn new() -> Project {
         let dir = tempfile::Builder::new().prefix("ms-").tempdir_in("/tmp").expect("temp dir");
         let root = dir.path().canonicalize().expect("canonical temp dir");
-        Project { _dir: dir, root }
+        Project { _disk: None, _dir: dir, root }
+    }
+
+    /// A new project on `backend` whose root is a disk of its own of
+    /// `bytes` (a tmpfs), to fill up. Mounting needs root: otherwise
+    /// `None`, and the caller says why it cannot run.
+    pub fn on_small_disk(backend: &str, bytes: u64) -> Option<Project> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let p = Project::new();
+        let root = p.root.join("disk");
+        std::fs::create_dir(&root).expect("mount point");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&root)
+            .status()
+            .expect("run mount");
+        assert!(mounted.success(), "mount a tmpfs at {}", root.display());
+        let p = Project { _disk: Some(SmallDisk { path: root.clone() }), root, ..p };
+        p.write(".milestones/config/storage-backend.txt", &format!("{backend}\n"));
+        Some(p)
+    }
+
+    /// Fills the disk the project is on until not one more byte fits;
+    /// returns the file that holds the filling, to remove to free it.
+    pub fn fill_disk(&self) -> PathBuf {
+        let path = self.root.join("filler");
+        let mut file = std::fs::File::create(&path).expect("create the filler");
+        let block = vec![0u8; 64 * 1024];
+        let mut size = block.len();
+        // Smaller and smaller writes, down to one byte: the disk is full.
+        while size > 0 {
+            match file.write(&block[..size]) {
+                Ok(0) | Err(_) => size /= 2,
+                Ok(_) => {}
+            }
+        }
+        path
     }
 
     /// A project whose root lies `depth` folders deep.
@@ -197,7 +250,6 @@ impl Project {
         Run::from(child.wait_with_output().expect("msctl output"))
     }
 
-    /// Writes a file under the project root and returns its path.
     /// A new project whose daemon will start on `backend` (`file`,
     /// `hybrid` or `database`, the latter on SQLite).
     pub fn on_backend(backend: &str) -> Project {
@@ -238,6 +290,8 @@ impl Project {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Writes a file under the project root (creating its folders) and
+    /// returns its path.
     pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
         let path = self.root.join(rel);
         if let Some(dir) = path.parent() {

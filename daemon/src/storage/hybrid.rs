@@ -209,36 +209,40 @@ impl HybridStore {
         }
     }
 
-    /// Writes the file, then its index row, and returns the file's hash. If
-    /// the row cannot be written the file change is undone (an earlier file
-    /// put back byte for byte), so files and index never disagree for long.
+    /// Writes the file under a temporary name, then its index row, then
+    /// renames the file into place, and returns the file's hash. Every step
+    /// that may run out of space comes before anything is changed for
+    /// good: a write refused (a full disk) leaves the file and the index
+    /// as they were, and a write acknowledged is in both.
     fn store(&self, doc: &Map, previous: Option<&Previous>) -> StorageResult<String> {
         let record = Record::of(doc)?;
-        let (folder, stamp, hash) = match previous {
-            Some(p) => self.tree.write_update(doc, p.doc, &p.text)?,
-            None => self.tree.write(doc)?,
-        };
+        let staged = self.tree.stage(doc, previous.map(|p| (p.doc, p.text.as_str())))?;
+        let (folder, stamp, hash) = (staged.folder, staged.stamp, staged.hash.clone());
         let path = self.tree.relative(&self.tree.path_of(&record.id, folder));
-        let indexed =
-            self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp, hash: &hash })).map(|_| ()));
-        match (indexed, previous) {
-            (Ok(()), Some(p)) if p.folder != folder => {
-                crate::injected::crash_point("moved-before-removing");
-                self.tree.remove(&record.id, p.folder).map(|()| hash)
+        self.table.write(|w| w.put(&record, Some(&FileColumns { path: &path, stamp, hash: &hash })).map(|_| ()))?;
+        crate::injected::crash_point("indexed-before-renaming");
+        if let Err(e) = staged.put_in_place() {
+            // The index is ahead of the file: a stamp that matches no file
+            // has the next reconciliation read the file again.
+            let stale = Stamp { size: u64::MAX, mtime_ns: -1 };
+            let undone = match previous {
+                Some(p) => Record::of(p.doc).and_then(|old| {
+                    let old_path = self.tree.relative(&self.tree.path_of(&record.id, p.folder));
+                    let columns = FileColumns { path: &old_path, stamp: stale, hash: "" };
+                    self.table.write(|w| w.put(&old, Some(&columns)).map(|_| ()))
+                }),
+                None => self.table.write(|w| w.delete(&record.id).map(|_| ())),
+            };
+            if let Err(undo) = undone {
+                tracing::warn!(id = %record.id, error = %undo, "cannot undo an index row whose file could not be put in place");
             }
-            (Ok(()), _) => Ok(hash),
-            (Err(e), None) => {
-                self.tree.remove(&record.id, folder)?;
-                Err(e)
-            }
-            (Err(e), Some(p)) => {
-                if p.folder != folder {
-                    self.tree.remove(&record.id, folder)?;
-                }
-                self.tree.restore(&record.id, p.folder, &p.text)?;
-                Err(e)
-            }
+            return Err(e);
         }
+        if let Some(p) = previous.filter(|p| p.folder != folder) {
+            crate::injected::crash_point("moved-before-removing");
+            self.tree.remove(&record.id, p.folder)?;
+        }
+        Ok(hash)
     }
 }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use milestones_protocol::{Map, Problem, Severity, Value};
 
 use super::error::{StorageError, StorageResult};
-use crate::atomic::{sync_dir, sync_filesystem, write_atomically, write_renamed, write_unsynced};
+use crate::atomic::{sync_dir, sync_filesystem, write_atomically, write_renamed, write_temporary, write_unsynced};
 
 /// Up to this many files, [`MilestoneTree::write_all`] syncs each.
 const SYNC_EACH_AT_MOST: usize = 64;
@@ -49,6 +49,45 @@ pub struct TreeFile {
 pub struct Stamp {
     pub size: u64,
     pub mtime_ns: i64,
+}
+
+/// A milestone's new file, written and synced under a temporary name, for
+/// a store that keeps an index beside the files: the index takes the new
+/// version first, and the file goes into place by a rename, which needs no
+/// disk space. Whatever fails (a full disk included), nothing is changed
+/// that cannot be undone, and no answer says a write failed that in fact
+/// stayed. Dropped without [`StagedFile::put_in_place`], it is removed.
+pub struct StagedFile {
+    /// `None` once in place.
+    temp: Option<PathBuf>,
+    target: PathBuf,
+    dir: PathBuf,
+    pub folder: Folder,
+    /// Size and modification time, which the rename keeps.
+    pub stamp: Stamp,
+    /// SHA-256 of the bytes, hex.
+    pub hash: String,
+}
+
+impl StagedFile {
+    /// Renames the file into place and makes the rename durable.
+    pub fn put_in_place(mut self) -> StorageResult<()> {
+        if let Some(temp) = self.temp.take() {
+            if let Err(e) = fs::rename(&temp, &self.target) {
+                self.temp = Some(temp);
+                return Err(StorageError::io("rename into place", &self.target, e));
+            }
+        }
+        Ok(sync_dir(&self.dir)?)
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Some(temp) = &self.temp {
+            let _ = fs::remove_file(temp);
+        }
+    }
 }
 
 /// A file [`MilestoneTree::write_all`] wrote.
@@ -401,9 +440,24 @@ impl MilestoneTree {
         }
     }
 
-    /// Puts a file's earlier text back, byte for byte (undoing a write).
-    pub fn restore(&self, id: &str, folder: Folder, original: &str) -> StorageResult<()> {
-        Ok(write_atomically(&self.folder_path(folder), &file_name(id), original.as_bytes())?)
+    /// [`MilestoneTree::write_update`]'s file (or a new document's, without
+    /// `previous`), written and synced but not yet in place: see
+    /// [`StagedFile`].
+    pub fn stage(&self, doc: &Map, previous: Option<(&Map, &str)>) -> StorageResult<StagedFile> {
+        let text = previous.and_then(|(old, original)| crate::yaml::edit_preserving(original, old, doc));
+        let text = text.unwrap_or_else(|| crate::yaml::to_yaml(doc));
+        let id = document::id(doc).ok_or_else(|| StorageError::Invalid("document has no id".into()))?;
+        let folder = Folder::of(doc);
+        let dir = self.folder_path(folder);
+        fs::create_dir_all(&dir).map_err(|e| StorageError::io("create", &dir, e))?;
+        let temp = write_temporary(&dir, &file_name(id), text.as_bytes(), true, 0o666)?;
+        let hash = sha256_hex(text.as_bytes());
+        let unknown = Stamp { size: u64::MAX, mtime_ns: -1 };
+        let mut staged =
+            StagedFile { temp: Some(temp.clone()), target: dir.join(file_name(id)), dir, folder, stamp: unknown, hash };
+        let meta = fs::metadata(&temp).map_err(|e| StorageError::io("inspect", &temp, e))?;
+        staged.stamp = stamp_of(&meta);
+        Ok(staged)
     }
 
     fn write_text(&self, doc: &Map, yaml: &str) -> StorageResult<(Folder, Stamp, String)> {

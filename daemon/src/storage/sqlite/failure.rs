@@ -4,7 +4,8 @@ use crate::storage::error::StorageError;
 
 /// Translates an SQLite failure into the backend-neutral error, once, here:
 /// a busy or locked database is worth retrying, a corrupt one is damaged,
-/// anything else is a database failure named by `context`.
+/// a full disk says so plainly, anything else is a database failure named
+/// by `context`.
 pub fn failed(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StorageError {
     let context = context.into();
     move |e| {
@@ -16,6 +17,10 @@ pub fn failed(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Sto
             Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
                 StorageError::Damaged(message)
             }
+            // In the words the file backends use for the same thing.
+            Some(rusqlite::ErrorCode::DiskFull) => StorageError::Database(format!(
+                "{context}: no space left on device (the disk is full); nothing was changed"
+            )),
             _ => StorageError::Database(message),
         }
     }

@@ -17,6 +17,10 @@ const IDLE_READERS: usize = 8;
 /// The writer's page cache, in KiB.
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
 
+/// Pages of write-ahead log between checkpoints (of 4 KiB, SQLite's
+/// default page size).
+const WAL_PAGES: i64 = 256;
+
 pub struct ConnectionPool {
     path: PathBuf,
     /// Audit events: appended with `synchronous = NORMAL`, so logging an
@@ -47,6 +51,11 @@ impl ConnectionPool {
             .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
             // Room for the indexes' upper levels during a bulk load (KiB).
             .and_then(|()| writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB))
+            // The write-ahead log folded into the file every 1 MiB or so, and
+            // cut back to that size: a small project's log stays small, and
+            // a nearly full disk is not filled by it.
+            .and_then(|()| writer.pragma_update(None, "wal_autocheckpoint", WAL_PAGES))
+            .and_then(|()| writer.pragma_update(None, "journal_size_limit", WAL_PAGES * 4096))
             .map_err(super::failure::failed(format!("cannot use {}", path.display())))?;
         Ok(ConnectionPool {
             path: path.to_path_buf(),
