@@ -124,13 +124,13 @@ impl MilestoneService {
             Err(e) => return Err(e.into()),
         };
         // A status edited across the line moves the file, as a request's
-        // would; the file is taken in where it then is.
+        // would; the file is taken in where it then is. A file moved by
+        // hand stays where it was put (seed 003 archives by moving a file
+        // into completed/ as it is).
         let refiled;
         let mut file = file;
-        if storage.files().is_some()
-            && Folder::of(&loaded.doc) != loaded.folder
-            && tree.refile(&loaded.id, loaded.folder)?
-        {
+        let crossed = previous.is_some_and(|before| before != Folder::of(&loaded.doc) && before == loaded.folder);
+        if storage.files().is_some() && crossed && tree.refile(&loaded.id, loaded.folder)? {
             loaded.folder = loaded.folder.other();
             refiled = tree.relative(&tree.path_of(&loaded.id, loaded.folder));
             file = &refiled;
