@@ -556,6 +556,17 @@ mod tests {
         Value::Map(m)
     }
 
+    /// Found by the `yaml_documents` fuzz target: without serde_json's
+    /// exact float parsing, a float stored as JSON (the SQL backends) read
+    /// back one bit off.
+    #[test]
+    fn floats_come_back_from_json_exactly() {
+        for f in [-2.1425e54, 0.1, 1e-300, 123456.789e200, f64::MAX, f64::MIN_POSITIVE] {
+            let json = serde_json::to_string(&Value::Float(f)).unwrap();
+            assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), Value::Float(f), "{json}");
+        }
+    }
+
     #[test]
     fn json_form_is_plain_and_keeps_key_order() {
         let json = serde_json::to_string(&sample()).unwrap();
