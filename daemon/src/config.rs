@@ -38,6 +38,11 @@ pub struct StorageConfig {
     pub watcher: WatcherMode,
     /// `storage.monitoring` and `storage.migration`: the scale monitor.
     pub scale: ScaleSettings,
+    /// `storage.audit.immutable_logs` (seed 000's
+    /// `compliance.audit.immutable_logs`, project-wide): the audit log's
+    /// entries are hash-chained, so that `msctl audit verify` finds any
+    /// entry edited, removed or reordered.
+    pub immutable_logs: bool,
 }
 
 /// What the scale monitor does, and how often (DESIGN §9).
@@ -127,6 +132,7 @@ impl Default for StorageConfig {
             idle_exit_seconds: 0,
             watcher: WatcherMode::Notify,
             scale: ScaleSettings::default(),
+            immutable_logs: false,
         }
     }
 }
@@ -252,6 +258,7 @@ impl StorageConfig {
             database: DatabaseSetting::parse(&text("storage.database.type", "sqlite".to_owned())?),
             database_url,
             events_in_database: flag("storage.events_in_database", defaults.events_in_database)?,
+            immutable_logs: flag("storage.audit.immutable_logs", defaults.immutable_logs)?,
             thresholds,
             log_level,
             idle_exit_seconds: count("storage.idle_exit_seconds", defaults.idle_exit_seconds)?,

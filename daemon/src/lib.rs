@@ -4,7 +4,7 @@
 //! Layers, each importing only from those below it (ARCHITECTURE.md draws
 //! them):
 //!
-//! 1. leaves: `yaml`, `atomic`, `layout`, `database_url`, `document`, `document_limits`, `search`, `query`,
+//! 1. leaves: `yaml`, `atomic`, `audit_chain`, `layout`, `database_url`, `document`, `document_limits`, `search`, `query`,
 //!    `graph`, `analytics`, `rules`, `config`, `event_log`, `change_feed`,
 //!    `peer`, `injected`: the document rules and plain helpers, each
 //!    with its own error type;
@@ -21,6 +21,7 @@
 
 pub mod analytics;
 pub mod atomic;
+pub mod audit_chain;
 pub mod change_feed;
 pub mod config;
 pub mod connection;

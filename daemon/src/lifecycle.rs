@@ -167,7 +167,7 @@ fn run(
             listener::bind(&path)?
         }
     };
-    let events = event_log::StorageEventLog::open(&layout.storage_events())
+    let events = event_log::StorageEventLog::open(&layout.storage_events(), config.immutable_logs)
         .with_context(|| format!("cannot open {}", layout.storage_events().display()))?;
     let service = Arc::new(MilestoneService::new(
         storage.clone(),

@@ -28,7 +28,7 @@ fn service(root: &Path, kind: BackendKind, config: &StorageConfig) -> MilestoneS
     layout.ensure().unwrap();
     let config = config.clone();
     let store = BackendSpec::new(kind, &config).open(&layout).unwrap();
-    let events = StorageEventLog::open(&layout.storage_events()).unwrap();
+    let events = StorageEventLog::open(&layout.storage_events(), false).unwrap();
     MilestoneService::new(store, layout, config, events, Endpoint::default(), LevelFilter::INFO)
 }
 

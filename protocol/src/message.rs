@@ -155,6 +155,9 @@ pub enum Request {
     /// changed since that backup, unless `discard_changes` (they are
     /// backed up first).
     MigrateRollback { discard_changes: bool },
+    /// Checks the audit log's hash chain (`storage.audit.immutable_logs`);
+    /// answered with [`Response::AuditReport`].
+    AuditVerify,
 }
 
 /// A backend to migrate to.
@@ -304,6 +307,33 @@ pub enum Response {
     MigrationHistory(Vec<MigrationRecord>),
     MigrationPlan(MigrationPlan),
     MigrationStatus(Option<MigrationProgress>),
+    AuditReport(AuditReport),
+}
+
+/// What `AuditVerify` found in `logs/storage-events.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Whether `storage.audit.immutable_logs` is on (entries are sealed).
+    pub immutable: bool,
+    /// Lines in the log.
+    pub entries: u64,
+    /// Sealed entries among them.
+    pub sealed: u64,
+    /// Unsealed lines before the first sealed one (written before the log
+    /// became immutable): not checked, and not faults.
+    pub before_sealing: u64,
+    /// Every entry edited, removed, reordered or added by another writer,
+    /// each named once.
+    pub problems: Vec<AuditProblem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditProblem {
+    /// The line, from 1; 0 for the end of the log.
+    pub line: u64,
+    /// The entry's number in the chain, when known.
+    pub seq: Option<u64>,
+    pub message: String,
 }
 
 /// A migration under way, as its journal records it.

@@ -15,6 +15,7 @@
 //! daemons) may share one database. The only lock, the migration gate,
 //! holds this process's writes for a migration's final catch-up and switch.
 
+mod audit;
 mod backend;
 mod capture;
 mod error;
@@ -144,6 +145,7 @@ impl MilestoneService {
 
     /// Takes a freshly read configuration (SIGHUP).
     pub fn set_config(&self, config: StorageConfig, log_level: LevelFilter) {
+        self.events.set_immutable(config.immutable_logs);
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) =
             Settings { config, log_level, loaded_at: document::now_timestamp() };
     }
@@ -234,6 +236,7 @@ impl MilestoneService {
                 self.rollback(discard_changes, peer).map(Response::Migrated)
             }
             Request::Status => self.status().map(Response::Status),
+            Request::AuditVerify => self.audit_verify().map(Response::AuditReport),
             // The connection turns into a stream; the server does that.
             Request::Subscribe { .. } => {
                 Err(ServiceError::invalid("Subscribe is answered by the connection, not the service"))

@@ -130,6 +130,9 @@ pub enum Command {
     /// Tasks inside a milestone.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// The audit trail (logs/storage-events.jsonl).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Find milestones whose id, title, description, category or task titles contain all the words.
     Search {
         #[arg(required = true)]
@@ -221,6 +224,13 @@ pub enum DaemonCommand {
         #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
         lines: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the log's hash chain (storage.audit.immutable_logs): every entry edited, removed,
+    /// reordered or added by another program is named; exit 5 when any is.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,9 +1,9 @@
 //! Output: exact JSON for scripts, tables and sentences for people.
 
 use milestones_client::protocol::{
-    Analytics, BackendInfo, ChangeEvent, DaemonStatus, DatabaseHealth, DepsReport, EventSource, Map, MigrationPlan,
-    MigrationProgress, MigrationRecord, MigrationReport, Page, ScaleReport, Severity, UpgradeOutcome, ValidationReport,
-    Value,
+    Analytics, AuditReport, BackendInfo, ChangeEvent, DaemonStatus, DatabaseHealth, DepsReport, EventSource, Map,
+    MigrationPlan, MigrationProgress, MigrationRecord, MigrationReport, Page, ScaleReport, Severity, UpgradeOutcome,
+    ValidationReport, Value,
 };
 use serde::Serialize;
 
@@ -229,6 +229,28 @@ impl Output {
     }
 
     /// `msctl scale`: seed 004's dashboard.
+    /// `msctl audit verify`.
+    pub fn audit(&self, r: &AuditReport) {
+        self.print_json_or(r, || {
+            let mut lines = vec![match (r.immutable, r.problems.len()) {
+                (false, _) if r.sealed == 0 => format!(
+                    "the audit log is not sealed ({} entries); `storage.audit.immutable_logs: true` seals new entries",
+                    r.entries
+                ),
+                (_, 0) => format!("the audit log is intact: {} sealed entries verified", r.sealed),
+                (_, n) => format!("the audit log was tampered with: {n} problem(s) in {} sealed entries", r.sealed),
+            }];
+            if r.before_sealing > 0 {
+                lines.push(format!(
+                    "({} earlier entries were written before sealing began, and are not checked)",
+                    r.before_sealing
+                ));
+            }
+            lines.extend(r.problems.iter().map(|p| format!("  {}", p.message)));
+            lines.join("\n")
+        });
+    }
+
     pub fn scale(&self, r: &ScaleReport) {
         self.print_json_or(r, || {
             let m = &r.metrics;

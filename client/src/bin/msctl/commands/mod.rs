@@ -2,6 +2,7 @@
 //! its own module here; `init` and `daemon`, which work without (or before)
 //! a connection, live in [`crate::init`] and [`crate::daemon`].
 
+mod audit;
 mod backend;
 mod connection;
 mod milestones;
@@ -10,7 +11,7 @@ mod scale;
 mod tasks;
 mod watch;
 
-use crate::args::{Cli, Command};
+use crate::args::{AuditCommand, Cli, Command};
 use crate::render::Output;
 use crate::{daemon, exit, init, locate, Failure};
 
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Delete { id, purge } => milestones::delete(client, out, id, purge),
         Command::Complete { id } => milestones::complete(client, out, id),
         Command::Task(task) => tasks::run(client, out, task),
+        Command::Audit(AuditCommand::Verify) => audit::verify(client, out),
         Command::Deps { id, check } => project::deps(client, out, id, check),
         Command::Validate { id, all } => project::validate(client, out, id, all),
         Command::Upgrade { id, all } => project::upgrade(client, out, id, all),
