@@ -26,6 +26,7 @@ mod project;
 mod rollback;
 mod scale;
 mod tasks;
+mod turns;
 
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Instant;
@@ -64,6 +65,8 @@ pub struct MilestoneService {
     /// Replaced whole on SIGHUP.
     settings: RwLock<Settings>,
     events: StorageEventLog,
+    /// Writers of one milestone take turns (see `turns.rs`).
+    turns: turns::Turns,
     /// Shared with the storage's listener, which hands in other daemons'
     /// changes.
     feed: Arc<ChangeFeed>,
@@ -132,6 +135,7 @@ impl MilestoneService {
             layout,
             settings: RwLock::new(Settings { config, log_level, loaded_at: now.clone() }),
             events,
+            turns: turns::Turns::default(),
             feed,
             watching: RwLock::new("off".to_owned()),
             outside_problems: RwLock::new(Vec::new()),
@@ -263,6 +267,7 @@ impl MilestoneService {
         mut change: impl FnMut(&Map) -> ServiceResult<Option<Edit>>,
     ) -> ServiceResult<Stored> {
         let _gate = self.write_gate();
+        let _turn = self.turns.take(id);
         let storage = self.storage();
         let mut first_read: Option<Doc> = None;
         for attempt in 0..MAX_ATTEMPTS {
@@ -280,6 +285,7 @@ impl MilestoneService {
                 }
                 Err(StorageError::Stale { .. }) => {
                     tracing::debug!(id, attempt, "another writer got in first; applying the change again");
+                    back_off(attempt);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -359,6 +365,17 @@ impl MilestoneService {
 
 fn document_response(doc: Doc) -> Response {
     Response::Document(Value::Map(Map::clone(&doc)))
+}
+
+/// A pause before a change is applied again after another writer got in
+/// first: random, and longer each time (up to 20 ms), so that many writers
+/// of one milestone take turns instead of colliding again and again.
+fn back_off(attempt: usize) {
+    use std::hash::{BuildHasher, Hasher};
+    let ceiling_us = (100u64 << attempt.min(8)).min(20_000);
+    // A RandomState is keyed afresh each time: enough randomness for jitter.
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    std::thread::sleep(std::time::Duration::from_micros(random % ceiling_us));
 }
 
 /// What every change to an existing milestone gets: `completed_at` when it

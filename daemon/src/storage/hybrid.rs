@@ -370,7 +370,9 @@ impl FileKeeping for HybridStore {
         let record = Record::of(&file.doc)?;
         let path = self.tree.relative(&self.tree.path_of(&file.id, file.folder));
         let _writes = self.lock_writes();
-        if self.known_file(&file.id)?.as_ref() != seen {
+        // The index takes a write before its file is renamed into place:
+        // a file read in between is already stale.
+        if self.known_file(&file.id)?.as_ref() != seen || !self.tree.still_holds(file) {
             return Ok(false);
         }
         self.table
@@ -382,7 +384,7 @@ impl FileKeeping for HybridStore {
         let _writes = self.lock_writes();
         let mut taken = Vec::new();
         for (file, seen) in files {
-            if self.known_file(&file.id)? == *seen {
+            if self.known_file(&file.id)? == *seen && self.tree.still_holds(file) {
                 let path = self.tree.relative(&self.tree.path_of(&file.id, file.folder));
                 taken.push((Record::of(&file.doc)?, path, file));
             }

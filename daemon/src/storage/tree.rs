@@ -376,16 +376,19 @@ impl MilestoneTree {
             .and_then(|()| crate::atomic::sync_dir(&self.folder_path(other.folder)).map_err(std::io::Error::other));
         match moved {
             Ok(()) => {
-                let backup = self.relative(&dir.join(&name));
-                tracing::warn!(id = %kept.id, kept = %self.relative(&kept_path), set_aside = %backup, "a milestone was in both folders");
+                let (kept, backup) = (self.relative(&kept_path), self.relative(&dir.join(&name)));
+                tracing::warn!(id = %other.id, %kept, set_aside = %backup, "a milestone was in both folders");
+                // Named by the copy set aside: no edit of the served file
+                // clears what happened.
                 Problem {
                     severity: Severity::Warning,
                     ..self.problem(
-                        &kept_path,
-                        Some(&kept.id),
+                        &dir.join(&name),
+                        Some(&other.id),
                         &format!(
-                            "was in both active/ and completed/ (a move cut short, or a copy by hand): this copy, \
-                             the newer, is served, and the other was moved to {backup}"
+                            "milestone `{}` was in both active/ and completed/ (a move cut short, or a copy by \
+                             hand): {kept}, the newer, is served, and the other copy was moved here",
+                            other.id
                         ),
                     )
                 }
@@ -549,6 +552,14 @@ impl MilestoneTree {
     }
 
     /// Removes `id`'s file from `folder`; a file already gone is not an error.
+    /// Whether `file`'s path still holds the bytes it was loaded from.
+    /// Checked under a store's write lock before an outside edit is taken
+    /// in: a file read while a write of the store's own was under way may
+    /// already be gone, and must not be taken in over that write.
+    pub fn still_holds(&self, file: &LoadedFile) -> bool {
+        fs::read(self.path_of(&file.id, file.folder)).is_ok_and(|bytes| sha256_hex(&bytes) == file.hash)
+    }
+
     /// Moves `id`'s file, bytes untouched, from `from` into the other
     /// folder (an outside edit changed its status across the line, and a
     /// status change moves the file). Never replaces a file: false, and
