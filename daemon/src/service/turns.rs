@@ -7,7 +7,7 @@
 //! loop alone, collide again and again; queued here, each applies its
 //! change to the version the one before it wrote.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
 
 /// Locks per daemon: milestones share one only by chance, and briefly.
@@ -27,9 +27,7 @@ impl Default for Turns {
 impl Turns {
     /// Waits for `id`'s turn; it lasts until the guard is dropped.
     pub fn take(&self, id: &str) -> MutexGuard<'_, ()> {
-        let mut hasher = self.hasher.build_hasher();
-        id.hash(&mut hasher);
-        let stripe = &self.stripes[hasher.finish() as usize % STRIPES];
+        let stripe = &self.stripes[self.hasher.hash_one(id) as usize % STRIPES];
         // Guards nothing but the turn itself: a panic while holding it
         // leaves nothing inconsistent.
         stripe.lock().unwrap_or_else(|p| p.into_inner())
