@@ -376,6 +376,10 @@ fn a_request_over_the_frame_limit_is_named_as_such() {
     let run = p.msctl(&["create", "--title", "big", "--description", &description]);
     run.fails(4, "exceeds the limit of 4096 bytes");
     p.msctl(&["ping"]).ok();
+    // Over msctl's own limit: refused before anything is sent.
+    let huge = p.write("huge.yaml", &format!("title: Huge\nnotes: {}\n", "y".repeat(17 * 1024 * 1024)));
+    let run = p.msctl(&["create", "--from-file", huge.to_str().unwrap()]);
+    run.fails(4, "over the 16777216 byte frame limit");
 }
 
 /// `Conflict` was appended to `ErrorKind`: a client that announces the
