@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 
+use milestones_protocol::value::MAX_NESTING;
 use milestones_protocol::{Map, Value};
 
 use crate::document::DocumentError;
@@ -28,8 +29,10 @@ pub const MAX_VALUES: usize = 10_000;
 pub const MAX_STRING_BYTES: usize = 64 * 1024;
 
 /// Checks `doc` against the limits in one pass, naming the field at fault.
-/// (Nesting depth is bounded where any value is read, by
-/// `milestones_protocol::MAX_NESTING`.)
+/// Nesting is held to what every reader takes back
+/// ([`MAX_NESTING`], the document itself being the first level): values
+/// read from anywhere are bounded as they are read, but an edit (`--set`
+/// of a long dotted path) can nest deeper.
 pub fn check(doc: &Map) -> Result<(), DocumentError> {
     let mut tally = Tally::default();
     let mut path = Vec::new();
@@ -49,6 +52,10 @@ enum Step<'a> {
 }
 
 fn visit_map<'a>(map: &'a Map, tally: &mut Tally, path: &mut Vec<Step<'a>>) -> Result<(), DocumentError> {
+    // The document is level 1; a value at the end of `path` is one deeper.
+    if path.len() + 1 >= MAX_NESTING && !map.is_empty() {
+        return Err(too_deep(path));
+    }
     for (key, value) in map.iter() {
         path.push(Step::Key(key));
         count(tally, path)?;
@@ -64,6 +71,9 @@ fn visit<'a>(value: &'a Value, tally: &mut Tally, path: &mut Vec<Step<'a>>) -> R
         Value::String(s) => text(s, tally, path, "text"),
         Value::Map(map) => visit_map(map, tally, path),
         Value::List(items) => {
+            if path.len() + 1 >= MAX_NESTING && !items.is_empty() {
+                return Err(too_deep(path));
+            }
             for (i, item) in items.iter().enumerate() {
                 path.push(Step::Index(i));
                 count(tally, path)?;
@@ -109,6 +119,13 @@ fn text(s: &str, tally: &mut Tally, path: &[Step], what: &str) -> Result<(), Doc
         ));
     }
     Ok(())
+}
+
+fn too_deep(path: &[Step]) -> DocumentError {
+    too_large(
+        path,
+        format!("lists and maps nest more than {MAX_NESTING} deep at `{}`; no reader takes that back", dotted(path)),
+    )
 }
 
 fn too_large(path: &[Step], message: String) -> DocumentError {
@@ -162,6 +179,23 @@ mod tests {
         let e = check(&nested).unwrap_err();
         assert_eq!(e.field(), Some("tasks.0.title"));
         assert!(e.to_string().contains("65537 bytes long"), "{e}");
+    }
+
+    /// Found by the `set_paths` fuzz target: a `--set` of a dotted path a
+    /// hundred segments long nested maps deeper than any reader takes back.
+    #[test]
+    fn nesting_deeper_than_readers_take_is_refused() {
+        let path: Vec<String> = (0..MAX_NESTING).map(|i| format!("k{i}")).collect();
+        let mut deep = Map::new();
+        crate::document::set_path(&mut deep, &path.join("."), Value::Int(1)).unwrap();
+        let e = check(&deep).unwrap_err();
+        assert!(e.to_string().contains("nest more than 100 deep"), "{e}");
+        let mut fits = Map::new();
+        crate::document::set_path(&mut fits, &path[..MAX_NESTING - 1].join("."), Value::Int(1)).unwrap();
+        assert_eq!(check(&fits), Ok(()));
+        // What passes reads back from YAML and JSON.
+        let yaml = crate::yaml::to_yaml(&fits);
+        assert_eq!(crate::yaml::parse_document(&yaml, "t").unwrap(), fits);
     }
 
     #[test]
