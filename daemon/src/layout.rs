@@ -5,6 +5,28 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// `.milestones/.gitignore`, written when missing and never over a user's
+/// edits. What is tracked is listed, not what is ignored, so that state a
+/// later version keeps here is one machine's by default.
+const GITIGNORE: &str = "\
+# Written by milestoned when missing, never rewritten: yours to edit.
+# The team's data is tracked: the milestone files and the shared
+# configuration. Everything else here is one machine's state (socket,
+# locks, pid, logs and the audit log, index and database files, backups,
+# the backend this clone is on, migration notes).
+/*
+!/.gitignore
+!/active/
+!/completed/
+!/config/
+/config/*
+!/config/storage-config.yaml
+# Editors' and milestoned's own temporary files.
+.*.tmp
+*.swp
+*~
+";
+
 /// Seed 003's `storage-config.yaml` defaults plus the keys DESIGN §9 adds.
 const DEFAULT_STORAGE_CONFIG: &str = r#"storage:
   backend: "auto"  # auto, file, hybrid, database
@@ -163,6 +185,7 @@ impl ProjectLayout {
         }
         write_if_missing(&self.storage_config(), DEFAULT_STORAGE_CONFIG)?;
         write_if_missing(&self.backend_file(), "file\n")?;
+        write_if_missing(&self.dir.join(".gitignore"), GITIGNORE)?;
         Ok(())
     }
 }
