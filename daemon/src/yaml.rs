@@ -65,15 +65,34 @@ fn edit_mapping(mapping: &yaml_edit::Mapping, old: &Map, new: &Map) -> Option<()
         match (old_values.get(key.as_str()).copied(), value) {
             (Some(before), after) if before == after => {}
             (Some(Value::Map(before)), Value::Map(after)) => {
-                edit_mapping(&mapping.get_mapping(key.as_str())?, before, after)?
+                let inner = mapping.get_mapping(key.as_str())?;
+                if inner.is_flow_style() && grows(before.len(), after.keys().any(|k| !before.contains_key(k))) {
+                    mapping.set(key.as_str(), node(value)?)
+                } else {
+                    edit_mapping(&inner, before, after)?
+                }
             }
             (Some(Value::List(before)), Value::List(after)) => {
-                edit_sequence(&mapping.get_sequence(key.as_str())?, before, after)?
+                let inner = mapping.get_sequence(key.as_str())?;
+                if inner.is_flow_style() && grows(before.len(), after.len() > before.len()) {
+                    mapping.set(key.as_str(), node(value)?)
+                } else {
+                    edit_sequence(&inner, before, after)?
+                }
             }
             _ => mapping.set(key.as_str(), node(value)?),
         }
     }
     Some(())
+}
+
+/// Whether a flow-style list or map (`[a, b]`, `{}`) that an edit changes
+/// is rewritten in block style, one item per line: when it was empty (the
+/// `[]` a new milestone starts with) or gains items, so that lists the
+/// daemon grows stay readable in `git diff` and never make one long line.
+/// A short flow list written by hand and changed in place stays as it is.
+fn grows(before: usize, gains: bool) -> bool {
+    before == 0 || gains
 }
 
 fn edit_sequence(sequence: &yaml_edit::Sequence, old: &[Value], new: &[Value]) -> Option<()> {

@@ -67,3 +67,46 @@ fn the_work_tree_shows_only_the_milestone_files_a_command_changed() {
     assert_eq!(std::fs::read_to_string(&gitignore).unwrap(), edited);
     p.stop_background_daemon();
 }
+
+/// Lists the daemon grows are written one item per line: after five tasks
+/// and two changes of dependencies no line is long, and one more task
+/// change is a change of a few lines in `git diff`. A short flow list
+/// written by hand and changed in place keeps its style.
+#[test]
+fn lists_the_daemon_grows_are_diff_friendly() {
+    let p = Project::new();
+    git(&p, &["init", "-q"]);
+    let _d = p.start(&[]);
+    p.msctl(&["create", "--title", "Diffs", "--id", "diffs"]).ok();
+    p.msctl(&["create", "--title", "First", "--id", "first"]).ok();
+    p.msctl(&["create", "--title", "Second", "--id", "second"]).ok();
+    for i in 1..=5 {
+        p.msctl(&["task", "add", "diffs", "--title", &format!("task number {i}, with a title of some length")]).ok();
+    }
+    p.msctl(&["update", "diffs", "--set", "dependencies.requires=[first]"]).ok();
+    p.msctl(&["update", "diffs", "--set", "dependencies.requires=[first, second]"]).ok();
+    let path = p.milestones().join("active/diffs.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let longest = text.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest <= 100, "a line of {longest} characters:\n{text}");
+    git(&p, &["add", "-A"]);
+    git(&p, &["commit", "-qm", "diffs"]);
+
+    p.msctl(&["task", "start", "diffs", "task-3"]).ok();
+    let numstat = git(&p, &["diff", "--numstat", "--", ".milestones/active/diffs.yaml"]);
+    let touched: u64 = numstat.split_whitespace().take(2).map(|n| n.parse::<u64>().unwrap()).sum();
+    assert!(touched <= 6, "one task change touched {touched} lines:\n{}", git(&p, &["diff"]));
+
+    // Hand-written and short: changed in place, it stays as written.
+    std::fs::write(
+        p.milestones().join("active/by-hand.yaml"),
+        "id: by-hand\ntitle: By hand\nstatus: planning\ntags: [alpha, beta]\n",
+    )
+    .unwrap();
+    milestones_e2e::eventually("the file is taken in", std::time::Duration::from_secs(10), || {
+        p.msctl(&["get", "by-hand"]).code == 0
+    });
+    p.msctl(&["update", "by-hand", "--set", "tags.1=gamma"]).ok();
+    let text = std::fs::read_to_string(p.milestones().join("active/by-hand.yaml")).unwrap();
+    assert!(text.contains("tags: [alpha, gamma]"), "{text}");
+}
