@@ -1,36 +1,20 @@
 //! Milestones in a git repository (issue: working in a team with git): the
 //! work tree stays clean but for the milestone files a command changed.
 
-use std::process::Command;
-
 use milestones_e2e::Project;
 
-fn git(p: &Project, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(&p.root)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("run git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn status(p: &Project) -> Vec<String> {
-    git(p, &["status", "--porcelain", "--untracked-files=all"]).lines().map(str::to_owned).collect()
+    p.git(&["status", "--porcelain", "--untracked-files=all"]).lines().map(str::to_owned).collect()
 }
 
 #[test]
 fn the_work_tree_shows_only_the_milestone_files_a_command_changed() {
     let p = Project::new();
-    git(&p, &["init", "-q"]);
+    p.git(&["init", "-q"]);
     p.msctl_autostart(&["init"]).ok();
-    git(&p, &["add", "-A"]);
-    git(&p, &["commit", "-qm", "milestones"]);
-    let tracked = git(&p, &["ls-files"]);
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-qm", "milestones"]);
+    let tracked = p.git(&["ls-files"]);
     assert_eq!(
         tracked.lines().collect::<Vec<_>>(),
         [".milestones/.gitignore", ".milestones/config/storage-config.yaml"],
@@ -40,12 +24,12 @@ fn the_work_tree_shows_only_the_milestone_files_a_command_changed() {
 
     p.msctl(&["create", "--title", "Tracked", "--id", "tracked"]).ok();
     assert_eq!(status(&p), ["?? .milestones/active/tracked.yaml"]);
-    git(&p, &["add", "-A"]);
-    git(&p, &["commit", "-qm", "create"]);
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-qm", "create"]);
 
     p.msctl(&["update", "tracked", "--set", "owner=ann"]).ok();
     assert_eq!(status(&p), [" M .milestones/active/tracked.yaml"]);
-    git(&p, &["commit", "-qam", "update"]);
+    p.git(&["commit", "-qam", "update"]);
 
     for read in [&["get", "tracked"][..], &["list"], &["health"], &["stats"], &["scale"], &["audit", "verify"]] {
         p.msctl(read).ok();
@@ -75,7 +59,7 @@ fn the_work_tree_shows_only_the_milestone_files_a_command_changed() {
 #[test]
 fn lists_the_daemon_grows_are_diff_friendly() {
     let p = Project::new();
-    git(&p, &["init", "-q"]);
+    p.git(&["init", "-q"]);
     let _d = p.start(&[]);
     p.msctl(&["create", "--title", "Diffs", "--id", "diffs"]).ok();
     p.msctl(&["create", "--title", "First", "--id", "first"]).ok();
@@ -89,13 +73,13 @@ fn lists_the_daemon_grows_are_diff_friendly() {
     let text = std::fs::read_to_string(&path).unwrap();
     let longest = text.lines().map(str::len).max().unwrap_or(0);
     assert!(longest <= 100, "a line of {longest} characters:\n{text}");
-    git(&p, &["add", "-A"]);
-    git(&p, &["commit", "-qm", "diffs"]);
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-qm", "diffs"]);
 
     p.msctl(&["task", "start", "diffs", "task-3"]).ok();
-    let numstat = git(&p, &["diff", "--numstat", "--", ".milestones/active/diffs.yaml"]);
+    let numstat = p.git(&["diff", "--numstat", "--", ".milestones/active/diffs.yaml"]);
     let touched: u64 = numstat.split_whitespace().take(2).map(|n| n.parse::<u64>().unwrap()).sum();
-    assert!(touched <= 6, "one task change touched {touched} lines:\n{}", git(&p, &["diff"]));
+    assert!(touched <= 6, "one task change touched {touched} lines:\n{}", p.git(&["diff"]));
 
     // Hand-written and short: changed in place, it stays as written.
     std::fs::write(

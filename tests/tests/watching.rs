@@ -270,16 +270,7 @@ fn a_git_checkout_of_a_thousand_changed_files_is_absorbed() {
     std::fs::create_dir_all(p.milestones().join("active")).unwrap();
     std::fs::create_dir_all(p.milestones().join("completed")).unwrap();
     let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(&p.root)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        p.git(args);
     };
     let write_all = |title: &str| {
         for i in 0..1000 {
