@@ -334,6 +334,12 @@ pub fn new_task_id(existing: &[String]) -> String {
 /// passes `validate`. Files edited by hand are left as written.
 pub fn fill_task_defaults(doc: &mut Map) {
     let Some(Value::List(tasks)) = doc.get_mut("tasks") else { return };
+    // Every write passes here: the usual case, nothing missing, copies no ids.
+    let missing =
+        |t: &Value| t.as_map().is_some_and(|t| ["id", "status"].iter().any(|k| t.get(k).is_none_or(Value::is_null)));
+    if !tasks.iter().any(missing) {
+        return;
+    }
     let mut existing: Vec<String> =
         tasks.iter().filter_map(|t| t.as_map()?.get("id")?.as_str().map(str::to_owned)).collect();
     for (position, task) in tasks.iter_mut().enumerate() {

@@ -68,7 +68,7 @@ fn a_document_over_a_limit_is_refused_on_every_backend_with_the_limit_named() {
 }
 
 #[test]
-fn a_frame_of_a_hundred_thousand_keys_is_refused_without_holding_others_up() {
+fn a_frame_of_a_hundred_thousand_keys_is_refused_while_others_are_served() {
     let p = Project::new();
     let d = p.start(&[]);
     let mut entries = vec![("title".to_owned(), Value::from("Enormous"))];
