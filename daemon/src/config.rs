@@ -43,6 +43,9 @@ pub struct StorageConfig {
     /// entries are hash-chained, so that `msctl audit verify` finds any
     /// entry edited, removed or reordered.
     pub immutable_logs: bool,
+    /// `storage.ids.prefix`: what generated ids start with, before a `-`
+    /// and the random suffix (`ms` gives `ms-k3f9x`; empty, no prefix).
+    pub id_prefix: String,
 }
 
 /// What the scale monitor does, and how often (DESIGN §9).
@@ -133,6 +136,7 @@ impl Default for StorageConfig {
             watcher: WatcherMode::Notify,
             scale: ScaleSettings::default(),
             immutable_logs: false,
+            id_prefix: "ms".to_owned(),
         }
     }
 }
@@ -259,6 +263,17 @@ impl StorageConfig {
             database_url,
             events_in_database: flag("storage.events_in_database", defaults.events_in_database)?,
             immutable_logs: flag("storage.audit.immutable_logs", defaults.immutable_logs)?,
+            id_prefix: {
+                let prefix = text("storage.ids.prefix", defaults.id_prefix.clone())?;
+                // Room is left for the suffix within an id's 128 characters.
+                if prefix.len() > 64 || crate::document::validate_id(&format!("{prefix}-x"), "id").is_err() {
+                    return Err(ConfigError::Invalid(format!(
+                        "{name}: storage.ids.prefix: `{prefix}` cannot start an id: up to 64 letters, digits, \
+                         `.`, `_` or `-`, not starting with `.`"
+                    )));
+                }
+                prefix
+            },
             thresholds,
             log_level,
             idle_exit_seconds: count("storage.idle_exit_seconds", defaults.idle_exit_seconds)?,
@@ -358,6 +373,13 @@ mod tests {
         fs::write(&path, "storage:\n  events_in_database: 3\n").unwrap();
         let err = StorageConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("events_in_database must be true or false"), "{err}");
+        fs::write(&path, "storage:\n  ids: {prefix: web}\n").unwrap();
+        assert_eq!(StorageConfig::load(&path).unwrap().id_prefix, "web");
+        for bad in ["a/b", ".dot", "two words"] {
+            fs::write(&path, format!("storage:\n  ids: {{prefix: \"{bad}\"}}\n")).unwrap();
+            let err = StorageConfig::load(&path).unwrap_err().to_string();
+            assert!(err.contains("storage.ids.prefix") && err.contains("cannot start an id"), "{err}");
+        }
         fs::write(&path, "storage:\n  log_level: loud\n").unwrap();
         let err = StorageConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("`loud` is not a log level"), "{err}");

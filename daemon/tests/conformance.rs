@@ -325,30 +325,30 @@ fn outside_edits_are_absorbed(kind: BackendKind) {
 
 fn generated_ids_skip_every_taken_id(kind: BackendKind) {
     let mut f = Fixture::new(kind);
-    for n in 1..=3 {
-        f.store.insert(milestone(&format!("milestone-{n:03}"), "")).unwrap();
-    }
-    let mut taken_by_broken_files = 0;
+    // Every draw is 0, so the ids tried are ms-000000 (a project of one
+    // milestone starts at six characters), ms-0000000, ...: the suffix
+    // grows by one character each time the id is taken.
+    let zeros = |n: usize| format!("ms-{}", "0".repeat(n));
+    f.store.insert(milestone(&zeros(6), "")).unwrap();
+    let mut held_by_broken_files = 0;
     if kind.keeps_files() {
-        // Ids held only by files that do not load are taken too, though no
-        // stored milestone has them.
+        // An id held only by a file that does not load is taken too, though
+        // no stored milestone has it.
         let tree = MilestoneTree::new(f.layout.clone());
-        for n in 4..=8 {
-            std::fs::write(tree.path_of(&format!("milestone-{n:03}"), Folder::Active), "title: [broken\n").unwrap();
-        }
-        taken_by_broken_files = 5;
+        std::fs::write(tree.path_of(&zeros(7), Folder::Active), "title: [broken\n").unwrap();
+        held_by_broken_files = 1;
         f.reopen();
     }
-    let ids = IdAllocator::default();
-    let new: Vec<String> = (0..3)
+    let ids = IdAllocator::with_random(|| 0);
+    let new: Vec<String> = (0..2)
         .map(|_| {
-            let stored = ids.insert_new(&*f.store, doc("title: Generated\nstatus: planning\n")).unwrap();
+            let stored = ids.insert_new(&*f.store, doc("title: Generated\nstatus: planning\n"), "ms").unwrap();
             milestoned::document::id(&stored.doc).unwrap().to_owned()
         })
         .collect();
-    let first = 4 + taken_by_broken_files;
-    let expected: Vec<String> = (first..first + 3).map(|n| format!("milestone-{n:03}")).collect();
-    assert_eq!(new, expected);
+    let first = 7 + held_by_broken_files;
+    assert_eq!(new, [zeros(first), zeros(first + 1)]);
+    assert!(f.store.get(&new[0]).unwrap().is_some());
 }
 
 /// xorshift: deterministic and dependency-free.

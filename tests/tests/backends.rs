@@ -151,7 +151,13 @@ fn run_suite(p: &Project, d: &Daemon) -> Vec<(String, Value)> {
     p.msctl(&["update", "search-v2", "--set", "status=completed", "--set", "completed_at=2026-10-15T00:00:00Z"]).ok();
     p.msctl(&["delete", "docs-site"]).ok();
     p.msctl(&["delete", "ops-alerts", "--purge"]).ok();
-    assert_eq!(p.msctl(&["create", "--title", "Generated one", "--category", "qa"]).ok().trim(), "milestone-001");
+    let generated = p.msctl(&["create", "--title", "Generated one", "--category", "qa"]).ok().trim().to_owned();
+    assert!(generated.starts_with("ms-"), "{generated}");
+    assert_eq!(p.msctl(&["get", &generated, "--json"]).json()["title"], "Generated one");
+    // A random id would order differently on each backend: compared under
+    // a name of its own.
+    p.msctl(&["delete", &generated, "--purge"]).ok();
+    p.msctl(&["create", "--title", "Generated one", "--category", "qa", "--id", "generated-one"]).ok();
     let cycle = p.msctl(&["update", "auth-core", "--set", "dependencies.requires=[auth-ui]"]);
     assert_ne!(cycle.code, 0);
     assert!(cycle.stderr.contains("auth-core -> auth-ui -> auth-core"), "{cycle:?}");

@@ -27,27 +27,29 @@ fn init_starts_a_daemon_and_is_idempotent() {
 #[test]
 fn create_get_list_update_delete_complete() {
     let (p, _d) = project();
-    assert_eq!(
-        p.msctl(&["create", "--title", "Alpha", "--priority", "high", "--category", "feature"]).ok().trim(),
-        "milestone-001"
-    );
+    let alpha =
+        p.msctl(&["create", "--title", "Alpha", "--priority", "high", "--category", "feature"]).ok().trim().to_owned();
+    // A generated id: the project's prefix and a short random suffix.
+    assert!(alpha.starts_with("ms-") && alpha.len() == 8, "{alpha}");
+    assert!(alpha[3..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{alpha}");
     let beta = p.msctl(&["create", "--title", "Beta", "--id", "beta", "--description", "second", "--json"]).json();
     assert_eq!(beta["id"], "beta");
     assert_eq!(beta["status"], "planning");
     assert_eq!(beta["priority"], "medium");
     assert!(p.milestones().join("active/beta.yaml").is_file());
 
-    let yaml = p.msctl(&["get", "milestone-001"]).ok().to_owned();
-    assert!(yaml.starts_with("id: milestone-001\ntitle: Alpha\n"), "{yaml}");
+    let yaml = p.msctl(&["get", &alpha]).ok().to_owned();
+    assert!(yaml.starts_with(&format!("id: {alpha}\ntitle: Alpha\n")), "{yaml}");
 
     // list: newest first, filters, sort, limit/offset.
-    p.msctl(&["create", "--title", "Gamma", "--priority", "critical"]).ok();
+    let gamma = p.msctl(&["create", "--title", "Gamma", "--priority", "critical"]).ok().trim().to_owned();
+    assert_ne!(gamma, alpha);
     let all = p.msctl(&["list", "--json"]).json();
     assert_eq!(all.as_array().unwrap().len(), 3);
     let high = p.msctl(&["list", "--priority", "high", "--json"]).json();
-    assert_eq!(ids(&high), ["milestone-001"]);
+    assert_eq!(ids(&high), [alpha.as_str()]);
     let by_rank = p.msctl(&["list", "--sort", "-priority", "--json"]).json();
-    assert_eq!(ids(&by_rank), ["milestone-002", "milestone-001", "beta"]);
+    assert_eq!(ids(&by_rank), [gamma.as_str(), alpha.as_str(), "beta"]);
     let page = p.msctl(&["list", "--sort", "title", "--limit", "1", "--offset", "1", "--json"]).json();
     assert_eq!(ids(&page), ["beta"]);
     let table = p.msctl(&["list"]).ok().to_owned();
@@ -79,20 +81,21 @@ fn create_get_list_update_delete_complete() {
     assert!(p.milestones().join("completed/beta.yaml").is_file());
     assert!(!p.milestones().join("active/beta.yaml").exists());
 
-    let done = p.msctl(&["complete", "milestone-001", "--json"]).json();
+    let done = p.msctl(&["complete", &alpha, "--json"]).json();
     assert_eq!(done["status"], "completed");
     assert!(done["completed_at"].is_string());
-    assert!(p.milestones().join("completed/milestone-001.yaml").is_file());
+    assert!(p.milestones().join(format!("completed/{alpha}.yaml")).is_file());
 
     // delete archives; list hides archived unless asked.
-    p.msctl(&["delete", "milestone-002"]).ok();
-    assert!(p.milestones().join("completed/milestone-002.yaml").is_file());
-    assert!(!ids(&p.msctl(&["list", "--json"]).json()).contains(&"milestone-002".to_string()));
-    assert!(ids(&p.msctl(&["list", "--all", "--json"]).json()).contains(&"milestone-002".to_string()));
-    assert_eq!(ids(&p.msctl(&["list", "--status", "archived", "--json"]).json()), ["milestone-002"]);
-    p.msctl(&["delete", "milestone-002", "--purge"]).ok();
-    assert!(!p.milestones().join("completed/milestone-002.yaml").exists());
-    p.msctl(&["get", "milestone-002"]).fails(3, "does not exist");
+    p.msctl(&["delete", &gamma]).ok();
+    let archived = p.milestones().join(format!("completed/{gamma}.yaml"));
+    assert!(archived.is_file());
+    assert!(!ids(&p.msctl(&["list", "--json"]).json()).contains(&gamma));
+    assert!(ids(&p.msctl(&["list", "--all", "--json"]).json()).contains(&gamma));
+    assert_eq!(ids(&p.msctl(&["list", "--status", "archived", "--json"]).json()), [gamma.as_str()]);
+    p.msctl(&["delete", &gamma, "--purge"]).ok();
+    assert!(!archived.exists());
+    p.msctl(&["get", &gamma]).fails(3, "does not exist");
     p.msctl(&["delete", "nope"]).fails(3, "does not exist");
     p.msctl(&["complete", "nope"]).fails(3, "does not exist");
     p.msctl(&["update", "nope", "--set", "a=1"]).fails(3, "does not exist");

@@ -44,7 +44,7 @@ fn a_second_daemon_exits_naming_the_first() {
 fn sigterm_stops_cleanly_and_keeps_the_lock_file() {
     let p = Project::new();
     let d = p.start(&[]);
-    p.msctl(&["create", "--title", "kept"]).ok();
+    let id = p.msctl(&["create", "--title", "kept"]).ok().trim().to_owned();
     let socket = d.socket.clone();
     let (code, stderr) = d.stop();
     assert_eq!(code, Some(0), "{stderr}");
@@ -53,7 +53,7 @@ fn sigterm_stops_cleanly_and_keeps_the_lock_file() {
     assert!(p.milestones().join("milestoned.lock").exists(), "the lock file is never unlinked");
     // A new daemon takes over and serves what the first stored.
     let _d = p.start(&[]);
-    assert_eq!(p.msctl(&["get", "milestone-001", "--json"]).json()["title"], "kept");
+    assert_eq!(p.msctl(&["get", &id, "--json"]).json()["title"], "kept");
 }
 
 #[test]

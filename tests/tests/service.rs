@@ -192,12 +192,12 @@ fn restart_replaces_the_daemon() {
     let _cleanup = Cleanup(&p);
     p.msctl(&["daemon", "start"]).ok();
     let first = std::fs::read_to_string(pid_file(&p)).unwrap();
-    p.msctl(&["create", "--title", "Kept"]).ok();
+    let id = p.msctl(&["create", "--title", "Kept"]).ok().trim().to_owned();
     let restarted = p.msctl(&["daemon", "restart", "--json"]).json();
     assert_eq!(restarted["state"], "restarted");
     let second = std::fs::read_to_string(pid_file(&p)).unwrap();
     assert_ne!(first, second);
-    assert_eq!(p.msctl(&["get", "milestone-001", "--json"]).json()["title"], "Kept");
+    assert_eq!(p.msctl(&["get", &id, "--json"]).json()["title"], "Kept");
 }
 
 #[test]
@@ -341,7 +341,7 @@ fn a_daemon_of_another_version_is_named_plainly() {
 fn a_background_daemon_may_exit_when_idle_and_comes_back_on_demand() {
     let p = Project::new();
     let _cleanup = Cleanup(&p);
-    p.msctl_autostart(&["create", "--title", "Before the nap"]).ok();
+    let id = p.msctl_autostart(&["create", "--title", "Before the nap"]).ok().trim().to_owned();
     let config = p.milestones().join("config/storage-config.yaml");
     let text = std::fs::read_to_string(&config).unwrap().replace("idle_exit_seconds: 0", "idle_exit_seconds: 1");
     std::fs::write(&config, text).unwrap();
@@ -354,7 +354,7 @@ fn a_background_daemon_may_exit_when_idle_and_comes_back_on_demand() {
     let log = std::fs::read_to_string(p.milestones().join("logs/milestoned.log")).unwrap();
     assert!(log.contains("no client for the idle time; exiting"), "{log}");
     // The next command brings it back, with everything in place.
-    assert_eq!(p.msctl_autostart(&["get", "milestone-001", "--json"]).json()["title"], "Before the nap");
+    assert_eq!(p.msctl_autostart(&["get", &id, "--json"]).json()["title"], "Before the nap");
 }
 
 #[test]

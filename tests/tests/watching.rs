@@ -332,7 +332,7 @@ fn msctl_watch_and_the_python_client_see_requests_and_outside_edits() {
     // Both are subscribed once a change made now reaches them: give them
     // time to connect (a loaded machine starts Python slowly).
     std::thread::sleep(Duration::from_millis(1000));
-    p.msctl(&["create", "--title", "By request"]).ok();
+    let id = p.msctl(&["create", "--title", "By request"]).ok().trim().to_owned();
     p.write(".milestones/active/by-hand.yaml", "title: By hand\nstatus: planning\n");
 
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
@@ -342,7 +342,7 @@ fn msctl_watch_and_the_python_client_see_requests_and_outside_edits() {
     let _ = watch.wait();
     assert_eq!(
         (first["kind"].as_str(), first["id"].as_str(), first["source"].as_str()),
-        (Some("Created"), Some("milestone-001"), Some("Request"))
+        (Some("Created"), Some(id.as_str()), Some("Request"))
     );
     assert_eq!(
         (second["kind"].as_str(), second["id"].as_str(), second["source"].as_str()),
@@ -367,7 +367,7 @@ fn msctl_watch_and_the_python_client_see_requests_and_outside_edits() {
     let events: Vec<Value> =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(events.len(), 2);
-    assert_eq!(events[0]["Event"]["id"], "milestone-001");
+    assert_eq!(events[0]["Event"]["id"], id.as_str());
     assert_eq!(events[1]["Event"]["source"], "OutsideEdit");
 }
 
@@ -382,11 +382,12 @@ fn the_python_client_speaks_json_to_the_real_daemon() {
     assert!(pong.status.success(), "{pong:?}");
     assert!(String::from_utf8_lossy(&pong.stdout).contains("\"Pong\""));
     let created: Value = serde_json::from_slice(&run(&["create", "Made in Python"]).stdout).unwrap();
-    assert_eq!(created["id"], "milestone-001");
+    let id = created["id"].as_str().unwrap();
+    assert!(id.starts_with("ms-"), "{created}");
     assert_eq!(created["status"], "planning");
     let listed: Value = serde_json::from_slice(&run(&["list", "--status", "planning"]).stdout).unwrap();
     assert_eq!(listed["total"], 1);
-    assert_eq!(p.msctl(&["get", "milestone-001", "--json"]).json()["title"], "Made in Python");
+    assert_eq!(p.msctl(&["get", id, "--json"]).json()["title"], "Made in Python");
     let missing = run(&["get", "nope"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("milestone `nope` does not exist"));

@@ -42,7 +42,8 @@ impl MilestoneService {
         let storage = self.storage();
         let stored = if generated {
             doc.remove("id");
-            self.ids.insert_new(&*storage, doc)?
+            let prefix = self.settings.read().unwrap_or_else(|p| p.into_inner()).config.id_prefix.clone();
+            self.ids.insert_new(&*storage, doc, &prefix)?
         } else {
             storage.insert(doc)?
         };
