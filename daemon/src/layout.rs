@@ -16,6 +16,7 @@ const GITIGNORE: &str = "\
 # the backend this clone is on, migration notes).
 /*
 !/.gitignore
+!/.gitattributes
 !/active/
 !/completed/
 !/config/
@@ -48,6 +49,11 @@ const DEFAULT_STORAGE_CONFIG: &str = r#"storage:
   # a daemon started in the background (by msctl, say) exits after this many
   # seconds without a client; msctl starts it again on demand. 0 = never
   idle_exit_seconds: 0
+
+  # generated ids: this prefix, a dash and a short random suffix that
+  # grows with the project (ms-k3f9x), unique across clones and branches
+  ids:
+    prefix: "ms"
 
   # how outside edits are noticed: notify (inotify, FSEvents) or poll (a scan
   # every 2 s, for network filesystems that report no changes)

@@ -4,7 +4,9 @@
 //! Layers, each importing only from those below it (ARCHITECTURE.md draws
 //! them):
 //!
-//! 1. leaves: `yaml`, `atomic`, `audit_chain`, `layout`, `database_url`, `document`, `document_limits`, `search`, `query`,
+//! 0. the `milestones-document` crate: `document`, `document_limits`,
+//!    `yaml` and `merge` (the merge driver's), re-exported under those names;
+//! 1. leaves: `atomic`, `audit_chain`, `layout`, `database_url`, `search`, `query`,
 //!    `graph`, `analytics`, `rules`, `config`, `event_log`, `change_feed`,
 //!    `peer`, `injected`: the document rules and plain helpers, each
 //!    with its own error type;
@@ -28,8 +30,6 @@ pub mod connection;
 pub mod connection_slots;
 pub mod database_url;
 pub mod detach;
-pub mod document;
-pub mod document_limits;
 pub mod event_log;
 pub mod graph;
 pub mod injected;
@@ -50,4 +50,7 @@ pub mod service;
 pub mod signals;
 pub mod storage;
 pub mod watcher;
-pub mod yaml;
+
+/// The document rules and its YAML, in their own crate so that `msctl`'s
+/// merge driver shares them; named here as the daemon always has.
+pub use milestones_document::{document, document_limits, merge, yaml};

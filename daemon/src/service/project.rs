@@ -110,13 +110,20 @@ impl MilestoneService {
         let mut outcomes = Vec::new();
         for id in ids {
             let mut added = Vec::new();
+            // A file with a long flow list (`tasks: [{...}, {...}]`, as
+            // milestoned once wrote them) is written again, which puts such
+            // lists one item per line.
+            let tidy = match self.storage().files() {
+                Some(files) => files.needs_tidying(&id)?,
+                None => false,
+            };
             let upgraded = self.modify(&id, peer, |current| {
                 let mut doc = current.clone();
                 added = rules::upgrade(&mut doc);
-                if added.is_empty() {
+                if added.is_empty() && !tidy {
                     return Ok(None);
                 }
-                let details = json!({ "added": added });
+                let details = json!({ "added": added, "tidied": tidy });
                 Ok(Some(Edit { doc, event: "milestone_upgraded", details, touched: Vec::new(), stamped: false }))
             });
             match upgraded {

@@ -216,6 +216,10 @@ impl Storage for FileStore {
 }
 
 impl FileKeeping for FileStore {
+    fn tree(&self) -> &MilestoneTree {
+        &self.tree
+    }
+
     fn known_file(&self, id: &str) -> StorageResult<Option<(Folder, String)>> {
         Ok(self.read().docs.get(id).map(|e| (e.folder, e.hash.clone())))
     }

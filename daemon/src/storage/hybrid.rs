@@ -347,6 +347,10 @@ impl Storage for HybridStore {
 }
 
 impl FileKeeping for HybridStore {
+    fn tree(&self) -> &MilestoneTree {
+        &self.tree
+    }
+
     fn known_file(&self, id: &str) -> StorageResult<Option<(Folder, String)>> {
         let conn = self.table.reader()?;
         let row: Option<(Option<String>, Option<String>)> = conn

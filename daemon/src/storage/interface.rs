@@ -262,6 +262,18 @@ pub trait FileKeeping {
     /// Records (or, with `None`, clears) the problem with one file, named
     /// relative to the project root.
     fn note_file_problem(&self, file: &str, problem: Option<Problem>);
+
+    /// The `active/` and `completed/` folders the store keeps.
+    fn tree(&self) -> &tree::MilestoneTree;
+
+    /// Whether the file of `id` holds a long flow list or map that
+    /// `msctl upgrade` writes in block style, one item per line.
+    fn needs_tidying(&self, id: &str) -> StorageResult<bool> {
+        match self.known_file(id)? {
+            Some((folder, _)) => self.tree().has_long_flow_line(id, folder),
+            None => Ok(false),
+        }
+    }
 }
 
 /// Replaces the problems recorded for `file` with `problem`.

@@ -180,6 +180,18 @@ impl MilestoneTree {
         self.folder_path(folder).join(file_name(id))
     }
 
+    /// Whether the file of `id` has a flow list or map on a line longer
+    /// than the daemon writes ([`crate::yaml::LINE_LIMIT`]): what `msctl
+    /// upgrade` tidies. No file, nothing to tidy.
+    pub fn has_long_flow_line(&self, id: &str, folder: Folder) -> StorageResult<bool> {
+        let path = self.path_of(id, folder);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(crate::yaml::has_long_flow_line(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StorageError::io("read", path, e)),
+        }
+    }
+
     /// The path as the shell tooling writes it: relative to the project root.
     pub fn relative(&self, path: &Path) -> String {
         self.layout.relative(path).display().to_string()
@@ -281,6 +293,13 @@ impl MilestoneTree {
         let hash = sha256_hex(&bytes);
         let text =
             String::from_utf8(bytes).map_err(|_| self.problem(path, Some(stem), "the file is not valid UTF-8"))?;
+        if let Some(line) = crate::merge::conflict_marker_line(&text) {
+            return Err(self.problem(
+                path,
+                Some(stem),
+                &format!("an unresolved git merge conflict (markers from line {line}); resolve it and save the file"),
+            ));
+        }
         // The problem names the file already; the message need not.
         let source = self.relative(path);
         let mut doc = crate::yaml::parse_document(&text, &source).map_err(|e| {

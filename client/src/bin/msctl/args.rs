@@ -62,12 +62,16 @@ pub enum Command {
         /// postgresql:///DB?host=SOCKET_DIR); saved, owner-only, in .milestones/database-url.
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+        /// In a git work tree, register the merge driver for milestone files without asking
+        /// (as `msctl git setup` does); on a terminal, init asks.
+        #[arg(long)]
+        git_setup: bool,
     },
     /// Create a milestone; prints its id.
     Create {
         #[arg(long)]
         title: Option<String>,
-        /// Default: the next free milestone-NNN.
+        /// Default: a new id, the project's prefix and a short random suffix (ms-k3f9x).
         #[arg(long)]
         id: Option<String>,
         #[arg(long)]
@@ -205,6 +209,23 @@ pub enum Command {
     Daemon(DaemonCommand),
     /// Check that the daemon answers.
     Ping,
+    /// Working in a team with git.
+    #[command(subcommand)]
+    Git(GitCommand),
+    /// Git's merge driver for milestone files: merges OURS, BASE and THEIRS field by field into
+    /// OURS; exits 1 and leaves conflict markers around the fields changed two ways. Git runs it
+    /// as `msctl merge-driver %O %A %B %P` once `msctl git setup` registered it; no daemon needed.
+    #[command(name = "merge-driver")]
+    MergeDriver {
+        /// The common ancestor (%O; empty when both sides added the file).
+        base: PathBuf,
+        /// The current side (%A), overwritten with the result.
+        ours: PathBuf,
+        /// The other side (%B).
+        theirs: PathBuf,
+        /// The file's path in the repository (%P), for messages.
+        path: Option<String>,
+    },
     /// msctl's version, and the daemon's when one is running.
     Version,
 }
@@ -224,6 +245,13 @@ pub enum DaemonCommand {
         #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
         lines: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GitCommand {
+    /// Register the merge driver for milestone files in this clone: .milestones/.gitattributes
+    /// (commit it) and `git config merge.milestones.*` (each clone runs this once).
+    Setup,
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,7 +26,7 @@ pub fn run(cli: &Cli) -> Result<u8, Failure> {
         .map_err(|e| Failure::new(exit::FAILURE, format!("cannot use {} as the project root: {e}", root.display())))?;
     let socket =
         cli.socket.clone().unwrap_or_else(|| milestones_client::protocol::socket_path::default_socket_path(&root));
-    let crate::args::Command::Init { backend: wanted, database, url } = &cli.command else {
+    let crate::args::Command::Init { backend: wanted, database, url, git_setup } = &cli.command else {
         unreachable!("init::run runs `msctl init` only")
     };
     // Checked before anything is written.
@@ -68,7 +68,36 @@ pub fn run(cli: &Cli) -> Result<u8, Failure> {
             format!("{} is a milestone project (backend: {backend}); milestoned pid {pid} {how}", root.display())
         },
     );
+    offer_git_setup(&root, *git_setup, cli.json)?;
     Ok(0)
+}
+
+/// In a git work tree without the merge driver for milestone files: sets it
+/// up when asked to (`--git-setup`), asks on a terminal, and otherwise
+/// says how.
+fn offer_git_setup(root: &Path, asked: bool, json: bool) -> Result<(), Failure> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !crate::git::could_set_up(root) {
+        return Ok(());
+    }
+    if asked {
+        return crate::git::setup(root, &crate::render::Output { json }).map(drop);
+    }
+    if json {
+        return Ok(());
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        eprintln!("msctl: note: `msctl git setup` registers the merge driver for milestone files in this git clone");
+        return Ok(());
+    }
+    eprint!("Register the merge driver for milestone files in this git clone (msctl git setup)? [Y/n] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).ok();
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "" | "y" | "yes") {
+        crate::git::setup(root, &crate::render::Output { json: false })?;
+    }
+    Ok(())
 }
 
 /// Names the backend of a new project in `config/storage-backend.txt`, where

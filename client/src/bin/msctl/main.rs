@@ -8,6 +8,7 @@
 mod args;
 mod commands;
 mod daemon;
+mod git;
 mod init;
 mod input;
 mod progress;

@@ -1,6 +1,7 @@
 //! Which function runs which `msctl` command. Each family of commands has
-//! its own module here; `init` and `daemon`, which work without (or before)
-//! a connection, live in [`crate::init`] and [`crate::daemon`].
+//! its own module here; `init`, `daemon` and `git`, which work without (or
+//! before) a connection, live in [`crate::init`], [`crate::daemon`] and
+//! [`crate::git`].
 
 mod audit;
 mod backend;
@@ -11,9 +12,9 @@ mod scale;
 mod tasks;
 mod watch;
 
-use crate::args::{AuditCommand, Cli, Command};
+use crate::args::{AuditCommand, Cli, Command, GitCommand};
 use crate::render::Output;
-use crate::{daemon, exit, init, locate, Failure};
+use crate::{daemon, exit, git, init, locate, Failure};
 
 /// Runs one command and returns its exit code: 0, or
 /// [`crate::exit::PROBLEMS_FOUND`] when a check found problems.
@@ -25,14 +26,24 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     if let Command::Init { .. } = cli.command {
         return init::run(&cli);
     }
+    if let Command::MergeDriver { base, ours, theirs, path } = &cli.command {
+        return git::merge_driver(base, ours, theirs, path.as_deref());
+    }
     let target = locate(&cli)?;
+    if let Command::Git(GitCommand::Setup) = &cli.command {
+        return git::setup(&target.root, &Output { json });
+    }
     if let Command::Daemon(command) = &cli.command {
         return daemon::run(&cli, command, &target);
     }
     let client = &mut daemon::connect(&target, &cli)?;
     let out = &Output { json };
     match cli.command {
-        Command::Init { .. } | Command::Version | Command::Daemon(_) => {
+        Command::Init { .. }
+        | Command::Version
+        | Command::Daemon(_)
+        | Command::MergeDriver { .. }
+        | Command::Git(_) => {
             unreachable!("handled above")
         }
         Command::Ping => connection::ping(client, out),

@@ -54,6 +54,12 @@ pub fn edit_preserving(original: &str, old: &Map, new: &Map) -> Option<String> {
     (parse_document(&text, "edit").ok().as_ref() == Some(new)).then_some(text)
 }
 
+/// The longest line the daemon leaves in a file on its own: a flow list or
+/// map (`[a, b]`, `{id: x}`) longer than this, changed or not, is written
+/// in block style whenever the file is written (and `msctl upgrade`
+/// writes the files that have one).
+pub const LINE_LIMIT: usize = 100;
+
 fn edit_mapping(mapping: &yaml_edit::Mapping, old: &Map, new: &Map) -> Option<()> {
     // Looked up by key once per key: linear however wide the mapping.
     let old_values: HashMap<&str, &Value> = old.iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -62,28 +68,49 @@ fn edit_mapping(mapping: &yaml_edit::Mapping, old: &Map, new: &Map) -> Option<()
         mapping.remove(key.as_str())?;
     }
     for (key, value) in new.iter() {
-        match (old_values.get(key.as_str()).copied(), value) {
-            (Some(before), after) if before == after => {}
+        let before = old_values.get(key.as_str()).copied();
+        // An unchanged value is only looked into for long flow lines: one
+        // that cannot be is left exactly as it is.
+        let unchanged = before == Some(value);
+        match (before, value) {
             (Some(Value::Map(before)), Value::Map(after)) => {
-                let inner = mapping.get_mapping(key.as_str())?;
-                if inner.is_flow_style() && grows(before.len(), after.keys().any(|k| !before.contains_key(k))) {
+                let Some(inner) = mapping.get_mapping(key.as_str()) else {
+                    if unchanged {
+                        continue;
+                    }
+                    return None;
+                };
+                let gains = after.keys().any(|k| !before.contains_key(k));
+                if inner.is_flow_style() && (grows(before.len(), gains) || too_long(key, &inner.to_string())) {
                     mapping.set(key.as_str(), node(value)?)
-                } else {
+                } else if !inner.is_flow_style() || !unchanged {
                     edit_mapping(&inner, before, after)?
                 }
             }
             (Some(Value::List(before)), Value::List(after)) => {
-                let inner = mapping.get_sequence(key.as_str())?;
-                if inner.is_flow_style() && grows(before.len(), after.len() > before.len()) {
+                let Some(inner) = mapping.get_sequence(key.as_str()) else {
+                    if unchanged {
+                        continue;
+                    }
+                    return None;
+                };
+                let gains = after.len() > before.len();
+                if inner.is_flow_style() && (grows(before.len(), gains) || too_long(key, &inner.to_string())) {
                     mapping.set(key.as_str(), node(value)?)
-                } else {
+                } else if !inner.is_flow_style() || !unchanged {
                     edit_sequence(&inner, before, after)?
                 }
             }
+            _ if unchanged => {}
             _ => mapping.set(key.as_str(), node(value)?),
         }
     }
     Some(())
+}
+
+/// Whether `key: text` would make a line longer than [`LINE_LIMIT`].
+fn too_long(key: &str, text: &str) -> bool {
+    text.lines().any(|line| key.len() + 2 + line.trim_start().len() > LINE_LIMIT)
 }
 
 /// Whether a flow-style list or map (`[a, b]`, `{}`) that an edit changes
@@ -98,10 +125,21 @@ fn grows(before: usize, gains: bool) -> bool {
 fn edit_sequence(sequence: &yaml_edit::Sequence, old: &[Value], new: &[Value]) -> Option<()> {
     for (i, value) in new.iter().enumerate() {
         match (old.get(i), value) {
-            (Some(before), after) if before == after => {}
             (Some(Value::Map(before)), Value::Map(after)) => {
-                edit_mapping(sequence.get(i)?.as_mapping()?, before, after)?
+                let unchanged = before == after;
+                let Some(inner) = sequence.get(i).and_then(|item| item.as_mapping().cloned()) else {
+                    if unchanged {
+                        continue;
+                    }
+                    return None;
+                };
+                if inner.is_flow_style() && too_long("-", &inner.to_string()) {
+                    sequence.set(i, node(value)?).then_some(())?;
+                } else if !inner.is_flow_style() || !unchanged {
+                    edit_mapping(&inner, before, after)?
+                }
             }
+            (Some(before), after) if before == after => {}
             (Some(_), _) => {
                 sequence.set(i, node(value)?).then_some(())?;
             }
@@ -112,6 +150,12 @@ fn edit_sequence(sequence: &yaml_edit::Sequence, old: &[Value], new: &[Value]) -
         sequence.pop()?;
     }
     Some(())
+}
+
+/// Whether `text` has a flow list or map on a line longer than
+/// [`LINE_LIMIT`]: what `msctl upgrade` tidies.
+pub fn has_long_flow_line(text: &str) -> bool {
+    text.lines().any(|line| line.len() > LINE_LIMIT && (line.contains('[') || line.contains('{')))
 }
 
 /// A value as a node to put into the tree, written the way new files are.
@@ -134,6 +178,29 @@ mod tests {
 
     fn doc(text: &str) -> Map {
         parse_document(text, "test").unwrap()
+    }
+
+    /// A long flow list, as milestoned once wrote `tasks`, becomes one item
+    /// per line on the next write even when it is not what changed; a
+    /// short one written by hand stays.
+    #[test]
+    fn long_flow_lists_are_tidied_on_any_write_and_short_ones_stay() {
+        let tasks: Vec<String> = (1..=3)
+            .map(|i| format!("{{id: task-{i}, title: A task with a title of some length, status: pending}}"))
+            .collect();
+        let original = format!("id: m1\ntitle: T\ntags: [a, b]\ntasks: [{}]\n", tasks.join(", "));
+        assert!(has_long_flow_line(&original));
+        let old = doc(&original);
+        let mut new = old.clone();
+        new.insert("title", Value::from("Retitled"));
+        let text = edit_preserving(&original, &old, &new).expect("an in-place edit");
+        assert_eq!(doc(&text), new);
+        assert!(!has_long_flow_line(&text), "{text}");
+        assert!(text.lines().all(|l| l.len() <= LINE_LIMIT), "{text}");
+        assert!(text.contains("tags: [a, b]\n"), "{text}");
+        // Unchanged, the same holds: what `msctl upgrade` relies on.
+        let again = edit_preserving(&original, &old, &old).expect("an in-place edit");
+        assert!(!has_long_flow_line(&again) && doc(&again) == old, "{again}");
     }
 
     #[test]
