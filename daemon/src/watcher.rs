@@ -1,20 +1,24 @@
 //! `TreeWatcher`: notices what editors, scripts and `git` do to `active/`
-//! and `completed/` (DESIGN §11). `notify` reports the changes, a debouncer
-//! coalesces bursts (a checkout of thousands of files arrives as a few
-//! batches), and each batch of paths goes to
-//! [`MilestoneService::absorb_outside_edits`]. A watcher overflow (the
+//! and `completed/` (DESIGN §11). `notify` reports the changes; the paths
+//! they name are gathered until a burst goes quiet (a checkout of
+//! thousands of files arrives as a few batches), and each batch of paths
+//! goes to [`MilestoneService::absorb_outside_edits`], which looks at what
+//! each path holds now. Only paths are kept, never the events' kinds: a
+//! file the daemon wrote and `git checkout` removed a moment later must
+//! still be looked at, where an event debouncer cancels the creation
+//! against the removal and reports nothing. A watcher overflow (the
 //! Rescan flag) or error triggers a full rescan. When the watcher cannot
 //! start at all (inotify limits), the tree is scanned every few seconds
 //! instead, and `msctl daemon status` says so.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
-use notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{new_debouncer_opt, DebounceEventResult, Debouncer, NoCache};
+use notify::{Event, EventKind, RecursiveMode, Watcher};
 
 use crate::config::WatcherMode;
 use crate::document::Folder;
@@ -26,23 +30,27 @@ use crate::storage::tree::{MilestoneTree, Stamp};
 /// 100 ms, long enough to take a `mv` of a temporary file as one change.
 const DEBOUNCE: Duration = Duration::from_millis(25);
 
+/// The longest a burst that never goes quiet (a checkout of 100,000 files)
+/// is gathered before what it touched so far is taken in.
+const LONGEST_BATCH: Duration = Duration::from_millis(500);
+
 /// How often the fallback scan looks at the tree.
 const POLL_EVERY: Duration = Duration::from_secs(2);
 
 /// Keeps the watching alive; dropping it stops the notify watcher.
 pub struct TreeWatcher {
     tree: MilestoneTree,
-    debouncer: Option<SharedDebouncer>,
+    watcher: Option<SharedWatcher>,
     state: State,
 }
 
 /// Shared with the consuming thread, which re-adds a folder's watch when
 /// the folder is removed and created again (a `git checkout` can do that).
-type SharedDebouncer = Arc<std::sync::Mutex<Debouncer<notify::RecommendedWatcher, NoCache>>>;
+type SharedWatcher = Arc<std::sync::Mutex<notify::RecommendedWatcher>>;
 
 /// Armed but not yet serving: what has been noticed waits here.
 enum State {
-    Watching(std::sync::mpsc::Receiver<DebounceEventResult>),
+    Watching(Receiver<notify::Result<Event>>),
     Polling { since: HashMap<PathBuf, Stamp>, reason: String },
     Serving,
 }
@@ -56,18 +64,18 @@ impl TreeWatcher {
         let poll = |reason: String| State::Polling { since: listing(&tree).unwrap_or_default(), reason };
         if mode == WatcherMode::Poll {
             let state = poll(format!("scanning every {} s (storage.watcher: poll)", POLL_EVERY.as_secs()));
-            return TreeWatcher { tree, debouncer: None, state };
+            return TreeWatcher { tree, watcher: None, state };
         }
         match watch(&tree) {
-            Ok((debouncer, batches)) => {
-                let debouncer = Arc::new(std::sync::Mutex::new(debouncer));
-                TreeWatcher { tree, debouncer: Some(debouncer), state: State::Watching(batches) }
+            Ok((watcher, events)) => {
+                let watcher = Arc::new(std::sync::Mutex::new(watcher));
+                TreeWatcher { tree, watcher: Some(watcher), state: State::Watching(events) }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the file watcher could not start; scanning the tree periodically instead");
                 let reason =
                     format!("scanning every {} s (the file watcher could not start: {e})", POLL_EVERY.as_secs());
-                TreeWatcher { tree: tree.clone(), debouncer: None, state: poll(reason) }
+                TreeWatcher { tree: tree.clone(), watcher: None, state: poll(reason) }
             }
         }
     }
@@ -83,10 +91,10 @@ impl TreeWatcher {
             }
         }
         match std::mem::replace(&mut self.state, State::Serving) {
-            State::Watching(batches) => {
+            State::Watching(events) => {
                 service.set_watching("notify".to_owned());
-                if let Some(debouncer) = &self.debouncer {
-                    consume(self.tree.clone(), batches, debouncer.clone(), service);
+                if let Some(watcher) = &self.watcher {
+                    consume(self.tree.clone(), events, watcher.clone(), service);
                 }
             }
             State::Polling { since, reason } => {
@@ -98,18 +106,62 @@ impl TreeWatcher {
     }
 }
 
-fn watch(
-    tree: &MilestoneTree,
-) -> notify::Result<(Debouncer<notify::RecommendedWatcher, NoCache>, std::sync::mpsc::Receiver<DebounceEventResult>)> {
-    let (sender, batches) = std::sync::mpsc::channel::<DebounceEventResult>();
-    // No file-id cache: it would stat every milestone file at start-up (a
-    // second at 100,000), and a rename reported as a removal plus a creation
-    // is taken in just the same.
-    let mut debouncer = new_debouncer_opt(DEBOUNCE, None, sender, NoCache, notify::Config::default())?;
+fn watch(tree: &MilestoneTree) -> notify::Result<(notify::RecommendedWatcher, Receiver<notify::Result<Event>>)> {
+    let (sender, events) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(sender)?;
     for folder in [Folder::Active, Folder::Completed] {
-        debouncer.watch(tree.folder_path(folder), RecursiveMode::NonRecursive)?;
+        watcher.watch(&tree.folder_path(folder), RecursiveMode::NonRecursive)?;
     }
-    Ok((debouncer, batches))
+    Ok((watcher, events))
+}
+
+/// What one quiet-ended burst of events touched.
+enum Batch {
+    Paths(Vec<PathBuf>),
+    /// The watcher overflowed or failed: only a rescan can tell.
+    Rescan(String),
+}
+
+/// Waits for the next burst and gathers it: every path an event that may
+/// change content names, each once, until no event comes for
+/// [`DEBOUNCE`] (or [`LONGEST_BATCH`] has passed). `None` once the
+/// watcher is gone.
+fn next_batch(events: &Receiver<notify::Result<Event>>) -> Option<Batch> {
+    let mut first = Some(events.recv().ok()?);
+    let started = Instant::now();
+    let (mut seen, mut paths, mut rescan) = (HashSet::new(), Vec::new(), None);
+    loop {
+        let event = match first.take() {
+            Some(event) => event,
+            None => {
+                let left = LONGEST_BATCH.saturating_sub(started.elapsed());
+                match events.recv_timeout(DEBOUNCE.min(left)) {
+                    Ok(event) => event,
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                }
+            }
+        };
+        match event {
+            Ok(event) if event.need_rescan() => {
+                rescan.get_or_insert_with(|| "the file watcher overflowed".to_owned());
+            }
+            Ok(event) if changes_content(&event.kind) => {
+                paths.extend(event.paths.into_iter().filter(|p| seen.insert(p.clone())));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                rescan.get_or_insert_with(|| format!("the file watcher reported an error: {e}"));
+            }
+        }
+        if started.elapsed() >= LONGEST_BATCH {
+            break;
+        }
+    }
+    Some(match rescan {
+        Some(why) => Batch::Rescan(why),
+        None => Batch::Paths(paths),
+    })
 }
 
 /// True when the batch touched `active/` or `completed/` themselves (a
@@ -125,32 +177,20 @@ fn folders_changed(tree: &MilestoneTree, paths: &[PathBuf]) -> bool {
 /// The thread that takes each batch to the service.
 fn consume(
     tree: MilestoneTree,
-    batches: std::sync::mpsc::Receiver<DebounceEventResult>,
-    debouncer: SharedDebouncer,
+    events: Receiver<notify::Result<Event>>,
+    watcher: SharedWatcher,
     service: Arc<MilestoneService>,
 ) {
     let spawned = std::thread::Builder::new().name("watcher".into()).spawn(move || {
-        for batch in batches {
+        while let Some(batch) = next_batch(&events) {
             let paths = match batch {
-                Ok(events) if !events.iter().any(|e| e.need_rescan()) => {
-                    let paths: Vec<PathBuf> = events
-                        .into_iter()
-                        .filter(|e| changes_content(&e.event.kind))
-                        .flat_map(|e| e.event.paths)
-                        .collect();
-                    if folders_changed(&tree, &paths) {
-                        rewatch(&tree, &debouncer);
-                        service.rescan_paths()
-                    } else {
-                        paths.into_iter().filter(|p| tree.classify(p).is_some()).collect()
-                    }
-                }
-                Ok(_) => {
-                    tracing::info!("the file watcher overflowed; rescanning the tree");
+                Batch::Paths(paths) if folders_changed(&tree, &paths) => {
+                    rewatch(&tree, &watcher);
                     service.rescan_paths()
                 }
-                Err(errors) => {
-                    tracing::warn!(errors = ?errors, "the file watcher reported errors; rescanning the tree");
+                Batch::Paths(paths) => paths.into_iter().filter(|p| tree.classify(p).is_some()).collect(),
+                Batch::Rescan(why) => {
+                    tracing::info!("{why}; rescanning the tree");
                     service.rescan_paths()
                 }
             };
@@ -163,13 +203,13 @@ fn consume(
 }
 
 /// Watches `active/` and `completed/` again, creating them when missing.
-fn rewatch(tree: &MilestoneTree, debouncer: &SharedDebouncer) {
-    let mut debouncer = debouncer.lock().unwrap_or_else(|p| p.into_inner());
+fn rewatch(tree: &MilestoneTree, watcher: &SharedWatcher) {
+    let mut watcher = watcher.lock().unwrap_or_else(|p| p.into_inner());
     for folder in [Folder::Active, Folder::Completed] {
         let dir = tree.folder_path(folder);
         let _ = std::fs::create_dir_all(&dir);
-        let _ = debouncer.unwatch(&dir);
-        if let Err(e) = debouncer.watch(&dir, RecursiveMode::NonRecursive) {
+        let _ = watcher.unwatch(&dir);
+        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
             tracing::warn!(folder = %dir.display(), error = %e, "cannot watch the folder again");
         }
     }

@@ -294,17 +294,25 @@ impl Project {
     /// returns its output; a failure fails the test.
     #[track_caller]
     pub fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
+        let run = self.git_run(args);
+        assert!(run.code == 0, "git {args:?}: {}{}", run.stdout, run.stderr);
+        run.stdout
+    }
+
+    /// Runs `git ARGS...` as [`Project::git`] does, whatever it returns (a
+    /// merge that stops on a conflict, say). Editors are never opened.
+    pub fn git_run(&self, args: &[&str]) -> Run {
+        Command::new("git")
             .args(args)
             .current_dir(&self.root)
             .env("GIT_AUTHOR_NAME", "t")
             .env("GIT_AUTHOR_EMAIL", "t@example.com")
             .env("GIT_COMMITTER_NAME", "t")
             .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env("GIT_EDITOR", "true")
             .output()
-            .expect("run git");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .expect("run git")
+            .into()
     }
 
     /// Writes a file under the project root (creating its folders) and
