@@ -150,7 +150,13 @@ pub enum Command {
         /// Exit 5 when there are cycles or missing milestones.
         #[arg(long)]
         check: bool,
+        /// `text` (default), or the graph as a picture: `dot` for Graphviz, `mermaid` for a Markdown
+        /// page (critical path in bold red, status as colour, missing milestones dashed).
+        #[arg(long, value_parser = ["text", "dot", "mermaid"], default_value = "text")]
+        format: String,
     },
+    /// A terminal board: one column per status, most urgent first (--json: the columns).
+    Board,
     /// Check milestones against the schema rules and their dependencies; exits 5 on errors.
     Validate {
         id: Option<String>,
@@ -209,6 +215,14 @@ pub enum Command {
     Daemon(DaemonCommand),
     /// Check that the daemon answers.
     Ping,
+    /// Completions for a shell: `source <(msctl completions bash)`, or save them where the shell
+    /// looks (zsh: a `_msctl` file on $fpath; fish: ~/.config/fish/completions/msctl.fish).
+    Completions {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
+    /// The manual page, in roff: `msctl man | man -l -`, or save it as msctl.1 in a man folder.
+    Man,
     /// Working in a team with git.
     #[command(subcommand)]
     Git(GitCommand),

@@ -519,6 +519,20 @@ fn text<'a>(doc: &'a Map, field: &str) -> &'a str {
     doc.get(field).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The terminal's width in columns: `COLUMNS`, else the terminal's own
+/// size, else 100 (output to a pipe or file).
+pub fn terminal_width() -> usize {
+    if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()) {
+        return columns.max(20);
+    }
+    // SAFETY: TIOCGWINSZ fills the winsize it is given and nothing else.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0 && size.ws_col > 0 {
+        return usize::from(size.ws_col);
+    }
+    100
+}
+
 fn list_or_none(items: &[String]) -> String {
     if items.is_empty() {
         "nothing".into()

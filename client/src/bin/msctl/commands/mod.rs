@@ -6,7 +6,9 @@
 mod audit;
 mod backend;
 mod connection;
+mod manual;
 mod milestones;
+mod pictures;
 mod project;
 mod scale;
 mod tasks;
@@ -26,6 +28,12 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     if let Command::Init { .. } = cli.command {
         return init::run(&cli);
     }
+    if let Command::Completions { shell } = &cli.command {
+        return manual::completions(shell);
+    }
+    if let Command::Man = cli.command {
+        return manual::man_page();
+    }
     if let Command::MergeDriver { base, ours, theirs, path } = &cli.command {
         return git::merge_driver(base, ours, theirs, path.as_deref());
     }
@@ -43,7 +51,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         | Command::Version
         | Command::Daemon(_)
         | Command::MergeDriver { .. }
-        | Command::Git(_) => {
+        | Command::Git(_)
+        | Command::Completions { .. }
+        | Command::Man => {
             unreachable!("handled above")
         }
         Command::Ping => connection::ping(client, out),
@@ -60,7 +70,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Complete { id } => milestones::complete(client, out, id),
         Command::Task(task) => tasks::run(client, out, task),
         Command::Audit(AuditCommand::Verify) => audit::verify(client, out),
-        Command::Deps { id, check } => project::deps(client, out, id, check),
+        Command::Deps { id, format, .. } if format != "text" => pictures::deps(client, id, &format),
+        Command::Deps { id, check, .. } => project::deps(client, out, id, check),
+        Command::Board => pictures::board(client, out),
         Command::Validate { id, all } => project::validate(client, out, id, all),
         Command::Upgrade { id, all } => project::upgrade(client, out, id, all),
         Command::Stats => project::stats(client, out),
