@@ -13,8 +13,18 @@ use tokio::sync::broadcast;
 const BACKLOG: usize = 1024;
 
 pub struct ChangeFeed {
-    sender: broadcast::Sender<Arc<ChangeEvent>>,
+    sender: broadcast::Sender<Arc<Change>>,
     seq: AtomicU64,
+}
+
+/// A change as published: the event subscribers receive, and what only the
+/// daemon's own listeners (hooks) need besides.
+#[derive(Debug)]
+pub struct Change {
+    pub event: ChangeEvent,
+    /// The milestone's status before the change, when it had one and the
+    /// publisher knew it.
+    pub previous_status: Option<String>,
 }
 
 /// One change, before it is numbered and stamped.
@@ -22,6 +32,7 @@ pub struct NewEvent<'a> {
     pub kind: EventKind,
     pub id: Option<&'a str>,
     pub status: Option<crate::document::Status>,
+    pub previous_status: Option<crate::document::Status>,
     pub source: EventSource,
     pub file: Option<String>,
     pub detail: Option<String>,
@@ -30,7 +41,15 @@ pub struct NewEvent<'a> {
 impl<'a> NewEvent<'a> {
     /// A change a request made to one milestone.
     pub fn by_request(kind: EventKind, id: &'a str, status: Option<crate::document::Status>) -> Self {
-        NewEvent { kind, id: Some(id), status, source: EventSource::Request, file: None, detail: None }
+        NewEvent {
+            kind,
+            id: Some(id),
+            status,
+            previous_status: None,
+            source: EventSource::Request,
+            file: None,
+            detail: None,
+        }
     }
 }
 
@@ -52,11 +71,12 @@ impl ChangeFeed {
             file: change.file,
             detail: change.detail,
         };
+        let previous_status = change.previous_status.map(|s| s.as_str().to_owned());
         // No subscriber is not an error.
-        let _ = self.sender.send(Arc::new(event));
+        let _ = self.sender.send(Arc::new(Change { event, previous_status }));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.sender.subscribe()
     }
 }

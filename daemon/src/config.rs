@@ -46,6 +46,80 @@ pub struct StorageConfig {
     /// `storage.ids.prefix`: what generated ids start with, before a `-`
     /// and the random suffix (`ms` gives `ms-k3f9x`; empty, no prefix).
     pub id_prefix: String,
+    /// `storage.hooks`: command lines run on events.
+    pub hooks: HookSettings,
+}
+
+/// The events a hook can be named for under `storage.hooks.<event>`.
+pub const HOOK_EVENTS: [&str; 5] = ["created", "status_changed", "completed", "deleted", "migration_finished"];
+
+/// `storage.hooks`: for each event of [`HOOK_EVENTS`], the shell command
+/// lines to run, and how long each may take (`timeout_seconds`, 30 by
+/// default) before it is killed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookSettings {
+    pub commands: Vec<(&'static str, Vec<String>)>,
+    pub timeout: std::time::Duration,
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        HookSettings { commands: Vec::new(), timeout: std::time::Duration::from_secs(30) }
+    }
+}
+
+impl HookSettings {
+    /// The command lines for `event`, in the order written.
+    pub fn for_event(&self, event: &str) -> &[String] {
+        self.commands.iter().find(|(e, _)| *e == event).map_or(&[], |(_, c)| c)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commands.iter().all(|(_, c)| c.is_empty())
+    }
+
+    fn parse(value: Option<&Value>, name: &str) -> Result<HookSettings, ConfigError> {
+        let invalid = |m: String| ConfigError::Invalid(format!("{name}: storage.hooks{m}"));
+        let mut hooks = HookSettings::default();
+        let entries = match value {
+            None | Some(Value::Null) => return Ok(hooks),
+            Some(Value::Map(entries)) => entries,
+            Some(other) => {
+                return Err(invalid(format!(" must be a mapping of events to commands, not a {}", other.type_name())))
+            }
+        };
+        for (key, value) in entries.iter() {
+            if key == "timeout_seconds" {
+                match value {
+                    Value::Int(n) if *n > 0 => hooks.timeout = std::time::Duration::from_secs(*n as u64),
+                    _ => return Err(invalid(".timeout_seconds must be a whole number of seconds above 0".into())),
+                }
+                continue;
+            }
+            let Some(event) = HOOK_EVENTS.iter().find(|e| **e == key) else {
+                return Err(invalid(format!(
+                    ".{key} is not an event; hooks run on {} (and timeout_seconds sets their time limit)",
+                    HOOK_EVENTS.join(", ")
+                )));
+            };
+            let commands = match value {
+                Value::Null => Vec::new(),
+                Value::String(command) => vec![command.clone()],
+                Value::List(items) => items
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(command) => Ok(command.clone()),
+                        other => Err(invalid(format!(".{key} lists command lines, not a {}", other.type_name()))),
+                    })
+                    .collect::<Result<_, _>>()?,
+                other => {
+                    return Err(invalid(format!(".{key} must be a list of command lines, not a {}", other.type_name())))
+                }
+            };
+            hooks.commands.push((event, commands));
+        }
+        Ok(hooks)
+    }
 }
 
 /// What the scale monitor does, and how often (DESIGN §9).
@@ -137,6 +211,7 @@ impl Default for StorageConfig {
             scale: ScaleSettings::default(),
             immutable_logs: false,
             id_prefix: "ms".to_owned(),
+            hooks: HookSettings::default(),
         }
     }
 }
@@ -263,6 +338,7 @@ impl StorageConfig {
             database_url,
             events_in_database: flag("storage.events_in_database", defaults.events_in_database)?,
             immutable_logs: flag("storage.audit.immutable_logs", defaults.immutable_logs)?,
+            hooks: HookSettings::parse(field("storage.hooks"), &name)?,
             id_prefix: {
                 let prefix = text("storage.ids.prefix", defaults.id_prefix.clone())?;
                 // Room is left for the suffix within an id's 128 characters.
@@ -380,6 +456,15 @@ mod tests {
             let err = StorageConfig::load(&path).unwrap_err().to_string();
             assert!(err.contains("storage.ids.prefix") && err.contains("cannot start an id"), "{err}");
         }
+        fs::write(&path, "storage:\n  hooks:\n    completed: [\"./notify.sh\", \"echo done\"]\n    deleted: \"rm x\"\n    timeout_seconds: 5\n").unwrap();
+        let hooks = StorageConfig::load(&path).unwrap().hooks;
+        assert_eq!(hooks.for_event("completed"), ["./notify.sh", "echo done"]);
+        assert_eq!(hooks.for_event("deleted"), ["rm x"]);
+        assert!(hooks.for_event("created").is_empty());
+        assert_eq!(hooks.timeout, std::time::Duration::from_secs(5));
+        fs::write(&path, "storage:\n  hooks: {finished: [x]}\n").unwrap();
+        let err = StorageConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("storage.hooks.finished is not an event; hooks run on created, status_changed"), "{err}");
         fs::write(&path, "storage:\n  log_level: loud\n").unwrap();
         let err = StorageConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("`loud` is not a log level"), "{err}");

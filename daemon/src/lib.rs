@@ -17,7 +17,8 @@
 //! 4. `service`: what each request does, one file per request family;
 //! 5. `watcher`, `server`, `connection`, `connection_slots`, `listener`, `scale::monitor`: what
 //!    feeds the service (outside edits, clients, the scale monitor's cycles;
-//!    `scale::decision` and `request_metrics` are leaves);
+//!    `scale::decision` and `request_metrics` are leaves), and `hooks`,
+//!    which listens to it;
 //! 6. `lifecycle` (with `detach`, `instance`, `logging`, `signals`): start-up
 //!    and shutdown.
 
@@ -32,6 +33,7 @@ pub mod database_url;
 pub mod detach;
 pub mod event_log;
 pub mod graph;
+pub mod hooks;
 pub mod injected;
 pub mod instance;
 pub mod layout;

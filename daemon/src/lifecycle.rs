@@ -192,6 +192,7 @@ fn run(
     };
 
     watcher.serve(service.clone());
+    crate::hooks::HookRunner::start(service.clone(), layout.root().to_path_buf());
     let monitor = crate::scale::monitor::ScaleMonitor::start(service.clone(), layout.clone());
 
     // Counted before the runtime exists: a database client blocks, and

@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
-    codec, ChangeEvent, Encoding, ErrorInfo, ErrorKind, EventFilter, FrameError, HandshakeReply, Hello, Page,
-    Rejection, Request, RequestFrame, Response, ServerMessage, Value, Welcome, CAPABILITY_CONFLICT_ERRORS,
-    PROTOCOL_VERSION,
+    codec, Encoding, ErrorInfo, ErrorKind, EventFilter, FrameError, HandshakeReply, Hello, Page, Rejection, Request,
+    RequestFrame, Response, ServerMessage, Value, Welcome, CAPABILITY_CONFLICT_ERRORS, PROTOCOL_VERSION,
 };
 use tokio::net::UnixListener;
 use tokio::sync::{broadcast, watch};
@@ -420,7 +419,7 @@ async fn stream_events(
     loop {
         let message = tokio::select! {
             event = events.recv() => match event {
-                Ok(event) if filter.accepts(&event) => ServerMessage::Event(ChangeEvent::clone(&event)),
+                Ok(change) if filter.accepts(&change.event) => ServerMessage::Event(change.event.clone()),
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(missed)) => ServerMessage::Lagged { missed },
                 Err(broadcast::error::RecvError::Closed) => return,

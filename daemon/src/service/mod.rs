@@ -45,6 +45,9 @@ use crate::layout::ProjectLayout;
 use crate::peer::Peer;
 use crate::storage::{IdAllocator, SharedChange, Storage, StorageError, Stored};
 
+/// Where problems with the configuration (a failing hook) are filed.
+const CONFIG_FILE: &str = ".milestones/config/storage-config.yaml";
+
 /// How many times a change is re-applied when other writers keep getting in
 /// first, before the request gives up with a conflict.
 const MAX_ATTEMPTS: usize = 32;
@@ -75,6 +78,9 @@ pub struct MilestoneService {
     /// Files dropped into a database backend's folders that could not be
     /// imported, and folders a rescan could not read.
     outside_problems: RwLock<Vec<milestones_protocol::Problem>>,
+    /// The last failure of each hook (event, command line) that has not
+    /// succeeded since.
+    hook_problems: RwLock<Vec<((String, String), milestones_protocol::Problem)>>,
     started: Instant,
     started_at: String,
     endpoint: Endpoint,
@@ -139,6 +145,7 @@ impl MilestoneService {
             feed,
             watching: RwLock::new("off".to_owned()),
             outside_problems: RwLock::new(Vec::new()),
+            hook_problems: RwLock::new(Vec::new()),
             started: Instant::now(),
             started_at: now,
             endpoint,
@@ -162,6 +169,29 @@ impl MilestoneService {
         let level = self.settings.read().unwrap_or_else(|p| p.into_inner()).log_level;
         self.set_config(config, level);
         Ok(())
+    }
+
+    /// The hooks `storage-config.yaml` names now.
+    pub fn hook_settings(&self) -> crate::config::HookSettings {
+        self.settings.read().unwrap_or_else(|p| p.into_inner()).config.hooks.clone()
+    }
+
+    /// Records how a hook's run went: a failure is shown by `health` and
+    /// `validate` until that hook next succeeds.
+    pub fn note_hook_outcome(&self, event: &str, command: &str, failure: Option<String>) {
+        let key = (event.to_owned(), command.to_owned());
+        let mut problems = self.hook_problems.write().unwrap_or_else(|p| p.into_inner());
+        problems.retain(|(k, _)| *k != key);
+        if let Some(why) = failure {
+            let problem = milestones_protocol::Problem {
+                id: None,
+                file: Some(CONFIG_FILE.to_owned()),
+                severity: milestones_protocol::Severity::Warning,
+                field: Some(format!("storage.hooks.{event}")),
+                message: format!("the hook `{command}` failed ({}): {why}", document::now_timestamp()),
+            };
+            problems.push((key, problem));
+        }
     }
 
     fn config(&self) -> StorageConfig {
@@ -311,7 +341,7 @@ impl MilestoneService {
             self.log(event, id, peer, details);
             let kind =
                 if Folder::of(&current.doc) == Folder::of(&stored.doc) { EventKind::Updated } else { EventKind::Moved };
-            self.feed.publish(NewEvent::by_request(kind, id, is));
+            self.feed.publish(NewEvent { previous_status: was, ..NewEvent::by_request(kind, id, is) });
             return Ok(stored);
         }
         Err(ServiceError::Contended { id: id.to_owned(), attempts: MAX_ATTEMPTS })
@@ -319,7 +349,8 @@ impl MilestoneService {
 
     fn publish_migration(&self, kind: EventKind, detail: String) {
         let source = EventSource::Request;
-        self.feed.publish(NewEvent { kind, id: None, status: None, source, file: None, detail: Some(detail) });
+        let detail = Some(detail);
+        self.feed.publish(NewEvent { kind, id: None, status: None, previous_status: None, source, file: None, detail });
     }
 
     /// Makes `store` the one that serves (after a migration), and has it
@@ -422,6 +453,7 @@ fn hear_shared_changes(store: &dyn Storage, feed: &Arc<ChangeFeed>) {
             kind: change.kind,
             id: Some(&change.id),
             status: change.status.as_deref().and_then(Status::parse),
+            previous_status: None,
             source: EventSource::SharedDatabase,
             file: None,
             detail: None,

@@ -117,10 +117,10 @@ impl MilestoneService {
             let problem = file_problem(&loaded.id, file, e.to_string());
             return Ok(Some(self.invalid_file(storage, &loaded.id, file, problem)));
         }
-        let previous = match storage.get(&loaded.id) {
-            Ok(stored) => stored.map(|s| Folder::of(&s.doc)),
+        let (previous, previous_status) = match storage.get(&loaded.id) {
+            Ok(stored) => (stored.as_ref().map(|s| Folder::of(&s.doc)), stored.and_then(|s| document::status(&s.doc))),
             // Known only as a broken file until now.
-            Err(StorageError::Unreadable { .. }) => None,
+            Err(StorageError::Unreadable { .. }) => (None, None),
             Err(e) => return Err(e.into()),
         };
         // A status edited across the line moves the file, as a request's
@@ -167,7 +167,8 @@ impl MilestoneService {
             Some(_) if known.is_some_and(|(old, _)| old != loaded.folder) => EventKind::Moved,
             Some(_) => EventKind::Updated,
         };
-        self.outside_event(kind, &loaded.id, document::status(&loaded.doc), file, None);
+        let statuses = (previous_status, document::status(&loaded.doc));
+        self.outside_event(kind, &loaded.id, statuses, file, None);
         Ok(Some(kind))
     }
 
@@ -191,7 +192,7 @@ impl MilestoneService {
         if !files.absorb_removal(id, known.as_ref())? {
             return Ok(None);
         }
-        self.outside_event(EventKind::Deleted, id, None, file, None);
+        self.outside_event(EventKind::Deleted, id, (None, None), file, None);
         Ok(Some(EventKind::Deleted))
     }
 
@@ -205,7 +206,7 @@ impl MilestoneService {
         }
         self.note_problem(storage, file, Some(problem));
         tracing::warn!(file, error = %detail, "an edited file does not load; its last good version stays served");
-        self.outside_event(EventKind::Invalid, id, None, file, Some(detail));
+        self.outside_event(EventKind::Invalid, id, (None, None), file, Some(detail));
         EventKind::Invalid
     }
 
@@ -232,13 +233,23 @@ impl MilestoneService {
         problems.extend(problem);
     }
 
-    fn outside_event(&self, kind: EventKind, id: &str, status: Option<Status>, file: &str, detail: Option<String>) {
+    /// Logs and announces an outside edit; `statuses` are the milestone's
+    /// before and after, where known.
+    fn outside_event(
+        &self,
+        kind: EventKind,
+        id: &str,
+        (previous_status, status): (Option<Status>, Option<Status>),
+        file: &str,
+        detail: Option<String>,
+    ) {
         let event = format!("outside_{}", format!("{kind:?}").to_lowercase());
         let details = json!({ "file": file, "detail": detail });
         let peer = Peer { user: "(outside edit)".to_owned() };
         self.log(&event, id, &peer, details);
         let source = EventSource::OutsideEdit;
-        self.feed.publish(NewEvent { kind, id: Some(id), status, source, file: Some(file.to_owned()), detail });
+        let file = Some(file.to_owned());
+        self.feed.publish(NewEvent { kind, id: Some(id), status, previous_status, source, file, detail });
     }
 
     /// Every path a full rescan must look at: each milestone file on disk,

@@ -76,7 +76,7 @@ impl MilestoneService {
                 // milestone, not two.
                 let unserved = file_problems
                     .iter()
-                    .filter(|p| p.file.as_deref() != Some(RESCAN))
+                    .filter(|p| p.file.as_deref() != Some(RESCAN) && p.file.as_deref() != Some(super::CONFIG_FILE))
                     .filter(|p| p.id.as_ref().is_none_or(|id| !served.contains(id)))
                     .count();
                 let checked = (served.len() + unserved) as u64;
@@ -96,6 +96,7 @@ impl MilestoneService {
         let storage = self.storage();
         let mut problems = storage.files().map(|f| f.problems()).unwrap_or_default();
         problems.extend(self.outside_problems.read().unwrap_or_else(|p| p.into_inner()).iter().cloned());
+        problems.extend(self.hook_problems.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(_, p)| p.clone()));
         problems.sort_by(|a, b| a.file.cmp(&b.file));
         problems
     }
