@@ -7,7 +7,7 @@
 //! 0. the `milestones-document` crate: `document`, `document_limits`,
 //!    `yaml` and `merge` (the merge driver's), re-exported under those names;
 //! 1. leaves: `atomic`, `audit_chain`, `layout`, `database_url`, `search`, `query`,
-//!    `graph`, `analytics`, `rules`, `config`, `event_log`, `change_feed`,
+//!    `graph`, `analytics`, `rules`, `work`, `config`, `event_log`, `change_feed`,
 //!    `peer`, `injected`: the document rules and plain helpers, each
 //!    with its own error type;
 //! 2. `storage`: the seam: the `Storage` trait, `BackendSpec` (the one
@@ -52,6 +52,7 @@ pub mod service;
 pub mod signals;
 pub mod storage;
 pub mod watcher;
+pub mod work;
 
 /// The document rules and its YAML, in their own crate so that `msctl`'s
 /// merge driver shares them; named here as the daemon always has.

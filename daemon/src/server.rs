@@ -494,5 +494,6 @@ fn request_kind(request: &Request) -> &'static str {
         Request::MigrationStatus => "migration_status",
         Request::MigrateRollback { .. } => "migrate_rollback",
         Request::AuditVerify => "audit_verify",
+        Request::Work { .. } => "work",
     }
 }

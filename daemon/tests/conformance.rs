@@ -251,6 +251,55 @@ fn analytics_match_the_reference(kind: BackendKind) {
     assert_eq!(f.store.analytics(today).unwrap(), builder.finish(&graph));
 }
 
+/// The open milestones a store reads for `ready` and `blocked` (one query
+/// on a database) are what its documents say: a diamond, a chain whose
+/// first link is done, an `enables` declared on the other side, a missing
+/// requirement, odd task lists, closed milestones left out.
+fn open_work_agrees_with_the_documents(kind: BackendKind) {
+    let f = Fixture::new(kind);
+    let docs = [
+        milestone("base", "").tap_status("in_progress"),
+        milestone("left", "dependencies: {requires: [base]}\n"),
+        milestone("right", "dependencies: {requires: [base, base]}\n"),
+        milestone("top", "dependencies: {requires: [left, right, nowhere]}\n"),
+        milestone("c1", "dependencies: {enables: [c2]}\n").tap_status("completed"),
+        milestone("c2", "tasks:\n- {id: t1, title: One, status: completed}\n- {id: t2, title: Two, status: pending, depends_on: [t1]}\n- {id: t3, title: Three, depends_on: t2}\n- just text\n"),
+        milestone("c3", "tasks: {not: a list}\ndependencies: {requires: [c2]}\n"),
+        milestone("gone", "").tap_status("archived"),
+        milestone("dropped", "dependencies: {requires: [base]}\n").tap_status("cancelled"),
+    ];
+    for d in &docs {
+        f.store.insert(d.clone()).unwrap();
+    }
+    for with_tasks in [false, true] {
+        let mut reference = milestoned::work::OpenMilestones::new(with_tasks);
+        docs.iter().for_each(|d| reference.add(d));
+        let mut expected = reference.finish();
+        expected.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut got = f.store.open_work(with_tasks).unwrap();
+        got.sort_by(|a, b| a.id.cmp(&b.id));
+        for m in got.iter_mut() {
+            m.waiting_on.sort();
+        }
+        assert_eq!(got, expected, "with tasks: {with_tasks}");
+    }
+    let report = milestoned::work::report(f.store.open_work(false).unwrap(), false);
+    let ready: Vec<&str> = report.ready.iter().map(|i| i.milestone.as_str()).collect();
+    assert_eq!(ready, ["base", "c2"]);
+    let top = report.blocked.iter().find(|i| i.milestone == "top").unwrap();
+    assert_eq!(top.waiting_on, ["left", "nowhere", "right"]);
+}
+
+trait TapStatus {
+    fn tap_status(self, status: &str) -> Self;
+}
+
+impl TapStatus for Map {
+    fn tap_status(self, status: &str) -> Map {
+        set(self, "status", Value::from(status))
+    }
+}
+
 fn dependencies_and_cycles(kind: BackendKind) {
     let f = Fixture::new(kind);
     let s = &*f.store;
@@ -503,6 +552,7 @@ macro_rules! conformance {
             #[test] fn queries_match_the_reference_engine() { super::queries_match_the_reference_engine($kind) }
             #[test] fn analytics_match_the_reference() { super::analytics_match_the_reference($kind) }
             #[test] fn dependencies_and_cycles() { super::dependencies_and_cycles($kind) }
+            #[test] fn open_work_agrees_with_the_documents() { super::open_work_agrees_with_the_documents($kind) }
             #[test] fn outside_edits_are_absorbed() { super::outside_edits_are_absorbed($kind) }
             #[test] fn generated_ids_skip_every_taken_id() { super::generated_ids_skip_every_taken_id($kind) }
             #[test] fn generated_queries_agree_with_memory() { super::generated_queries_agree_with_memory($kind) }

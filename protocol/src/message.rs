@@ -158,6 +158,10 @@ pub enum Request {
     /// Checks the audit log's hash chain (`storage.audit.immutable_logs`);
     /// answered with [`Response::AuditReport`].
     AuditVerify,
+    /// What can be worked on now and what waits on what (`msctl ready`,
+    /// `msctl blocked`): milestones, or with `tasks` the tasks of open
+    /// milestones; answered with [`Response::Work`].
+    Work { tasks: bool },
 }
 
 /// A backend to migrate to.
@@ -308,6 +312,33 @@ pub enum Response {
     MigrationPlan(MigrationPlan),
     MigrationStatus(Option<MigrationProgress>),
     AuditReport(AuditReport),
+    Work(WorkReport),
+}
+
+/// Open work split by whether anything it needs is unfinished, most urgent
+/// first: by priority, then by critical-path length, then by id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkReport {
+    pub ready: Vec<WorkItem>,
+    pub blocked: Vec<WorkItem>,
+}
+
+/// One open milestone, or one open task of an open milestone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkItem {
+    pub milestone: String,
+    /// The task's id, when the report is of tasks.
+    pub task: Option<String>,
+    pub title: String,
+    pub status: String,
+    /// The milestone's priority.
+    pub priority: Option<String>,
+    /// The longest chain of open work waiting on this one, itself
+    /// included: 1 when nothing waits on it.
+    pub chain: u64,
+    /// What it waits for: the milestones it requires (or, for a task, the
+    /// tasks it depends on) that are not completed. Empty when ready.
+    pub waiting_on: Vec<String>,
 }
 
 /// What `AuditVerify` found in `logs/storage-events.jsonl`.

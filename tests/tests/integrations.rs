@@ -145,3 +145,56 @@ fn the_manual_page_renders_in_man() {
     assert!(text.contains("NAME") && text.contains("msctl"), "{text}");
     assert!(text.contains("merge-driver") && text.contains("completions"), "{text}");
 }
+
+/// `msctl ready` and `blocked` on every backend: a diamond (top needs left
+/// and right, both need base) and a chain whose first link is done, then
+/// the same for tasks.
+#[test]
+fn ready_and_blocked_on_every_backend() {
+    for backend in milestones_e2e::ALL_BACKENDS {
+        let p = Project::on_any_backend(backend);
+        let _d = p.start(&[]);
+        let create = |args: &[&str]| p.msctl(&[&["create"][..], args].concat()).ok().to_owned();
+        create(&["--title", "Base", "--id", "base", "--status", "in_progress"]);
+        create(&["--title", "Left", "--id", "left", "--requires", "base", "--priority", "high"]);
+        create(&["--title", "Right", "--id", "right", "--requires", "base"]);
+        create(&["--title", "Top", "--id", "top", "--requires", "left", "--requires", "right"]);
+        create(&["--title", "First", "--id", "first", "--status", "completed"]);
+        create(&["--title", "Second", "--id", "second", "--requires", "first", "--priority", "critical"]);
+        create(&["--title", "Third", "--id", "third", "--requires", "second"]);
+        create(&["--title", "Dropped", "--id", "dropped", "--requires", "base", "--status", "cancelled"]);
+
+        let ids = |args: &[&str]| -> Vec<String> {
+            let items = p.msctl(&[args, &["--json"][..]].concat()).json();
+            items.as_array().unwrap().iter().map(|i| i["milestone"].as_str().unwrap().to_owned()).collect()
+        };
+        // Critical first; then base, which three wait on in a row.
+        assert_eq!(ids(&["ready"]), ["second", "base"], "{backend}");
+        assert_eq!(ids(&["blocked"]), ["left", "right", "third", "top"], "{backend}");
+        let blocked = p.msctl(&["blocked", "--json"]).json();
+        let top = blocked.as_array().unwrap().iter().find(|i| i["milestone"] == "top").unwrap().clone();
+        assert_eq!(top["waiting_on"], serde_json::json!(["left", "right"]), "{backend}");
+        let ready = p.msctl(&["ready", "--json"]).json();
+        assert_eq!(ready[1]["chain"], 3, "{backend}: base heads base, left, top");
+
+        // Finishing base readies both sides of the diamond, not yet the top.
+        p.msctl(&["complete", "base"]).ok();
+        assert_eq!(ids(&["ready"]), ["second", "left", "right"], "{backend}");
+        assert_eq!(ids(&["blocked"]), ["third", "top"], "{backend}");
+        let table = p.msctl(&["blocked"]).ok().to_owned();
+        assert!(table.starts_with("ID") && table.contains("left, right"), "{backend}: {table}");
+
+        // Tasks: ready when the tasks they depend on are done.
+        p.msctl(&["task", "add", "left", "--title", "Sketch"]).ok();
+        p.msctl(&["task", "add", "left", "--title", "Build", "--depends-on", "task-1"]).ok();
+        p.msctl(&["task", "add", "left", "--title", "Ship", "--depends-on", "task-2"]).ok();
+        let tasks = |args: &[&str]| -> Vec<String> {
+            let items = p.msctl(&[args, &["--tasks", "--json"][..]].concat()).json();
+            items.as_array().unwrap().iter().map(|i| i["task"].as_str().unwrap().to_owned()).collect()
+        };
+        assert_eq!(tasks(&["ready"]), ["task-1"], "{backend}");
+        assert_eq!(tasks(&["blocked"]), ["task-2", "task-3"], "{backend}");
+        p.msctl(&["task", "done", "left", "task-1"]).ok();
+        assert_eq!(tasks(&["ready"]), ["task-2"], "{backend}");
+    }
+}

@@ -271,6 +271,7 @@ impl MilestoneService {
             }
             Request::Status => self.status().map(Response::Status),
             Request::AuditVerify => self.audit_verify().map(Response::AuditReport),
+            Request::Work { tasks } => self.work(tasks).map(Response::Work),
             // The connection turns into a stream; the server does that.
             Request::Subscribe { .. } => {
                 Err(ServiceError::invalid("Subscribe is answered by the connection, not the service"))

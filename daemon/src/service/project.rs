@@ -141,6 +141,11 @@ impl MilestoneService {
         Ok(outcomes)
     }
 
+    /// What can be worked on now, and what waits on what.
+    pub(super) fn work(&self, tasks: bool) -> ServiceResult<milestones_protocol::WorkReport> {
+        Ok(crate::work::report(self.storage().open_work(tasks)?, tasks))
+    }
+
     pub(super) fn stats(&self) -> ServiceResult<Analytics> {
         Ok(self.storage().analytics(chrono::Utc::now().date_naive())?)
     }

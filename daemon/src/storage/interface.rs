@@ -157,6 +157,17 @@ pub trait Storage: Send + Sync + 'static {
         Ok(graph)
     }
 
+    /// The open milestones (not completed, cancelled or archived), each
+    /// with the requirements it waits on, and with `with_tasks` its tasks:
+    /// what `msctl ready` and `blocked` are made of (see [`crate::work`]).
+    /// The default walks the documents; SQL backends answer with one query
+    /// (two with tasks) in one snapshot.
+    fn open_work(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::OpenMilestone>> {
+        let mut open = crate::work::OpenMilestones::new(with_tasks);
+        self.for_each(&mut |d| open.add(d))?;
+        Ok(open.finish())
+    }
+
     /// Analytics over every document. The default walks them all; SQL
     /// backends aggregate in SQL.
     fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {

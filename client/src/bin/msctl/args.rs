@@ -157,6 +157,18 @@ pub enum Command {
     },
     /// A terminal board: one column per status, most urgent first (--json: the columns).
     Board,
+    /// What can be worked on now: open milestones whose requirements are all completed, most
+    /// urgent first (priority, then the length of the chain waiting on each).
+    Ready {
+        /// Tasks across open milestones instead: those whose depends_on tasks are done.
+        #[arg(long)]
+        tasks: bool,
+    },
+    /// What waits: open milestones (or, with --tasks, tasks) and what each waits on.
+    Blocked {
+        #[arg(long)]
+        tasks: bool,
+    },
     /// Check milestones against the schema rules and their dependencies; exits 5 on errors.
     Validate {
         id: Option<String>,

@@ -3,7 +3,7 @@
 use milestones_client::protocol::{
     Analytics, AuditReport, BackendInfo, ChangeEvent, DaemonStatus, DatabaseHealth, DepsReport, EventSource, Map,
     MigrationPlan, MigrationProgress, MigrationRecord, MigrationReport, Page, ScaleReport, Severity, UpgradeOutcome,
-    ValidationReport, Value,
+    ValidationReport, Value, WorkItem,
 };
 use serde::Serialize;
 
@@ -115,6 +115,33 @@ impl Output {
             }
             out.join("\n")
         });
+    }
+
+    /// `msctl ready` (the ready items) or `msctl blocked` (the blocked ones,
+    /// with what each waits on).
+    pub fn work(&self, items: &[WorkItem], blocked: bool) {
+        if self.json {
+            return self.print_json_or(&items, String::new);
+        }
+        if items.is_empty() {
+            return println!("{}", if blocked { "nothing is blocked" } else { "nothing is ready to work on" });
+        }
+        let id = |i: &WorkItem| match &i.task {
+            Some(task) => format!("{} {task}", i.milestone),
+            None => i.milestone.clone(),
+        };
+        let priority = |i: &WorkItem| i.priority.clone().unwrap_or_else(|| "-".into());
+        if blocked {
+            let rows: Vec<[String; 4]> =
+                items.iter().map(|i| [id(i), priority(i), i.waiting_on.join(", "), i.title.clone()]).collect();
+            print_table(&["ID", "PRIORITY", "WAITING ON", "TITLE"], &rows);
+        } else {
+            let rows: Vec<[String; 5]> = items
+                .iter()
+                .map(|i| [id(i), priority(i), i.chain.to_string(), i.status.clone(), i.title.clone()])
+                .collect();
+            print_table(&["ID", "PRIORITY", "CHAIN", "STATUS", "TITLE"], &rows);
+        }
     }
 
     pub fn health(

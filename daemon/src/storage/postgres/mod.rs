@@ -219,6 +219,23 @@ impl PostgresStore {
 
 /// A read-only transaction on one snapshot: what a read made of several
 /// statements sees (a page and its total, the graph and the counts).
+/// Each open milestone with each requirement that is not completed (one row
+/// each; one row with none when nothing holds it), by id.
+const OPEN_WORK: &str = "SELECT m.id, m.title, m.status, m.priority, d.depends_on
+    FROM milestones m
+    LEFT JOIN milestone_dependencies d ON d.milestone_id = m.id
+        AND NOT EXISTS (SELECT 1 FROM milestones t WHERE t.id = d.depends_on AND t.status = 'completed')
+    WHERE m.status IS NULL OR m.status NOT IN ('completed', 'cancelled', 'archived')
+    ORDER BY m.id, d.depends_on";
+
+/// The tasks of the open milestones, as JSON, by milestone id and position.
+const OPEN_TASKS: &str = "SELECT m.id, t.value::text
+    FROM milestones m,
+        jsonb_array_elements(CASE WHEN jsonb_typeof(m.data -> 'tasks') = 'array' THEN m.data -> 'tasks'
+            ELSE '[]'::jsonb END) WITH ORDINALITY AS t(value, position)
+    WHERE m.status IS NULL OR m.status NOT IN ('completed', 'cancelled', 'archived')
+    ORDER BY m.id, t.position";
+
 fn snapshot(client: &mut postgres::Client) -> Result<Transaction<'_>, postgres::Error> {
     client.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start()
 }
@@ -481,6 +498,47 @@ impl Storage for PostgresStore {
             let graph = analytics::graph(&mut tx, self.pool.target())?;
             tx.commit().map_err(self.failed("read dependencies"))?;
             Ok(graph)
+        })
+    }
+
+    fn open_work(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::OpenMilestone>> {
+        self.read("read the open milestones", |conn| {
+            let failed = || self.failed("read the open milestones");
+            let mut tx = snapshot(&mut conn.client).map_err(failed())?;
+            let mut open: Vec<crate::work::OpenMilestone> = Vec::new();
+            for row in tx.query(OPEN_WORK, &[]).map_err(failed())? {
+                let id: String = row.get(0);
+                if open.last().is_none_or(|m| m.id != id) {
+                    open.push(crate::work::OpenMilestone {
+                        id,
+                        title: row.get::<_, Option<String>>(1).unwrap_or_default(),
+                        status: row.get::<_, Option<String>>(2).unwrap_or_else(|| "planning".to_owned()),
+                        priority: row.get(3),
+                        waiting_on: Vec::new(),
+                        tasks: Vec::new(),
+                    });
+                }
+                if let (Some(m), Some(w)) = (open.last_mut(), row.get::<_, Option<String>>(4)) {
+                    if !m.waiting_on.contains(&w) {
+                        m.waiting_on.push(w);
+                    }
+                }
+            }
+            if with_tasks {
+                let mut at = 0;
+                for row in tx.query(OPEN_TASKS, &[]).map_err(failed())? {
+                    let (id, task): (String, String) = (row.get(0), row.get(1));
+                    while open.get(at).is_some_and(|m| m.id < id) {
+                        at += 1;
+                    }
+                    let task = serde_json::from_str::<milestones_protocol::Value>(&task).ok();
+                    if let (Some(m), Some(task)) = (open.get_mut(at).filter(|m| m.id == id), task) {
+                        m.tasks.extend(crate::work::task_state(&task));
+                    }
+                }
+            }
+            tx.commit().map_err(failed())?;
+            Ok(open)
         })
     }
 

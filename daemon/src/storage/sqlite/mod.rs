@@ -61,6 +61,10 @@ macro_rules! reads_from_table {
             self.table.dependency_graph()
         }
 
+        fn open_work(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::OpenMilestone>> {
+            self.table.open_work(with_tasks)
+        }
+
         fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<milestones_protocol::Analytics> {
             self.table.analytics(today)
         }
@@ -271,6 +275,12 @@ impl MilestoneTable {
     pub fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
         let conn = self.pool.reader()?;
         graph(&conn).map_err(self.failed("read dependencies"))
+    }
+
+    pub fn open_work(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::OpenMilestone>> {
+        let mut conn = self.pool.reader()?;
+        let tx = conn.transaction().map_err(self.failed("start a read"))?;
+        open_work(&tx, with_tasks).map_err(self.failed("read the open milestones"))
     }
 
     pub fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
@@ -535,6 +545,66 @@ fn requirements(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Requirement
     let rows = stmt.query_map([id], |r| Ok(Requirement { to: r.get(0)?, declared_by: r.get(1)? }))?;
     rows.collect()
 }
+
+/// The open milestones and what each waits on, in one query (with tasks,
+/// a second one reads their tasks out of the documents).
+fn open_work(conn: &Connection, with_tasks: bool) -> rusqlite::Result<Vec<crate::work::OpenMilestone>> {
+    let mut open: Vec<crate::work::OpenMilestone> = Vec::new();
+    let mut rows = conn.prepare_cached(OPEN_WORK)?;
+    let mut rows = rows.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let waits: Option<String> = row.get(4)?;
+        if open.last().is_none_or(|m| m.id != id) {
+            open.push(crate::work::OpenMilestone {
+                id,
+                title: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                status: row.get::<_, Option<String>>(2)?.unwrap_or_else(|| "planning".to_owned()),
+                priority: row.get(3)?,
+                waiting_on: Vec::new(),
+                tasks: Vec::new(),
+            });
+        }
+        if let (Some(m), Some(w)) = (open.last_mut(), waits) {
+            if !m.waiting_on.contains(&w) {
+                m.waiting_on.push(w);
+            }
+        }
+    }
+    if with_tasks {
+        let mut rows = conn.prepare_cached(OPEN_TASKS)?;
+        let mut rows = rows.query([])?;
+        let mut at = 0;
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            let task: String = row.get(1)?;
+            while open.get(at).is_some_and(|m| m.id < id) {
+                at += 1;
+            }
+            let task = serde_json::from_str::<milestones_protocol::Value>(&task).ok();
+            if let (Some(m), Some(task)) = (open.get_mut(at).filter(|m| m.id == id), task) {
+                m.tasks.extend(crate::work::task_state(&task));
+            }
+        }
+    }
+    Ok(open)
+}
+
+/// Each open milestone with each requirement that is not completed (one row
+/// each; one row with none when nothing holds it), by id.
+const OPEN_WORK: &str = "SELECT m.id, m.title, m.status, m.priority, d.depends_on
+    FROM milestones m
+    LEFT JOIN milestone_dependencies d ON d.milestone_id = m.id
+        AND NOT EXISTS (SELECT 1 FROM milestones t WHERE t.id = d.depends_on AND t.status = 'completed')
+    WHERE m.status IS NULL OR m.status NOT IN ('completed', 'cancelled', 'archived')
+    ORDER BY m.id, d.depends_on";
+
+/// The tasks of the open milestones, as JSON, by milestone id and position.
+const OPEN_TASKS: &str = "SELECT m.id, t.value
+    FROM milestones m, json_each(m.data, '$.tasks') t
+    WHERE (m.status IS NULL OR m.status NOT IN ('completed', 'cancelled', 'archived'))
+        AND json_type(m.data, '$.tasks') = 'array'
+    ORDER BY m.id, t.key";
 
 fn graph(conn: &Connection) -> rusqlite::Result<DependencyGraph> {
     let mut graph = DependencyGraph::default();

@@ -73,6 +73,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Deps { id, format, .. } if format != "text" => pictures::deps(client, id, &format),
         Command::Deps { id, check, .. } => project::deps(client, out, id, check),
         Command::Board => pictures::board(client, out),
+        Command::Ready { tasks } => project::work(client, out, tasks, false),
+        Command::Blocked { tasks } => project::work(client, out, tasks, true),
         Command::Validate { id, all } => project::validate(client, out, id, all),
         Command::Upgrade { id, all } => project::upgrade(client, out, id, all),
         Command::Stats => project::stats(client, out),

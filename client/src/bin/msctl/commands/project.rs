@@ -24,6 +24,15 @@ pub fn deps(client: &mut Client, out: &Output, id: Option<String>, check: bool) 
     Ok(0)
 }
 
+/// `msctl ready` / `msctl blocked` (`--tasks`: tasks across milestones).
+pub fn work(client: &mut Client, out: &Output, tasks: bool, blocked: bool) -> Result<u8, Failure> {
+    match client.request(Request::Work { tasks })? {
+        Response::Work(report) => out.work(if blocked { &report.blocked } else { &report.ready }, blocked),
+        other => return Err(unexpected(other)),
+    }
+    Ok(0)
+}
+
 /// `msctl validate`: the problems of one milestone or all; exit 5 on errors.
 pub fn validate(client: &mut Client, out: &Output, id: Option<String>, all: bool) -> Result<u8, Failure> {
     let target = target_of(id, all, "validate")?;
