@@ -44,9 +44,11 @@ enum Op {
     /// What one scale monitor cycle measures (the `Scale` request computes
     /// the same figures).
     Scale,
+    /// `msctl ready`: the open milestones and what each waits on.
+    Ready,
 }
 
-const OPS: [Op; 7] = [Op::List, Op::Search, Op::Stats, Op::Get, Op::Create, Op::CreateLinked, Op::Scale];
+const OPS: [Op; 8] = [Op::List, Op::Search, Op::Stats, Op::Get, Op::Create, Op::CreateLinked, Op::Scale, Op::Ready];
 
 impl Op {
     fn label(self) -> &'static str {
@@ -58,6 +60,7 @@ impl Op {
             Op::Create => "`create` (YAML), no requires",
             Op::CreateLinked => "`create` (YAML), 1–2 requires (cycle check)",
             Op::Scale => "scale monitor cycle (`msctl scale`: counts, graph, size, decision)",
+            Op::Ready => "`ready` / `blocked` (every open milestone and what it waits on)",
         }
     }
 
@@ -70,6 +73,7 @@ impl Op {
             Op::Create => "`create`, no requires",
             Op::CreateLinked => "`create` with requires",
             Op::Scale => "scale monitor cycle",
+            Op::Ready => "`ready`",
         }
     }
 
@@ -277,6 +281,7 @@ fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomali
                 Op::Search => search.clone(),
                 Op::Stats => Request::Stats,
                 Op::Scale => Request::Scale,
+                Op::Ready => Request::Work { tasks: false },
                 Op::Get => Request::Get { id: milestone_id(1 + rng.below(n as u64) as usize) },
                 Op::Create | Op::CreateLinked => {
                     let (id, requires) =
@@ -292,7 +297,7 @@ fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomali
                 (Op::List, Response::Page(p)) => fig.list_total = Some(p.total),
                 (Op::Search, Response::Page(p)) => fig.search_total = Some(p.total),
                 (Op::Stats, Response::Stats(s)) => fig.stats_total = Some(s.total),
-                (Op::Scale, Response::Scale(_)) => {}
+                (Op::Scale, Response::Scale(_)) | (Op::Ready, Response::Work(_)) => {}
                 (Op::Get | Op::Create | Op::CreateLinked, Response::Document(_)) => {}
                 (_, other) => return Err(format!("unexpected answer {other:?}")),
             }

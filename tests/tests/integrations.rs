@@ -198,3 +198,122 @@ fn ready_and_blocked_on_every_backend() {
         assert_eq!(tasks(&["ready"]), ["task-2"], "{backend}");
     }
 }
+
+/// A scripted MCP client over `msctl mcp`'s standard input and output:
+/// initialize, list the tools, call several, and the two kinds of error.
+#[test]
+fn the_mcp_server_answers_a_scripted_client() {
+    use std::io::BufReader;
+    let p = Project::new();
+    let _d = p.start(&[]);
+    let mut server = Command::new(binary("msctl"))
+        .args(["--root", p.root.to_str().unwrap(), "mcp"])
+        .env("MSCTL_NO_AUTOSTART", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut client =
+        McpClient { to: server.stdin.take().unwrap(), from: BufReader::new(server.stdout.take().unwrap()), next_id: 0 };
+    let mut ask = |method: &str, params: serde_json::Value| client.ask(method, params);
+    let call =
+        |ask: &mut dyn FnMut(&str, serde_json::Value) -> serde_json::Value, tool: &str, args: serde_json::Value| {
+            let reply = ask("tools/call", serde_json::json!({ "name": tool, "arguments": args }));
+            let result = reply["result"].clone();
+            let text = result["content"][0]["text"].as_str().unwrap_or_else(|| panic!("{reply}")).to_owned();
+            (result["isError"].as_bool().unwrap(), text)
+        };
+
+    let init = ask(
+        "initialize",
+        serde_json::json!({ "protocolVersion": "2025-03-26", "capabilities": {},
+        "clientInfo": { "name": "test", "version": "1" } }),
+    );
+    assert_eq!(init["result"]["protocolVersion"], "2025-03-26");
+    assert_eq!(init["result"]["serverInfo"]["name"], "msctl");
+    assert!(init["result"]["capabilities"]["tools"].is_object());
+    // A notification gets no answer: the next line answers the next request.
+    ask("notifications/initialized", serde_json::Value::Null);
+
+    let tools = ask("tools/list", serde_json::json!({}));
+    let names: Vec<&str> =
+        tools["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for wanted in ["list", "get", "create", "update", "task_add", "task_start", "task_done", "ready", "search", "stats"]
+    {
+        assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
+    }
+    let create_schema =
+        &tools["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == "create").unwrap()["inputSchema"];
+    assert_eq!(create_schema["required"], serde_json::json!(["title"]));
+
+    let (failed, text) = call(&mut ask, "create", serde_json::json!({ "title": "Agent's plan", "priority": "high" }));
+    assert!(!failed, "{text}");
+    let created: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(p.msctl(&["get", &id, "--json"]).json()["title"], "Agent's plan", "stored through the daemon");
+
+    let (failed, text) = call(&mut ask, "task_add", serde_json::json!({ "milestone": id, "title": "First step" }));
+    assert!(!failed && text.contains("First step"), "{text}");
+    let (failed, _) = call(&mut ask, "task_done", serde_json::json!({ "milestone": id, "task": "task-1" }));
+    assert!(!failed);
+    let (failed, text) = call(
+        &mut ask,
+        "update",
+        serde_json::json!({ "id": id, "set": { "status": "in_progress", "owner.team": "agents" } }),
+    );
+    assert!(!failed, "{text}");
+    assert_eq!(p.msctl(&["get", &id, "--json"]).json()["owner"]["team"], "agents");
+    let (_, text) = call(&mut ask, "list", serde_json::json!({ "status": "in_progress" }));
+    let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((page["total"].as_u64(), page["items"][0]["progress"]["percentage"].as_u64()), (Some(1), Some(100)));
+    let (_, text) = call(&mut ask, "ready", serde_json::json!({}));
+    assert!(text.contains(&id), "{text}");
+    let (_, text) = call(&mut ask, "search", serde_json::json!({ "words": "plan" }));
+    assert!(text.contains(&id), "{text}");
+    let (_, text) = call(&mut ask, "stats", serde_json::json!({}));
+    assert!(serde_json::from_str::<serde_json::Value>(&text).unwrap()["total"] == 1, "{text}");
+
+    // The daemon's refusal is the tool's error, with its message.
+    let (failed, text) = call(&mut ask, "get", serde_json::json!({ "id": "nope" }));
+    assert!(failed && text.contains("milestone `nope` does not exist"), "{text}");
+    let (failed, text) = call(&mut ask, "update", serde_json::json!({ "id": id, "set": { "status": "sleeping" } }));
+    assert!(failed && text.contains("status must be one of"), "{text}");
+    // Arguments of the wrong shape and unknown tools are protocol errors.
+    let wrong = ask("tools/call", serde_json::json!({ "name": "get", "arguments": { "id": 7 } }));
+    assert_eq!(wrong["error"]["code"], -32602, "{wrong}");
+    assert!(wrong["error"]["message"].as_str().unwrap().contains("`id` must be text"), "{wrong}");
+    let unknown = ask("tools/call", serde_json::json!({ "name": "launch", "arguments": {} }));
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    let no_method = ask("resources/list", serde_json::json!({}));
+    assert_eq!(no_method["error"]["code"], -32601, "{no_method}");
+
+    drop(client);
+    assert!(server.wait().unwrap().success(), "the server ends when its input closes");
+}
+
+/// The test's side of an MCP session: one JSON-RPC message per line.
+struct McpClient {
+    to: std::process::ChildStdin,
+    from: std::io::BufReader<std::process::ChildStdout>,
+    next_id: u64,
+}
+
+impl McpClient {
+    /// Sends a request and returns its reply; a notification (no params
+    /// given as null) expects none.
+    fn ask(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        use std::io::BufRead;
+        if method.starts_with("notifications/") {
+            writeln!(self.to, "{}", serde_json::json!({ "jsonrpc": "2.0", "method": method })).unwrap();
+            return serde_json::Value::Null;
+        }
+        self.next_id += 1;
+        let message = serde_json::json!({ "jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params });
+        writeln!(self.to, "{message}").unwrap();
+        let mut line = String::new();
+        self.from.read_line(&mut line).unwrap();
+        let reply: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(reply["id"], self.next_id, "{reply}");
+        reply
+    }
+}

@@ -227,6 +227,10 @@ pub enum Command {
     Daemon(DaemonCommand),
     /// Check that the daemon answers.
     Ping,
+    /// A Model Context Protocol server on standard input and output, for coding agents: the
+    /// milestone operations as tools (list, get, create, update, task_add, task_start, task_done,
+    /// ready, blocked, search, stats). Register it in an agent as the command `msctl mcp`.
+    Mcp,
     /// Completions for a shell: `source <(msctl completions bash)`, or save them where the shell
     /// looks (zsh: a `_msctl` file on $fpath; fish: ~/.config/fish/completions/msctl.fish).
     Completions {

@@ -7,6 +7,7 @@ mod audit;
 mod backend;
 mod connection;
 mod manual;
+mod mcp;
 mod milestones;
 mod pictures;
 mod project;
@@ -73,6 +74,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Deps { id, format, .. } if format != "text" => pictures::deps(client, id, &format),
         Command::Deps { id, check, .. } => project::deps(client, out, id, check),
         Command::Board => pictures::board(client, out),
+        Command::Mcp => mcp::serve(client),
         Command::Ready { tasks } => project::work(client, out, tasks, false),
         Command::Blocked { tasks } => project::work(client, out, tasks, true),
         Command::Validate { id, all } => project::validate(client, out, id, all),
