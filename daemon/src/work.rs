@@ -15,8 +15,6 @@ use std::collections::{HashMap, HashSet};
 
 use milestones_protocol::{Map, Value, WorkItem, WorkReport};
 
-use crate::document;
-
 /// The statuses that close a milestone.
 const CLOSED: [&str; 3] = ["completed", "cancelled", "archived"];
 
@@ -82,27 +80,44 @@ impl OpenMilestones {
     }
 
     pub fn add(&mut self, doc: &Map) {
-        let Some(id) = document::id(doc) else { return };
-        for edge in crate::graph::declared_edges(doc) {
-            self.requires.entry(edge.from).or_default().push(edge.to);
+        // One pass over the document's keys: this runs for every milestone.
+        let (mut id, mut title, mut status, mut priority, mut tasks, mut dependencies) =
+            (None, None, None, None, None, None);
+        for (key, value) in doc.iter() {
+            match key.as_str() {
+                "id" => id = value.as_str(),
+                "title" => title = value.as_str(),
+                "status" => status = value.as_str(),
+                "priority" => priority = value.as_str(),
+                "tasks" => tasks = value.as_list(),
+                "dependencies" => dependencies = value.as_map(),
+                _ => {}
+            }
         }
-        let status = doc.get("status").and_then(Value::as_str);
+        let Some(id) = id else { return };
+        if let Some(dependencies) = dependencies {
+            let ids = |key: &str| dependencies.get(key).and_then(Value::as_list).unwrap_or_default();
+            let requires = ids("requires").iter().filter_map(Value::as_str);
+            self.requires.entry(id.to_owned()).or_default().extend(requires.map(str::to_owned));
+            for enabled in ids("enables").iter().filter_map(Value::as_str) {
+                self.requires.entry(enabled.to_owned()).or_default().push(id.to_owned());
+            }
+        }
         if status == Some("completed") {
             self.completed.insert(id.to_owned());
         }
         if !is_open(status) {
             return;
         }
-        let text = |key: &str| doc.get(key).and_then(Value::as_str).map(str::to_owned);
-        let tasks = match (self.with_tasks, doc.get("tasks")) {
-            (true, Some(Value::List(tasks))) => tasks.iter().filter_map(task_state).collect(),
+        let tasks = match (self.with_tasks, tasks) {
+            (true, Some(tasks)) => tasks.iter().filter_map(task_state).collect(),
             _ => Vec::new(),
         };
         self.open.push(OpenMilestone {
             id: id.to_owned(),
-            title: text("title").unwrap_or_default(),
-            status: text("status").unwrap_or_else(|| "planning".to_owned()),
-            priority: text("priority"),
+            title: title.unwrap_or_default().to_owned(),
+            status: status.unwrap_or("planning").to_owned(),
+            priority: priority.map(str::to_owned),
             waiting_on: Vec::new(),
             tasks,
         });
@@ -193,39 +208,45 @@ fn task_items(open: &[OpenMilestone]) -> Vec<WorkItem> {
 /// items that wait on it, itself included: 1 when nothing waits on it. A
 /// cycle is counted once around.
 fn chain_lengths<'a>(items: impl Iterator<Item = (&'a str, &'a [String])>) -> Vec<u64> {
-    let mut waiting_on_me: HashMap<&str, Vec<&str>> = HashMap::new();
-    let mut ids = Vec::new();
-    for (id, waits) in items {
-        ids.push(id);
-        for w in waits {
-            waiting_on_me.entry(w.as_str()).or_default().push(id);
+    let items: Vec<(&str, &[String])> = items.collect();
+    let index: HashMap<&str, usize> = items.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+    // Who waits on each item, by position.
+    let mut waiting_on_me: Vec<Vec<usize>> = vec![Vec::new(); items.len()];
+    for (i, (_, waits)) in items.iter().enumerate() {
+        for w in waits.iter().filter_map(|w| index.get(w.as_str())) {
+            waiting_on_me[*w].push(i);
         }
     }
-    let open: HashSet<&str> = ids.iter().copied().collect();
-    let mut lengths: HashMap<&str, u64> = HashMap::new();
-    for &start in &ids {
+    const UNSEEN: u64 = 0;
+    const ON_PATH: u64 = u64::MAX;
+    let mut lengths = vec![UNSEEN; items.len()];
+    let mut stack = Vec::new();
+    for start in 0..items.len() {
+        if lengths[start] != UNSEEN {
+            continue;
+        }
         // Depth first without recursion: deep chains must not overflow.
-        let mut stack = vec![(start, false)];
-        let mut on_path = HashSet::new();
-        while let Some((id, expanded)) = stack.pop() {
-            if lengths.contains_key(id) {
-                continue;
-            }
-            let next = waiting_on_me.get(id).map(Vec::as_slice).unwrap_or_default();
+        stack.push((start, false));
+        while let Some((i, expanded)) = stack.pop() {
             if expanded {
-                on_path.remove(id);
-                let longest = next.iter().filter_map(|n| lengths.get(n)).max().copied().unwrap_or(0);
-                lengths.insert(id, longest + 1);
+                let longest = waiting_on_me[i]
+                    .iter()
+                    .map(|&n| lengths[n])
+                    .filter(|&l| l != ON_PATH && l != UNSEEN)
+                    .max()
+                    .unwrap_or(0);
+                lengths[i] = longest + 1;
                 continue;
             }
-            on_path.insert(id);
-            stack.push((id, true));
-            for n in next.iter().filter(|n| open.contains(*n) && !on_path.contains(*n) && !lengths.contains_key(*n)) {
-                stack.push((n, false));
+            if lengths[i] != UNSEEN {
+                continue;
             }
+            lengths[i] = ON_PATH;
+            stack.push((i, true));
+            stack.extend(waiting_on_me[i].iter().filter(|&&n| lengths[n] == UNSEEN).map(|&n| (n, false)));
         }
     }
-    ids.iter().map(|id| lengths.get(id).copied().unwrap_or(1)).collect()
+    lengths
 }
 
 #[cfg(test)]
