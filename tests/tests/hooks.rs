@@ -24,9 +24,7 @@ fn hooks_run_on_events_and_never_hold_a_request() {
     let _d = p.start(&[]);
 
     p.msctl(&["create", "--title", "Hooked", "--id", "hooked"]).ok();
-    let created = p.root.join("created.json");
-    eventually("the created hook ran in the project root", Duration::from_secs(10), || created.exists());
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(&created).unwrap()).unwrap();
+    let event = written_json(&p.root.join("created.json"), "the created hook ran in the project root");
     assert_eq!((event["event"].as_str(), event["id"].as_str()), (Some("created"), Some("hooked")), "{event}");
     assert_eq!(event["status"], "planning");
     assert_eq!(event["root"], p.root.to_str().unwrap());
@@ -36,9 +34,7 @@ fn hooks_run_on_events_and_never_hold_a_request() {
     let asked = Instant::now();
     p.msctl(&["complete", "hooked"]).ok();
     assert!(asked.elapsed() < Duration::from_secs(10), "a request waited on a hook");
-    let completed = p.root.join("completed.json");
-    eventually("the completed hook ran", Duration::from_secs(15), || completed.exists());
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(&completed).unwrap()).unwrap();
+    let event = written_json(&p.root.join("completed.json"), "the completed hook ran");
     assert_eq!((event["status"].as_str(), event["previous_status"].as_str()), (Some("completed"), Some("planning")));
     let changes = std::fs::read_to_string(p.root.join("changes.jsonl")).unwrap();
     assert!(changes.contains("\"event\":\"status_changed\""), "the next hook ran after the hung one: {changes}");
@@ -58,4 +54,12 @@ fn hooks_run_on_events_and_never_hold_a_request() {
     assert_eq!(changes.lines().filter(|l| !l.is_empty()).count(), 1, "{changes}");
     // Warnings, not errors: the daemon itself is healthy.
     assert_eq!(p.msctl(&["health"]).code, 0);
+}
+
+/// The JSON a hook wrote to `path`, once it is all there (the shell creates
+/// the file before `cat` fills it).
+fn written_json(path: &std::path::Path, what: &str) -> Value {
+    let read = || std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    eventually(what, Duration::from_secs(15), || read().is_some());
+    read().unwrap()
 }

@@ -21,6 +21,7 @@ mod file_manifest;
 mod hybrid;
 mod ids;
 mod interface;
+mod open_work;
 mod postgres;
 mod record;
 mod spec;

@@ -31,6 +31,7 @@ use self::pool::ConnectionPool;
 use super::cycles;
 use super::error::{StorageError, StorageResult};
 use super::interface::{fresh_counter, id_of, BackendKind, ChangeSink, Requirement, Revision, Storage, Stored};
+use super::open_work::{OpenWorkRows, OPEN_WORK};
 use super::record::{self, Record};
 use crate::database_url::DatabaseUrl;
 use crate::document::Doc;
@@ -219,15 +220,6 @@ impl PostgresStore {
 
 /// A read-only transaction on one snapshot: what a read made of several
 /// statements sees (a page and its total, the graph and the counts).
-/// Each open milestone with each requirement that is not completed (one row
-/// each; one row with none when nothing holds it), by id.
-const OPEN_WORK: &str = "SELECT m.id, m.title, m.status, m.priority, d.depends_on
-    FROM milestones m
-    LEFT JOIN milestone_dependencies d ON d.milestone_id = m.id
-        AND NOT EXISTS (SELECT 1 FROM milestones t WHERE t.id = d.depends_on AND t.status = 'completed')
-    WHERE m.status IS NULL OR m.status NOT IN ('completed', 'cancelled', 'archived')
-    ORDER BY m.id, d.depends_on";
-
 /// The tasks of the open milestones, as JSON, by milestone id and position.
 const OPEN_TASKS: &str = "SELECT m.id, t.value::text
     FROM milestones m,
@@ -505,40 +497,17 @@ impl Storage for PostgresStore {
         self.read("read the open milestones", |conn| {
             let failed = || self.failed("read the open milestones");
             let mut tx = snapshot(&mut conn.client).map_err(failed())?;
-            let mut open: Vec<crate::work::OpenMilestone> = Vec::new();
+            let mut open = OpenWorkRows::default();
             for row in tx.query(OPEN_WORK, &[]).map_err(failed())? {
-                let id: String = row.get(0);
-                if open.last().is_none_or(|m| m.id != id) {
-                    open.push(crate::work::OpenMilestone {
-                        id,
-                        title: row.get::<_, Option<String>>(1).unwrap_or_default(),
-                        status: row.get::<_, Option<String>>(2).unwrap_or_else(|| "planning".to_owned()),
-                        priority: row.get(3),
-                        waiting_on: Vec::new(),
-                        tasks: Vec::new(),
-                    });
-                }
-                if let (Some(m), Some(w)) = (open.last_mut(), row.get::<_, Option<String>>(4)) {
-                    if !m.waiting_on.contains(&w) {
-                        m.waiting_on.push(w);
-                    }
-                }
+                open.milestone(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
             }
             if with_tasks {
-                let mut at = 0;
                 for row in tx.query(OPEN_TASKS, &[]).map_err(failed())? {
-                    let (id, task): (String, String) = (row.get(0), row.get(1));
-                    while open.get(at).is_some_and(|m| m.id < id) {
-                        at += 1;
-                    }
-                    let task = serde_json::from_str::<milestones_protocol::Value>(&task).ok();
-                    if let (Some(m), Some(task)) = (open.get_mut(at).filter(|m| m.id == id), task) {
-                        m.tasks.extend(crate::work::task_state(&task));
-                    }
+                    open.task(row.get(0), row.get(1));
                 }
             }
             tx.commit().map_err(failed())?;
-            Ok(open)
+            Ok(open.finish())
         })
     }
 

@@ -26,6 +26,7 @@ use crate::event_log::AuditEvent;
 use crate::graph::DependencyGraph;
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::interface::{Requirement, Revision};
+use crate::storage::open_work::{OpenWorkRows, OPEN_WORK};
 use crate::storage::record::{self, Record};
 use crate::storage::tree::Stamp;
 
@@ -549,55 +550,21 @@ fn requirements(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Requirement
 /// The open milestones and what each waits on, in one query (with tasks,
 /// a second one reads their tasks out of the documents).
 fn open_work(conn: &Connection, with_tasks: bool) -> rusqlite::Result<Vec<crate::work::OpenMilestone>> {
-    let mut open: Vec<crate::work::OpenMilestone> = Vec::new();
-    let mut rows = conn.prepare_cached(OPEN_WORK)?;
-    let mut rows = rows.query([])?;
+    let mut open = OpenWorkRows::default();
+    let mut statement = conn.prepare_cached(OPEN_WORK)?;
+    let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        let id: String = row.get(0)?;
-        let waits: Option<String> = row.get(4)?;
-        if open.last().is_none_or(|m| m.id != id) {
-            open.push(crate::work::OpenMilestone {
-                id,
-                title: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                status: row.get::<_, Option<String>>(2)?.unwrap_or_else(|| "planning".to_owned()),
-                priority: row.get(3)?,
-                waiting_on: Vec::new(),
-                tasks: Vec::new(),
-            });
-        }
-        if let (Some(m), Some(w)) = (open.last_mut(), waits) {
-            if !m.waiting_on.contains(&w) {
-                m.waiting_on.push(w);
-            }
-        }
+        open.milestone(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
     }
     if with_tasks {
-        let mut rows = conn.prepare_cached(OPEN_TASKS)?;
-        let mut rows = rows.query([])?;
-        let mut at = 0;
+        let mut statement = conn.prepare_cached(OPEN_TASKS)?;
+        let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            let id: String = row.get(0)?;
-            let task: String = row.get(1)?;
-            while open.get(at).is_some_and(|m| m.id < id) {
-                at += 1;
-            }
-            let task = serde_json::from_str::<milestones_protocol::Value>(&task).ok();
-            if let (Some(m), Some(task)) = (open.get_mut(at).filter(|m| m.id == id), task) {
-                m.tasks.extend(crate::work::task_state(&task));
-            }
+            open.task(&row.get::<_, String>(0)?, &row.get::<_, String>(1)?);
         }
     }
-    Ok(open)
+    Ok(open.finish())
 }
-
-/// Each open milestone with each requirement that is not completed (one row
-/// each; one row with none when nothing holds it), by id.
-const OPEN_WORK: &str = "SELECT m.id, m.title, m.status, m.priority, d.depends_on
-    FROM milestones m
-    LEFT JOIN milestone_dependencies d ON d.milestone_id = m.id
-        AND NOT EXISTS (SELECT 1 FROM milestones t WHERE t.id = d.depends_on AND t.status = 'completed')
-    WHERE m.status IS NULL OR m.status NOT IN ('completed', 'cancelled', 'archived')
-    ORDER BY m.id, d.depends_on";
 
 /// The tasks of the open milestones, as JSON, by milestone id and position.
 const OPEN_TASKS: &str = "SELECT m.id, t.value
