@@ -317,3 +317,37 @@ impl McpClient {
         reply
     }
 }
+
+/// Colour on a terminal only, never with `NO_COLOR`; tables cut to the
+/// terminal's width, and whole when piped. The terminal is a real pty
+/// (`script`).
+#[test]
+fn colour_and_width_follow_the_terminal() {
+    let p = Project::new();
+    let _d = p.start(&[]);
+    let long = "A title long enough to run past the edge of any narrow terminal window";
+    p.msctl(&["create", "--title", long, "--id", "wide"]).ok();
+    p.msctl(&["create", "--title", "Stuck", "--id", "stuck", "--status", "blocked"]).ok();
+    let on_a_terminal = |env: &[(&str, &str)], args: &str| {
+        let command = format!("{} --root '{}' {args}", binary("msctl").display(), p.root.display());
+        let mut script = Command::new("script");
+        script.args(["-qec", &command, "/dev/null"]).env("MSCTL_NO_AUTOSTART", "1").env_remove("NO_COLOR");
+        for (k, v) in env {
+            script.env(k, v);
+        }
+        let out = script.output().expect("`script` (util-linux) is installed");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).replace('\r', "")
+    };
+    let coloured = on_a_terminal(&[], "list");
+    assert!(coloured.contains("\x1b[31mblocked"), "blocked is red on a terminal: {coloured:?}");
+    assert!(coloured.contains("\x1b[1mID\x1b[0m"), "headings are bold: {coloured:?}");
+    let plain = on_a_terminal(&[("NO_COLOR", "1")], "list");
+    assert!(!plain.contains('\x1b'), "NO_COLOR: {plain:?}");
+    assert!(!p.msctl(&["list"]).ok().contains('\x1b'), "no colour into a pipe");
+
+    let narrow = on_a_terminal(&[("NO_COLOR", "1"), ("COLUMNS", "50")], "list");
+    assert!(narrow.lines().all(|l| l.chars().count() <= 50), "{narrow}");
+    assert!(narrow.contains("A title long eno…\n"), "the title is cut, and says so: {narrow}");
+    assert!(p.msctl(&["list"]).ok().contains(long), "piped output keeps every character");
+}

@@ -14,6 +14,7 @@ mod input;
 mod progress;
 mod render;
 mod reply;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

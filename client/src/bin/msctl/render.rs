@@ -82,7 +82,7 @@ impl Output {
                 ]
             })
             .collect();
-        print_table(&["ID", "STATUS", "PRIORITY", "DONE", "TITLE"], &rows);
+        print_table(&["ID", "STATUS", "PRIORITY", "DONE", "TITLE"], &rows, Some(1));
         if page.total > page.items.len() as u64 {
             println!("({} of {} shown; use --limit and --offset for more)", page.items.len(), page.total);
         }
@@ -134,13 +134,13 @@ impl Output {
         if blocked {
             let rows: Vec<[String; 4]> =
                 items.iter().map(|i| [id(i), priority(i), i.waiting_on.join(", "), i.title.clone()]).collect();
-            print_table(&["ID", "PRIORITY", "WAITING ON", "TITLE"], &rows);
+            print_table(&["ID", "PRIORITY", "WAITING ON", "TITLE"], &rows, None);
         } else {
             let rows: Vec<[String; 5]> = items
                 .iter()
                 .map(|i| [id(i), priority(i), i.chain.to_string(), i.status.clone(), i.title.clone()])
                 .collect();
-            print_table(&["ID", "PRIORITY", "CHAIN", "STATUS", "TITLE"], &rows);
+            print_table(&["ID", "PRIORITY", "CHAIN", "STATUS", "TITLE"], &rows, Some(3));
         }
     }
 
@@ -169,9 +169,9 @@ impl Output {
             let db = status.database.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
             let mut lines = vec![
                 match (errors, connected) {
-                    (0, true) => "healthy".to_owned(),
-                    (0, false) => "the database server cannot be reached".to_owned(),
-                    _ => format!("{errors} problem(s)"),
+                    (0, true) => crate::terminal::paint("healthy", "32"),
+                    (0, false) => crate::terminal::paint("the database server cannot be reached", "31"),
+                    _ => crate::terminal::paint(&format!("{errors} problem(s)"), "31"),
                 },
                 format!(
                     "backend: {}{db}, {} milestones; watching: {}",
@@ -252,7 +252,7 @@ impl Output {
                 ]
             })
             .collect();
-        print_table(&["STARTED", "MOVE", "OUTCOME", "BY", "BACKUP", "WHAT"], &rows);
+        print_table(&["STARTED", "MOVE", "OUTCOME", "BY", "BACKUP", "WHAT"], &rows, None);
     }
 
     /// `msctl scale`: seed 004's dashboard.
@@ -546,20 +546,6 @@ fn text<'a>(doc: &'a Map, field: &str) -> &'a str {
     doc.get(field).and_then(Value::as_str).unwrap_or("")
 }
 
-/// The terminal's width in columns: `COLUMNS`, else the terminal's own
-/// size, else 100 (output to a pipe or file).
-pub fn terminal_width() -> usize {
-    if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()) {
-        return columns.max(20);
-    }
-    // SAFETY: TIOCGWINSZ fills the winsize it is given and nothing else.
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0 && size.ws_col > 0 {
-        return usize::from(size.ws_col);
-    }
-    100
-}
-
 fn list_or_none(items: &[String]) -> String {
     if items.is_empty() {
         "nothing".into()
@@ -568,26 +554,36 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
-fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+/// A table: columns as wide as their widest cell, the last one cut to the
+/// terminal's width; the `status` column, if any, in its colours.
+fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]], status: Option<usize>) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let before_last: usize = widths[..N - 1].iter().map(|w| w + 2).sum();
+    let last = crate::terminal::width().map(|w| w.saturating_sub(before_last).max(10));
+    let line = |cells: Vec<&str>, heading: bool| {
         let mut s = String::new();
         for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == N {
-                s.push_str(cell);
+            let padded = if i + 1 == N {
+                last.map_or_else(|| cell.to_string(), |width| crate::terminal::fit(cell, width))
             } else {
-                s.push_str(&format!("{cell:<w$}  "));
-            }
+                format!("{cell:<w$}  ")
+            };
+            let styled = match (heading, status == Some(i)) {
+                (true, _) => crate::terminal::paint(padded.trim_end(), "1") + &padded[padded.trim_end().len()..],
+                (false, true) => crate::terminal::status(&padded),
+                (false, false) => padded,
+            };
+            s.push_str(&styled);
         }
         println!("{}", s.trim_end());
     };
-    line(header.to_vec());
+    line(header.to_vec(), true);
     for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        line(row.iter().map(String::as_str).collect(), false);
     }
 }

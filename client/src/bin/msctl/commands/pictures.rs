@@ -184,7 +184,7 @@ pub fn board(client: &mut Client, out: &Output) -> Result<u8, Failure> {
         })
         .collect();
     out.print_json_or(&json, || {
-        let width = crate::render::terminal_width();
+        let width = crate::terminal::width().unwrap_or(100);
         let column = (width.saturating_sub(BOARD_COLUMNS.len() - 1) / BOARD_COLUMNS.len()).max(12);
         let fit = |s: &str| -> String {
             let mut s: String = s.chars().take(column).collect();
@@ -194,7 +194,13 @@ pub fn board(client: &mut Client, out: &Output) -> Result<u8, Failure> {
             }
             format!("{s:<column$}")
         };
-        let header = columns.iter().map(|(s, c)| fit(&format!("{} ({})", s, c.len()))).collect::<Vec<_>>();
+        let header = columns
+            .iter()
+            .map(|(s, c)| {
+                let heading = fit(&format!("{} ({})", s, c.len()));
+                crate::terminal::status(&heading)
+            })
+            .collect::<Vec<_>>();
         let mut lines = vec![header.join(" ").trim_end().to_owned()];
         lines.push(columns.iter().map(|_| "─".repeat(column)).collect::<Vec<_>>().join(" "));
         let depth = columns.iter().map(|(_, c)| c.len()).max().unwrap_or(0);
