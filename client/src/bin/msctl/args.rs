@@ -155,6 +155,28 @@ pub enum Command {
         #[arg(long, value_parser = ["text", "dot", "mermaid"], default_value = "text")]
         format: String,
     },
+    /// Write milestones out, streamed in id order: a YAML or JSON list of whole documents, or CSV
+    /// of the core fields (id, title, description, status, priority, category, created_at,
+    /// updated_at, completed_at).
+    Export {
+        #[arg(long, value_parser = ["yaml", "json", "csv"], default_value = "yaml")]
+        format: String,
+        /// Write to this file (whole or not at all) instead of standard output.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        priority: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        /// Any field, as for `list` (repeatable).
+        #[arg(long = "where", value_name = "FILTER")]
+        filter: Vec<String>,
+        /// Include archived milestones.
+        #[arg(long)]
+        all: bool,
+    },
     /// A terminal board: one column per status, most urgent first (--json: the columns).
     Board,
     /// What can be worked on now: open milestones whose requirements are all completed, most

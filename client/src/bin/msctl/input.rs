@@ -57,6 +57,26 @@ pub fn parse_filter(arg: &str) -> Result<Filter, Failure> {
     Ok(Filter { path: path.to_owned(), op, value })
 }
 
+/// The filters of `--status`, `--priority`, `--category` and each
+/// `--where` (for `list`, `export`, and the MCP server's `list`).
+pub fn selection(
+    status: Option<String>,
+    priority: Option<String>,
+    category: Option<String>,
+    wheres: &[String],
+) -> Result<Vec<Filter>, Failure> {
+    let mut filters = Vec::new();
+    for (path, value) in [("status", status), ("priority", priority), ("category", category)] {
+        if let Some(v) = value {
+            filters.push(Filter { path: path.into(), op: FilterOp::Eq, value: Value::String(v) });
+        }
+    }
+    for filter in wheres {
+        filters.push(parse_filter(filter)?);
+    }
+    Ok(filters)
+}
+
 /// `FIELD` sorts ascending, `-FIELD` descending; comma-separated keys.
 pub fn parse_sort(arg: Option<&str>) -> Vec<SortKey> {
     arg.unwrap_or("")

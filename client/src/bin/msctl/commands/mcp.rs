@@ -15,12 +15,12 @@
 use std::io::{BufRead, Write};
 
 use milestones_client::protocol::{
-    Assignment, Change, DocumentInput, Filter, FilterOp, Map, NewTask, Query, Request, Response, Value,
+    Assignment, Change, DocumentInput, Map, NewTask, Query, Request, Response, Value,
 };
 use milestones_client::Client;
 use serde_json::{json, Value as Json};
 
-use crate::input::{parse_filter, parse_sort};
+use crate::input::{parse_sort, selection};
 use crate::{exit, Failure};
 
 /// The protocol versions this server speaks, newest first.
@@ -226,14 +226,10 @@ fn query(tool: &str, args: &Arguments) -> Result<Query, (i64, String)> {
         query.limit = args.count("limit")?;
         return Ok(query);
     }
-    for field in ["status", "priority", "category"] {
-        if let Some(value) = args.optional_text(field)? {
-            query.filters.push(Filter { path: field.into(), op: FilterOp::Eq, value: Value::String(value) });
-        }
-    }
-    for filter in args.ids("where")? {
-        query.filters.push(parse_filter(&filter).map_err(|f| (INVALID_PARAMS, f.message))?);
-    }
+    let (status, priority, category) =
+        (args.optional_text("status")?, args.optional_text("priority")?, args.optional_text("category")?);
+    query.filters =
+        selection(status, priority, category, &args.ids("where")?).map_err(|f| (INVALID_PARAMS, f.message))?;
     query.sort = parse_sort(args.optional_text("sort")?.as_deref());
     query.limit = args.count("limit")?;
     query.offset = args.count("offset")?.unwrap_or(0);

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use milestones_client::protocol::{Change, DocumentInput, Filter, FilterOp, Map, Query, Request, Response, Value};
+use milestones_client::protocol::{Change, DocumentInput, Map, Query, Request, Response, Value};
 use milestones_client::Client;
 
-use crate::input::{parse_assignment, parse_filter, parse_sort, read_input};
+use crate::input::{parse_assignment, parse_sort, read_input, selection};
 use crate::render::Output;
 use crate::reply::expect_document;
 use crate::{exit, unexpected, Failure};
@@ -78,15 +78,7 @@ pub fn list(
     offset: u64,
     all: bool,
 ) -> Result<u8, Failure> {
-    let mut filters = Vec::new();
-    for (path, value) in [("status", status), ("priority", priority), ("category", category)] {
-        if let Some(v) = value {
-            filters.push(Filter { path: path.into(), op: FilterOp::Eq, value: Value::String(v) });
-        }
-    }
-    for f in filter {
-        filters.push(parse_filter(&f)?);
-    }
+    let filters = selection(status, priority, category, &filter)?;
     let query = Query { filters, text: None, sort: parse_sort(sort.as_deref()), include_archived: all, limit, offset };
     out.page(&client.list(query)?);
     Ok(0)

@@ -13,6 +13,7 @@ mod pictures;
 mod project;
 mod scale;
 mod tasks;
+mod transfer;
 mod watch;
 
 use crate::args::{AuditCommand, Cli, Command, GitCommand};
@@ -74,6 +75,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Deps { id, format, .. } if format != "text" => pictures::deps(client, id, &format),
         Command::Deps { id, check, .. } => project::deps(client, out, id, check),
         Command::Board => pictures::board(client, out),
+        Command::Export { format, out: path, status, priority, category, filter, all } => {
+            transfer::export(client, &format, path, crate::input::selection(status, priority, category, &filter)?, all)
+        }
         Command::Mcp => mcp::serve(client),
         Command::Ready { tasks } => project::work(client, out, tasks, false),
         Command::Blocked { tasks } => project::work(client, out, tasks, true),
