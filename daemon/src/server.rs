@@ -465,6 +465,7 @@ fn writes(request: &Request) -> bool {
             | Request::TaskAdd { .. }
             | Request::TaskSetStatus { .. }
             | Request::Upgrade { .. }
+            | Request::Import { check_only: false, .. }
     )
 }
 
@@ -495,5 +496,6 @@ fn request_kind(request: &Request) -> &'static str {
         Request::MigrateRollback { .. } => "migrate_rollback",
         Request::AuditVerify => "audit_verify",
         Request::Work { .. } => "work",
+        Request::Import { .. } => "import",
     }
 }

@@ -162,6 +162,11 @@ pub enum Request {
     /// `msctl blocked`): milestones, or with `tasks` the tasks of open
     /// milestones; answered with [`Response::Work`].
     Work { tasks: bool },
+    /// A batch of `msctl import`: each document created (or, with
+    /// `replace`, replacing the milestone of its id), checked as `Create`
+    /// checks it; with `check_only`, checked and nothing stored. Answered
+    /// with [`Response::Imported`].
+    Import { documents: Vec<DocumentInput>, replace: bool, check_only: bool },
 }
 
 /// A backend to migrate to.
@@ -313,6 +318,24 @@ pub enum Response {
     MigrationStatus(Option<MigrationProgress>),
     AuditReport(AuditReport),
     Work(WorkReport),
+    Imported(ImportReport),
+}
+
+/// What a batch of `Import` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Documents stored (none with `check_only`).
+    pub imported: u64,
+    /// The documents refused, each once.
+    pub problems: Vec<ImportProblem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportProblem {
+    /// The document's position in the batch, from 0.
+    pub index: u64,
+    pub id: Option<String>,
+    pub message: String,
 }
 
 /// Open work split by whether anything it needs is unfinished, most urgent

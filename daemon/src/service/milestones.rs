@@ -1,7 +1,9 @@
 //! Requests about single milestones: `Get`, `List`, `Create`, `Update`,
 //! `Delete`, `Complete`.
 
-use milestones_protocol::{Assignment, Change, DocumentInput, EventKind, Map, Page, Query, Response, Value};
+use milestones_protocol::{
+    Assignment, Change, DocumentInput, EventKind, ImportProblem, ImportReport, Map, Page, Query, Response, Value,
+};
 use serde_json::json;
 
 use super::{Edit, MilestoneService, ServiceError, ServiceResult};
@@ -20,28 +22,10 @@ impl MilestoneService {
     }
 
     pub fn create(&self, input: DocumentInput, peer: &Peer) -> ServiceResult<Stored> {
-        let mut doc = parse_input(input, "the new milestone")?;
-        let generated = match doc.get("id") {
-            None | Some(Value::Null) => true,
-            Some(Value::String(id)) => {
-                document::validate_id(id, "id")?;
-                false
-            }
-            Some(other) => {
-                return Err(ServiceError::invalid_field("id", format!("id must be text, not a {}", other.type_name())))
-            }
-        };
-        let now = document::now_timestamp();
-        fill_new_document(&mut doc, &now);
-        document::fill_task_defaults(&mut doc);
-        document::check_core_fields(&doc)?;
-        document::derive_progress(&mut doc, &now);
-        crate::document_limits::check(&doc)?;
-        doc.reorder(CANONICAL_ORDER);
+        let (doc, generated) = prepare_new(input)?;
         let _gate = self.write_gate();
         let storage = self.storage();
         let stored = if generated {
-            doc.remove("id");
             let prefix = self.settings.read().unwrap_or_else(|p| p.into_inner()).config.id_prefix.clone();
             self.ids.insert_new(&*storage, doc, &prefix)?
         } else {
@@ -52,6 +36,48 @@ impl MilestoneService {
         self.log("milestone_created", id, peer, json!({ "revision": stored.revision.as_str() }));
         self.feed.publish(NewEvent::by_request(EventKind::Created, id, document::status(&stored.doc)));
         Ok(stored)
+    }
+
+    /// `msctl import`'s batches: each document is checked as `create`
+    /// checks it, and one whose id is taken is refused unless `replace`;
+    /// with `check_only` nothing is stored. A document's problem is
+    /// reported at its position and never stops the others.
+    pub(super) fn import(
+        &self,
+        documents: Vec<DocumentInput>,
+        replace: bool,
+        check_only: bool,
+        peer: &Peer,
+    ) -> ServiceResult<ImportReport> {
+        let mut report = ImportReport { imported: 0, problems: Vec::new() };
+        for (index, input) in documents.into_iter().enumerate() {
+            let mut id = None;
+            let outcome = prepare_new(input).and_then(|(doc, generated)| {
+                id = document::id(&doc).map(str::to_owned);
+                let exists = match id.as_deref().filter(|_| !generated) {
+                    Some(id) => match self.storage().get(id) {
+                        Ok(found) => found.is_some(),
+                        Err(StorageError::Unreadable { .. }) => true,
+                        Err(e) => return Err(e.into()),
+                    },
+                    None => false,
+                };
+                match (exists, replace, check_only) {
+                    (true, false, _) => Err(StorageError::AlreadyExists(id.clone().unwrap_or_default()).into()),
+                    (_, _, true) => Ok(()),
+                    (true, true, false) => {
+                        let replacement = Change::Replace(DocumentInput::Fields(Value::Map(doc)));
+                        self.update(id.as_deref().unwrap_or_default(), replacement, peer).map(drop)
+                    }
+                    (false, _, false) => self.create(DocumentInput::Fields(Value::Map(doc)), peer).map(drop),
+                }
+            });
+            match outcome {
+                Ok(()) => report.imported += u64::from(!check_only),
+                Err(e) => report.problems.push(ImportProblem { index: index as u64, id, message: e.to_string() }),
+            }
+        }
+        Ok(report)
     }
 
     pub fn update(&self, id: &str, change: Change, peer: &Peer) -> ServiceResult<Stored> {
@@ -176,6 +202,34 @@ pub(super) fn parse_input(input: DocumentInput, what: &str) -> ServiceResult<Map
 /// A field a new milestone gets when the user gave none, and how to make
 /// its value from the current time.
 type FieldDefault = (&'static str, fn(&str) -> Value);
+
+/// A new milestone as `create` stores it: parsed, its id checked (none:
+/// one is generated), defaults filled, the rules and limits checked.
+/// Returns it and whether its id is still to be generated.
+fn prepare_new(input: DocumentInput) -> ServiceResult<(Map, bool)> {
+    let mut doc = parse_input(input, "the new milestone")?;
+    let generated = match doc.get("id") {
+        None | Some(Value::Null) => true,
+        Some(Value::String(id)) => {
+            document::validate_id(id, "id")?;
+            false
+        }
+        Some(other) => {
+            return Err(ServiceError::invalid_field("id", format!("id must be text, not a {}", other.type_name())))
+        }
+    };
+    let now = document::now_timestamp();
+    fill_new_document(&mut doc, &now);
+    document::fill_task_defaults(&mut doc);
+    document::check_core_fields(&doc)?;
+    document::derive_progress(&mut doc, &now);
+    crate::document_limits::check(&doc)?;
+    doc.reorder(CANONICAL_ORDER);
+    if generated {
+        doc.remove("id");
+    }
+    Ok((doc, generated))
+}
 
 /// Fills what a new milestone needs and the user did not give.
 fn fill_new_document(doc: &mut Map, now: &str) {

@@ -272,6 +272,9 @@ impl MilestoneService {
             Request::Status => self.status().map(Response::Status),
             Request::AuditVerify => self.audit_verify().map(Response::AuditReport),
             Request::Work { tasks } => self.work(tasks).map(Response::Work),
+            Request::Import { documents, replace, check_only } => {
+                self.import(documents, replace, check_only, peer).map(Response::Imported)
+            }
             // The connection turns into a stream; the server does that.
             Request::Subscribe { .. } => {
                 Err(ServiceError::invalid("Subscribe is answered by the connection, not the service"))

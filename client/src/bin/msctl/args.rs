@@ -177,6 +177,18 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Read milestones in: one document or a list, YAML or JSON, or CSV with a header row (by
+    /// extension; `-` for standard input). Every record is checked first; if any is refused,
+    /// each is named with its position and nothing is imported.
+    Import {
+        file: PathBuf,
+        /// Import the records that pass and name the others (exit 5 when any was left out).
+        #[arg(long)]
+        partial: bool,
+        /// A record whose id exists replaces that milestone (otherwise it is refused).
+        #[arg(long)]
+        replace: bool,
+    },
     /// A terminal board: one column per status, most urgent first (--json: the columns).
     Board,
     /// What can be worked on now: open milestones whose requirements are all completed, most

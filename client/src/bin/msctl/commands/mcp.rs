@@ -14,9 +14,7 @@
 
 use std::io::{BufRead, Write};
 
-use milestones_client::protocol::{
-    Assignment, Change, DocumentInput, Map, NewTask, Query, Request, Response, Value,
-};
+use milestones_client::protocol::{Assignment, Change, DocumentInput, Map, NewTask, Query, Request, Response, Value};
 use milestones_client::Client;
 use serde_json::{json, Value as Json};
 

@@ -75,6 +75,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Deps { id, format, .. } if format != "text" => pictures::deps(client, id, &format),
         Command::Deps { id, check, .. } => project::deps(client, out, id, check),
         Command::Board => pictures::board(client, out),
+        Command::Import { file, partial, replace } => transfer::import(client, out, &file, partial, replace),
         Command::Export { format, out: path, status, priority, category, filter, all } => {
             transfer::export(client, &format, path, crate::input::selection(status, priority, category, &filter)?, all)
         }
