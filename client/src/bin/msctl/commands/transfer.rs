@@ -12,7 +12,7 @@ use milestones_client::Client;
 use crate::{exit, Failure};
 
 /// Milestones asked for per request.
-const PAGE: u64 = 500;
+const PAGE: u64 = 2_000;
 
 /// The columns of CSV, export and import alike: the core fields.
 pub const CSV_FIELDS: [&str; 9] =
