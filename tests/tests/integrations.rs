@@ -396,7 +396,9 @@ fn export_and_import_round_trip_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
     for format in ["yaml", "json", "csv"] {
         let file = dir.path().join(format!("all.{format}"));
-        source.msctl(&["export", "--all", "--format", format, "--out", file.to_str().unwrap()]).ok();
+        let export = source.msctl(&["export", "--all", "--format", format, "--out", file.to_str().unwrap()]);
+        export.ok();
+        assert_eq!(export.stderr.lines().count(), 1, "one line and no progress bar into a pipe: {export:?}");
         for backend in milestones_e2e::ALL_BACKENDS {
             let target = Project::on_any_backend(backend);
             let _t = target.start(&[]);

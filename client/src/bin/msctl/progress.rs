@@ -1,10 +1,14 @@
+//! Progress on standard error, on a terminal only: [`counter`] for work
+//! counted in milestones (export, import), and [`Progress`] for a
+//! migration.
+//!
 //! `msctl migrate`'s progress: while the migrate request runs on one
 //! connection, a second one asks the daemon every few hundred milliseconds
 //! how far the migration got (its journal's last step) and shows it on
 //! standard error: a bar redrawn in place on a terminal, a line per step
 //! otherwise, so standard output keeps only the report.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,8 +24,6 @@ const STEPS: [&str; 7] = ["prepared", "copying", "backed_up", "copied", "verifie
 const EVERY: Duration = Duration::from_millis(200);
 
 const FIRST_AFTER: Duration = Duration::from_millis(300);
-
-const BAR: usize = 24;
 
 pub struct Progress {
     done: Arc<AtomicBool>,
@@ -65,6 +67,11 @@ fn show(socket: &Path, done: &AtomicBool) {
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut shown = None;
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(STEPS.len() as u64), indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template("{prefix} [{bar:24}] {msg}, {elapsed_precise}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("#-"));
     // A migration over sooner (or refused at once) shows no progress.
     pause(done, FIRST_AFTER);
     while !done.load(Ordering::Relaxed) {
@@ -73,16 +80,9 @@ fn show(socket: &Path, done: &AtomicBool) {
             let step = STEPS.iter().position(|s| progress.phase.starts_with(s)).map_or(0, |i| i + 1);
             let label = progress.phase.replace('_', " ");
             if terminal {
-                let filled = BAR * step / STEPS.len();
-                eprint!(
-                    "\r\x1b[Kmigrating {} → {} [{}{}] {label}, {:.1} s",
-                    progress.from,
-                    progress.to,
-                    "#".repeat(filled),
-                    "-".repeat(BAR - filled),
-                    started.elapsed().as_secs_f64()
-                );
-                let _ = std::io::stderr().flush();
+                bar.set_prefix(format!("migrating {} → {}", progress.from, progress.to));
+                bar.set_position(step as u64);
+                bar.set_message(label);
             } else if shown != Some(step) {
                 eprintln!(
                     "migration {} → {}: {label} ({:.1} s)",
@@ -95,7 +95,23 @@ fn show(socket: &Path, done: &AtomicBool) {
         }
         pause(done, EVERY);
     }
-    if terminal && shown.is_some() {
-        eprint!("\r\x1b[K");
-    }
+    bar.finish_and_clear();
+}
+
+/// A bar for work of `len` milestones (`None` while unknown: a count and a
+/// spinner), drawn on standard error when it is a terminal, never
+/// otherwise.
+pub fn counter(len: Option<u64>, what: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(len, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(counter_style(len.is_some()));
+    bar.set_message(what);
+    bar
+}
+
+/// A bar once the length is known; a count and a spinner until then.
+pub fn counter_style(length_known: bool) -> indicatif::ProgressStyle {
+    let template = if length_known { "{msg} [{bar:24}] {pos}/{len} ({eta})" } else { "{msg} {pos} {spinner}" };
+    let style =
+        indicatif::ProgressStyle::with_template(template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    style.progress_chars("#-")
 }

@@ -77,6 +77,7 @@ fn write_all(
     }
     let mut after: Option<String> = None;
     let mut written = 0u64;
+    let progress = crate::progress::counter(None, "exporting");
     loop {
         let mut page_filters = filters.clone();
         if let Some(last) = &after {
@@ -90,6 +91,11 @@ fn write_all(
             ..Query::default()
         };
         let page = client.list(query)?;
+        if after.is_none() {
+            progress.set_length(page.total);
+            progress.set_style(crate::progress::counter_style(true));
+        }
+        progress.inc(page.items.len() as u64);
         for doc in page.items.iter().filter_map(Value::as_map) {
             match format {
                 "json" => {
@@ -108,6 +114,7 @@ fn write_all(
         }
         after = last;
     }
+    progress.finish_and_clear();
     match format {
         "json" => out.write_all(if written == 0 { b"]\n" } else { b"\n]\n" }).map_err(failed)?,
         "yaml" if written == 0 => out.write_all(b"[]\n").map_err(failed)?,
@@ -184,8 +191,10 @@ pub fn import(
     let mut first_seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     let mut records = 0u64;
     let mut batch = Batch::default();
+    let checking = crate::progress::counter(None, "checking");
     source.each(&mut |record, doc| {
         records = record;
+        checking.inc(1);
         if let Some(id) = doc.pointer("id").and_then(Value::as_str) {
             if let Some(first) = first_seen.insert(id.to_owned(), record) {
                 let message = format!("the id `{id}` is also record {first}'s");
@@ -200,6 +209,7 @@ pub fn import(
     })?;
     refused.extend(batch.send(client, replace, true)?.1);
     refused.sort_by_key(|r| r.record);
+    checking.finish_and_clear();
 
     if !refused.is_empty() && !partial {
         if out.json {
@@ -224,7 +234,9 @@ pub fn import(
     let left_out: std::collections::HashSet<u64> = refused.iter().map(|r| r.record).collect();
     let mut imported = 0u64;
     let mut batch = Batch::default();
+    let importing = crate::progress::counter(Some(records), "importing");
     source.each(&mut |record, doc| {
+        importing.inc(1);
         if !left_out.contains(&record) && batch.add(record, doc) {
             let (stored, failed) = batch.send(client, replace, false)?;
             imported += stored;
@@ -236,6 +248,7 @@ pub fn import(
     imported += stored;
     refused.extend(failed);
     refused.sort_by_key(|r| r.record);
+    importing.finish_and_clear();
     let report = serde_json::json!({ "imported": imported, "records": records, "refused": refused });
     out.print_json_or(&report, || {
         let mut lines = vec![format!("imported {imported} of {records} record(s)")];
