@@ -93,15 +93,8 @@ pub enum Command {
     Get { id: String },
     /// List milestones that are not archived, newest first.
     List {
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        priority: Option<String>,
-        #[arg(long)]
-        category: Option<String>,
-        /// Any field: PATH=VALUE, PATH!=VALUE, PATH>VALUE, PATH>=VALUE, PATH<VALUE, PATH<=VALUE, PATH~TEXT (repeatable).
-        #[arg(long = "where", value_name = "FILTER")]
-        filter: Vec<String>,
+        #[command(flatten)]
+        selection: Selection,
         /// FIELD ascending or -FIELD descending; several separated by commas.
         #[arg(long, value_name = "FIELD", allow_hyphen_values = true)]
         sort: Option<String>,
@@ -109,9 +102,6 @@ pub enum Command {
         limit: Option<u64>,
         #[arg(long, value_name = "N", default_value_t = 0)]
         offset: u64,
-        /// Include archived milestones.
-        #[arg(long)]
-        all: bool,
     },
     /// Change fields (`--set progress.percentage=40`) or replace the document.
     Update {
@@ -164,18 +154,8 @@ pub enum Command {
         /// Write to this file (whole or not at all) instead of standard output.
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        priority: Option<String>,
-        #[arg(long)]
-        category: Option<String>,
-        /// Any field, as for `list` (repeatable).
-        #[arg(long = "where", value_name = "FILTER")]
-        filter: Vec<String>,
-        /// Include archived milestones.
-        #[arg(long)]
-        all: bool,
+        #[command(flatten)]
+        selection: Selection,
     },
     /// Read milestones in: one document or a list, YAML or JSON, or CSV with a header row (by
     /// extension; `-` for standard input). Every record is checked first; if any is refused,
@@ -309,6 +289,29 @@ pub enum DaemonCommand {
         #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
         lines: usize,
     },
+}
+
+/// Which milestones `list` and `export` take.
+#[derive(Debug, clap::Args)]
+pub struct Selection {
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub priority: Option<String>,
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Any field: PATH=VALUE, PATH!=VALUE, PATH>VALUE, PATH>=VALUE, PATH<VALUE, PATH<=VALUE, PATH~TEXT (repeatable).
+    #[arg(long = "where", value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Include archived milestones.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl Selection {
+    pub fn filters(self) -> Result<Vec<milestones_client::protocol::Filter>, crate::Failure> {
+        crate::input::selection(self.status, self.priority, self.category, &self.filter)
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use milestones_client::protocol::{Change, DocumentInput, Map, Query, Request, Response, Value};
 use milestones_client::Client;
 
-use crate::input::{parse_assignment, parse_sort, read_input, selection};
+use crate::input::{parse_assignment, parse_sort, read_input};
 use crate::render::Output;
 use crate::reply::expect_document;
 use crate::{exit, unexpected, Failure};
@@ -65,20 +65,15 @@ pub fn get(client: &mut Client, out: &Output, id: String) -> Result<u8, Failure>
 }
 
 /// `msctl list`: the milestones matching the flags and `--where` filters.
-#[expect(clippy::too_many_arguments, reason = "one parameter per option of `msctl list`")]
 pub fn list(
     client: &mut Client,
     out: &Output,
-    status: Option<String>,
-    priority: Option<String>,
-    category: Option<String>,
-    filter: Vec<String>,
+    filters: Vec<milestones_client::protocol::Filter>,
     sort: Option<String>,
     limit: Option<u64>,
     offset: u64,
     all: bool,
 ) -> Result<u8, Failure> {
-    let filters = selection(status, priority, category, &filter)?;
     let query = Query { filters, text: None, sort: parse_sort(sort.as_deref()), include_archived: all, limit, offset };
     out.page(&client.list(query)?);
     Ok(0)

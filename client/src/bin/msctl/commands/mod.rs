@@ -63,8 +63,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             milestones::create(client, out, title, id, status, priority, category, description, requires, from_file)
         }
         Command::Get { id } => milestones::get(client, out, id),
-        Command::List { status, priority, category, filter, sort, limit, offset, all } => {
-            milestones::list(client, out, status, priority, category, filter, sort, limit, offset, all)
+        Command::List { selection, sort, limit, offset } => {
+            let all = selection.all;
+            milestones::list(client, out, selection.filters()?, sort, limit, offset, all)
         }
         Command::Search { words, limit } => milestones::search(client, out, words, limit),
         Command::Update { id, set, from_file } => milestones::update(client, out, id, set, from_file),
@@ -76,8 +77,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Deps { id, check, .. } => project::deps(client, out, id, check),
         Command::Board => pictures::board(client, out),
         Command::Import { file, partial, replace } => transfer::import(client, out, &file, partial, replace),
-        Command::Export { format, out: path, status, priority, category, filter, all } => {
-            transfer::export(client, &format, path, crate::input::selection(status, priority, category, &filter)?, all)
+        Command::Export { format, out: path, selection } => {
+            let all = selection.all;
+            transfer::export(client, &format, path, selection.filters()?, all)
         }
         Command::Mcp => mcp::serve(client),
         Command::Ready { tasks } => project::work(client, out, tasks, false),
