@@ -382,8 +382,20 @@ impl Daemon {
         }
     }
 
+    /// A connected client. A daemon with few connection slots may still
+    /// count one that just closed (the readiness probe's) for a moment:
+    /// refused as busy, the connection is tried again.
     pub fn client(&self) -> Client {
-        Client::connect(&self.socket, "e2e").expect("connect to milestoned")
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Client::connect(&self.socket, "e2e") {
+                Ok(client) => return client,
+                Err(ClientError::Rejected(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("connect to milestoned: {e:?}"),
+            }
+        }
     }
 
     /// A raw socket, for speaking bad protocol on purpose.
