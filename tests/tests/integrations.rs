@@ -448,7 +448,7 @@ fn import_names_every_bad_record_and_imports_nothing() {
     let run = p.msctl(&["import", path]);
     assert_eq!(run.code, 4, "{run:?}");
     for named in [
-        "record 2: invalid id",
+        "record 2 (bad/id): invalid id",
         "record 3: status must be one of",
         "record 4 (taken): milestone `taken` already exists; --replace replaces it",
         "record 6 (good-one): the id `good-one` is also record 1's",

@@ -51,7 +51,11 @@ impl MilestoneService {
     ) -> ServiceResult<ImportReport> {
         let mut report = ImportReport { imported: 0, problems: Vec::new() };
         for (index, input) in documents.into_iter().enumerate() {
-            let mut id = None;
+            // Named even when the document is refused before its id is checked.
+            let mut id = match &input {
+                DocumentInput::Fields(doc) => doc.pointer("id").and_then(Value::as_str).map(str::to_owned),
+                DocumentInput::Yaml(_) => None,
+            };
             let outcome = prepare_new(input).and_then(|(doc, generated)| {
                 id = document::id(&doc).map(str::to_owned);
                 let exists = match id.as_deref().filter(|_| !generated) {

@@ -15,7 +15,7 @@ use crate::{exit, Failure};
 const PAGE: u64 = 2_000;
 
 /// The columns of CSV, export and import alike: the core fields.
-pub const CSV_FIELDS: [&str; 9] =
+const CSV_FIELDS: [&str; 9] =
     ["id", "title", "description", "status", "priority", "category", "created_at", "updated_at", "completed_at"];
 
 /// Writes every milestone `filters` select (archived ones with `all`), in
