@@ -13,7 +13,7 @@ use milestones_protocol::frame::{read_frame, write_frame};
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
     codec, CodecError, Encoding, ErrorInfo, EventFilter, FrameError, HandshakeReply, Hello, Page, Query, Rejection,
-    Request, RequestFrame, Response, ServerMessage, Welcome, DEFAULT_MAX_FRAME,
+    Request, RequestFrame, Response, ServerMessage, Welcome, WorkPage, DEFAULT_MAX_FRAME,
 };
 
 pub use milestones_protocol as protocol;
@@ -167,6 +167,34 @@ impl Client {
             }
             next.offset += got;
             next.limit = next.limit.map(|limit| limit - got);
+        }
+    }
+
+    /// `limit` ready (or `blocked`) items from `offset` on (all without a
+    /// limit): one `WorkPage` request, and more when the daemon cut the
+    /// page short to fit its frame limit.
+    pub fn work(
+        &mut self,
+        tasks: bool,
+        blocked: bool,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Result<WorkPage, ClientError> {
+        let mut page = WorkPage { items: Vec::new(), total: 0 };
+        let (mut offset, mut limit) = (offset, limit.unwrap_or(u64::MAX));
+        loop {
+            let part = match self.request(Request::WorkPage { tasks, blocked, offset, limit })? {
+                Response::WorkPage(part) => part,
+                other => return Err(ClientError::Unexpected(format!("{other:?} in answer to WorkPage"))),
+            };
+            let got = part.items.len() as u64;
+            page.total = part.total;
+            page.items.extend(part.items);
+            if got == 0 || got >= limit.min(part.total.saturating_sub(offset)) {
+                return Ok(page);
+            }
+            offset += got;
+            limit -= got;
         }
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
     codec, Encoding, ErrorInfo, ErrorKind, EventFilter, FrameError, HandshakeReply, Hello, Page, Rejection, Request,
-    RequestFrame, Response, ServerMessage, Value, Welcome, CAPABILITY_CONFLICT_ERRORS, PROTOCOL_VERSION,
+    RequestFrame, Response, ServerMessage, Value, Welcome, WorkPage, CAPABILITY_CONFLICT_ERRORS, PROTOCOL_VERSION,
 };
 use tokio::net::UnixListener;
 use tokio::sync::{broadcast, watch};
@@ -347,11 +347,11 @@ async fn send(
     conn.write_frame(&reply_within_frame(encoding, id, result, shared.limits.max_frame)).await
 }
 
-/// The reply's payload, within the frame limit. A page of milestones that
-/// would not fit is cut to the items that do (its `total` still says how
-/// many matched, and the client asks again from where it ends), so a few
-/// large milestones never break a list; any other reply too large becomes a
-/// `TooLarge` error.
+/// The reply's payload, within the frame limit. A page of milestones (or of
+/// `ready`/`blocked` items) that would not fit is cut to the items that do
+/// (its `total` still says how many there are, and the client asks again
+/// from where it ends), so a few large milestones never break a list; any
+/// other reply too large becomes a `TooLarge` error.
 fn reply_within_frame(encoding: Encoding, id: u64, result: Result<Response, ErrorInfo>, max: usize) -> Vec<u8> {
     let encoded = |result| codec::encode(encoding, &ServerMessage::Reply { id, result });
     let error = |kind, message: String| encoded(Err(ErrorInfo::new(kind, message))).unwrap_or_default();
@@ -368,18 +368,54 @@ fn reply_within_frame(encoding: Encoding, id: u64, result: Result<Response, Erro
     );
     // Rare enough to read the page back rather than keep a copy of every
     // reply in case it does not fit.
-    let Ok(ServerMessage::Reply { result: Ok(Response::Page(mut page)), .. }) = codec::decode(encoding, &bytes) else {
-        return error(ErrorKind::TooLarge, too_large);
+    let cut = match codec::decode(encoding, &bytes) {
+        Ok(ServerMessage::Reply { result: Ok(Response::Page(mut page)), .. }) => {
+            let empty = Response::Page(Page { items: Vec::new(), total: page.total });
+            let first = page.items.first().and_then(|m| m.pointer("id")).and_then(Value::as_str).map(str::to_owned);
+            fitting(encoding, &encoded, &page.items, empty, max)
+                .map(|n| {
+                    page.items.truncate(n);
+                    Response::Page(page)
+                })
+                .ok_or(first)
+        }
+        Ok(ServerMessage::Reply { result: Ok(Response::WorkPage(mut page)), .. }) => {
+            let empty = Response::WorkPage(WorkPage { items: Vec::new(), total: page.total });
+            let first = page.items.first().map(|i| i.milestone.clone());
+            fitting(encoding, &encoded, &page.items, empty, max)
+                .map(|n| {
+                    page.items.truncate(n);
+                    Response::WorkPage(page)
+                })
+                .ok_or(first)
+        }
+        _ => Err(None),
     };
-    let total = page.total;
-    // Each item's share of the frame, then as many as fit.
-    let Ok(empty) = encoded(Ok(Response::Page(Page { items: Vec::new(), total }))).map(|b| b.len()) else {
-        return error(ErrorKind::TooLarge, too_large);
-    };
+    match cut {
+        Ok(response) => encoded(Ok(response))
+            .ok()
+            .filter(|b| b.len() <= max)
+            .unwrap_or_else(|| error(ErrorKind::TooLarge, too_large)),
+        Err(Some(id)) => {
+            error(ErrorKind::TooLarge, format!("milestone `{id}` alone is over the {max} byte frame limit"))
+        }
+        Err(None) => error(ErrorKind::TooLarge, too_large),
+    }
+}
+
+/// How many of a page's `items` fit in a frame of `max` bytes beside the
+/// rest of the reply (`empty`: the page without them); `None` when not one.
+fn fitting<T: serde::Serialize>(
+    encoding: Encoding,
+    encoded: &impl Fn(Result<Response, ErrorInfo>) -> Result<Vec<u8>, codec::CodecError>,
+    items: &[T],
+    empty: Response,
+    max: usize,
+) -> Option<usize> {
     let separator = usize::from(encoding == Encoding::Json);
-    let mut room = max.saturating_sub(empty);
+    let mut room = max.saturating_sub(encoded(Ok(empty)).ok()?.len());
     let mut fitting = 0;
-    for item in &page.items {
+    for item in items {
         let size = codec::encode(encoding, item).map_or(usize::MAX, |b| b.len()).saturating_add(separator);
         if size > room {
             break;
@@ -387,15 +423,7 @@ fn reply_within_frame(encoding: Encoding, id: u64, result: Result<Response, Erro
         room -= size;
         fitting += 1;
     }
-    if fitting == 0 {
-        let id = page.items.first().and_then(|m| m.pointer("id")).and_then(Value::as_str).unwrap_or("?").to_owned();
-        return error(ErrorKind::TooLarge, format!("milestone `{id}` alone is over the {max} byte frame limit"));
-    }
-    page.items.truncate(fitting);
-    encoded(Ok(Response::Page(page)))
-        .ok()
-        .filter(|b| b.len() <= max)
-        .unwrap_or_else(|| error(ErrorKind::TooLarge, too_large))
+    (fitting > 0).then_some(fitting)
 }
 
 /// A subscribed connection: every change the filter accepts, as it
@@ -495,7 +523,7 @@ fn request_kind(request: &Request) -> &'static str {
         Request::MigrationStatus => "migration_status",
         Request::MigrateRollback { .. } => "migrate_rollback",
         Request::AuditVerify => "audit_verify",
-        Request::Work { .. } => "work",
+        Request::Work { .. } | Request::WorkPage { .. } => "work",
         Request::Import { .. } => "import",
     }
 }

@@ -167,6 +167,10 @@ pub enum Request {
     /// checks it; with `check_only`, checked and nothing stored. Answered
     /// with [`Response::Imported`].
     Import { documents: Vec<DocumentInput>, replace: bool, check_only: bool },
+    /// One page of `Work`'s ready items (or, with `blocked`, its blocked
+    /// ones), in the same order: `limit` items from `offset` on. Answered
+    /// with [`Response::WorkPage`].
+    WorkPage { tasks: bool, blocked: bool, offset: u64, limit: u64 },
 }
 
 /// A backend to migrate to.
@@ -319,6 +323,7 @@ pub enum Response {
     AuditReport(AuditReport),
     Work(WorkReport),
     Imported(ImportReport),
+    WorkPage(WorkPage),
 }
 
 /// What a batch of `Import` did.
@@ -344,6 +349,14 @@ pub struct ImportProblem {
 pub struct WorkReport {
     pub ready: Vec<WorkItem>,
     pub blocked: Vec<WorkItem>,
+}
+
+/// A slice of the ready (or blocked) items of a [`WorkReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkPage {
+    pub items: Vec<WorkItem>,
+    /// How many ready (or blocked) items there are in all.
+    pub total: u64,
 }
 
 /// One open milestone, or one open task of an open milestone.

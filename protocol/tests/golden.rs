@@ -16,7 +16,8 @@ use milestones_protocol::frame::{read_frame, write_frame};
 use milestones_protocol::handshake::{decode_handshake, encode_handshake};
 use milestones_protocol::{
     BackendTarget, ChangeEvent, DatabaseKind, DocumentInput, Encoding, ErrorInfo, ErrorKind, EventKind, EventSource,
-    HandshakeReply, Hello, Map, Request, RequestFrame, Response, ServerMessage, Value, Welcome, DEFAULT_MAX_FRAME,
+    HandshakeReply, Hello, Map, Request, RequestFrame, Response, ServerMessage, Value, Welcome, WorkPage,
+    DEFAULT_MAX_FRAME,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -290,6 +291,21 @@ fn appended_postgresql_variants_bincode_and_json() {
             "17000000",         // Request::MigrateRollback (variant 23), appended after MigrationStatus
             "01",               // discard_changes = true
         ),
+    );
+    pin_bincode(
+        &RequestFrame { id: 8, request: Request::WorkPage { tasks: false, blocked: true, offset: 50, limit: 50 } },
+        concat!(
+            "0800000000000000", // RequestFrame.id = 8
+            "1b000000",         // Request::WorkPage (variant 27), appended after Import
+            "00",               // tasks = false
+            "01",               // blocked = true
+            "3200000000000000", // offset = 50
+            "3200000000000000", // limit = 50
+        ),
+    );
+    pin_json(
+        &ServerMessage::Reply { id: 8, result: Ok(Response::WorkPage(WorkPage { items: Vec::new(), total: 3 })) },
+        r#"{"Reply":{"id":8,"result":{"Ok":{"WorkPage":{"items":[],"total":3}}}}}"#,
     );
     pin_json(
         &ServerMessage::Reply { id: 4, result: Ok(Response::DatabaseHealth(None)) },

@@ -13,13 +13,13 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use milestones_client::Client;
-use milestones_e2e::bench::{machine, percentile, percentiles, write_section};
+use milestones_e2e::bench::{machine, percentile, percentiles, run_measured, write_section};
 use milestones_e2e::corpus::{fmt_int, generate, milestone_id, milestone_yaml, Rng};
 use milestones_e2e::postgres::PgServer;
 use milestones_e2e::protocol::{
-    BackendTarget, DatabaseKind, DocumentInput, Filter, FilterOp, Query, Request, Response, Value,
+    Assignment, BackendTarget, Change, DatabaseKind, DocumentInput, Filter, FilterOp, Query, Request, Response, Value,
 };
-use milestones_e2e::{Daemon, Project};
+use milestones_e2e::{binary, Daemon, Project};
 
 const COMMAND: &str = "cargo build --release --workspace && cargo bench -p milestones-e2e --bench backends";
 const SCALES: [usize; 3] = [1_000, 10_000, 100_000];
@@ -44,11 +44,25 @@ enum Op {
     /// What one scale monitor cycle measures (the `Scale` request computes
     /// the same figures).
     Scale,
-    /// `msctl ready`: the open milestones and what each waits on.
+    /// `msctl ready`: the most urgent page of open milestones whose
+    /// requirements are completed, from the order the daemon keeps.
     Ready,
+    /// The same right after another client changed a milestone, so that
+    /// the daemon works the order out again.
+    ReadyAfterChange,
 }
 
-const OPS: [Op; 8] = [Op::List, Op::Search, Op::Stats, Op::Get, Op::Create, Op::CreateLinked, Op::Scale, Op::Ready];
+const OPS: [Op; 9] = [
+    Op::List,
+    Op::Search,
+    Op::Stats,
+    Op::Get,
+    Op::Create,
+    Op::CreateLinked,
+    Op::Scale,
+    Op::Ready,
+    Op::ReadyAfterChange,
+];
 
 impl Op {
     fn label(self) -> &'static str {
@@ -60,7 +74,8 @@ impl Op {
             Op::Create => "`create` (YAML), no requires",
             Op::CreateLinked => "`create` (YAML), 1–2 requires (cycle check)",
             Op::Scale => "scale monitor cycle (`msctl scale`: counts, graph, size, decision)",
-            Op::Ready => "`ready` / `blocked` (every open milestone and what it waits on)",
+            Op::Ready => "`ready`, page of 50 (the order the daemon keeps)",
+            Op::ReadyAfterChange => "`ready`, page of 50, right after another client's `update`",
         }
     }
 
@@ -74,6 +89,7 @@ impl Op {
             Op::CreateLinked => "`create` with requires",
             Op::Scale => "scale monitor cycle",
             Op::Ready => "`ready`",
+            Op::ReadyAfterChange => "`ready` after a change",
         }
     }
 
@@ -97,6 +113,8 @@ struct Figures {
     peak_kib: Option<u64>,
     /// The migration into this backend, wall time at the client.
     migration: Option<Result<Duration, String>>,
+    /// `msctl export` of every milestone: wall time and msctl's peak RSS.
+    export: Option<Result<(Duration, u64), String>>,
     ops: Vec<(Op, Result<Vec<Duration>, String>)>,
     /// Matches reported by `list`, `search` and `stats` (compared across backends).
     list_total: Option<u64>,
@@ -154,6 +172,10 @@ fn run_scale(n: usize, url: &str, anomalies: &mut Vec<String>) -> Scale {
             break;
         };
         measure(&daemon, n, b, &mut fig, anomalies);
+        fig.export = Some(export(&project, n));
+        if let Some(Err(e)) = &fig.export {
+            anomalies.push(format!("{} milestones, {backend}: export failed: {e}", fmt_int(n)));
+        }
         fig.peak_kib = proc_status_kib(daemon.pid(), "VmHWM");
         if let Some(next) = BACKENDS.get(b + 1) {
             let migrated = migrate(&daemon, n, next, url);
@@ -260,6 +282,7 @@ fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
 
 fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomalies: &mut Vec<String>) {
     let mut c = daemon.client();
+    let mut other = daemon.client();
     let list = Request::List {
         query: Query {
             filters: vec![Filter { path: "status".into(), op: FilterOp::Eq, value: Value::from("in_progress") }],
@@ -281,7 +304,17 @@ fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomali
                 Op::Search => search.clone(),
                 Op::Stats => Request::Stats,
                 Op::Scale => Request::Scale,
-                Op::Ready => Request::Work { tasks: false },
+                Op::Ready => Request::WorkPage { tasks: false, blocked: false, offset: 0, limit: 50 },
+                Op::ReadyAfterChange => {
+                    // Untimed, by another connection: a change the order
+                    // must take in.
+                    let id = milestone_id(1 + rng.below(n as u64) as usize);
+                    let touch = Assignment { path: "bench_touched".into(), value: Value::from(i as i64) };
+                    other
+                        .request(Request::Update { id, change: Change::Set(vec![touch]) })
+                        .map_err(|e| e.to_string())?;
+                    Request::WorkPage { tasks: false, blocked: false, offset: 0, limit: 50 }
+                }
                 Op::Get => Request::Get { id: milestone_id(1 + rng.below(n as u64) as usize) },
                 Op::Create | Op::CreateLinked => {
                     let (id, requires) =
@@ -297,7 +330,8 @@ fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomali
                 (Op::List, Response::Page(p)) => fig.list_total = Some(p.total),
                 (Op::Search, Response::Page(p)) => fig.search_total = Some(p.total),
                 (Op::Stats, Response::Stats(s)) => fig.stats_total = Some(s.total),
-                (Op::Scale, Response::Scale(_)) | (Op::Ready, Response::Work(_)) => {}
+                (Op::Scale, Response::Scale(_)) => {}
+                (Op::Ready | Op::ReadyAfterChange, Response::WorkPage(page)) if page.items.len() == 50 => {}
                 (Op::Get | Op::Create | Op::CreateLinked, Response::Document(_)) => {}
                 (_, other) => return Err(format!("unexpected answer {other:?}")),
             }
@@ -313,6 +347,32 @@ fn measure(daemon: &Daemon, n: usize, backend: usize, fig: &mut Figures, anomali
             anomalies.push(format!("{} milestones, {}: purging {id} failed: {e}", fmt_int(n), BACKENDS[backend]));
         }
     }
+}
+
+/// `msctl export --format yaml` of every milestone into a file, as a user
+/// runs it; checks the file holds `n` documents.
+fn export(project: &Project, n: usize) -> Result<(Duration, u64), String> {
+    let out = project.root.join("export.yaml");
+    let cost = run_measured(
+        std::process::Command::new(binary("msctl"))
+            .arg("--root")
+            .arg(&project.root)
+            .args(["export", "--format", "yaml", "--out"])
+            .arg(&out)
+            .env("MSCTL_NO_AUTOSTART", "1")
+            .stdout(std::process::Stdio::null()),
+    )
+    .map_err(|e| format!("cannot run msctl: {e}"))?;
+    if !cost.status.success() {
+        return Err(format!("msctl export exited with {}", cost.status));
+    }
+    let text = std::fs::read_to_string(&out).map_err(|e| format!("cannot read the export: {e}"))?;
+    let _ = std::fs::remove_file(&out);
+    let documents = text.lines().filter(|l| l.starts_with("id: ") || l.starts_with("- id: ")).count();
+    if documents != n {
+        return Err(format!("the export holds {documents} documents, not {n}"));
+    }
+    Ok((cost.wall, cost.peak_rss_kib))
 }
 
 /// Runs `op` as its plan says. Read operations get three untimed warm-up
@@ -415,6 +475,13 @@ fn scale_table(scale: &Scale) -> String {
             None => "—".into(),
         });
     }
+    row("`msctl export --format yaml` of every milestone, whole process: wall time · msctl's peak RSS".into(), &|f| {
+        match &f.export {
+            Some(Ok((wall, kib))) => format!("{:.2} s · {}", wall.as_secs_f64(), mib(Some(*kib))),
+            Some(Err(_)) => "failed".into(),
+            None => "—".into(),
+        }
+    });
     row("migration into this backend (client wall time)".into(), &|f| match &f.migration {
         Some(Ok(wall)) => format!("{:.2} s", wall.as_secs_f64()),
         Some(Err(_)) => "failed".into(),

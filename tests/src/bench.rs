@@ -66,3 +66,34 @@ pub fn write_section(name: &str, body: &str) {
     std::fs::write(&path, updated).expect("write BENCHMARKS.md");
     println!("written to {}", path.display());
 }
+
+/// What a whole process took: its exit status, its wall time and its peak
+/// resident memory.
+pub struct ProcessCost {
+    pub status: std::process::ExitStatus,
+    pub wall: Duration,
+    pub peak_rss_kib: u64,
+}
+
+/// Runs `command` to its end and measures it (the peak from `wait4`'s
+/// resource usage of that one child).
+pub fn run_measured(command: &mut Command) -> std::io::Result<ProcessCost> {
+    use std::os::unix::process::ExitStatusExt;
+    let start = std::time::Instant::now();
+    let child = command.spawn()?;
+    let pid = libc::pid_t::try_from(child.id()).map_err(std::io::Error::other)?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 writes into both
+    // out-parameters, which live through the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet waited for (reaped here, so the
+    // `Child` is never waited on again).
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(ProcessCost {
+        status: std::process::ExitStatus::from_raw(status),
+        wall: start.elapsed(),
+        peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+    })
+}

@@ -176,6 +176,12 @@ fn ready_and_blocked_on_every_backend() {
         assert_eq!(top["waiting_on"], serde_json::json!(["left", "right"]), "{backend}");
         let ready = p.msctl(&["ready", "--json"]).json();
         assert_eq!(ready[1]["chain"], 3, "{backend}: base heads base, left, top");
+        // A page of that order, and what the table says of the rest.
+        assert_eq!(ids(&["blocked", "--limit", "2", "--offset", "1"]), ["right", "third"], "{backend}");
+        let table = p.msctl(&["blocked", "--limit", "1"]).ok().to_owned();
+        assert!(table.contains("left") && !table.contains("right"), "{backend}: {table}");
+        assert!(table.contains("(1 of 4 shown; use --limit and --offset, or --all, for more)"), "{backend}: {table}");
+        assert_eq!(ids(&["blocked", "--all"]).len(), 4, "{backend}");
 
         // Finishing base readies both sides of the diamond, not yet the top.
         p.msctl(&["complete", "base"]).ok();
@@ -196,6 +202,37 @@ fn ready_and_blocked_on_every_backend() {
         assert_eq!(tasks(&["blocked"]), ["task-2", "task-3"], "{backend}");
         p.msctl(&["task", "done", "left", "task-1"]).ok();
         assert_eq!(tasks(&["ready"]), ["task-2"], "{backend}");
+    }
+}
+
+/// An outside edit reaches `ready` like a request does: the file of a
+/// requirement edited to completed readies what waits on it.
+#[test]
+fn ready_follows_outside_edits() {
+    for backend in ["file", "hybrid"] {
+        let p = Project::on_any_backend(backend);
+        let _d = p.start(&[]);
+        p.msctl(&["create", "--title", "Base", "--id", "base"]).ok();
+        p.msctl(&["create", "--title", "Top", "--id", "top", "--requires", "base"]).ok();
+        let ready = || -> Vec<String> {
+            let items = p.msctl(&["ready", "--json"]).json();
+            items.as_array().unwrap().iter().map(|i| i["milestone"].as_str().unwrap().to_owned()).collect()
+        };
+        assert_eq!(ready(), ["base"], "{backend}");
+        let file = ".milestones/active/base.yaml";
+        let read = || std::fs::read_to_string(p.root.join(file)).unwrap();
+        p.write(
+            file,
+            &read().replace("status: planning", "status: in_progress").replace("title: Base", "title: Based"),
+        );
+        milestones_e2e::eventually("the edit is taken in", std::time::Duration::from_secs(10), || {
+            p.msctl(&["ready"]).ok().contains("Based")
+        });
+        assert_eq!(ready(), ["base"], "{backend}");
+        p.write(file, &read().replace("status: in_progress", "status: completed"));
+        milestones_e2e::eventually("top is ready once base is completed", std::time::Duration::from_secs(10), || {
+            ready() == ["top"]
+        });
     }
 }
 
@@ -266,8 +303,9 @@ fn the_mcp_server_answers_a_scripted_client() {
     let (_, text) = call(&mut ask, "list", serde_json::json!({ "status": "in_progress" }));
     let page: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!((page["total"].as_u64(), page["items"][0]["progress"]["percentage"].as_u64()), (Some(1), Some(100)));
-    let (_, text) = call(&mut ask, "ready", serde_json::json!({}));
-    assert!(text.contains(&id), "{text}");
+    let (_, text) = call(&mut ask, "ready", serde_json::json!({ "limit": 5 }));
+    let ready: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((ready["total"].as_u64(), ready["items"][0]["milestone"].as_str()), (Some(1), Some(id.as_str())));
     let (_, text) = call(&mut ask, "search", serde_json::json!({ "words": "plan" }));
     assert!(text.contains(&id), "{text}");
     let (_, text) = call(&mut ask, "stats", serde_json::json!({}));

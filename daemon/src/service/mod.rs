@@ -21,6 +21,7 @@ mod capture;
 mod error;
 mod migration_lock;
 mod milestones;
+mod open_work;
 mod outside_edits;
 mod project;
 mod rollback;
@@ -88,6 +89,8 @@ pub struct MilestoneService {
     metrics: crate::request_metrics::RequestMetrics,
     /// The mean query latency (ms) of recent monitor cycles: the trend.
     query_history: std::sync::Mutex<std::collections::VecDeque<f64>>,
+    /// What `ready` and `blocked` answer from, between requests.
+    open_work: open_work::OpenWork,
 }
 
 /// Where the daemon serves.
@@ -151,6 +154,7 @@ impl MilestoneService {
             endpoint,
             metrics: crate::request_metrics::RequestMetrics::default(),
             query_history: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            open_work: open_work::OpenWork::default(),
         }
     }
 
@@ -272,6 +276,9 @@ impl MilestoneService {
             Request::Status => self.status().map(Response::Status),
             Request::AuditVerify => self.audit_verify().map(Response::AuditReport),
             Request::Work { tasks } => self.work(tasks).map(Response::Work),
+            Request::WorkPage { tasks, blocked, offset, limit } => {
+                self.work_page(tasks, blocked, offset, limit).map(Response::WorkPage)
+            }
             Request::Import { documents, replace, check_only } => {
                 self.import(documents, replace, check_only, peer).map(Response::Imported)
             }

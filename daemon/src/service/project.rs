@@ -143,7 +143,19 @@ impl MilestoneService {
 
     /// What can be worked on now, and what waits on what.
     pub(super) fn work(&self, tasks: bool) -> ServiceResult<milestones_protocol::WorkReport> {
-        Ok(crate::work::report(self.storage().open_work(tasks)?, tasks))
+        Ok(self.open_work.read(&self.storage(), &self.feed, tasks, |index| index.report(tasks))?)
+    }
+
+    /// A page of [`Self::work`]'s ready or blocked items.
+    pub(super) fn work_page(
+        &self,
+        tasks: bool,
+        blocked: bool,
+        offset: u64,
+        limit: u64,
+    ) -> ServiceResult<milestones_protocol::WorkPage> {
+        let page = |index: &mut crate::work::WorkIndex| index.page(tasks, blocked, offset, limit);
+        Ok(self.open_work.read(&self.storage(), &self.feed, tasks, page)?)
     }
 
     pub(super) fn stats(&self) -> ServiceResult<Analytics> {

@@ -157,15 +157,14 @@ pub trait Storage: Send + Sync + 'static {
         Ok(graph)
     }
 
-    /// The open milestones (not completed, cancelled or archived), each
-    /// with the requirements it waits on, and with `with_tasks` its tasks:
-    /// what `msctl ready` and `blocked` are made of (see [`crate::work`]).
-    /// The default walks the documents; SQL backends answer with one query
-    /// (two with tasks) in one snapshot.
-    fn open_work(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::OpenMilestone>> {
-        let mut open = crate::work::OpenMilestones::new(with_tasks);
-        self.for_each(&mut |d| open.add(d))?;
-        Ok(open.finish())
+    /// Every milestone's [`WorkNode`](crate::work::WorkNode), with
+    /// `with_tasks` the open ones' tasks: what `msctl ready` and `blocked`
+    /// are made of (see [`crate::work`]). The default walks the documents;
+    /// SQL backends answer with one query (two with tasks) in one snapshot.
+    fn work_nodes(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::WorkNode>> {
+        let mut nodes = Vec::new();
+        self.for_each(&mut |d| nodes.extend(crate::work::WorkNode::of(d, with_tasks)))?;
+        Ok(nodes)
     }
 
     /// Analytics over every document. The default walks them all; SQL

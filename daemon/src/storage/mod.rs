@@ -21,12 +21,12 @@ mod file_manifest;
 mod hybrid;
 mod ids;
 mod interface;
-mod open_work;
 mod postgres;
 mod record;
 mod spec;
 mod sqlite;
 pub mod tree;
+mod work_nodes;
 
 pub use self::error::{StorageError, StorageResult};
 pub use self::ids::IdAllocator;

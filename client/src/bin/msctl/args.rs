@@ -177,11 +177,15 @@ pub enum Command {
         /// Tasks across open milestones instead: those whose depends_on tasks are done.
         #[arg(long)]
         tasks: bool,
+        #[command(flatten)]
+        page: WorkPageArgs,
     },
     /// What waits: open milestones (or, with --tasks, tasks) and what each waits on.
     Blocked {
         #[arg(long)]
         tasks: bool,
+        #[command(flatten)]
+        page: WorkPageArgs,
     },
     /// Check milestones against the schema rules and their dependencies; exits 5 on errors.
     Validate {
@@ -289,6 +293,20 @@ pub enum DaemonCommand {
         #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
         lines: usize,
     },
+}
+
+/// How much of `ready` and `blocked` to show: the most urgent first.
+#[derive(Debug, clap::Args)]
+pub struct WorkPageArgs {
+    /// Show at most N items.
+    #[arg(long, value_name = "N", default_value_t = 50, conflicts_with = "all")]
+    pub limit: u64,
+    /// Skip the N most urgent items.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: u64,
+    /// Show every item.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Which milestones `list` and `export` take.

@@ -3,7 +3,7 @@
 use milestones_client::protocol::{
     Analytics, AuditReport, BackendInfo, ChangeEvent, DaemonStatus, DatabaseHealth, DepsReport, EventSource, Map,
     MigrationPlan, MigrationProgress, MigrationRecord, MigrationReport, Page, ScaleReport, Severity, UpgradeOutcome,
-    ValidationReport, Value, WorkItem,
+    ValidationReport, Value, WorkItem, WorkPage,
 };
 use serde::Serialize;
 
@@ -119,7 +119,8 @@ impl Output {
 
     /// `msctl ready` (the ready items) or `msctl blocked` (the blocked ones,
     /// with what each waits on).
-    pub fn work(&self, items: &[WorkItem], blocked: bool) {
+    pub fn work(&self, page: &WorkPage, blocked: bool) {
+        let items = &page.items;
         if self.json {
             return self.print_json_or(&items, String::new);
         }
@@ -141,6 +142,9 @@ impl Output {
                 .map(|i| [id(i), priority(i), i.chain.to_string(), i.status.clone(), i.title.clone()])
                 .collect();
             print_table(&["ID", "PRIORITY", "CHAIN", "STATUS", "TITLE"], &rows, Some(3));
+        }
+        if page.total > items.len() as u64 {
+            println!("({} of {} shown; use --limit and --offset, or --all, for more)", items.len(), page.total);
         }
     }
 

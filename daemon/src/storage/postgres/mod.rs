@@ -31,8 +31,8 @@ use self::pool::ConnectionPool;
 use super::cycles;
 use super::error::{StorageError, StorageResult};
 use super::interface::{fresh_counter, id_of, BackendKind, ChangeSink, Requirement, Revision, Storage, Stored};
-use super::open_work::{OpenWorkRows, OPEN_WORK};
 use super::record::{self, Record};
+use super::work_nodes::{WorkNodeRows, WORK_NODES};
 use crate::database_url::DatabaseUrl;
 use crate::document::Doc;
 use crate::event_log::AuditEvent;
@@ -493,13 +493,13 @@ impl Storage for PostgresStore {
         })
     }
 
-    fn open_work(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::OpenMilestone>> {
+    fn work_nodes(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::WorkNode>> {
         self.read("read the open milestones", |conn| {
             let failed = || self.failed("read the open milestones");
             let mut tx = snapshot(&mut conn.client).map_err(failed())?;
-            let mut open = OpenWorkRows::default();
-            for row in tx.query(OPEN_WORK, &[]).map_err(failed())? {
-                open.milestone(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+            let mut open = WorkNodeRows::default();
+            for row in tx.query(WORK_NODES, &[]).map_err(failed())? {
+                open.milestone(row.get(0), row.get(1), row.get(2), row.get(3), (row.get(4), row.get(5)));
             }
             if with_tasks {
                 for row in tx.query(OPEN_TASKS, &[]).map_err(failed())? {

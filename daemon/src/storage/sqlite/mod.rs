@@ -26,9 +26,9 @@ use crate::event_log::AuditEvent;
 use crate::graph::DependencyGraph;
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::interface::{Requirement, Revision};
-use crate::storage::open_work::{OpenWorkRows, OPEN_WORK};
 use crate::storage::record::{self, Record};
 use crate::storage::tree::Stamp;
+use crate::storage::work_nodes::{WorkNodeRows, WORK_NODES};
 
 /// The read side of [`crate::storage::Storage`] (all but `get`) for a
 /// backend that answers every read from its `table: MilestoneTable` field.
@@ -62,8 +62,8 @@ macro_rules! reads_from_table {
             self.table.dependency_graph()
         }
 
-        fn open_work(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::OpenMilestone>> {
-            self.table.open_work(with_tasks)
+        fn work_nodes(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::WorkNode>> {
+            self.table.work_nodes(with_tasks)
         }
 
         fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<milestones_protocol::Analytics> {
@@ -278,10 +278,10 @@ impl MilestoneTable {
         graph(&conn).map_err(self.failed("read dependencies"))
     }
 
-    pub fn open_work(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::OpenMilestone>> {
+    pub fn work_nodes(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::WorkNode>> {
         let mut conn = self.pool.reader()?;
         let tx = conn.transaction().map_err(self.failed("start a read"))?;
-        open_work(&tx, with_tasks).map_err(self.failed("read the open milestones"))
+        work_nodes(&tx, with_tasks).map_err(self.failed("read the open milestones"))
     }
 
     pub fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
@@ -547,14 +547,14 @@ fn requirements(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Requirement
     rows.collect()
 }
 
-/// The open milestones and what each waits on, in one query (with tasks,
-/// a second one reads their tasks out of the documents).
-fn open_work(conn: &Connection, with_tasks: bool) -> rusqlite::Result<Vec<crate::work::OpenMilestone>> {
-    let mut open = OpenWorkRows::default();
-    let mut statement = conn.prepare_cached(OPEN_WORK)?;
+/// Every milestone's work node, in one query (with tasks, a second one
+/// reads the open milestones' tasks out of the documents).
+fn work_nodes(conn: &Connection, with_tasks: bool) -> rusqlite::Result<Vec<crate::work::WorkNode>> {
+    let mut open = WorkNodeRows::default();
+    let mut statement = conn.prepare_cached(WORK_NODES)?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        open.milestone(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
+        open.milestone(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, (row.get(4)?, row.get(5)?));
     }
     if with_tasks {
         let mut statement = conn.prepare_cached(OPEN_TASKS)?;

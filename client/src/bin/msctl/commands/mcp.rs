@@ -29,6 +29,9 @@ const METHOD_NOT_FOUND: i64 = -32601;
 const INVALID_PARAMS: i64 = -32602;
 const PARSE_ERROR: i64 = -32700;
 
+/// How many `ready` or `blocked` items a call gets unless it says.
+const WORK_PAGE: u64 = 50;
+
 /// Serves until standard input closes.
 pub fn serve(client: &mut Client) -> Result<u8, Failure> {
     let stdin = std::io::stdin();
@@ -87,6 +90,7 @@ fn initialize(params: &Json) -> Json {
 /// Every tool with its input's JSON schema.
 fn tools() -> Json {
     let text = json!({ "type": "string" });
+    let count = json!({ "type": "integer", "minimum": 0 });
     let ids = json!({ "type": "array", "items": { "type": "string" } });
     let tool = |name: &str, description: &str, properties: Json, required: &[&str]| {
         json!({
@@ -148,13 +152,13 @@ fn tools() -> Json {
         tool(
             "ready",
             "What can be worked on now, most urgent first; with `tasks`, tasks across milestones.",
-            json!({ "tasks": { "type": "boolean" } }),
+            json!({ "tasks": { "type": "boolean" }, "limit": count, "offset": count }),
             &[]
         ),
         tool(
             "blocked",
             "What waits, and on what; with `tasks`, tasks across milestones.",
-            json!({ "tasks": { "type": "boolean" } }),
+            json!({ "tasks": { "type": "boolean" }, "limit": count, "offset": count }),
             &[]
         ),
         tool(
@@ -205,8 +209,15 @@ fn call(client: &mut Client, params: &Json) -> CallResult {
             };
             (request, document)
         }
-        "ready" => (Request::Work { tasks: args.flag("tasks")? }, ready),
-        "blocked" => (Request::Work { tasks: args.flag("tasks")? }, blocked),
+        "ready" | "blocked" => {
+            let request = Request::WorkPage {
+                tasks: args.flag("tasks")?,
+                blocked: name == "blocked",
+                offset: args.count("offset")?.unwrap_or(0),
+                limit: args.count("limit")?.unwrap_or(WORK_PAGE),
+            };
+            (request, work_page)
+        }
         "stats" => (Request::Stats, stats),
         other => return Err((INVALID_PARAMS, format!("no tool `{other}`"))),
     };
@@ -320,16 +331,9 @@ fn document(response: Response) -> Json {
     }
 }
 
-fn ready(response: Response) -> Json {
+fn work_page(response: Response) -> Json {
     match response {
-        Response::Work(report) => to_json(&report.ready),
-        other => unexpected(&other),
-    }
-}
-
-fn blocked(response: Response) -> Json {
-    match response {
-        Response::Work(report) => to_json(&report.blocked),
+        Response::WorkPage(page) => json!({ "items": to_json(&page.items), "total": page.total }),
         other => unexpected(&other),
     }
 }

@@ -82,8 +82,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             transfer::export(client, &format, path, selection.filters()?, all)
         }
         Command::Mcp => mcp::serve(client),
-        Command::Ready { tasks } => project::work(client, out, tasks, false),
-        Command::Blocked { tasks } => project::work(client, out, tasks, true),
+        Command::Ready { tasks, page } => project::work(client, out, tasks, false, page),
+        Command::Blocked { tasks, page } => project::work(client, out, tasks, true, page),
         Command::Validate { id, all } => project::validate(client, out, id, all),
         Command::Upgrade { id, all } => project::upgrade(client, out, id, all),
         Command::Stats => project::stats(client, out),

@@ -5,6 +5,7 @@
 use milestones_client::protocol::{Request, Response, Severity};
 use milestones_client::Client;
 
+use crate::args::WorkPageArgs;
 use crate::input::target_of;
 use crate::render::Output;
 use crate::{exit, unexpected, Failure};
@@ -24,12 +25,11 @@ pub fn deps(client: &mut Client, out: &Output, id: Option<String>, check: bool) 
     Ok(0)
 }
 
-/// `msctl ready` / `msctl blocked` (`--tasks`: tasks across milestones).
-pub fn work(client: &mut Client, out: &Output, tasks: bool, blocked: bool) -> Result<u8, Failure> {
-    match client.request(Request::Work { tasks })? {
-        Response::Work(report) => out.work(if blocked { &report.blocked } else { &report.ready }, blocked),
-        other => return Err(unexpected(other)),
-    }
+/// `msctl ready` / `msctl blocked` (`--tasks`: tasks across milestones):
+/// the most urgent page of them.
+pub fn work(client: &mut Client, out: &Output, tasks: bool, blocked: bool, page: WorkPageArgs) -> Result<u8, Failure> {
+    let limit = (!page.all).then_some(page.limit);
+    out.work(&client.work(tasks, blocked, page.offset, limit)?, blocked);
     Ok(0)
 }
 

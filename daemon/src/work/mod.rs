@@ -1,6 +1,7 @@
 //! What can be worked on now (`msctl ready`) and what waits on what
-//! (`msctl blocked`): the rules, given the open milestones a store reads
-//! in one query ([`OpenMilestone`]; see `Storage::open_work`).
+//! (`msctl blocked`): the rules, over one small [`WorkNode`] per milestone
+//! that a store reads in one query (`Storage::work_nodes`) and a
+//! [`WorkIndex`] keeps between requests.
 //!
 //! - A milestone is open unless it is completed, cancelled or archived; it
 //!   is ready when every milestone it requires is completed (a requirement
@@ -11,9 +12,11 @@
 //! - Most urgent first: by priority, then by the length of the longest
 //!   chain of open work waiting on it (its critical path), then by id.
 
-use std::collections::{HashMap, HashSet};
+mod index;
 
-use milestones_protocol::{Map, Value, WorkItem, WorkReport};
+use milestones_protocol::{Map, Value};
+
+pub use self::index::WorkIndex;
 
 /// The statuses that close a milestone.
 const CLOSED: [&str; 3] = ["completed", "cancelled", "archived"];
@@ -21,16 +24,20 @@ const CLOSED: [&str; 3] = ["completed", "cancelled", "archived"];
 /// The statuses that close a task.
 const TASK_CLOSED: [&str; 2] = ["completed", "cancelled"];
 
-/// An open milestone as a store reads it for [`report`].
+/// What the rules need of one milestone, whatever its status: a store
+/// reads these (`Storage::work_nodes`) instead of whole documents, and a
+/// [`WorkIndex`] keeps them between requests.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OpenMilestone {
+pub struct WorkNode {
     pub id: String,
     pub title: String,
-    pub status: String,
+    /// `None`: planning.
+    pub status: Option<String>,
     pub priority: Option<String>,
-    /// The milestones it requires that are not completed, each once.
-    pub waiting_on: Vec<String>,
-    /// Its tasks, when asked for.
+    /// The edges its document declares, as (milestone, what it requires):
+    /// its `requires`, and its `enables` the other way round.
+    pub declares: Vec<(String, String)>,
+    /// Its tasks, when asked for and it is open.
     pub tasks: Vec<TaskState>,
 }
 
@@ -64,22 +71,9 @@ pub fn task_state(task: &Value) -> Option<TaskState> {
     })
 }
 
-/// Gathers the open milestones from every document of a store, for a
-/// store that reads its documents rather than querying.
-#[derive(Debug, Default)]
-pub struct OpenMilestones {
-    with_tasks: bool,
-    completed: HashSet<String>,
-    requires: HashMap<String, Vec<String>>,
-    open: Vec<OpenMilestone>,
-}
-
-impl OpenMilestones {
-    pub fn new(with_tasks: bool) -> Self {
-        OpenMilestones { with_tasks, ..OpenMilestones::default() }
-    }
-
-    pub fn add(&mut self, doc: &Map) {
+impl WorkNode {
+    /// The node of a document; `None` for one without an id.
+    pub fn of(doc: &Map, with_tasks: bool) -> Option<WorkNode> {
         // One pass over the document's keys: this runs for every milestone.
         let (mut id, mut title, mut status, mut priority, mut tasks, mut dependencies) =
             (None, None, None, None, None, None);
@@ -94,134 +88,61 @@ impl OpenMilestones {
                 _ => {}
             }
         }
-        let Some(id) = id else { return };
+        let id = id?;
+        let mut declares = Vec::new();
         if let Some(dependencies) = dependencies {
             let ids = |key: &str| dependencies.get(key).and_then(Value::as_list).unwrap_or_default();
-            let requires = ids("requires").iter().filter_map(Value::as_str);
-            self.requires.entry(id.to_owned()).or_default().extend(requires.map(str::to_owned));
+            for required in ids("requires").iter().filter_map(Value::as_str) {
+                declares.push((id.to_owned(), required.to_owned()));
+            }
             for enabled in ids("enables").iter().filter_map(Value::as_str) {
-                self.requires.entry(enabled.to_owned()).or_default().push(id.to_owned());
+                declares.push((enabled.to_owned(), id.to_owned()));
             }
         }
-        if status == Some("completed") {
-            self.completed.insert(id.to_owned());
-        }
-        if !is_open(status) {
-            return;
-        }
-        let tasks = match (self.with_tasks, tasks) {
+        let tasks = match (with_tasks && is_open(status), tasks) {
             (true, Some(tasks)) => tasks.iter().filter_map(task_state).collect(),
             _ => Vec::new(),
         };
-        self.open.push(OpenMilestone {
+        Some(WorkNode {
             id: id.to_owned(),
             title: title.unwrap_or_default().to_owned(),
-            status: status.unwrap_or("planning").to_owned(),
+            status: status.map(str::to_owned),
             priority: priority.map(str::to_owned),
-            waiting_on: Vec::new(),
+            declares,
             tasks,
-        });
+        })
     }
 
-    pub fn finish(mut self) -> Vec<OpenMilestone> {
-        for milestone in &mut self.open {
-            let mut waiting = self.requires.remove(&milestone.id).unwrap_or_default();
-            waiting.retain(|r| !self.completed.contains(r));
-            waiting.sort();
-            waiting.dedup();
-            milestone.waiting_on = waiting;
-        }
-        self.open
+    pub(crate) fn is_open(&self) -> bool {
+        is_open(self.status.as_deref())
     }
 }
 
-/// Ready and blocked work, most urgent first.
-pub fn report(open: Vec<OpenMilestone>, tasks: bool) -> WorkReport {
-    let mut items = if tasks { task_items(&open) } else { milestone_items(open) };
-    let rank = |p: &Option<String>| match p.as_deref() {
+/// Where a priority puts a milestone: most urgent first, none given last.
+pub(crate) fn rank(priority: Option<&str>) -> u8 {
+    match priority {
         Some("critical") => 0,
         Some("high") => 1,
         Some("medium") => 2,
         Some("low") => 3,
         _ => 4,
-    };
-    items.sort_by(|a, b| {
-        rank(&a.priority)
-            .cmp(&rank(&b.priority))
-            .then(b.chain.cmp(&a.chain))
-            .then_with(|| a.milestone.cmp(&b.milestone))
-            .then_with(|| a.task.cmp(&b.task))
-    });
-    let (ready, blocked) = items.into_iter().partition(|i| i.waiting_on.is_empty());
-    WorkReport { ready, blocked }
-}
-
-fn milestone_items(open: Vec<OpenMilestone>) -> Vec<WorkItem> {
-    let chains = chain_lengths(open.iter().map(|m| (m.id.as_str(), m.waiting_on.as_slice())));
-    open.into_iter()
-        .zip(chains)
-        .map(|(m, chain)| WorkItem {
-            chain,
-            milestone: m.id,
-            task: None,
-            title: m.title,
-            status: m.status,
-            priority: m.priority,
-            waiting_on: m.waiting_on,
-        })
-        .collect()
-}
-
-fn task_items(open: &[OpenMilestone]) -> Vec<WorkItem> {
-    let mut items = Vec::new();
-    for milestone in open {
-        let done: HashSet<&str> =
-            milestone.tasks.iter().filter(|t| t.status == "completed").map(|t| t.id.as_str()).collect();
-        let open_tasks: Vec<(&TaskState, Vec<String>)> = milestone
-            .tasks
-            .iter()
-            .filter(|t| !TASK_CLOSED.contains(&t.status.as_str()))
-            .map(|t| {
-                let mut waiting: Vec<String> =
-                    t.depends_on.iter().filter(|d| !done.contains(d.as_str())).cloned().collect();
-                waiting.dedup();
-                (t, waiting)
-            })
-            .collect();
-        let chains = chain_lengths(open_tasks.iter().map(|(t, w)| (t.id.as_str(), w.as_slice())));
-        for ((task, waiting_on), chain) in open_tasks.into_iter().zip(chains) {
-            items.push(WorkItem {
-                milestone: milestone.id.clone(),
-                task: Some(task.id.clone()),
-                title: task.title.clone(),
-                status: task.status.clone(),
-                priority: milestone.priority.clone(),
-                chain,
-                waiting_on,
-            });
-        }
     }
-    items
 }
 
-/// For each open item, in order, the length of the longest chain of open
-/// items that wait on it, itself included: 1 when nothing waits on it. A
-/// cycle is counted once around.
-fn chain_lengths<'a>(items: impl Iterator<Item = (&'a str, &'a [String])>) -> Vec<u64> {
-    let items: Vec<(&str, &[String])> = items.collect();
-    let index: HashMap<&str, usize> = items.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
-    // Who waits on each item, by position.
-    let mut waiting_on_me: Vec<Vec<usize>> = vec![Vec::new(); items.len()];
-    for (i, (_, waits)) in items.iter().enumerate() {
-        for w in waits.iter().filter_map(|w| index.get(w.as_str())) {
-            waiting_on_me[*w].push(i);
-        }
-    }
+/// Whether a task of `status` is still to do.
+pub(crate) fn task_is_open(status: &str) -> bool {
+    !TASK_CLOSED.contains(&status)
+}
+
+/// For each item, the length of the longest chain of items that wait on
+/// it, itself included: 1 when nothing waits on it. `waiting_on_me[i]`
+/// lists the items that wait on item `i`. A cycle is counted once around.
+pub(crate) fn chain_lengths(waiting_on_me: &[Vec<u32>]) -> Vec<u64> {
     const UNSEEN: u64 = 0;
     const ON_PATH: u64 = u64::MAX;
-    let mut lengths = vec![UNSEEN; items.len()];
+    let mut lengths = vec![UNSEEN; waiting_on_me.len()];
     let mut stack = Vec::new();
-    for start in 0..items.len() {
+    for start in 0..waiting_on_me.len() {
         if lengths[start] != UNSEEN {
             continue;
         }
@@ -231,7 +152,7 @@ fn chain_lengths<'a>(items: impl Iterator<Item = (&'a str, &'a [String])>) -> Ve
             if expanded {
                 let longest = waiting_on_me[i]
                     .iter()
-                    .map(|&n| lengths[n])
+                    .map(|&n| lengths[n as usize])
                     .filter(|&l| l != ON_PATH && l != UNSEEN)
                     .max()
                     .unwrap_or(0);
@@ -243,7 +164,8 @@ fn chain_lengths<'a>(items: impl Iterator<Item = (&'a str, &'a [String])>) -> Ve
             }
             lengths[i] = ON_PATH;
             stack.push((i, true));
-            stack.extend(waiting_on_me[i].iter().filter(|&&n| lengths[n] == UNSEEN).map(|&n| (n, false)));
+            let next = waiting_on_me[i].iter().map(|&n| n as usize).filter(|&n| lengths[n] == UNSEEN);
+            stack.extend(next.map(|n| (n, false)));
         }
     }
     lengths
@@ -251,16 +173,17 @@ fn chain_lengths<'a>(items: impl Iterator<Item = (&'a str, &'a [String])>) -> Ve
 
 #[cfg(test)]
 mod tests {
+    use milestones_protocol::{WorkItem, WorkReport};
+
     use super::*;
 
     fn doc(yaml: &str) -> Map {
         crate::yaml::parse_document(yaml, "test").unwrap()
     }
 
-    fn gathered(docs: &[Map], with_tasks: bool) -> Vec<OpenMilestone> {
-        let mut open = OpenMilestones::new(with_tasks);
-        docs.iter().for_each(|d| open.add(d));
-        open.finish()
+    fn report_of(docs: &[Map], with_tasks: bool) -> WorkReport {
+        let nodes: Vec<WorkNode> = docs.iter().filter_map(|d| WorkNode::of(d, with_tasks)).collect();
+        WorkIndex::new(nodes, with_tasks).report(with_tasks)
     }
 
     fn ids(items: &[WorkItem]) -> Vec<String> {
@@ -282,7 +205,7 @@ mod tests {
             doc("id: dropped\nstatus: cancelled\n"),
             doc("id: urgent\nstatus: blocked\npriority: critical\n"),
         ];
-        let report = report(gathered(&docs, false), false);
+        let report = report_of(&docs, false);
         // base heads a chain of three (base, left|right, top); c2 of two.
         assert_eq!(ids(&report.ready), ["urgent", "base", "c2"]);
         assert_eq!(report.ready[1].chain, 3);
@@ -300,7 +223,7 @@ mod tests {
              - {id: t2, title: Two, status: pending, depends_on: [t1]}\n\
              - {id: t3, title: Three, status: pending, depends_on: [t2]}\n\
              - {id: t4, title: Four, status: cancelled}\n")];
-        let report = report(gathered(&docs, true), true);
+        let report = report_of(&docs, true);
         assert_eq!(ids(&report.ready), ["t2"]);
         assert_eq!(report.ready[0].chain, 2);
         assert_eq!(ids(&report.blocked), ["t3"]);
@@ -310,7 +233,7 @@ mod tests {
     #[test]
     fn a_cycle_does_not_hang() {
         let docs = [doc("id: a\ndependencies: {requires: [b]}\n"), doc("id: b\ndependencies: {requires: [a]}\n")];
-        let report = report(gathered(&docs, false), false);
+        let report = report_of(&docs, false);
         assert!(report.ready.is_empty());
         assert_eq!(ids(&report.blocked), ["a", "b"]);
     }
