@@ -360,7 +360,8 @@ fn export(project: &Project, n: usize) -> Result<(Duration, u64), String> {
             .args(["export", "--format", "yaml", "--out"])
             .arg(&out)
             .env("MSCTL_NO_AUTOSTART", "1")
-            .stdout(std::process::Stdio::null()),
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
     )
     .map_err(|e| format!("cannot run msctl: {e}"))?;
     if !cost.status.success() {

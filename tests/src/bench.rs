@@ -75,25 +75,27 @@ pub struct ProcessCost {
     pub peak_rss_kib: u64,
 }
 
-/// Runs `command` to its end and measures it (the peak from `wait4`'s
-/// resource usage of that one child).
+/// Runs `command` to its end and measures it. The peak is the process's
+/// own high-water mark (`VmHWM`), read every few milliseconds while it
+/// runs: `wait4`'s figure would also count the pages of this process,
+/// which the child shares until it starts the program.
 pub fn run_measured(command: &mut Command) -> std::io::Result<ProcessCost> {
-    use std::os::unix::process::ExitStatusExt;
     let start = std::time::Instant::now();
-    let child = command.spawn()?;
-    let pid = libc::pid_t::try_from(child.id()).map_err(std::io::Error::other)?;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid, and wait4 writes into both
-    // out-parameters, which live through the call.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our child, not yet waited for (reaped here, so the
-    // `Child` is never waited on again).
-    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(ProcessCost {
-        status: std::process::ExitStatus::from_raw(status),
-        wall: start.elapsed(),
-        peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
-    })
+    let mut child = command.spawn()?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_rss_kib = 0;
+    let status = loop {
+        // `spawn` returns once the program has started: this is its memory.
+        // Once it has exited the line is gone, and the last reading stands.
+        let text = std::fs::read_to_string(&status_file).unwrap_or_default();
+        let hwm = text.lines().find_map(|l| l.strip_prefix("VmHWM:"));
+        if let Some(kib) = hwm.and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()) {
+            peak_rss_kib = kib;
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Ok(ProcessCost { status, wall: start.elapsed(), peak_rss_kib })
 }
