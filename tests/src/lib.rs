@@ -197,6 +197,14 @@ impl Project {
         });
     }
 
+    /// The milestones `msctl ARGS... --json` lists (`ready`, `blocked`), in
+    /// its order.
+    pub fn work_ids(&self, args: &[&str]) -> Vec<String> {
+        let items = self.msctl(&[args, &["--json"][..]].concat()).json();
+        let items = items.as_array().unwrap_or_else(|| panic!("msctl {args:?} --json gave no list: {items}"));
+        items.iter().map(|i| i["milestone"].as_str().unwrap_or_default().to_owned()).collect()
+    }
+
     /// Runs `msctl --root ROOT ARGS...`.
     pub fn msctl(&self, args: &[&str]) -> Run {
         self.msctl_with_input(args, None)

@@ -164,10 +164,7 @@ fn ready_and_blocked_on_every_backend() {
         create(&["--title", "Third", "--id", "third", "--requires", "second"]);
         create(&["--title", "Dropped", "--id", "dropped", "--requires", "base", "--status", "cancelled"]);
 
-        let ids = |args: &[&str]| -> Vec<String> {
-            let items = p.msctl(&[args, &["--json"][..]].concat()).json();
-            items.as_array().unwrap().iter().map(|i| i["milestone"].as_str().unwrap().to_owned()).collect()
-        };
+        let ids = |args: &[&str]| p.work_ids(args);
         // Critical first; then base, which three wait on in a row.
         assert_eq!(ids(&["ready"]), ["second", "base"], "{backend}");
         assert_eq!(ids(&["blocked"]), ["left", "right", "third", "top"], "{backend}");
@@ -214,10 +211,7 @@ fn ready_follows_outside_edits() {
         let _d = p.start(&[]);
         p.msctl(&["create", "--title", "Base", "--id", "base"]).ok();
         p.msctl(&["create", "--title", "Top", "--id", "top", "--requires", "base"]).ok();
-        let ready = || -> Vec<String> {
-            let items = p.msctl(&["ready", "--json"]).json();
-            items.as_array().unwrap().iter().map(|i| i["milestone"].as_str().unwrap().to_owned()).collect()
-        };
+        let ready = || p.work_ids(&["ready"]);
         assert_eq!(ready(), ["base"], "{backend}");
         let file = ".milestones/active/base.yaml";
         let read = || std::fs::read_to_string(p.root.join(file)).unwrap();

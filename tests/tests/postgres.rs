@@ -128,10 +128,7 @@ fn two_project_roots_share_one_database_and_hear_each_other() {
     assert_eq!(a.msctl(&["get", "from-a"]).code, 3);
 
     // B's `ready` follows A's writes as its watch does.
-    let ready = |p: &Project| -> Vec<String> {
-        let items = p.msctl(&["ready", "--json"]).json();
-        items.as_array().unwrap().iter().map(|i| i["milestone"].as_str().unwrap().to_owned()).collect()
-    };
+    let ready = |p: &Project| p.work_ids(&["ready"]);
     assert_eq!(ready(&b), ["first", "from-b"], "first heads a chain of two");
     a.msctl(&["complete", "first"]).ok();
     eventually("B's ready hears of A's complete", Duration::from_secs(5), || ready(&b) == ["from-b", "second"]);
