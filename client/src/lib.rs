@@ -28,7 +28,7 @@ pub enum ClientError {
     #[error("no milestoned is answering at {}: {source}", .socket.display())]
     NoDaemon { socket: PathBuf, source: io::Error },
     /// The socket is another user's: only its owner and root may connect.
-    #[error("permission denied on {}: this project's milestoned belongs to another user, and only its owner and root may use it", .socket.display())]
+    #[error("permission denied on {}: this project's milestoned belongs to another user, which lets in only its owner, root, and those its storage.access list names", .socket.display())]
     PermissionDenied { socket: PathBuf },
     /// The daemon took the connection but did not answer in time.
     #[error("milestoned did not answer within {} s (is it stopped, or overloaded?)", .waited.as_secs_f64())]

@@ -48,6 +48,8 @@ pub struct StorageConfig {
     pub id_prefix: String,
     /// `storage.hooks`: command lines run on events.
     pub hooks: HookSettings,
+    /// `storage.access`: the roles of users and groups besides the owner.
+    pub access: crate::access::AccessList,
 }
 
 /// The events a hook can be named for under `storage.hooks.<event>`.
@@ -212,6 +214,7 @@ impl Default for StorageConfig {
             immutable_logs: false,
             id_prefix: "ms".to_owned(),
             hooks: HookSettings::default(),
+            access: crate::access::AccessList::default(),
         }
     }
 }
@@ -339,6 +342,8 @@ impl StorageConfig {
             events_in_database: flag("storage.events_in_database", defaults.events_in_database)?,
             immutable_logs: flag("storage.audit.immutable_logs", defaults.immutable_logs)?,
             hooks: HookSettings::parse(field("storage.hooks"), &name)?,
+            access: crate::access::AccessList::parse(field("storage.access"))
+                .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))?,
             id_prefix: {
                 let prefix = text("storage.ids.prefix", defaults.id_prefix.clone())?;
                 // Room is left for the suffix within an id's 128 characters.

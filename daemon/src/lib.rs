@@ -22,6 +22,7 @@
 //! 6. `lifecycle` (with `detach`, `instance`, `logging`, `signals`): start-up
 //!    and shutdown.
 
+pub mod access;
 pub mod analytics;
 pub mod atomic;
 pub mod audit_chain;

@@ -1,6 +1,6 @@
 //! Who is on the other end of a connection: the socket's peer credentials,
-//! and the user name behind a uid (for the event log and for refusing
-//! strangers, DESIGN §12).
+//! and the user name behind a uid (for the event log, and for the roles
+//! `storage.access` gives: see [`crate::access`]).
 
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -10,6 +10,19 @@ use std::sync::Mutex;
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub user: String,
+    pub uid: u32,
+    /// Its group, as the socket reports it.
+    pub gid: u32,
+}
+
+impl Peer {
+    /// The daemon itself acting (the watcher, the scale monitor), named
+    /// `user` in the audit log.
+    pub fn daemon(user: &str) -> Peer {
+        // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        Peer { user: user.to_owned(), uid, gid }
+    }
 }
 
 /// Resolves uids to user names once and remembers them.
@@ -19,18 +32,11 @@ pub struct UserNames {
 }
 
 impl UserNames {
-    pub fn peer(&self, uid: u32) -> Peer {
+    pub fn peer(&self, uid: u32, gid: u32) -> Peer {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let user = cache.entry(uid).or_insert_with(|| user_name(uid).unwrap_or_else(|| uid.to_string())).clone();
-        Peer { user }
+        Peer { user, uid, gid }
     }
-}
-
-/// Only the daemon's own user (and root) may talk to it.
-pub fn is_allowed(uid: u32) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    uid == me || uid == 0
 }
 
 fn user_name(uid: u32) -> Option<String> {

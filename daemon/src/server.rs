@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 
 use crate::connection::{Connection, ReadError};
 use crate::connection_slots::{ConnectionSlots, Slot};
-use crate::peer::{self, Peer, UserNames};
+use crate::peer::{Peer, UserNames};
 use crate::service::MilestoneService;
 
 const DAEMON_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -137,14 +137,18 @@ impl Server {
 }
 
 async fn serve(conn: &mut Connection, shared: &Shared, slot: &Slot, mut stop: watch::Receiver<bool>) {
-    let uid = match conn.stream().peer_cred() {
-        Ok(cred) => cred.uid(),
+    let peer = match conn.stream().peer_cred() {
+        Ok(cred) => shared.names.peer(cred.uid(), cred.gid()),
         Err(e) => return warn!(error = %e, "cannot read peer credentials; closing"),
     };
-    if !peer::is_allowed(uid) {
-        return reject(conn, format!("permission denied: uid {uid} does not own this project's daemon")).await;
+    if shared.service.role_of(&peer).is_none() {
+        let reason = format!(
+            "permission denied: {} (uid {}) is neither this project's owner nor on its access list \
+             (storage.access in .milestones/config/storage-config.yaml)",
+            peer.user, peer.uid
+        );
+        return reject(conn, reason).await;
     }
-    let peer = shared.names.peer(uid);
     let agreed = tokio::select! {
         agreed = handshake(conn, shared) => agreed,
         _ = slot.asked_to_give_way() => return,
@@ -178,9 +182,13 @@ async fn serve(conn: &mut Connection, shared: &Shared, slot: &Slot, mut stop: wa
             }
         };
         let (id, result) = match codec::decode::<RequestFrame>(encoding, &payload) {
+            // Checked before anything runs; the list may have changed since
+            // the connection was let in.
+            Ok(RequestFrame { id, request }) if let Err(e) = authorize(shared, &request, &peer) => (id, Err(e)),
             Ok(RequestFrame { id, request: Request::Subscribe { filter } }) => {
                 slot.subscribed();
-                return stream_events(conn, encoding, id, filter, shared, slot, stop).await;
+                return stream_events(conn, encoding, Subscription { id, filter, peer: &peer }, shared, slot, stop)
+                    .await;
             }
             Ok(RequestFrame { id, request }) => {
                 let result = execute(shared, request, &peer).await;
@@ -301,6 +309,11 @@ async fn reject(conn: &mut Connection, reason: String) {
         protocol_version: PROTOCOL_VERSION,
     });
     let _ = conn.write_frame(&encode_handshake(&reply)).await;
+}
+
+/// Whether `peer`'s role covers `request` (a refusal is the reply).
+fn authorize(shared: &Shared, request: &Request, peer: &Peer) -> Result<(), ErrorInfo> {
+    shared.service.authorize(request, request_kind(request), peer).map_err(|e| e.to_info())
 }
 
 async fn execute(shared: &Shared, request: Request, peer: &Peer) -> Result<Response, ErrorInfo> {
@@ -429,11 +442,18 @@ fn fitting<T: serde::Serialize>(
 /// A subscribed connection: every change the filter accepts, as it
 /// happens, until the client closes or the daemon stops. A subscriber that
 /// falls behind is told how many events it missed; nobody waits for it.
+/// A `Subscribe` request being answered: its id, what it wants, and who
+/// asked (whose role is checked again at each event).
+struct Subscription<'a> {
+    id: u64,
+    filter: EventFilter,
+    peer: &'a Peer,
+}
+
 async fn stream_events(
     conn: &mut Connection,
     encoding: Encoding,
-    id: u64,
-    filter: EventFilter,
+    Subscription { id, filter, peer }: Subscription<'_>,
     shared: &Shared,
     slot: &Slot,
     mut stop: watch::Receiver<bool>,
@@ -447,6 +467,12 @@ async fn stream_events(
     loop {
         let message = tokio::select! {
             event = events.recv() => match event {
+                // Taken off the access list since (SIGHUP): the stream ends.
+                Ok(_) if shared.service.role_of(peer).is_none() => {
+                    let denied = Request::Subscribe { filter: filter.clone() };
+                    let _ = send(conn, encoding, id, authorize(shared, &denied, peer).map(|()| Response::Subscribed), shared).await;
+                    return;
+                }
                 Ok(change) if filter.accepts(&change.event) => ServerMessage::Event(change.event.clone()),
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(missed)) => ServerMessage::Lagged { missed },

@@ -153,7 +153,7 @@ fn check_decisions_logged(layouts: &[ProjectLayout], outcomes: &[Outcome]) {
 fn two_services_lose_nothing(kind: BackendKind, roots: [&Path; 2], config: &StorageConfig) {
     let services: Vec<Arc<MilestoneService>> = roots.iter().map(|r| Arc::new(service(r, kind, config))).collect();
     let layouts: Vec<ProjectLayout> = roots.iter().map(|r| ProjectLayout::new(r)).collect();
-    let peer = Peer { user: "tester".to_owned() };
+    let peer = Peer::daemon("tester");
     let counter = |revision: &str| revision.parse::<usize>().unwrap();
     let first = create_shared(&services, &peer);
     let outcomes = run_writers(&services, &peer);
@@ -205,7 +205,7 @@ fn twenty_writers_on_the_files_lose_nothing() {
     for kind in [BackendKind::File, BackendKind::Hybrid] {
         let dir = tempfile::tempdir().unwrap();
         let services = vec![Arc::new(service(dir.path(), kind, &StorageConfig::default()))];
-        let peer = Peer { user: "tester".to_owned() };
+        let peer = Peer::daemon("tester");
         create_shared(&services, &peer);
         let outcomes = run_writers(&services, &peer);
         check_nothing_lost(&services, &outcomes, &peer);

@@ -24,6 +24,9 @@ pub enum ServiceError {
     /// to apply its change.
     #[error("milestone `{id}` kept changing while this request applied its change ({attempts} attempts); try again")]
     Contended { id: String, attempts: usize },
+    /// The caller's role (`storage.access`) does not cover the request.
+    #[error("{0}")]
+    Denied(String),
 }
 
 impl From<crate::yaml::YamlError> for ServiceError {
@@ -60,6 +63,7 @@ impl ServiceError {
             ServiceError::Migration(e) if e.is_bad_input() => info(ErrorKind::InvalidInput),
             ServiceError::Migration(_) => info(ErrorKind::Storage),
             ServiceError::Contended { .. } => info(ErrorKind::Conflict).with_field("id"),
+            ServiceError::Denied(_) => info(ErrorKind::PermissionDenied),
         }
     }
 }

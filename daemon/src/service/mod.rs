@@ -15,6 +15,7 @@
 //! daemons) may share one database. The only lock, the migration gate,
 //! holds this process's writes for a migration's final catch-up and switch.
 
+mod access;
 mod audit;
 mod backend;
 mod capture;
@@ -91,6 +92,8 @@ pub struct MilestoneService {
     query_history: std::sync::Mutex<std::collections::VecDeque<f64>>,
     /// What `ready` and `blocked` answer from, between requests.
     open_work: open_work::OpenWork,
+    /// Each caller's role under the access list last read.
+    roles: access::Roles,
 }
 
 /// Where the daemon serves.
@@ -135,7 +138,7 @@ impl MilestoneService {
         let now = document::now_timestamp();
         let feed = Arc::new(ChangeFeed::default());
         hear_shared_changes(&*storage, &feed);
-        MilestoneService {
+        let service = MilestoneService {
             storage: RwLock::new(storage),
             gate: RwLock::new(()),
             migrating: migration_lock::MigrationLock::default(),
@@ -155,14 +158,27 @@ impl MilestoneService {
             metrics: crate::request_metrics::RequestMetrics::default(),
             query_history: std::sync::Mutex::new(std::collections::VecDeque::new()),
             open_work: open_work::OpenWork::default(),
-        }
+            roles: access::Roles::default(),
+        };
+        service.open_socket();
+        service
     }
 
     /// Takes a freshly read configuration (SIGHUP).
     pub fn set_config(&self, config: StorageConfig, log_level: LevelFilter) {
         self.events.set_immutable(config.immutable_logs);
-        *self.settings.write().unwrap_or_else(|p| p.into_inner()) =
-            Settings { config, log_level, loaded_at: document::now_timestamp() };
+        let access_changed = {
+            let mut settings = self.settings.write().unwrap_or_else(|p| p.into_inner());
+            let changed = settings.config.access != config.access;
+            *settings = Settings { config, log_level, loaded_at: document::now_timestamp() };
+            changed
+        };
+        // After the new list is in place: a role worked out meanwhile is
+        // one of the new list's.
+        self.roles.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        if access_changed {
+            self.open_socket();
+        }
     }
 
     /// Reads `storage-config.yaml` again, keeping the log level (the scale

@@ -245,7 +245,7 @@ impl MilestoneService {
     ) {
         let event = format!("outside_{}", format!("{kind:?}").to_lowercase());
         let details = json!({ "file": file, "detail": detail });
-        let peer = Peer { user: "(outside edit)".to_owned() };
+        let peer = Peer::daemon("(outside edit)");
         self.log(&event, id, &peer, details);
         let source = EventSource::OutsideEdit;
         let file = Some(file.to_owned());

@@ -151,7 +151,7 @@ impl MilestoneService {
             "hybrid" => BackendTarget::Hybrid,
             _ => BackendTarget::Database(self.config().database.kind().map_err(ServiceError::invalid)?),
         };
-        self.migrate(target, None, &Peer { user: "milestoned (scale monitor)".to_owned() })
+        self.migrate(target, None, &Peer::daemon("milestoned (scale monitor)"))
     }
 
     /// How long `storage-backend.txt` has named the current backend (its

@@ -36,6 +36,8 @@ pub mod exit {
     /// Worth trying again: a conflicting change, or storage that is
     /// briefly unavailable.
     pub const RETRY: u8 = 7;
+    /// The caller's role (`storage.access`) does not cover the command.
+    pub const DENIED: u8 = 8;
 }
 
 /// A failure with the exit code it maps to.
@@ -64,6 +66,7 @@ impl From<ClientError> for Failure {
                     | ErrorKind::DependencyCycle
                     | ErrorKind::TooLarge => exit::INVALID,
                     ErrorKind::Conflict | ErrorKind::Unavailable => exit::RETRY,
+                    ErrorKind::PermissionDenied => exit::DENIED,
                     _ => exit::FAILURE,
                 };
                 Failure { code, message: info.message, kind: Some(info.kind), field: info.field }

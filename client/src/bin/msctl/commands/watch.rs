@@ -2,7 +2,7 @@
 //! interrupted.
 
 use milestones_client::protocol::{EventFilter, ServerMessage};
-use milestones_client::Client;
+use milestones_client::{Client, ClientError};
 
 use crate::input::event_kind;
 use crate::render::Output;
@@ -22,6 +22,8 @@ pub fn run(
         match client.next_event()? {
             ServerMessage::Event(event) => out.event(&event),
             ServerMessage::Lagged { missed } => out.lagged(missed),
+            // The daemon ends the stream with a refusal (access taken away).
+            ServerMessage::Reply { result: Err(e), .. } => return Err(ClientError::Daemon(e).into()),
             ServerMessage::Reply { .. } => {}
         }
     }
