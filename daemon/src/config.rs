@@ -50,6 +50,11 @@ pub struct StorageConfig {
     pub hooks: HookSettings,
     /// `storage.access`: the roles of users and groups besides the owner.
     pub access: crate::access::AccessList,
+    /// `storage.database.password_env` and `password_file`: where the
+    /// database password comes from when the URL holds none.
+    pub database_passwords: crate::database_password::PasswordSource,
+    /// `storage.database.url` in this tracked file holds a password.
+    pub password_in_tracked_file: bool,
 }
 
 /// The events a hook can be named for under `storage.hooks.<event>`.
@@ -215,6 +220,8 @@ impl Default for StorageConfig {
             id_prefix: "ms".to_owned(),
             hooks: HookSettings::default(),
             access: crate::access::AccessList::default(),
+            database_passwords: crate::database_password::PasswordSource::default(),
+            password_in_tracked_file: false,
         }
     }
 }
@@ -248,6 +255,20 @@ impl StorageConfig {
         {
             config.database_url =
                 Some(DatabaseUrl::parse(&text).map_err(|e| ConfigError::Invalid(format!("{from}: {e}")))?);
+        }
+        // A password file inside the project would be one `git add` from
+        // being shared.
+        if let Some(file) = &config.database_passwords.file {
+            let inside = layout.root().join(file);
+            let root = layout.root().canonicalize().unwrap_or_else(|_| layout.root().to_path_buf());
+            if file.is_relative() || inside.canonicalize().is_ok_and(|f| f.starts_with(&root)) {
+                return Err(ConfigError::Invalid(format!(
+                    "{}: storage.database.password_file must be a path outside the project (absolute), \
+                     not {}",
+                    layout.storage_config().display(),
+                    file.display()
+                )));
+            }
         }
         Ok(config)
     }
@@ -336,6 +357,7 @@ impl StorageConfig {
             database_in_git: flag("storage.migration.database_in_git", d.database_in_git)?,
         };
         Ok(StorageConfig {
+            password_in_tracked_file: database_url.as_ref().is_some_and(DatabaseUrl::has_password),
             scale,
             database: DatabaseSetting::parse(&text("storage.database.type", "sqlite".to_owned())?),
             database_url,
@@ -344,6 +366,12 @@ impl StorageConfig {
             hooks: HookSettings::parse(field("storage.hooks"), &name)?,
             access: crate::access::AccessList::parse(field("storage.access"))
                 .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))?,
+            database_passwords: crate::database_password::PasswordSource {
+                env: Some(text("storage.database.password_env", String::new())?).filter(|v| !v.is_empty()),
+                file: Some(text("storage.database.password_file", String::new())?)
+                    .filter(|v| !v.is_empty())
+                    .map(std::path::PathBuf::from),
+            },
             id_prefix: {
                 let prefix = text("storage.ids.prefix", defaults.id_prefix.clone())?;
                 // Room is left for the suffix within an id's 128 characters.
@@ -414,13 +442,20 @@ pub fn set_database_type(path: &Path, kind: DatabaseKind) -> Result<(), ConfigEr
         }
         out.push(line.to_owned());
     }
-    if !done {
-        return Err(ConfigError::Invalid(format!("{} has no storage.database.type to set", path.display())));
-    }
-    let mut new = out.join("\n");
-    if text.ends_with('\n') {
-        new.push('\n');
-    }
+    let new = if done {
+        let mut new = out.join("\n");
+        if text.ends_with('\n') {
+            new.push('\n');
+        }
+        new
+    } else {
+        // A file written by hand without the key: added, the rest kept.
+        let missing = || ConfigError::Invalid(format!("{} has no storage.database.type to set", path.display()));
+        let old = crate::yaml::parse_document(&text, &path.display().to_string()).map_err(|_| missing())?;
+        let mut changed = old.clone();
+        crate::document::set_path(&mut changed, "storage.database.type", Value::from(kind)).map_err(|_| missing())?;
+        crate::yaml::edit_preserving(&text, &old, &changed).ok_or_else(missing)?
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     Ok(crate::atomic::write_atomically(dir, &name, new.as_bytes())?)
@@ -448,6 +483,14 @@ mod tests {
         let after = fs::read_to_string(&path).unwrap();
         assert_eq!(after, text.replace("\"oracle\"", "\"sqlite\""));
         assert_eq!(StorageConfig::load(&path).unwrap().database, DatabaseSetting::Provided(DatabaseKind::Sqlite));
+        // A file written by hand without the key gets it, and keeps the rest.
+        fs::write(&path, "# ours\nstorage:\n  database:\n    password_file: /etc/ms-pw  # outside\n").unwrap();
+        set_database_type(&path, DatabaseKind::Postgresql).unwrap();
+        let after = fs::read_to_string(&path).unwrap();
+        assert!(after.starts_with("# ours\n") && after.contains("/etc/ms-pw  # outside"), "{after}");
+        let config = StorageConfig::load(&path).unwrap();
+        assert_eq!(config.database, DatabaseSetting::Provided(DatabaseKind::Postgresql));
+        assert_eq!(config.database_passwords.file, Some(std::path::PathBuf::from("/etc/ms-pw")));
         fs::write(&path, "storage:\n  database: {url: \"postgresql://ada:hunter2@db:x/ms\"}\n").unwrap();
         let err = StorageConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("storage.database.url") && !err.contains("hunter2"), "{err}");

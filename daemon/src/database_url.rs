@@ -8,10 +8,14 @@ use std::str::FromStr;
 
 use postgres::config::Host;
 
+use crate::database_password::PasswordSource;
+
 #[derive(Clone)]
 pub struct DatabaseUrl {
     text: String,
     config: postgres::Config,
+    /// Where the password comes from when the URL holds none.
+    passwords: PasswordSource,
 }
 
 impl DatabaseUrl {
@@ -31,10 +35,33 @@ impl DatabaseUrl {
         if config.get_dbname().is_none() {
             return Err(format!("the database URL {masked} names no database (postgresql://HOST/DATABASE)"));
         }
-        Ok(DatabaseUrl { text: text.to_owned(), config })
+        Ok(DatabaseUrl { text: text.to_owned(), config, passwords: PasswordSource::default() })
     }
 
-    /// The connection settings, for connecting only.
+    /// The same URL, taking its password from `passwords` when it holds none.
+    pub fn with_passwords(mut self, passwords: PasswordSource) -> DatabaseUrl {
+        self.passwords = passwords;
+        self
+    }
+
+    /// The connection settings, for connecting only: the URL's, with the
+    /// password from the configured sources when the URL holds none.
+    pub fn connect_config(&self) -> Result<postgres::Config, String> {
+        let mut config = self.config.clone();
+        if config.get_password().is_none() {
+            if let Some(password) = self.passwords.password_for(&config)? {
+                config.password(password);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Whether the URL itself holds a password.
+    pub fn has_password(&self) -> bool {
+        self.config.get_password().is_some()
+    }
+
+    /// The connection settings as the URL gives them.
     pub fn config(&self) -> &postgres::Config {
         &self.config
     }

@@ -30,6 +30,7 @@ pub mod change_feed;
 pub mod config;
 pub mod connection;
 pub mod connection_slots;
+pub mod database_password;
 pub mod database_url;
 pub mod detach;
 pub mod event_log;

@@ -275,3 +275,76 @@ fn a_server_stopped_mid_copy_fails_the_migration_losing_nothing_and_the_next_att
     assert_eq!(db.psql("SELECT COUNT(*) FROM milestones"), n.to_string());
     assert_eq!(db.psql("SELECT COUNT(*) FROM milestoned_copies"), "0", "the copy is the project's now");
 }
+
+/// Every file under `dir` that holds `needle`.
+fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else if std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes())) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// No password needs to be in the project: against a server that asks for
+/// one (scram-sha-256 over TCP), the daemon takes it from `PGPASSFILE`, or
+/// from a `password_file` outside the repository that only its owner may
+/// read; a password written into the tracked configuration is a warning.
+#[test]
+fn the_database_password_comes_from_outside_the_project() {
+    let secrets = tempfile::tempdir().unwrap();
+    let bare = |db: &postgres::TestDatabase| db.tcp_url().replace(&format!(":{PASSWORD}@"), "@");
+
+    // From PGPASSFILE, as libpq users keep it.
+    let db = postgres::shared().database();
+    let pgpass = secrets.path().join("pgpass");
+    std::fs::write(&pgpass, format!("# for the test\n*:*:*:postgres:{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let a = Project::new();
+    let daemon = a.start_with_env(&[("PGPASSFILE", pgpass.to_str().unwrap())]);
+    a.msctl(&["create", "--id", "first", "--title", "Moved with a pgpass password"]).ok();
+    let moved = a.msctl(&["migrate", "database", "--database", "postgresql", "--url", &bare(&db), "--json"]);
+    assert_eq!(moved.json()["database"], "postgresql", "{moved:?}");
+    assert_eq!(db.psql("SELECT COUNT(*) FROM milestones"), "1");
+    assert_eq!(files_holding(&a.milestones(), PASSWORD), Vec::<std::path::PathBuf>::new());
+    daemon.stop();
+
+    // From password_file: refused while others may read it.
+    let db = postgres::shared().database();
+    let file = secrets.path().join("db-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let b = Project::new();
+    b.write(
+        ".milestones/config/storage-config.yaml",
+        &format!("storage:\n  database:\n    password_file: {}\n", file.display()),
+    );
+    let _daemon = b.start(&[]);
+    b.msctl(&["create", "--id", "second", "--title", "Moved with a password file"]).ok();
+    let refused = b.msctl(&["migrate", "database", "--database", "postgresql", "--url", &bare(&db)]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("may be read by others (mode 0644)"), "{refused:?}");
+    assert!(!refused.stderr.contains(PASSWORD));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let moved = b.msctl(&["migrate", "database", "--database", "postgresql", "--url", &bare(&db), "--json"]);
+    assert_eq!(moved.json()["database"], "postgresql", "{moved:?}");
+    assert_eq!(db.psql("SELECT COUNT(*) FROM milestones"), "1");
+    assert_eq!(files_holding(&b.milestones(), PASSWORD), Vec::<std::path::PathBuf>::new());
+
+    // A password in the tracked configuration: health and validate warn,
+    // without showing it.
+    let c = Project::new();
+    c.write(".milestones/config/storage-config.yaml", &format!("storage:\n  database:\n    url: {}\n", db.tcp_url()));
+    let _daemon = c.start(&[]);
+    for args in [&["health"][..], &["validate", "--all"][..]] {
+        let out = c.msctl(args);
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert!(text.contains("the database URL holds a password, in a file the team commits"), "{args:?}: {text}");
+        assert!(!text.contains(PASSWORD), "{text}");
+    }
+}

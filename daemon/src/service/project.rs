@@ -97,6 +97,18 @@ impl MilestoneService {
         let mut problems = storage.files().map(|f| f.problems()).unwrap_or_default();
         problems.extend(self.outside_problems.read().unwrap_or_else(|p| p.into_inner()).iter().cloned());
         problems.extend(self.hook_problems.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(_, p)| p.clone()));
+        if self.settings.read().unwrap_or_else(|p| p.into_inner()).config.password_in_tracked_file {
+            problems.push(Problem {
+                id: None,
+                file: Some(super::CONFIG_FILE.to_owned()),
+                severity: milestones_protocol::Severity::Warning,
+                field: Some("storage.database.url".to_owned()),
+                message: "the database URL holds a password, in a file the team commits to git; take it out and \
+                          give the daemon the password by ~/.pgpass (or PGPASSFILE), \
+                          storage.database.password_env or storage.database.password_file"
+                    .to_owned(),
+            });
+        }
         problems.sort_by(|a, b| a.file.cmp(&b.file));
         problems
     }

@@ -20,6 +20,7 @@ use super::postgres::PostgresStore;
 use super::record::Record;
 use super::tree::MilestoneTree;
 use crate::config::{DatabaseSetting, StorageConfig};
+use crate::database_password::PasswordSource;
 use crate::database_url::DatabaseUrl;
 use crate::document::Doc;
 use crate::document::Folder;
@@ -33,16 +34,20 @@ pub struct BackendSpec {
     events_in_database: bool,
     /// Where the PostgreSQL server is.
     url: Option<DatabaseUrl>,
+    /// Where its password comes from when the URL holds none.
+    passwords: PasswordSource,
 }
 
 impl BackendSpec {
     pub fn new(kind: BackendKind, config: &StorageConfig) -> BackendSpec {
-        BackendSpec { kind, events_in_database: config.events_in_database, url: config.database_url.clone() }
+        let passwords = config.database_passwords.clone();
+        let url = config.database_url.clone().map(|u| u.with_passwords(passwords.clone()));
+        BackendSpec { kind, events_in_database: config.events_in_database, url, passwords }
     }
 
     /// This backend on the database server at `url` (a migration's target).
     pub fn with_url(mut self, url: DatabaseUrl) -> BackendSpec {
-        self.url = Some(url);
+        self.url = Some(url.with_passwords(self.passwords.clone()));
         self
     }
 

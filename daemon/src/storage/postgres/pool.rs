@@ -14,7 +14,7 @@ use postgres::{Client, NoTls, Statement};
 
 use super::failure::failed;
 use crate::database_url::DatabaseUrl;
-use crate::storage::error::StorageResult;
+use crate::storage::error::{StorageError, StorageResult};
 
 /// Idle connections kept; more may be open at a moment of high load.
 const IDLE: usize = 8;
@@ -54,7 +54,7 @@ impl Connection {
     /// Opens a connection with the pool's settings: a connect timeout, and
     /// an application name the server's activity view shows.
     pub fn open(url: &DatabaseUrl, target: &str) -> StorageResult<Connection> {
-        let mut config = url.config().clone();
+        let mut config = url.connect_config().map_err(StorageError::Invalid)?;
         config.connect_timeout(CONNECT_TIMEOUT);
         if config.get_application_name().is_none() {
             config.application_name("milestoned");
