@@ -49,6 +49,7 @@ impl Role {
             | Request::Status
             | Request::Subscribe { .. }
             | Request::DatabaseHealth
+            | Request::DatabaseTls
             | Request::Scale
             | Request::MigrationHistory
             | Request::MigrationPlan { .. }

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use postgres::config::Host;
 
 use crate::database_password::PasswordSource;
+use crate::database_tls::TlsSettings;
 
 #[derive(Clone)]
 pub struct DatabaseUrl {
@@ -16,6 +17,8 @@ pub struct DatabaseUrl {
     config: postgres::Config,
     /// Where the password comes from when the URL holds none.
     passwords: PasswordSource,
+    /// `sslmode` and `sslrootcert`.
+    tls: TlsSettings,
 }
 
 impl DatabaseUrl {
@@ -24,8 +27,10 @@ impl DatabaseUrl {
     pub fn parse(text: &str) -> Result<DatabaseUrl, String> {
         let text = text.trim();
         let masked = mask(text);
-        let config =
-            postgres::Config::from_str(text).map_err(|e| format!("the database URL {masked} cannot be read: {e}"))?;
+        let (tls, rest) = TlsSettings::split(text).map_err(|e| format!("the database URL {masked}: {e}"))?;
+        let mut config =
+            postgres::Config::from_str(&rest).map_err(|e| format!("the database URL {masked} cannot be read: {e}"))?;
+        config.ssl_mode(tls.postgres_mode());
         if config.get_hosts().is_empty() {
             return Err(format!(
                 "the database URL {masked} names no host: give a host name (postgresql://HOST/DB) or a \
@@ -35,7 +40,7 @@ impl DatabaseUrl {
         if config.get_dbname().is_none() {
             return Err(format!("the database URL {masked} names no database (postgresql://HOST/DATABASE)"));
         }
-        Ok(DatabaseUrl { text: text.to_owned(), config, passwords: PasswordSource::default() })
+        Ok(DatabaseUrl { text: text.to_owned(), config, passwords: PasswordSource::default(), tls })
     }
 
     /// The same URL, taking its password from `passwords` when it holds none.
@@ -56,6 +61,11 @@ impl DatabaseUrl {
         Ok(config)
     }
 
+    /// What the URL says of TLS.
+    pub fn tls(&self) -> &TlsSettings {
+        &self.tls
+    }
+
     /// Whether the URL itself holds a password.
     pub fn has_password(&self) -> bool {
         self.config.get_password().is_some()
@@ -74,14 +84,18 @@ impl DatabaseUrl {
 
     /// `PostgreSQL at HOST:PORT, database NAME`: what messages name.
     pub fn target(&self) -> String {
+        let db = self.config.get_dbname().unwrap_or("?");
+        format!("PostgreSQL at {}, database {db}", self.host())
+    }
+
+    /// `HOST:PORT`, or the socket's path.
+    pub fn host(&self) -> String {
         let port = self.config.get_ports().first().copied().unwrap_or(5432);
-        let host = match self.config.get_hosts().first() {
+        match self.config.get_hosts().first() {
             Some(Host::Tcp(host)) => format!("{host}:{port}"),
             Some(Host::Unix(dir)) => format!("{}/.s.PGSQL.{port}", dir.display()),
             None => "?".to_owned(),
-        };
-        let db = self.config.get_dbname().unwrap_or("?");
-        format!("PostgreSQL at {host}, database {db}")
+        }
     }
 }
 

@@ -31,6 +31,7 @@ pub mod config;
 pub mod connection;
 pub mod connection_slots;
 pub mod database_password;
+pub mod database_tls;
 pub mod database_url;
 pub mod detach;
 pub mod event_log;

@@ -543,6 +543,7 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Status => "status",
         Request::Subscribe { .. } => "subscribe",
         Request::DatabaseHealth => "database_health",
+        Request::DatabaseTls => "database_tls",
         Request::Scale => "scale",
         Request::MigrationHistory => "migration_history",
         Request::MigrationPlan { .. } => "migration_plan",

@@ -171,6 +171,10 @@ pub enum Request {
     /// ones), in the same order: `limit` items from `offset` on. Answered
     /// with [`Response::WorkPage`].
     WorkPage { tasks: bool, blocked: bool, offset: u64, limit: u64 },
+    /// How the connection to the database server is secured; answered
+    /// with [`Response::DatabaseTls`] (`None` for backends without a
+    /// server).
+    DatabaseTls,
 }
 
 /// A backend to migrate to.
@@ -324,6 +328,25 @@ pub enum Response {
     Work(WorkReport),
     Imported(ImportReport),
     WorkPage(WorkPage),
+    DatabaseTls(Option<DatabaseTls>),
+}
+
+/// How the daemon's connection to the database server is secured
+/// (`msctl health`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseTls {
+    /// `HOST:PORT`, or the socket's path.
+    pub host: String,
+    /// Whether the server reports this connection as TLS.
+    pub encrypted: bool,
+    /// The TLS version (`TLSv1.3`), when encrypted.
+    pub protocol: Option<String>,
+    pub cipher: Option<String>,
+    /// The URL's `sslmode` (`prefer` when it gives none, as in libpq).
+    pub sslmode: String,
+    /// How the server's certificate is checked: `certificate chain and
+    /// host name`, `certificate chain`, or that it is not.
+    pub checks: String,
 }
 
 /// What a batch of `Import` did.

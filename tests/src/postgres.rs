@@ -36,6 +36,90 @@ struct OwnServer {
     user: Option<(u32, u32)>,
     /// The postmaster's pid while it runs.
     pid: Mutex<Option<u32>>,
+    /// TLS on: the server's certificate and key files.
+    tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// Certificates made for one test with `openssl`: a CA, a server
+/// certificate it signed for 127.0.0.1 and localhost, and a second CA
+/// that signed nothing (the wrong root).
+pub struct TestCertificates {
+    pub ca: PathBuf,
+    pub other_ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+}
+
+impl TestCertificates {
+    pub fn make(dir: &Path) -> TestCertificates {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl (Debian package `openssl`)");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        for (key, cert, name) in [("ca.key", "ca.crt", "milestones test CA"), ("other.key", "other.crt", "another CA")]
+        {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                key,
+                "-out",
+                cert,
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]);
+        }
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+            .expect("extensions file");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "server.ext",
+        ]);
+        TestCertificates {
+            ca: dir.join("ca.crt"),
+            other_ca: dir.join("other.crt"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+        }
+    }
 }
 
 /// One database on a test server, fresh for one test.
@@ -57,6 +141,16 @@ impl PgServer {
     /// Starts a new server of its own. `durable`: fsync on, as a real
     /// server runs (for benchmarks); tests skip it.
     pub fn start(durable: bool) -> PgServer {
+        PgServer::start_with(durable, None)
+    }
+
+    /// A server of its own with `ssl = on`, serving `certs`' server
+    /// certificate.
+    pub fn start_with_tls(certs: &TestCertificates) -> PgServer {
+        PgServer::start_with(false, Some(certs))
+    }
+
+    fn start_with(durable: bool, certs: Option<&TestCertificates>) -> PgServer {
         let bin = server_binaries();
         let base = std::env::temp_dir().join("milestoned-test-pg");
         remove_abandoned(&base);
@@ -80,7 +174,21 @@ impl PgServer {
             .expect("run initdb");
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
         let port = free_port();
-        let own = OwnServer { dir: dir.clone(), bin, port, durable, user, pid: Mutex::new(None) };
+        // The server reads its key only when the key is its own and private.
+        let tls = certs.map(|certs| {
+            let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+            fs::copy(&certs.server_cert, &cert).expect("server certificate");
+            fs::copy(&certs.server_key, &key).expect("server key");
+            fs::set_permissions(&key, <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600))
+                .expect("key mode");
+            if let Some((uid, gid)) = user {
+                for file in [&cert, &key] {
+                    std::os::unix::fs::chown(file, Some(uid), Some(gid)).expect("give the certificate to postgres");
+                }
+            }
+            (cert, key)
+        });
+        let own = OwnServer { dir: dir.clone(), bin, port, durable, user, pid: Mutex::new(None), tls };
         own.run();
         let admin_url = format!("postgresql://postgres@/postgres?host={}&port={port}", dir.display());
         PgServer { own: Some(own), admin_url }
@@ -153,6 +261,11 @@ impl OwnServer {
         cmd.args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"]);
         if !self.durable {
             cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        }
+        if let Some((cert, key)) = &self.tls {
+            cmd.args(["-c", "ssl=on"]);
+            cmd.arg("-c").arg(format!("ssl_cert_file={}", cert.display()));
+            cmd.arg("-c").arg(format!("ssl_key_file={}", key.display()));
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -193,10 +193,12 @@ fn roles_from_the_access_list_decide_who_may_do_what() {
     let _ = writer_watch.kill();
     let _ = writer_watch.wait();
 
-    // No list: owner-only again.
+    // No list, and no SIGHUP: the daemon sees the file change, and the
+    // socket is owner-only again.
     p.write(".milestones/config/storage-config.yaml", "storage: {}\n");
-    daemon.signal(libc::SIGHUP);
     eventually("the socket is owner-only again", Duration::from_secs(10), || socket_mode(&p).0 == 0o600);
+    let refused = writer.run(&["list"]);
+    assert_eq!(refused.status.code(), Some(6), "{}", text(&refused));
     let (code, _) = daemon.stop();
     assert_eq!(code, Some(0));
 }

@@ -348,3 +348,67 @@ fn the_database_password_comes_from_outside_the_project() {
         assert!(!text.contains(PASSWORD), "{text}");
     }
 }
+
+/// TLS as libpq users expect it, against a server of the test's own with
+/// `ssl = on` and certificates the test made: `require` encrypts (and
+/// `health` says so, and to what host), `verify-full` with the right root
+/// certificate connects, with a wrong one it fails and says why, and
+/// `disable` does not encrypt.
+#[test]
+fn tls_to_the_server_works_as_libpq_users_expect() {
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs = postgres::TestCertificates::make(certs_dir.path());
+    let server = PgServer::start_with_tls(&certs);
+    let db = server.database();
+    let url = |query: String| format!("{}?{query}", db.tcp_url());
+    let connection = |p: &Project| p.msctl(&["health", "--json"]).json()["database_connection"].clone();
+
+    let a = Project::new();
+    let _a = a.start(&[]);
+    a.msctl(&["create", "--id", "first", "--title", "Over TLS"]).ok();
+    let moved = a.msctl(&["migrate", "database", "--database", "postgresql", "--url", &url("sslmode=require".into())]);
+    assert_eq!(moved.code, 0, "{moved:?}");
+    let tls = connection(&a);
+    assert_eq!(tls["encrypted"], true, "{tls}");
+    assert!(tls["protocol"].as_str().is_some_and(|v| v.starts_with("TLSv1.")), "{tls}");
+    assert_eq!(tls["host"].as_str(), db.tcp_url().split('@').nth(1).and_then(|rest| rest.split('/').next()));
+    let text = a.msctl(&["health"]).ok().to_owned();
+    assert!(text.contains("connection to 127.0.0.1:") && text.contains(": encrypted (TLSv1."), "{text}");
+
+    // verify-full with the CA that signed the server's certificate.
+    let b = Project::new();
+    let full = url(format!("sslmode=verify-full&sslrootcert={}", certs.ca.display()));
+    let joined = b.msctl(&["init", "--backend", "database", "--database", "postgresql", "--url", &full, "--json"]);
+    assert_eq!(joined.json()["backend"], "database", "{joined:?}");
+    let tls = connection(&b);
+    assert_eq!(
+        (tls["encrypted"].as_bool(), tls["checks"].as_str()),
+        (Some(true), Some("certificate chain and host name"))
+    );
+    assert_eq!(b.msctl(&["get", "first", "--json"]).json()["title"], "Over TLS");
+    b.stop_background_daemon();
+
+    // With a root certificate that did not sign it: refused, and said why.
+    let c = Project::new();
+    let wrong = url(format!("sslmode=verify-full&sslrootcert={}", certs.other_ca.display()));
+    let refused = c.msctl(&["init", "--backend", "database", "--database", "postgresql", "--url", &wrong]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("certificate") && refused.stderr.contains("UnknownIssuer"), "{refused:?}");
+    assert!(!refused.stderr.contains(PASSWORD), "{refused:?}");
+    c.stop_background_daemon();
+
+    // disable: not encrypted, and health says so.
+    let d = Project::new();
+    let plain = d.msctl(&[
+        "init",
+        "--backend",
+        "database",
+        "--database",
+        "postgresql",
+        "--url",
+        &url("sslmode=disable".into()),
+    ]);
+    assert_eq!(plain.code, 0, "{plain:?}");
+    assert_eq!(connection(&d)["encrypted"], false);
+    d.stop_background_daemon();
+}

@@ -24,6 +24,11 @@ use crate::service::{MilestoneService, ScaleView};
 /// How often the loop looks up from sleeping to see whether to stop.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How often `storage-config.yaml`'s modification time is looked at
+/// between cycles, so that an edit (a threshold, the access list) applies
+/// within about a second without SIGHUP.
+const CONFIG_CHECK: Duration = Duration::from_secs(1);
+
 pub struct ScaleMonitor {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -69,11 +74,16 @@ fn run(service: &MilestoneService, layout: &ProjectLayout, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         let interval = Duration::from_secs(service.scale_settings().interval_seconds);
         let started = Instant::now();
+        let mut config_checked = Instant::now();
         while started.elapsed() < interval {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
             std::thread::sleep(TICK.min(interval));
+            if config_checked.elapsed() >= CONFIG_CHECK {
+                follow_config(service, layout, &mut memory);
+                config_checked = Instant::now();
+            }
         }
         cycle(service, layout, &mut memory);
     }
@@ -169,8 +179,9 @@ fn recommended(service: &MilestoneService, layout: &ProjectLayout, memory: &mut 
     }
 }
 
-/// Takes in `storage-config.yaml` again when it changed since the last
-/// cycle, so edited thresholds count from the next decision on.
+/// Takes in `storage-config.yaml` again when it changed since it was last
+/// read: edited thresholds count from the next decision on, and an edited
+/// access list applies at once.
 fn follow_config(service: &MilestoneService, layout: &ProjectLayout, memory: &mut Memory) {
     let modified = config_modified(layout);
     if modified == memory.config_changed {
@@ -178,7 +189,7 @@ fn follow_config(service: &MilestoneService, layout: &ProjectLayout, memory: &mu
     }
     memory.config_changed = modified;
     match service.reload_config() {
-        Ok(()) => tracing::info!("storage-config.yaml changed; the scale monitor uses it from now on"),
+        Ok(()) => tracing::info!("storage-config.yaml changed; its settings apply from now on"),
         Err(e) => {
             tracing::warn!(error = %e, "storage-config.yaml changed but does not load; keeping the running settings")
         }

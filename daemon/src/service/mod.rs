@@ -282,6 +282,7 @@ impl MilestoneService {
             Request::Migrate { target } => self.migrate(target, None, peer).map(Response::Migrated),
             Request::MigrateTo { target, url } => self.migrate(target, url, peer).map(Response::Migrated),
             Request::DatabaseHealth => Ok(Response::DatabaseHealth(self.storage().database_health())),
+            Request::DatabaseTls => Ok(Response::DatabaseTls(self.storage().database_tls()?)),
             Request::Scale => self.scale().map(Response::Scale),
             Request::MigrationHistory => self.migration_history().map(Response::MigrationHistory),
             Request::MigrationStatus => Ok(Response::MigrationStatus(crate::migration::in_progress(&self.layout)?)),

@@ -209,6 +209,12 @@ pub trait Storage: Send + Sync + 'static {
         None
     }
 
+    /// How the connection to a database server is secured; `None` for
+    /// backends without one.
+    fn database_tls(&self) -> StorageResult<Option<milestones_protocol::DatabaseTls>> {
+        Ok(None)
+    }
+
     /// What only a backend whose truth is the YAML files does; `None` for a
     /// database.
     fn files(&self) -> Option<&dyn FileKeeping> {

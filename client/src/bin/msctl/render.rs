@@ -1,9 +1,9 @@
 //! Output: exact JSON for scripts, tables and sentences for people.
 
 use milestones_client::protocol::{
-    Analytics, AuditReport, BackendInfo, ChangeEvent, DaemonStatus, DatabaseHealth, DepsReport, EventSource, Map,
-    MigrationPlan, MigrationProgress, MigrationRecord, MigrationReport, Page, ScaleReport, Severity, UpgradeOutcome,
-    ValidationReport, Value, WorkItem, WorkPage,
+    Analytics, AuditReport, BackendInfo, ChangeEvent, DaemonStatus, DatabaseHealth, DatabaseTls, DepsReport,
+    EventSource, Map, MigrationPlan, MigrationProgress, MigrationRecord, MigrationReport, Page, ScaleReport, Severity,
+    UpgradeOutcome, ValidationReport, Value, WorkItem, WorkPage,
 };
 use serde::Serialize;
 
@@ -152,6 +152,7 @@ impl Output {
         &self,
         status: &DaemonStatus,
         database: Option<&DatabaseHealth>,
+        tls: Option<&DatabaseTls>,
         report: &ValidationReport,
         advice: &[String],
     ) {
@@ -160,6 +161,7 @@ impl Output {
         let value = serde_json::json!({
             "healthy": errors == 0 && connected,
             "database_server": database,
+            "database_connection": tls,
             "backend": status.backend,
             "database": status.database,
             "milestones": status.milestones,
@@ -184,6 +186,16 @@ impl Output {
             ];
             if let Some(d) = database {
                 lines.push(database_lines(d));
+            }
+            if let Some(t) = tls {
+                lines.push(match (&t.protocol, &t.cipher) {
+                    (Some(protocol), Some(cipher)) if t.encrypted => format!(
+                        "connection to {}: encrypted ({protocol}, {cipher}); server checked: {}",
+                        t.host, t.checks
+                    ),
+                    _ if t.encrypted => format!("connection to {}: encrypted; server checked: {}", t.host, t.checks),
+                    _ => format!("connection to {}: not encrypted (sslmode={})", t.host, t.sslmode),
+                });
             }
             for p in &report.problems {
                 let whom = p.file.clone().or_else(|| p.id.clone()).unwrap_or_else(|| "-".into());

@@ -3,9 +3,11 @@
 //! waiting, database size), plus the users seen by every daemon on the
 //! database over the last hour.
 
-use milestones_protocol::DatabaseHealth;
+use milestones_protocol::{DatabaseHealth, DatabaseTls};
 
+use super::failure::failed;
 use super::pool::ConnectionPool;
+use crate::storage::error::StorageResult;
 
 pub fn check(pool: &ConnectionPool, listening: bool) -> DatabaseHealth {
     let mut health = DatabaseHealth {
@@ -57,4 +59,24 @@ pub fn check(pool: &ConnectionPool, listening: bool) -> DatabaseHealth {
         health.connection = "reconnecting".to_owned();
     }
     health
+}
+
+/// What the server says of this daemon's connection (`pg_stat_ssl`), and
+/// what the URL asked for.
+pub fn tls(pool: &ConnectionPool) -> StorageResult<DatabaseTls> {
+    let url = pool.url();
+    let target = url.target();
+    let mut conn = pool.get()?;
+    let row = conn
+        .client
+        .query_one("SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .map_err(failed(&target, "read the connection's encryption"))?;
+    Ok(DatabaseTls {
+        host: url.host(),
+        encrypted: row.get(0),
+        protocol: row.get(1),
+        cipher: row.get(2),
+        sslmode: url.tls().mode.name().to_owned(),
+        checks: url.tls().checks().to_owned(),
+    })
 }

@@ -562,4 +562,8 @@ impl Storage for PostgresStore {
         let listening = self.listener.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|l| l.is_listening());
         Some(health::check(&self.pool, listening.unwrap_or(false)))
     }
+
+    fn database_tls(&self) -> StorageResult<Option<milestones_protocol::DatabaseTls>> {
+        health::tls(&self.pool).map(Some)
+    }
 }

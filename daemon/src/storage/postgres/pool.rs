@@ -59,7 +59,11 @@ impl Connection {
         if config.get_application_name().is_none() {
             config.application_name("milestoned");
         }
-        let mut client = config.connect(NoTls).map_err(failed(target, "connect"))?;
+        let connected = match url.tls().connector().map_err(StorageError::Invalid)? {
+            Some(tls) => config.connect(tls),
+            None => config.connect(NoTls),
+        };
+        let mut client = connected.map_err(failed(target, "connect"))?;
         let pid: i32 = client
             .query_one("SELECT pg_backend_pid(), set_config('statement_timeout', $1, false)", &[&STATEMENT_TIMEOUT])
             .map_err(failed(target, "connect"))?

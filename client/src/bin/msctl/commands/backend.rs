@@ -131,7 +131,11 @@ pub fn health(client: &mut Client, out: &Output) -> Result<u8, Failure> {
             status.watching
         ));
     }
-    out.health(&status, server.as_ref(), &report, &advice);
+    let tls = match client.request(Request::DatabaseTls)? {
+        Response::DatabaseTls(tls) => tls,
+        other => return Err(unexpected(other)),
+    };
+    out.health(&status, server.as_ref(), tls.as_ref(), &report, &advice);
     if errors > 0 {
         return Ok(exit::PROBLEMS_FOUND);
     }
