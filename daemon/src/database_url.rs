@@ -53,6 +53,9 @@ impl DatabaseUrl {
     /// password from the configured sources when the URL holds none.
     pub fn connect_config(&self) -> Result<postgres::Config, String> {
         let mut config = self.config.clone();
+        if self.by_socket() {
+            config.ssl_mode(postgres::config::SslMode::Disable);
+        }
         if config.get_password().is_none() {
             if let Some(password) = self.passwords.password_for(&config)? {
                 config.password(password);
@@ -64,6 +67,12 @@ impl DatabaseUrl {
     /// What the URL says of TLS.
     pub fn tls(&self) -> &TlsSettings {
         &self.tls
+    }
+
+    /// Whether the server is reached by a Unix socket, over which, as in
+    /// libpq, TLS is never asked for: the socket is local and private.
+    pub fn by_socket(&self) -> bool {
+        self.config.get_hosts().iter().all(|h| matches!(h, Host::Unix(_)))
     }
 
     /// Whether the URL itself holds a password.

@@ -77,6 +77,6 @@ pub fn tls(pool: &ConnectionPool) -> StorageResult<DatabaseTls> {
         protocol: row.get(1),
         cipher: row.get(2),
         sslmode: url.tls().mode.name().to_owned(),
-        checks: url.tls().checks().to_owned(),
+        checks: if url.by_socket() { "none needed: a local Unix socket" } else { url.tls().checks() }.to_owned(),
     })
 }

@@ -59,7 +59,8 @@ impl Connection {
         if config.get_application_name().is_none() {
             config.application_name("milestoned");
         }
-        let connected = match url.tls().connector().map_err(StorageError::Invalid)? {
+        let tls = if url.by_socket() { None } else { url.tls().connector().map_err(StorageError::Invalid)? };
+        let connected = match tls {
             Some(tls) => config.connect(tls),
             None => config.connect(NoTls),
         };
