@@ -336,6 +336,16 @@ fn the_database_password_comes_from_outside_the_project() {
     assert_eq!(db.psql("SELECT COUNT(*) FROM milestones"), "1");
     assert_eq!(files_holding(&b.milestones(), PASSWORD), Vec::<std::path::PathBuf>::new());
 
+    // From password_env: a variable of the daemon's environment.
+    let db = postgres::shared().database();
+    let e = Project::new();
+    e.write(".milestones/config/storage-config.yaml", "storage:\n  database:\n    password_env: MS_TEST_DB_PASSWORD\n");
+    let _daemon = e.start_with_env(&[("MS_TEST_DB_PASSWORD", PASSWORD)]);
+    e.msctl(&["create", "--id", "third", "--title", "Moved with a password from the environment"]).ok();
+    let moved = e.msctl(&["migrate", "database", "--database", "postgresql", "--url", &bare(&db), "--json"]);
+    assert_eq!(moved.json()["database"], "postgresql", "{moved:?}");
+    assert_eq!(files_holding(&e.milestones(), PASSWORD), Vec::<std::path::PathBuf>::new());
+
     // A password in the tracked configuration: health and validate warn,
     // without showing it.
     let c = Project::new();
@@ -387,6 +397,14 @@ fn tls_to_the_server_works_as_libpq_users_expect() {
     );
     assert_eq!(b.msctl(&["get", "first", "--json"]).json()["title"], "Over TLS");
     b.stop_background_daemon();
+
+    // verify-ca checks the chain and not the name.
+    let v = Project::new();
+    let ca_only = url(format!("sslmode=verify-ca&sslrootcert={}", certs.ca.display()));
+    let joined = v.msctl(&["init", "--backend", "database", "--database", "postgresql", "--url", &ca_only, "--json"]);
+    assert_eq!(joined.json()["backend"], "database", "{joined:?}");
+    assert_eq!(connection(&v)["checks"], "certificate chain");
+    v.stop_background_daemon();
 
     // With a root certificate that did not sign it: refused, and said why.
     let c = Project::new();
