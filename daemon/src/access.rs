@@ -52,7 +52,7 @@ impl Role {
             | Request::DatabaseTls
             | Request::Scale
             | Request::MigrationHistory
-            | Request::MigrationPlan { .. }
+            | Request::MigrationPlan { url: None, .. }
             | Request::MigrationStatus
             | Request::AuditVerify
             | Request::Work { .. }
@@ -64,7 +64,9 @@ impl Role {
             | Request::TaskAdd { .. }
             | Request::TaskSetStatus { .. }
             | Request::Import { .. } => Role::Writer,
+            // A plan with a URL connects to the server it names.
             Request::Upgrade { .. }
+            | Request::MigrationPlan { url: Some(_), .. }
             | Request::Migrate { .. }
             | Request::MigrateTo { .. }
             | Request::MigrateRollback { .. } => Role::Admin,
@@ -130,8 +132,7 @@ impl AccessList {
     /// group (from the socket), or a group the group database lists it
     /// in; `None` when the list gives it nothing.
     pub fn role_of(&self, peer: &Peer) -> Option<Role> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if peer.uid == 0 || peer.uid == unsafe { libc::geteuid() } {
+        if peer.is_owner() {
             return Some(Role::Admin);
         }
         let mut groups: Option<Vec<u32>> = None;
@@ -180,14 +181,22 @@ impl AccessList {
 /// The id of the group `name`, from the group database.
 fn group_id(name: &str) -> Option<u32> {
     let name = CString::new(name).ok()?;
+    // A group with many members (LDAP, sssd) needs a larger buffer.
     let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: an all-zero group is a valid out-parameter.
-    let mut group: libc::group = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer refers to live, correctly sized storage owned by
-    // this frame; getgrnam_r writes only within `buf`.
-    let rc = unsafe { libc::getgrnam_r(name.as_ptr(), &mut group, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
-    (rc == 0 && !result.is_null()).then_some(group.gr_gid)
+    loop {
+        // SAFETY: an all-zero group is a valid out-parameter.
+        let mut group: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer refers to live, correctly sized storage
+        // owned by this frame; getgrnam_r writes only within `buf`.
+        let rc =
+            unsafe { libc::getgrnam_r(name.as_ptr(), &mut group, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
+        match rc {
+            libc::ERANGE if buf.len() < 16 * 1024 * 1024 => buf.resize(buf.len() * 4, 0),
+            0 if !result.is_null() => return Some(group.gr_gid),
+            _ => return None,
+        }
+    }
 }
 
 /// Every group the group database lists `user` in, with `primary`.

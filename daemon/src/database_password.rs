@@ -61,6 +61,9 @@ fn pgpass_path() -> Option<PathBuf> {
 /// A file only its owner may read or write; the error says what to do.
 fn read_private(path: &Path, setting: &str) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{setting}: cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{setting}: {} is not a file", path.display()));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
@@ -83,9 +86,14 @@ impl Wanted {
     fn of(config: &postgres::Config) -> Wanted {
         let hosts = match config.get_hosts().first() {
             Some(Host::Tcp(host)) => vec![host.clone()],
-            // libpq matches a socket connection as `localhost` (and by the
-            // socket folder).
-            Some(Host::Unix(dir)) => vec!["localhost".to_owned(), dir.display().to_string()],
+            // A socket connection matches by its folder, and as `localhost`
+            // when the folder is a default one, as libpq matches it.
+            Some(Host::Unix(dir)) => {
+                let default = ["/var/run/postgresql", "/run/postgresql", "/tmp"].iter().any(|d| dir == Path::new(d));
+                let mut hosts = vec![dir.display().to_string()];
+                hosts.extend(default.then(|| "localhost".to_owned()));
+                hosts
+            }
             None => vec!["localhost".to_owned()],
         };
         Wanted {

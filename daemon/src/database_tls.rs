@@ -5,9 +5,9 @@
 //! rust-postgres reads neither the verifying modes nor a root certificate,
 //! so both are taken out of the URL here and the connector is built to
 //! match: `prefer` and `require` encrypt without checking the server's
-//! certificate (unless a root certificate is at hand: then `require`
-//! checks the chain, as libpq does), `verify-ca` checks the chain,
-//! `verify-full` the chain and the host name.
+//! certificate unless a root certificate is at hand (then they check the
+//! chain, as libpq does), `verify-ca` checks the chain, `verify-full` the
+//! chain and the host name.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -98,10 +98,9 @@ impl TlsSettings {
             }
         } else {
             let mut kept = Vec::new();
-            for word in text.split_whitespace() {
-                let (key, value) = word.split_once('=').unwrap_or((word, ""));
-                if !take(key.trim(), value.trim_matches('\''))? {
-                    kept.push(word);
+            for (key, value, written) in keyword_pairs(text)? {
+                if !take(&key, &value)? {
+                    kept.push(written);
                 }
             }
             kept.join(" ")
@@ -133,7 +132,7 @@ impl TlsSettings {
         match (self.mode, self.roots_file().is_some()) {
             (SslMode::Disable, _) => "no encryption",
             (SslMode::VerifyFull, _) => "certificate chain and host name",
-            (SslMode::VerifyCa, _) | (SslMode::Require, true) => "certificate chain",
+            (_, true) => "certificate chain",
             _ => "none (encrypted, server not authenticated)",
         }
     }
@@ -151,9 +150,7 @@ impl TlsSettings {
                     self.mode.name()
                 ))
             }
-            (SslMode::Allow | SslMode::Prefer, _) | (SslMode::Require, None) => {
-                Arc::new(PartialCheck { provider: provider.clone(), chain: None })
-            }
+            (_, None) => Arc::new(PartialCheck { provider: provider.clone(), chain: None }),
             (mode, Some(roots)) => {
                 let chain =
                     WebPkiServerVerifier::builder_with_provider(Arc::new(root_store(&roots)?), provider.clone())
@@ -187,6 +184,50 @@ fn root_store(path: &Path) -> Result<RootCertStore, String> {
         return Err(unreadable(&"no certificate in it"));
     }
     Ok(store)
+}
+
+/// The `key = value` pairs of a libpq keyword string, each with its text
+/// as written. A value may be quoted (`'a b'`), with `\'` and `\\` inside.
+/// Errors never repeat a value: it may be a password.
+fn keyword_pairs(text: &str) -> Result<Vec<(String, String, &str)>, String> {
+    let mut pairs = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let start = rest;
+        let eq = rest.find('=').ok_or("a keyword without `=` in the connection string")?;
+        let key = rest[..eq].trim().to_owned();
+        rest = rest[eq + 1..].trim_start();
+        let mut value = String::new();
+        let mut chars = rest.char_indices();
+        let quoted = rest.starts_with('\'');
+        if quoted {
+            chars.next();
+        }
+        let mut end = rest.len();
+        let mut closed = !quoted;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => value.extend(chars.next().map(|(_, c)| c)),
+                '\'' if quoted => {
+                    end = i + 1;
+                    closed = true;
+                    break;
+                }
+                c if c.is_whitespace() && !quoted => {
+                    end = i;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        if !closed {
+            return Err(format!("the value of `{key}` in the connection string has no closing quote"));
+        }
+        rest = &rest[end..];
+        pairs.push((key, value, start[..start.len() - rest.len()].trim()));
+        rest = rest.trim_start();
+    }
+    Ok(pairs)
 }
 
 fn percent_decoded(text: &str) -> String {
@@ -271,8 +312,15 @@ mod tests {
                 .unwrap();
         assert_eq!((tls.mode, tls.root_cert.as_deref()), (SslMode::VerifyFull, Some(Path::new("/ca.pem"))));
         assert_eq!(rest, "postgresql://ada@db/ms?application_name=x");
-        let (tls, rest) = TlsSettings::split("host=db sslmode=require dbname=ms").unwrap();
+        let (tls, rest) = TlsSettings::split("host=db sslmode = require dbname=ms").unwrap();
         assert_eq!((tls.mode, rest.as_str()), (SslMode::Require, "host=db dbname=ms"));
+        // A quoted value is one value, whatever it holds.
+        let (tls, rest) =
+            TlsSettings::split("host=db application_name='a sslmode=disable' password='x \\' y'").unwrap();
+        assert_eq!(tls.mode, SslMode::Prefer);
+        assert_eq!(rest, "host=db application_name='a sslmode=disable' password='x \\' y'");
+        let err = TlsSettings::split("host=db password='secret").unwrap_err();
+        assert!(err.contains("`password`") && !err.contains("secret"), "{err}");
         let (tls, _) = TlsSettings::split("postgresql://db/ms").unwrap();
         assert_eq!(tls.mode, SslMode::Prefer, "libpq's default");
         let err = TlsSettings::split("postgresql://db/ms?sslmode=always").unwrap_err();

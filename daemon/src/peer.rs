@@ -16,6 +16,12 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// The daemon's own user, or root.
+    pub fn is_owner(&self) -> bool {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        self.uid == 0 || self.uid == unsafe { libc::geteuid() }
+    }
+
     /// The daemon itself acting (the watcher, the scale monitor), named
     /// `user` in the audit log.
     pub fn daemon(user: &str) -> Peer {

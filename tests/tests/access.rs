@@ -155,6 +155,19 @@ fn roles_from_the_access_list_decide_who_may_do_what() {
     let denial = audit.lines().find(|l| l.contains("permission_denied")).expect("the refusal is audited");
     assert!(denial.contains("\"nobody\"") && denial.contains("\"writer\""), "{denial}");
 
+    // A plan that names a server connects to it: an admin's request.
+    let plan = reader.run(&[
+        "migrate",
+        "database",
+        "--database",
+        "postgresql",
+        "--url",
+        "postgresql://x@127.0.0.1:9/db",
+        "--dry-run",
+    ]);
+    assert_eq!(plan.status.code(), Some(8), "{}", text(&plan));
+    assert!(text(&plan).contains("needs the admin role"), "{}", text(&plan));
+
     // A writer (by group) creates, and may not migrate.
     let created = writer.run(&["create", "--id", "second", "--title", "By the group"]);
     assert!(created.status.success(), "{}", text(&created));

@@ -76,7 +76,7 @@ impl MilestoneService {
         let source = self.storage();
         let config = self.config();
         let (from, to) = (source.kind(), BackendKind::from_target(target));
-        let spec = self.target_spec(to, url, &config)?;
+        let spec = self.target_spec(to, url, &config, peer)?;
         {
             // A project root with no milestones joins a database that has
             // some: nothing is copied.
@@ -195,14 +195,19 @@ const ESTIMATE_PER_MILESTONE_US: u64 = 900;
 
 impl MilestoneService {
     /// What `migrate` to `target` would do, without doing it.
-    pub(super) fn migration_plan(&self, target: BackendTarget, url: Option<String>) -> ServiceResult<MigrationPlan> {
+    pub(super) fn migration_plan(
+        &self,
+        target: BackendTarget,
+        url: Option<String>,
+        peer: &Peer,
+    ) -> ServiceResult<MigrationPlan> {
         let source = self.storage();
         let config = self.config();
         let (from, to) = (source.kind(), BackendKind::from_target(target));
         if from == to {
             return Err(ServiceError::Migration(MigrationError::AlreadyThere(to.name().to_owned())));
         }
-        let spec = self.target_spec(to, url, &config)?;
+        let spec = self.target_spec(to, url, &config, peer)?;
         let old = BackendSpec::new(from, &config);
         let milestones = source.count()?;
         let mut steps = Vec::new();
@@ -241,14 +246,28 @@ impl MilestoneService {
     }
 
     /// The spec of the backend to migrate to, with the URL a request gave.
-    fn target_spec(&self, to: BackendKind, url: Option<String>, config: &StorageConfig) -> ServiceResult<BackendSpec> {
+    ///
+    /// The configured password sources serve a URL the request gives only
+    /// when the caller is the daemon's own user or root, who may read them
+    /// anyway: anyone else could otherwise have the password sent to a
+    /// server of their choosing. Their URL brings its own password.
+    fn target_spec(
+        &self,
+        to: BackendKind,
+        url: Option<String>,
+        config: &StorageConfig,
+        peer: &Peer,
+    ) -> ServiceResult<BackendSpec> {
         let spec = BackendSpec::new(to, config);
         match url {
             None => Ok(spec),
             Some(_) if to != BackendKind::Database(DatabaseKind::Postgresql) => {
                 Err(ServiceError::invalid(format!("a URL is given only to migrate to PostgreSQL, not to {to}")))
             }
-            Some(url) => Ok(spec.with_url(DatabaseUrl::parse(&url).map_err(ServiceError::invalid)?)),
+            Some(url) => {
+                let url = DatabaseUrl::parse(&url).map_err(ServiceError::invalid)?;
+                Ok(if peer.is_owner() { spec.with_url(url) } else { spec.with_url_alone(url) })
+            }
         }
     }
 

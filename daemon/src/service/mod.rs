@@ -286,7 +286,9 @@ impl MilestoneService {
             Request::Scale => self.scale().map(Response::Scale),
             Request::MigrationHistory => self.migration_history().map(Response::MigrationHistory),
             Request::MigrationStatus => Ok(Response::MigrationStatus(crate::migration::in_progress(&self.layout)?)),
-            Request::MigrationPlan { target, url } => self.migration_plan(target, url).map(Response::MigrationPlan),
+            Request::MigrationPlan { target, url } => {
+                self.migration_plan(target, url, peer).map(Response::MigrationPlan)
+            }
             Request::MigrateRollback { discard_changes } => {
                 self.rollback(discard_changes, peer).map(Response::Migrated)
             }

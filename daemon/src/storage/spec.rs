@@ -45,9 +45,16 @@ impl BackendSpec {
         BackendSpec { kind, events_in_database: config.events_in_database, url, passwords }
     }
 
-    /// This backend on the database server at `url` (a migration's target).
+    /// This backend on the database server at `url` (a migration's target),
+    /// its password from the configured sources when it holds none.
     pub fn with_url(mut self, url: DatabaseUrl) -> BackendSpec {
         self.url = Some(url.with_passwords(self.passwords.clone()));
+        self
+    }
+
+    /// [`Self::with_url`], with only the password the URL itself holds.
+    pub fn with_url_alone(mut self, url: DatabaseUrl) -> BackendSpec {
+        self.url = Some(url);
         self
     }
 
