@@ -371,7 +371,14 @@ fn tls_to_the_server_works_as_libpq_users_expect() {
     let server = PgServer::start_with_tls(&certs);
     let db = server.database();
     let url = |query: String| format!("{}?{query}", db.tcp_url());
-    let connection = |p: &Project| p.msctl(&["health", "--json"]).json()["database_connection"].clone();
+    // Once the daemon's listener is connected too (right after a start it
+    // may still be connecting: health then says `reconnecting`).
+    let connection = |p: &Project| {
+        eventually("health sees the server connected", Duration::from_secs(10), || {
+            p.msctl(&["health", "--json"]).code == 0
+        });
+        p.msctl(&["health", "--json"]).json()["database_connection"].clone()
+    };
 
     let a = Project::new();
     let _a = a.start(&[]);
