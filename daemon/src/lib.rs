@@ -28,6 +28,7 @@ pub mod atomic;
 pub mod audit_chain;
 pub mod change_feed;
 pub mod config;
+pub mod config_follower;
 pub mod connection;
 pub mod connection_slots;
 pub mod database_password;

@@ -194,6 +194,7 @@ fn run(
     watcher.serve(service.clone());
     crate::hooks::HookRunner::start(service.clone(), layout.root().to_path_buf());
     let monitor = crate::scale::monitor::ScaleMonitor::start(service.clone(), layout.clone());
+    let config_follower = crate::config_follower::ConfigFollower::start(service.clone(), layout.clone());
 
     // Counted before the runtime exists: a database client blocks, and
     // must not on the runtime's threads.
@@ -235,6 +236,7 @@ fn run(
     })?;
     drop(socket);
     monitor.stop();
+    config_follower.stop();
     // The last flush, still under the signal handlers: a second SIGTERM
     // cannot cut it short.
     if let Err(e) = service.flush() {

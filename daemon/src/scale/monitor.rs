@@ -24,11 +24,6 @@ use crate::service::{MilestoneService, ScaleView};
 /// How often the loop looks up from sleeping to see whether to stop.
 const TICK: Duration = Duration::from_millis(100);
 
-/// How often `storage-config.yaml`'s modification time is looked at
-/// between cycles, so that an edit (a threshold, the access list) applies
-/// within about a second without SIGHUP.
-const CONFIG_CHECK: Duration = Duration::from_secs(1);
-
 pub struct ScaleMonitor {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -37,8 +32,6 @@ pub struct ScaleMonitor {
 /// What the loop remembers between cycles.
 #[derive(Default)]
 struct Memory {
-    /// `storage-config.yaml`'s modification time when last read.
-    config_changed: Option<std::time::SystemTime>,
     /// The backend recommended, and since when (the grace period runs
     /// from there).
     recommended_since: Option<(String, Instant)>,
@@ -69,21 +62,16 @@ impl ScaleMonitor {
 }
 
 fn run(service: &MilestoneService, layout: &ProjectLayout, stop: &AtomicBool) {
-    let mut memory = Memory { config_changed: config_modified(layout), ..Memory::default() };
+    let mut memory = Memory::default();
     scale_event(layout, "scale_detection_initialized", service.backend_name(), "", json!({}));
     while !stop.load(Ordering::Relaxed) {
         let interval = Duration::from_secs(service.scale_settings().interval_seconds);
         let started = Instant::now();
-        let mut config_checked = Instant::now();
         while started.elapsed() < interval {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
             std::thread::sleep(TICK.min(interval));
-            if config_checked.elapsed() >= CONFIG_CHECK {
-                follow_config(service, layout, &mut memory);
-                config_checked = Instant::now();
-            }
         }
         cycle(service, layout, &mut memory);
     }
@@ -92,7 +80,6 @@ fn run(service: &MilestoneService, layout: &ProjectLayout, stop: &AtomicBool) {
 /// One measurement and what follows from it.
 fn cycle(service: &MilestoneService, layout: &ProjectLayout, memory: &mut Memory) {
     let started = Instant::now();
-    follow_config(service, layout, memory);
     let view = match service.observe_scale() {
         Ok(view) => view,
         Err(e) => {
@@ -177,27 +164,6 @@ fn recommended(service: &MilestoneService, layout: &ProjectLayout, memory: &mut 
             note(layout, memory, "auto_migration_failed", current, target, &reason, json!({ "error": reason }));
         }
     }
-}
-
-/// Takes in `storage-config.yaml` again when it changed since it was last
-/// read: edited thresholds count from the next decision on, and an edited
-/// access list applies at once.
-fn follow_config(service: &MilestoneService, layout: &ProjectLayout, memory: &mut Memory) {
-    let modified = config_modified(layout);
-    if modified == memory.config_changed {
-        return;
-    }
-    memory.config_changed = modified;
-    match service.reload_config() {
-        Ok(()) => tracing::info!("storage-config.yaml changed; its settings apply from now on"),
-        Err(e) => {
-            tracing::warn!(error = %e, "storage-config.yaml changed but does not load; keeping the running settings")
-        }
-    }
-}
-
-fn config_modified(layout: &ProjectLayout) -> Option<std::time::SystemTime> {
-    std::fs::metadata(layout.storage_config()).and_then(|m| m.modified()).ok()
 }
 
 /// Writes a scale event unless it is the one written last, for the same

@@ -4,6 +4,7 @@
 //! the user), and the socket's mode after each reading of the list.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use milestones_protocol::Request;
 use serde_json::json;
@@ -12,16 +13,32 @@ use super::{MilestoneService, ServiceError, ServiceResult};
 use crate::access::Role;
 use crate::peer::Peer;
 
-/// Each caller's role, by (uid, gid), under the list last read.
-pub(super) type Roles = std::sync::Mutex<HashMap<(u32, u32), Option<Role>>>;
+/// Each caller's role, by (uid, gid): the generation of the settings it
+/// was worked out under, and when.
+pub(super) type Roles = std::sync::Mutex<HashMap<(u32, u32), (u64, Instant, Option<Role>)>>;
+
+/// How long a role is trusted before the group database is asked again
+/// (someone taken out of a group loses its role within this).
+const ROLE_LIFETIME: Duration = Duration::from_secs(30);
 
 impl MilestoneService {
     /// What `peer` may do here; `None`: it may not connect.
     pub fn role_of(&self, peer: &Peer) -> Option<Role> {
-        let mut roles = self.roles.lock().unwrap_or_else(|p| p.into_inner());
-        *roles
-            .entry((peer.uid, peer.gid))
-            .or_insert_with(|| self.settings.read().unwrap_or_else(|p| p.into_inner()).config.access.role_of(peer))
+        let key = (peer.uid, peer.gid);
+        let (list, generation) = {
+            let settings = self.settings.read().unwrap_or_else(|p| p.into_inner());
+            let roles = self.roles.lock().unwrap_or_else(|p| p.into_inner());
+            let known = roles.get(&key).filter(|(g, at, _)| *g == settings.generation && at.elapsed() < ROLE_LIFETIME);
+            if let Some((_, _, role)) = known {
+                return *role;
+            }
+            (settings.config.access.clone(), settings.generation)
+        };
+        // Worked out with no lock held: the group database may be slow
+        // (LDAP), and other callers need not wait for it.
+        let role = list.role_of(peer);
+        self.roles.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (generation, Instant::now(), role));
+        role
     }
 
     /// Refuses `request` unless `peer`'s role covers it; a refusal changes

@@ -110,6 +110,9 @@ struct Settings {
     config: StorageConfig,
     log_level: LevelFilter,
     loaded_at: String,
+    /// Counts the readings: a role worked out under an older one is not
+    /// trusted (see `access.rs`).
+    generation: u64,
 }
 
 /// One change to an existing milestone, computed from the version read.
@@ -145,7 +148,7 @@ impl MilestoneService {
             written: capture::Capture::default(),
             ids: IdAllocator::default(),
             layout,
-            settings: RwLock::new(Settings { config, log_level, loaded_at: now.clone() }),
+            settings: RwLock::new(Settings { config, log_level, loaded_at: now.clone(), generation: 0 }),
             events,
             turns: turns::Turns::default(),
             feed,
@@ -170,20 +173,18 @@ impl MilestoneService {
         let access_changed = {
             let mut settings = self.settings.write().unwrap_or_else(|p| p.into_inner());
             let changed = settings.config.access != config.access;
-            *settings = Settings { config, log_level, loaded_at: document::now_timestamp() };
+            let generation = settings.generation + 1;
+            *settings = Settings { config, log_level, loaded_at: document::now_timestamp(), generation };
             changed
         };
-        // After the new list is in place: a role worked out meanwhile is
-        // one of the new list's.
-        self.roles.lock().unwrap_or_else(|p| p.into_inner()).clear();
         if access_changed {
             self.open_socket();
         }
     }
 
-    /// Reads `storage-config.yaml` again, keeping the log level (the scale
-    /// monitor does this when the file changes; SIGHUP also re-applies the
-    /// log level).
+    /// Reads `storage-config.yaml` again, keeping the log level (the
+    /// [`crate::config_follower::ConfigFollower`] does this when the file
+    /// changes; SIGHUP also re-applies the log level).
     pub fn reload_config(&self) -> Result<(), crate::config::ConfigError> {
         let config = StorageConfig::load_project(&self.layout)?;
         let level = self.settings.read().unwrap_or_else(|p| p.into_inner()).log_level;
