@@ -6,39 +6,26 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use crate::layout::ProjectLayout;
 use crate::service::MilestoneService;
+use crate::stoppable::StoppableThread;
 
-/// How often the file's modification time is looked at.
-const LOOK: Duration = Duration::from_secs(1);
+/// How often the file's modification time is looked at (a `stat`: cheap),
+/// and so also how long stopping the thread can take.
+const LOOK: Duration = Duration::from_millis(250);
 
-pub struct ConfigFollower {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct ConfigFollower(StoppableThread);
 
 impl ConfigFollower {
     pub fn start(service: Arc<MilestoneService>, layout: ProjectLayout) -> ConfigFollower {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("config-follower".to_owned())
-            .spawn(move || follow(&service, &layout, &stopping))
-            .map_err(
-                |e| tracing::error!(error = %e, "cannot start following storage-config.yaml; SIGHUP applies edits"),
-            )
-            .ok();
-        ConfigFollower { stop, thread }
+        let failure = "cannot start following storage-config.yaml; SIGHUP applies edits";
+        ConfigFollower(StoppableThread::spawn("config-follower", failure, move |stop| follow(&service, &layout, stop)))
     }
 
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 

@@ -54,6 +54,7 @@ pub mod search;
 pub mod server;
 pub mod service;
 pub mod signals;
+pub mod stoppable;
 pub mod storage;
 pub mod watcher;
 pub mod work;

@@ -12,7 +12,6 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -20,14 +19,12 @@ use serde_json::{json, Value};
 use super::log::{append_line, scale_event};
 use crate::layout::ProjectLayout;
 use crate::service::{MilestoneService, ScaleView};
+use crate::stoppable::StoppableThread;
 
 /// How often the loop looks up from sleeping to see whether to stop.
 const TICK: Duration = Duration::from_millis(100);
 
-pub struct ScaleMonitor {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct ScaleMonitor(StoppableThread);
 
 /// What the loop remembers between cycles.
 #[derive(Default)]
@@ -41,23 +38,14 @@ struct Memory {
 
 impl ScaleMonitor {
     pub fn start(service: Arc<MilestoneService>, layout: ProjectLayout) -> ScaleMonitor {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("scale-monitor".to_owned())
-            .spawn(move || run(&service, &layout, &stopping))
-            .map_err(|e| tracing::error!(error = %e, "cannot start the scale monitor"))
-            .ok();
-        ScaleMonitor { stop, thread }
+        let failure = "cannot start the scale monitor";
+        ScaleMonitor(StoppableThread::spawn("scale-monitor", failure, move |stop| run(&service, &layout, stop)))
     }
 
     /// Stops the loop, after the cycle in progress (a migration it started
     /// finishes first).
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 
