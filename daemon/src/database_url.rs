@@ -10,6 +10,7 @@ use postgres::config::Host;
 
 use crate::database_password::PasswordSource;
 use crate::database_tls::TlsSettings;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 #[derive(Clone)]
 pub struct DatabaseUrl {
@@ -49,19 +50,24 @@ impl DatabaseUrl {
         self
     }
 
-    /// The connection settings, for connecting only: the URL's, with the
-    /// password from the configured sources when the URL holds none.
-    pub fn connect_config(&self) -> Result<postgres::Config, String> {
+    /// What connecting takes, for connecting only: the URL's settings with
+    /// the password from the configured sources when the URL holds none,
+    /// and the TLS connector its `sslmode` asks for (none over a Unix
+    /// socket, which, as in libpq, never asks for TLS: it is local).
+    pub fn connect_settings(&self) -> Result<(postgres::Config, Option<MakeRustlsConnect>), String> {
         let mut config = self.config.clone();
-        if self.by_socket() {
+        let tls = if self.by_socket() {
             config.ssl_mode(postgres::config::SslMode::Disable);
-        }
+            None
+        } else {
+            self.tls.connector()?
+        };
         if config.get_password().is_none() {
             if let Some(password) = self.passwords.password_for(&config)? {
                 config.password(password);
             }
         }
-        Ok(config)
+        Ok((config, tls))
     }
 
     /// What the URL says of TLS.
@@ -69,8 +75,7 @@ impl DatabaseUrl {
         &self.tls
     }
 
-    /// Whether the server is reached by a Unix socket, over which, as in
-    /// libpq, TLS is never asked for: the socket is local and private.
+    /// Whether the server is reached by a Unix socket.
     pub fn by_socket(&self) -> bool {
         self.config.get_hosts().iter().all(|h| matches!(h, Host::Unix(_)))
     }

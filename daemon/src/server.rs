@@ -469,8 +469,9 @@ async fn stream_events(
             event = events.recv() => match event {
                 // Taken off the access list since (SIGHUP): the stream ends.
                 Ok(_) if shared.service.role_of(peer).is_none() => {
-                    let denied = Request::Subscribe { filter: filter.clone() };
-                    let _ = send(conn, encoding, id, authorize(shared, &denied, peer).map(|()| Response::Subscribed), shared).await;
+                    if let Err(refusal) = authorize(shared, &Request::Subscribe { filter: filter.clone() }, peer) {
+                        let _ = send(conn, encoding, id, Err(refusal), shared).await;
+                    }
                     return;
                 }
                 Ok(change) if filter.accepts(&change.event) => ServerMessage::Event(change.event.clone()),

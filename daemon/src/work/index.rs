@@ -118,7 +118,7 @@ impl WorkIndex {
         let entry = &mut self.slots[slot as usize];
         entry.node = node;
         entry.edges = edges;
-        self.unname_nothing(slot);
+        self.free_if_unused(slot);
     }
 
     /// Every ready and blocked item, most urgent first.
@@ -164,11 +164,11 @@ impl WorkIndex {
     fn unname(&mut self, slot: u32) {
         let entry = &mut self.slots[slot as usize];
         entry.named = entry.named.saturating_sub(1);
-        self.unname_nothing(slot);
+        self.free_if_unused(slot);
     }
 
     /// Frees `slot` when nothing is left of it.
-    fn unname_nothing(&mut self, slot: u32) {
+    fn free_if_unused(&mut self, slot: u32) {
         let entry = &mut self.slots[slot as usize];
         if entry.node.is_none() && entry.named == 0 && !entry.id.is_empty() {
             self.slots_by_id.remove(&entry.id);

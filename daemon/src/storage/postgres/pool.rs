@@ -54,12 +54,11 @@ impl Connection {
     /// Opens a connection with the pool's settings: a connect timeout, and
     /// an application name the server's activity view shows.
     pub fn open(url: &DatabaseUrl, target: &str) -> StorageResult<Connection> {
-        let mut config = url.connect_config().map_err(StorageError::Invalid)?;
+        let (mut config, tls) = url.connect_settings().map_err(StorageError::Invalid)?;
         config.connect_timeout(CONNECT_TIMEOUT);
         if config.get_application_name().is_none() {
             config.application_name("milestoned");
         }
-        let tls = if url.by_socket() { None } else { url.tls().connector().map_err(StorageError::Invalid)? };
         let connected = match tls {
             Some(tls) => config.connect(tls),
             None => config.connect(NoTls),
