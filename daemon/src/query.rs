@@ -13,6 +13,7 @@
 //! - archived milestones are left out unless asked for;
 //! - text search follows [`crate::search`].
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use milestones_protocol::{Filter, FilterOp, Map, Page, Query, SortKey, Value};
@@ -100,20 +101,25 @@ pub fn run<'a>(query: &Query, docs: impl Iterator<Item = &'a Doc>) -> QueryResul
         .collect();
     let default_sort = default_sort();
     let keys = if query.sort.is_empty() { &default_sort[..] } else { &query.sort[..] };
-    // Sort keys are extracted once per document, not once per comparison.
-    let mut keyed: Vec<(Vec<Option<Value>>, &Doc)> =
+    // Sort keys are taken once per document (borrowed, not copied), not
+    // once per comparison.
+    let mut keyed: Vec<(Vec<Option<Cow<'_, Value>>>, &Doc)> =
         hits.into_iter().map(|d| (keys.iter().map(|k| sort_value(d, &k.path)).collect(), d)).collect();
-    keyed.sort_by(|a, b| {
+    let order = |a: &(Vec<Option<Cow<'_, Value>>>, &Doc), b: &(Vec<Option<Cow<'_, Value>>>, &Doc)| {
         compare_keys(&a.0, &b.0, keys).then_with(|| crate::document::id(a.1).cmp(&crate::document::id(b.1)))
-    });
+    };
     let total = keyed.len() as u64;
-    let items = keyed
-        .into_iter()
-        .map(|(_, d)| d)
-        .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
-        .take(query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)))
-        .map(|d| Value::Map(Map::clone(d)))
-        .collect();
+    let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
+    let limit = query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    // A page needs only its first `offset + limit` in order: pick them out
+    // in linear time and sort those, rather than sorting every hit.
+    let wanted = offset.saturating_add(limit);
+    if wanted < keyed.len() {
+        keyed.select_nth_unstable_by(wanted, order);
+        keyed.truncate(wanted);
+    }
+    keyed.sort_unstable_by(order);
+    let items = keyed.into_iter().skip(offset).map(|(_, d)| Value::Map(Map::clone(d))).collect();
     Ok(Page { items, total })
 }
 
@@ -186,16 +192,16 @@ fn compare_values(a: &Value, b: &Value) -> Option<Ordering> {
 }
 
 /// A value's sort key; `priority` sorts by rank rather than alphabetically.
-fn sort_value(doc: &Map, path: &str) -> Option<Value> {
+fn sort_value<'a>(doc: &'a Map, path: &str) -> Option<Cow<'a, Value>> {
     let v = lookup(doc, path)?;
     if path == "priority" {
         let rank = PRIORITIES.iter().position(|p| Some(*p) == v.as_str())?;
-        return Some(Value::Int(rank as i64));
+        return Some(Cow::Owned(Value::Int(rank as i64)));
     }
-    Some(v.clone())
+    Some(Cow::Borrowed(v))
 }
 
-fn compare_keys(a: &[Option<Value>], b: &[Option<Value>], keys: &[SortKey]) -> Ordering {
+fn compare_keys(a: &[Option<Cow<'_, Value>>], b: &[Option<Cow<'_, Value>>], keys: &[SortKey]) -> Ordering {
     for ((x, y), key) in a.iter().zip(b).zip(keys) {
         let ord = match (x, y) {
             (None, None) => Ordering::Equal,

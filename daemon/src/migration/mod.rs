@@ -311,7 +311,8 @@ impl<'a> Prepared<'a> {
         let Migration { layout, config, source, target } = self.migration;
         let (from, to) = (source.kind(), target.kind);
         self.caught_up.extend(written.iter().cloned());
-        let journal = &mut self.journal;
+        self.lap.done("caught up while writes went on", self.caught_up.len());
+        let (journal, lap, held) = (&mut self.journal, &mut self.lap, written.len());
         let caught_up = self
             .built
             .catch_up(layout, &*source, &written)
@@ -319,6 +320,7 @@ impl<'a> Prepared<'a> {
             .and_then(|()| journal.advance(layout, Phase::CaughtUp).map_err(step("journaling the catch-up")))
             .and_then(|()| self.built.store().map_err(step("catching up")))
             .and_then(|store| {
+                lap.done("writes held: caught up", held);
                 if crate::injected::fault("verify") {
                     written.extend(corrupt_one(&*source, store, &self.caught_up)?);
                 }
@@ -326,6 +328,7 @@ impl<'a> Prepared<'a> {
             })
             .and_then(|()| journal.advance(layout, Phase::Verified).map_err(step("journaling the check")))
             .and_then(|()| {
+                lap.done("writes held: checked", held);
                 let old = BackendSpec::new(from, config);
                 old.list_stale_files(layout, to, &*source, Some(&written)).map_err(step("listing the files to remove"))
             })
@@ -335,7 +338,7 @@ impl<'a> Prepared<'a> {
             close_journal(layout);
             return Err(e);
         }
-        self.lap.done("caught up", written.len());
+        self.lap.done("writes held: listed the files to remove", held);
         let store = match self.built.commit(layout, config) {
             Ok(store) => store,
             Err(e) => {
@@ -344,6 +347,7 @@ impl<'a> Prepared<'a> {
             }
         };
         crate::injected::crash_point("switch-recorded");
+        self.lap.done("writes held: switched", held);
         if let Err(reason) = healthy(&*store, &*source) {
             drop(store);
             switch_back(layout, config, from, &target, &*source);
@@ -357,7 +361,7 @@ impl<'a> Prepared<'a> {
         if let Err(e) = target.tidy_interrupted_switch(layout) {
             tracing::warn!(error = %e, "switched, but cannot tidy what the copy left");
         }
-        self.lap.done("switched", self.copied);
+        self.lap.done("writes held: health checked", self.copied);
         let milestones = store.count().map_err(step("counting the milestones"))?;
         let leftovers = Leftovers {
             layout: layout.clone(),
