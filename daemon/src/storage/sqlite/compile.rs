@@ -11,7 +11,7 @@ use rusqlite::types::Value as SqlValue;
 
 use crate::query::{list_index, TEXT_FIELDS};
 use crate::search::SearchTerms;
-use crate::storage::record::{column_order, comparison, sort_keys};
+use crate::storage::record::{comparison, sort_keys};
 
 /// A `WHERE` clause and an `ORDER BY` list with their parameters, in order.
 #[derive(Debug, Default)]
@@ -20,6 +20,38 @@ pub struct CompiledQuery {
     pub where_params: Vec<SqlValue>,
     pub order_sql: String,
     pub order_params: Vec<SqlValue>,
+    /// True when `where_sql` names only `status`, `priority` and
+    /// `category`, so the total is a sum over `milestone_counts`.
+    pub counted: bool,
+}
+
+impl CompiledQuery {
+    /// The statement counting every match (its parameters: `where_params`).
+    pub fn count_sql(&self) -> String {
+        if self.counted {
+            format!("SELECT COALESCE(SUM(m.n), 0) FROM milestone_counts m WHERE {}", self.where_sql)
+        } else {
+            format!("SELECT COUNT(*) FROM milestones m WHERE {}", self.where_sql)
+        }
+    }
+
+    /// The statement reading one page (its parameters: [`Self::page_params`]).
+    pub fn page_sql(&self) -> String {
+        format!(
+            "SELECT m.id, m.data FROM milestones m WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
+            self.where_sql, self.order_sql
+        )
+    }
+
+    pub fn page_params(&self, query: &Query) -> impl Iterator<Item = SqlValue> + '_ {
+        let limit = query.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        self.where_params
+            .iter()
+            .chain(&self.order_params)
+            .cloned()
+            .chain([SqlValue::Integer(limit), SqlValue::Integer(offset)])
+    }
 }
 
 pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
@@ -42,8 +74,17 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     let mut order_params = Vec::new();
     for key in &keys {
         let dir = if key.descending { "DESC" } else { "ASC" };
-        if let Some(column) = column_order(key) {
-            order.push(column);
+        if let Some(column) = ordered_column(&key.path) {
+            // Missing last. SQLite puts NULL first going up and last going
+            // down; these are the exact terms of the indexes that serve
+            // each order (see `schema::ORDERED_COLUMNS`).
+            if key.descending || column == "id" {
+                // (`id` is never missing.)
+                order.push(format!("m.{column} {dir}"));
+            } else {
+                order.push(format!("m.{column} IS NULL"));
+                order.push(format!("m.{column} ASC"));
+            }
         } else {
             // Missing last, then type (booleans, numbers, text, lists,
             // mappings), then value; lists and mappings tie.
@@ -59,8 +100,26 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
             order_params.extend([p.clone(), p.clone(), p.clone(), p]);
         }
     }
-    order.push("m.id ASC".to_owned());
-    CompiledQuery { where_sql, where_params: params, order_sql: order.join(", "), order_params }
+    // Ties by id, which by itself needs no tie-breaker.
+    if keys.last().is_none_or(|k| k.path != "id") {
+        order.push("m.id ASC".to_owned());
+    }
+    let counted = terms.is_none()
+        && query.filters.iter().all(|f| {
+            matches!(f.path.as_str(), "status" | "priority" | "category")
+                && f.op == FilterOp::Eq
+                && matches!(f.value, Value::String(_))
+        });
+    CompiledQuery { where_sql, where_params: params, order_sql: order.join(", "), order_params, counted }
+}
+
+/// The column a sort key on `path` orders by: the core text fields, and
+/// `priority` by its rank.
+fn ordered_column(path: &str) -> Option<&str> {
+    match path {
+        "priority" => Some("priority_rank"),
+        _ => TEXT_FIELDS.iter().copied().find(|f| *f == path),
+    }
 }
 
 /// The column holding a core text field, if `path` is one.

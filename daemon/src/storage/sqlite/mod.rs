@@ -7,6 +7,8 @@ mod analytics;
 mod compile;
 mod failure;
 mod pool;
+#[cfg(test)]
+mod query_plans;
 mod schema;
 
 use std::cell::RefCell;
@@ -15,7 +17,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use milestones_protocol::{Analytics, Map, Page, Query};
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior};
 
 pub use self::failure::failed;
@@ -207,26 +208,15 @@ impl MilestoneTable {
         let mut conn = self.pool.reader()?;
         // One read transaction: the page and its total see the same data.
         let tx = conn.transaction().map_err(self.failed("start a read"))?;
-        let count_sql = format!("SELECT COUNT(*) FROM milestones m WHERE {}", compiled.where_sql);
         let total: i64 = tx
-            .prepare_cached(&count_sql)
+            .prepare_cached(&compiled.count_sql())
             .and_then(|mut s| s.query_row(params_from_iter(&compiled.where_params), |r| r.get(0)))
             .map_err(self.failed("run a query"))?;
-        let page_sql = format!(
-            "SELECT m.id, m.data FROM milestones m WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
-            compiled.where_sql, compiled.order_sql
-        );
-        let limit = query.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-        let params = compiled
-            .where_params
-            .iter()
-            .chain(&compiled.order_params)
-            .cloned()
-            .chain([SqlValue::Integer(limit), SqlValue::Integer(offset)]);
-        let mut stmt = tx.prepare_cached(&page_sql).map_err(self.failed("run a query"))?;
+        let mut stmt = tx.prepare_cached(&compiled.page_sql()).map_err(self.failed("run a query"))?;
         let rows = stmt
-            .query_map(params_from_iter(params), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map(params_from_iter(compiled.page_params(query)), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(self.failed("run a query"))?;
         let mut page = Page { items: Vec::new(), total: total as u64 };
         for row in rows {

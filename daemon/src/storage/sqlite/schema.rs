@@ -23,7 +23,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::storage::error::{StorageError, StorageResult};
 
 /// `PRAGMA user_version` of the layout below.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -93,37 +93,97 @@ fn milestones_table(flavour: Flavour) -> String {
 /// The indexes of `milestones`, created with the table, or after a
 /// migration's bulk copy (building an index over rows already there is
 /// several times faster than keeping it up to date row by row).
-fn milestones_indexes(flavour: Flavour) -> &'static str {
-    match flavour {
+///
+/// Beside the names the seeds give, every list order is served by an
+/// index, so that a page costs what it returns: each core field and
+/// `priority_rank` in both directions (missing values last, ties by id,
+/// as [`super::compile`] writes the `ORDER BY`), and newest first within
+/// one status, priority or category.
+fn milestones_indexes(flavour: Flavour) -> String {
+    let seeds = match flavour {
         Flavour::Index => {
             "
         CREATE INDEX IF NOT EXISTS idx_status ON milestones(status);
         CREATE INDEX IF NOT EXISTS idx_priority ON milestones(priority);
         CREATE INDEX IF NOT EXISTS idx_created_at ON milestones(created_at);
-        CREATE INDEX IF NOT EXISTS idx_updated_at ON milestones(updated_at);
-        CREATE INDEX IF NOT EXISTS idx_category ON milestones(category);
-        CREATE INDEX IF NOT EXISTS idx_priority_rank ON milestones(priority_rank);
         CREATE INDEX IF NOT EXISTS idx_file_path ON milestones(file_path);
-        CREATE INDEX IF NOT EXISTS idx_status_created ON milestones(status, created_at);
         CREATE INDEX IF NOT EXISTS idx_created_completed ON milestones(created_at, completed_at);
         CREATE INDEX IF NOT EXISTS idx_completed_created ON milestones(completed_at, created_at);
-        CREATE INDEX IF NOT EXISTS idx_tasks ON milestones(tasks_total, tasks_completed);"
+        CREATE INDEX IF NOT EXISTS idx_tasks ON milestones(tasks_total, tasks_completed);
+        DROP INDEX IF EXISTS idx_updated_at;
+        DROP INDEX IF EXISTS idx_category;
+        DROP INDEX IF EXISTS idx_priority_rank;
+        DROP INDEX IF EXISTS idx_status_created;"
         }
         Flavour::Database => {
             "
         CREATE INDEX IF NOT EXISTS idx_milestones_status ON milestones(status);
         CREATE INDEX IF NOT EXISTS idx_milestones_project ON milestones(project_id);
-        CREATE INDEX IF NOT EXISTS idx_milestones_updated ON milestones(updated_at);
-        CREATE INDEX IF NOT EXISTS idx_milestones_category ON milestones(category);
-        CREATE INDEX IF NOT EXISTS idx_milestones_priority ON milestones(priority_rank);
-        CREATE INDEX IF NOT EXISTS idx_milestones_status_created ON milestones(status, created_at);
-        CREATE INDEX IF NOT EXISTS idx_milestones_priority_text ON milestones(priority);
         CREATE INDEX IF NOT EXISTS idx_milestones_created_completed ON milestones(created_at, completed_at);
         CREATE INDEX IF NOT EXISTS idx_milestones_completed_created ON milestones(completed_at, created_at);
-        CREATE INDEX IF NOT EXISTS idx_milestones_tasks ON milestones(tasks_total, tasks_completed);"
+        CREATE INDEX IF NOT EXISTS idx_milestones_tasks ON milestones(tasks_total, tasks_completed);
+        DROP INDEX IF EXISTS idx_milestones_updated;
+        DROP INDEX IF EXISTS idx_milestones_category;
+        DROP INDEX IF EXISTS idx_milestones_priority;
+        DROP INDEX IF EXISTS idx_milestones_status_created;
+        DROP INDEX IF EXISTS idx_milestones_priority_text;"
         }
+    };
+    let mut sql = seeds.to_owned();
+    for column in ORDERED_COLUMNS {
+        sql.push_str(&format!(
+            "
+        CREATE INDEX IF NOT EXISTS idx_order_{column}_desc ON milestones({column} DESC, id);
+        CREATE INDEX IF NOT EXISTS idx_order_{column}_asc ON milestones({column} IS NULL, {column}, id);"
+        ));
     }
+    for column in ["status", "priority", "category"] {
+        sql.push_str(&format!(
+            "
+        CREATE INDEX IF NOT EXISTS idx_newest_by_{column} ON milestones({column}, created_at DESC, id);"
+        ));
+    }
+    sql
 }
+
+/// The columns lists sort on (besides `id`, the primary key).
+pub const ORDERED_COLUMNS: [&str; 7] =
+    ["created_at", "updated_at", "completed_at", "title", "status", "category", "priority_rank"];
+
+/// How many milestones hold each (status, priority, category), kept by
+/// triggers, so that a page's total under those filters is a sum over a
+/// few rows rather than a count of every matching milestone. Created (and
+/// filled from the rows) with the indexes, so a bulk load does not pay for
+/// it row by row.
+const MILESTONE_COUNTS: &str = "
+    CREATE TABLE IF NOT EXISTS milestone_counts (
+        key TEXT PRIMARY KEY,
+        status TEXT,
+        priority TEXT,
+        category TEXT,
+        n INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    DELETE FROM milestone_counts;
+    INSERT INTO milestone_counts (key, status, priority, category, n)
+        SELECT json_array(status, priority, category), status, priority, category, COUNT(*)
+        FROM milestones GROUP BY status, priority, category;
+    CREATE TRIGGER IF NOT EXISTS milestone_counts_insert AFTER INSERT ON milestones BEGIN
+        INSERT INTO milestone_counts (key, status, priority, category, n)
+            VALUES (json_array(NEW.status, NEW.priority, NEW.category), NEW.status, NEW.priority, NEW.category, 1)
+            ON CONFLICT (key) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER IF NOT EXISTS milestone_counts_delete AFTER DELETE ON milestones BEGIN
+        UPDATE milestone_counts SET n = n - 1 WHERE key = json_array(OLD.status, OLD.priority, OLD.category);
+    END;
+    CREATE TRIGGER IF NOT EXISTS milestone_counts_update AFTER UPDATE ON milestones
+    WHEN OLD.status IS NOT NEW.status OR OLD.priority IS NOT NEW.priority OR OLD.category IS NOT NEW.category
+    BEGIN
+        UPDATE milestone_counts SET n = n - 1 WHERE key = json_array(OLD.status, OLD.priority, OLD.category);
+        INSERT INTO milestone_counts (key, status, priority, category, n)
+            VALUES (json_array(NEW.status, NEW.priority, NEW.category), NEW.status, NEW.priority, NEW.category, 1)
+            ON CONFLICT (key) DO UPDATE SET n = n + 1;
+    END;
+";
 
 /// The indexes of the tables both flavours share (see
 /// [`milestones_indexes`]).
@@ -180,6 +240,14 @@ pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str, indexes_late
         .map_err(failed("read the schema"))?;
     match version {
         SCHEMA_VERSION => return Ok(SchemaState::Current),
+        // Version 1 lacked the list orders' indexes and the counts.
+        1 => {
+            create_indexes(&tx, flavour)
+                .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
+                .and_then(|()| tx.commit())
+                .map_err(failed("bring the schema up to date"))?;
+            return Ok(SchemaState::Current);
+        }
         0 if tables == 0 => {}
         0 => {
             return Err(StorageError::Invalid(format!(
@@ -202,8 +270,9 @@ pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str, indexes_late
     Ok(SchemaState::Created)
 }
 
-/// Creates the indexes a bulk copy left for last.
+/// Creates the indexes and the counts a bulk copy left for last.
 pub fn create_indexes(conn: &Connection, flavour: Flavour) -> rusqlite::Result<()> {
-    conn.execute_batch(milestones_indexes(flavour))?;
-    conn.execute_batch(SHARED_INDEXES)
+    conn.execute_batch(&milestones_indexes(flavour))?;
+    conn.execute_batch(SHARED_INDEXES)?;
+    conn.execute_batch(MILESTONE_COUNTS)
 }

@@ -1,0 +1,133 @@
+//! The plans SQLite makes for every list order and the common filters:
+//! each page is read through an index in the order asked for (no scan of
+//! the table, no sort of every match), and a total under status, priority
+//! and category filters is read from `milestone_counts`. A change to the
+//! schema or the compiler that loses one fails here, since speed itself is
+//! only measured by the benchmarks.
+
+use milestones_protocol::{Filter, FilterOp, Query, SortKey, Value};
+use rusqlite::params_from_iter;
+
+use super::compile::{compile, CompiledQuery};
+use super::{Flavour, MilestoneTable};
+
+fn equal(path: &str, value: &str) -> Filter {
+    Filter { path: path.to_owned(), op: FilterOp::Eq, value: Value::String(value.to_owned()) }
+}
+
+fn sorted(path: &str, descending: bool) -> Query {
+    Query { sort: vec![SortKey { path: path.to_owned(), descending }], limit: Some(50), ..Query::default() }
+}
+
+fn filtered(filters: Vec<Filter>) -> Query {
+    Query { filters, limit: Some(50), ..Query::default() }
+}
+
+/// Every list order of a core field, both ways, and newest first under
+/// each combination of the filters `msctl list` has flags for.
+fn common_queries() -> Vec<Query> {
+    let mut queries = vec![filtered(vec![]), Query { include_archived: true, ..filtered(vec![]) }];
+    for path in ["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"] {
+        queries.push(sorted(path, false));
+        queries.push(sorted(path, true));
+    }
+    let (status, priority, category) =
+        (equal("status", "blocked"), equal("priority", "high"), equal("category", "infra"));
+    for filters in [
+        vec![status.clone()],
+        vec![priority.clone()],
+        vec![category.clone()],
+        vec![status.clone(), priority.clone()],
+        vec![status.clone(), category.clone()],
+        vec![priority.clone(), category.clone()],
+        vec![status, priority, category],
+        vec![equal("status", "archived")],
+    ] {
+        queries.push(filtered(filters));
+    }
+    queries
+}
+
+fn plan(table: &MilestoneTable, sql: &str, params: Vec<rusqlite::types::Value>) -> Vec<String> {
+    let conn = table.reader().expect("a reader");
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("explain");
+    let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(3)).expect("plan rows");
+    rows.collect::<Result<_, _>>().expect("plan")
+}
+
+fn describe(query: &Query, compiled: &CompiledQuery, plan: &[String]) -> String {
+    format!("{query:?}\n  ORDER BY {}\n  plan: {plan:?}", compiled.order_sql)
+}
+
+#[test]
+fn every_list_order_and_common_filter_is_read_through_an_index() {
+    for flavour in [Flavour::Index, Flavour::Database] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (table, _) = MilestoneTable::open(&dir.path().join("milestones.db"), flavour).expect("open");
+        for query in common_queries() {
+            let compiled = compile(&query, None);
+            let page = plan(&table, &compiled.page_sql(), compiled.page_params(&query).collect());
+            let read_whole = page.iter().any(|step| step == "SCAN m" || step.contains("TEMP B-TREE"));
+            assert!(
+                !read_whole,
+                "{flavour:?}: a page scans or sorts every row:\n{}",
+                describe(&query, &compiled, &page)
+            );
+            let ordered = page.iter().any(|step| step.contains("USING INDEX") || step.contains("USING PRIMARY KEY"));
+            assert!(
+                ordered,
+                "{flavour:?}: a page is not read through an index:\n{}",
+                describe(&query, &compiled, &page)
+            );
+
+            assert!(
+                compiled.counted,
+                "{flavour:?}: the total is counted row by row rather than read from milestone_counts:\n{}",
+                describe(&query, &compiled, &page)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_database_from_before_the_list_indexes_gains_them_with_its_counts() {
+    for flavour in [Flavour::Index, Flavour::Database] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("milestones.db");
+        let (table, _) = MilestoneTable::open(&path, flavour).expect("open");
+        let doc = |id: &str, status: &str| {
+            let mut doc = milestones_protocol::Map::new();
+            for (key, value) in [("id", id), ("title", "t"), ("status", status), ("priority", "high")] {
+                doc.insert(key, Value::from(value));
+            }
+            doc
+        };
+        table
+            .write(|w| {
+                for (i, status) in ["blocked", "blocked", "planning"].into_iter().enumerate() {
+                    let record = crate::storage::record::Record::of(&doc(&format!("m-{i}"), status))?;
+                    let stamp = crate::storage::tree::Stamp { size: 0, mtime_ns: 0 };
+                    let file = super::FileColumns { path: "x", stamp, hash: "h" };
+                    w.put(&record, Some(&file))?;
+                }
+                Ok(())
+            })
+            .expect("rows");
+        // As version 1 left it: no list indexes, no counts.
+        {
+            let conn = rusqlite::Connection::open(&path).expect("open directly");
+            conn.execute_batch(
+                "DROP TABLE milestone_counts; DROP INDEX idx_order_created_at_desc; PRAGMA user_version = 1;",
+            )
+            .expect("downgrade");
+        }
+        drop(table);
+        let (table, _) = MilestoneTable::open(&path, flavour).expect("open again");
+        let query = filtered(vec![equal("status", "blocked")]);
+        let page = table.query(&query).expect("query");
+        assert_eq!(page.total, 2, "{flavour:?}: the counts were filled from the rows");
+        let compiled = compile(&filtered(vec![]), None);
+        let page = plan(&table, &compiled.page_sql(), compiled.page_params(&filtered(vec![])).collect());
+        assert!(page.iter().any(|s| s.contains("idx_order_created_at_desc")), "{flavour:?}: {page:?}");
+    }
+}
