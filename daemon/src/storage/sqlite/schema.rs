@@ -94,22 +94,24 @@ fn milestones_table(flavour: Flavour) -> String {
 /// migration's bulk copy (building an index over rows already there is
 /// several times faster than keeping it up to date row by row).
 ///
-/// Beside the names the seeds give, every list order is served by an
-/// index, so that a page costs what it returns: each core field and
-/// `priority_rank` in both directions (missing values last, ties by id,
-/// as [`super::compile`] writes the `ORDER BY`), and newest first within
-/// one status, priority or category.
+/// Every list order is served by an index, so that a page costs what it
+/// returns: each core field and `priority_rank` in both directions
+/// (missing values last, ties by id, as [`super::compile`] writes the
+/// `ORDER BY`), and newest first within one status, priority or category.
+/// These replace the seeds' single-column indexes on status, priority and
+/// created_at, which they begin with or make redundant: every index costs
+/// each write and a migration's copy its own pass over the table.
 fn milestones_indexes(flavour: Flavour) -> String {
     let seeds = match flavour {
         Flavour::Index => {
             "
-        CREATE INDEX IF NOT EXISTS idx_status ON milestones(status);
-        CREATE INDEX IF NOT EXISTS idx_priority ON milestones(priority);
-        CREATE INDEX IF NOT EXISTS idx_created_at ON milestones(created_at);
         CREATE INDEX IF NOT EXISTS idx_file_path ON milestones(file_path);
         CREATE INDEX IF NOT EXISTS idx_created_completed ON milestones(created_at, completed_at);
         CREATE INDEX IF NOT EXISTS idx_completed_created ON milestones(completed_at, created_at);
         CREATE INDEX IF NOT EXISTS idx_tasks ON milestones(tasks_total, tasks_completed);
+        DROP INDEX IF EXISTS idx_status;
+        DROP INDEX IF EXISTS idx_priority;
+        DROP INDEX IF EXISTS idx_created_at;
         DROP INDEX IF EXISTS idx_updated_at;
         DROP INDEX IF EXISTS idx_category;
         DROP INDEX IF EXISTS idx_priority_rank;
@@ -117,11 +119,11 @@ fn milestones_indexes(flavour: Flavour) -> String {
         }
         Flavour::Database => {
             "
-        CREATE INDEX IF NOT EXISTS idx_milestones_status ON milestones(status);
         CREATE INDEX IF NOT EXISTS idx_milestones_project ON milestones(project_id);
         CREATE INDEX IF NOT EXISTS idx_milestones_created_completed ON milestones(created_at, completed_at);
         CREATE INDEX IF NOT EXISTS idx_milestones_completed_created ON milestones(completed_at, created_at);
         CREATE INDEX IF NOT EXISTS idx_milestones_tasks ON milestones(tasks_total, tasks_completed);
+        DROP INDEX IF EXISTS idx_milestones_status;
         DROP INDEX IF EXISTS idx_milestones_updated;
         DROP INDEX IF EXISTS idx_milestones_category;
         DROP INDEX IF EXISTS idx_milestones_priority;
