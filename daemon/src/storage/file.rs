@@ -16,6 +16,7 @@ use super::error::{StorageError, StorageResult};
 use super::interface::{
     id_of, note_problem, unreadable, BackendKind, FileKeeping, Requirement, Revision, Storage, Stored,
 };
+use super::list_index::ListIndex;
 use super::tree::{LoadedFile, MilestoneTree};
 use crate::document::{self, Doc, Folder};
 use crate::layout::ProjectLayout;
@@ -34,6 +35,8 @@ struct Index {
     /// Edges out of each milestone, kept in step with `docs` so that a write
     /// checks for cycles around itself without walking every document.
     requirements: HashMap<String, Vec<Requirement>>,
+    /// The orders lists are read in.
+    lists: ListIndex,
     problems: Vec<Problem>,
 }
 
@@ -45,6 +48,7 @@ impl Index {
         for (from, requirement) in Requirement::declared_by(&entry.doc) {
             self.requirements.entry(from).or_default().push(requirement);
         }
+        self.lists.insert(&entry.doc);
         self.docs.insert(id, entry);
     }
 
@@ -55,6 +59,7 @@ impl Index {
     }
 
     fn forget_edges(&mut self, doc: &Map) {
+        self.lists.remove(doc);
         let id = document::id(doc).unwrap_or_default();
         for (from, _) in Requirement::declared_by(doc) {
             if let Some(list) = self.requirements.get_mut(&from) {
@@ -193,7 +198,11 @@ impl Storage for FileStore {
     }
 
     fn query(&self, query: &Query) -> StorageResult<Page> {
+        crate::query::check(query)?;
         let index = self.read();
+        if let Some(page) = index.lists.answer(query, |id| index.docs.get(id).map(|e| &e.doc)) {
+            return Ok(page);
+        }
         Ok(crate::query::run(query, index.docs.values().map(|e| &e.doc))?)
     }
 

@@ -21,6 +21,7 @@ mod file_manifest;
 mod hybrid;
 mod ids;
 mod interface;
+mod list_index;
 mod postgres;
 mod record;
 mod spec;

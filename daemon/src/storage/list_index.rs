@@ -1,0 +1,213 @@
+//! `ListIndex`: the file backend's ordered indexes, so that a list page
+//! costs what it returns rather than a sort of every document.
+//!
+//! Every core text field (and `priority`, by rank) keeps its milestones in
+//! order, with those that lack the field apart; a milestone's status,
+//! priority and category are kept beside, with how many milestones hold
+//! each combination of the three. A query ordered by one such field (or by
+//! none: newest first), filtered by equality on status, priority and
+//! category, and without search text, is answered by walking one order
+//! until the page is full; its total is a sum over the combinations. Any
+//! other query is left to the reference engine ([`crate::query::run`]),
+//! whose answers these must equal (the conformance suite checks).
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use milestones_protocol::{FilterOp, Map, Query, Value};
+
+use crate::document::{Doc, PRIORITIES};
+use crate::query::lookup;
+
+/// Fields a list can be ordered by from an index.
+const ORDERED: [&str; 8] =
+    ["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"];
+
+type Id = Arc<str>;
+
+#[derive(Default)]
+pub struct ListIndex {
+    orders: [Order; ORDERED.len()],
+    facets: HashMap<Id, Facets>,
+    counts: HashMap<Facets, usize>,
+    /// Status, priority and category names, shared by every milestone
+    /// that holds them.
+    names: HashSet<Arc<str>>,
+}
+
+/// One field's order: (sort key, id) of each milestone holding the field,
+/// and the ids of those that do not (listed last, whatever the direction).
+#[derive(Default)]
+struct Order {
+    present: BTreeSet<(Arc<str>, Id)>,
+    missing: BTreeSet<Id>,
+}
+
+/// What the index filters on: a milestone's status, priority and
+/// category, where they are text.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+struct Facets([Option<Arc<str>>; 3]);
+
+const FACETS: [&str; 3] = ["status", "priority", "category"];
+
+impl Facets {
+    fn admits(&self, wanted: &[Option<&str>; 3], archived: bool) -> bool {
+        let status = self.0[0].as_deref();
+        (archived || status != Some("archived"))
+            && self.0.iter().zip(wanted).all(|(held, wanted)| wanted.is_none_or(|w| held.as_deref() == Some(w)))
+    }
+}
+
+/// The key a milestone sorts by on `field`, as text that orders as the
+/// reference engine does: the value when it is text, the rank for
+/// `priority` (missing when not one of the four).
+fn sort_key<'a>(doc: &'a Map, field: &str) -> Option<Cow<'a, str>> {
+    let text = lookup(doc, field)?.as_str()?;
+    if field == "priority" {
+        let rank = PRIORITIES.iter().position(|p| *p == text)?;
+        return Some(Cow::Owned(rank.to_string()));
+    }
+    Some(Cow::Borrowed(text))
+}
+
+/// Fields with few distinct values, whose keys are shared.
+fn few_values(field: &str) -> bool {
+    matches!(field, "status" | "priority" | "category")
+}
+
+impl ListIndex {
+    /// Takes in a milestone (its id must not be held: [`ListIndex::remove`]
+    /// the old version first).
+    pub fn insert(&mut self, doc: &Map) {
+        let Some(id) = crate::document::id(doc) else { return };
+        let id: Id = Arc::from(id);
+        for (at, field) in ORDERED.into_iter().enumerate() {
+            let key = match sort_key(doc, field) {
+                Some(_) if field == "id" => Some(id.clone()),
+                Some(key) if few_values(field) => Some(self.intern(&key)),
+                Some(key) => Some(Arc::from(key.as_ref())),
+                None => None,
+            };
+            let order = &mut self.orders[at];
+            match key {
+                Some(key) => order.present.insert((key, id.clone())),
+                None => order.missing.insert(id.clone()),
+            };
+        }
+        let facets = Facets(FACETS.map(|f| doc.get(f).and_then(Value::as_str).map(|name| self.intern(name))));
+        *self.counts.entry(facets.clone()).or_default() += 1;
+        self.facets.insert(id, facets);
+    }
+
+    /// Forgets a milestone as [`ListIndex::insert`] took it in.
+    pub fn remove(&mut self, doc: &Map) {
+        let Some(id) = crate::document::id(doc) else { return };
+        let held: Id = Arc::from(id);
+        for (order, field) in self.orders.iter_mut().zip(ORDERED) {
+            match sort_key(doc, field) {
+                Some(key) => order.present.remove(&(Arc::from(key.as_ref()), held.clone())),
+                None => order.missing.remove(id),
+            };
+        }
+        if let Some(facets) = self.facets.remove(id) {
+            if let Some(n) = self.counts.get_mut(&facets) {
+                *n -= 1;
+                if *n == 0 {
+                    self.counts.remove(&facets);
+                }
+            }
+        }
+    }
+
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(held) = self.names.get(name) {
+            return held.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.names.insert(name.clone());
+        name
+    }
+
+    /// The page `query` asks for, when this index can answer it (see the
+    /// module's documentation); `doc` finds a milestone by id. The query
+    /// has been checked.
+    pub fn answer<'a>(
+        &self,
+        query: &Query,
+        doc: impl Fn(&str) -> Option<&'a Doc>,
+    ) -> Option<milestones_protocol::Page> {
+        if query.text.is_some() {
+            return None;
+        }
+        let default_sort = crate::query::default_sort();
+        let key = match query.sort.as_slice() {
+            [] => &default_sort[0],
+            [key] => key,
+            _ => return None,
+        };
+        let (field, descending) = (ORDERED.iter().position(|f| *f == key.path)?, key.descending);
+        let mut wanted: [Option<&str>; 3] = [None; 3];
+        for filter in &query.filters {
+            let at = FACETS.iter().position(|f| *f == filter.path)?;
+            match (filter.op, &filter.value, wanted[at]) {
+                (FilterOp::Eq, Value::String(value), None) => wanted[at] = Some(value),
+                // Two values for one field: nothing matches both unless they agree.
+                (FilterOp::Eq, Value::String(value), Some(other)) if other == value => {}
+                _ => return None,
+            }
+        }
+        let archived = crate::query::wants_archived(query);
+        let total = self.counts.iter().filter(|(f, _)| f.admits(&wanted, archived)).map(|(_, n)| n).sum::<usize>();
+        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
+        let limit = query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        let mut items = Vec::new();
+        let mut skipped = 0;
+        self.orders[field].walk(descending, &mut |id| {
+            if items.len() >= limit {
+                return false;
+            }
+            if self.facets.get(id).is_some_and(|f| f.admits(&wanted, archived)) {
+                if skipped < offset {
+                    skipped += 1;
+                } else if let Some(doc) = doc(id) {
+                    items.push(Value::Map(Map::clone(doc)));
+                }
+            }
+            true
+        });
+        Some(milestones_protocol::Page { items, total: total as u64 })
+    }
+}
+
+impl Order {
+    /// Visits the ids in order (ties by id ascending, missing values last)
+    /// until `visit` says stop.
+    fn walk(&self, descending: bool, visit: &mut dyn FnMut(&Id) -> bool) {
+        if descending {
+            // Key by key from the largest, each key's ids ascending.
+            let mut upper = Bound::Unbounded;
+            while let Some((key, _)) = self.present.range((Bound::Unbounded, upper.as_ref())).next_back() {
+                let first: (Arc<str>, Id) = (key.clone(), Arc::from(""));
+                for (_, id) in self.present.range(&first..).take_while(|(k, _)| *k == first.0) {
+                    if !visit(id) {
+                        return;
+                    }
+                }
+                upper = Bound::Excluded(first);
+            }
+        } else {
+            for (_, id) in &self.present {
+                if !visit(id) {
+                    return;
+                }
+            }
+        }
+        for id in &self.missing {
+            if !visit(id) {
+                return;
+            }
+        }
+    }
+}
