@@ -217,12 +217,15 @@ fn a_database_with_a_newer_schema_is_refused_untouched() {
     let db = postgres::shared().database();
     let p = Project::on_postgresql(&db.url());
     drop(p.start(&[]));
-    db.psql("INSERT INTO milestoned_schema (version, applied_by) VALUES (2, 'a newer milestoned')");
+    let known: i64 = db.psql("SELECT MAX(version) FROM milestoned_schema").parse().expect("a version");
+    let newer = known + 1;
+    db.psql(&format!("INSERT INTO milestoned_schema (version, applied_by) VALUES ({newer}, 'a newer milestoned')"));
     let daemon = p.spawn(&[]);
     let (code, stderr) = daemon.wait();
     assert_ne!(code, Some(0));
-    assert!(stderr.contains("schema version 2") && stderr.contains("knows version 1"), "{stderr}");
-    assert_eq!(db.psql("SELECT MAX(version) FROM milestoned_schema"), "2");
+    let named = format!("schema version {newer}");
+    assert!(stderr.contains(&named) && stderr.contains(&format!("knows version {known}")), "{stderr}");
+    assert_eq!(db.psql("SELECT MAX(version) FROM milestoned_schema"), newer.to_string());
 }
 
 #[test]

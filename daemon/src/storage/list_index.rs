@@ -50,7 +50,9 @@ struct Order {
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 struct Facets([Option<Arc<str>>; 3]);
 
-const FACETS: [&str; 3] = ["status", "priority", "category"];
+/// The fields whose combinations are counted, status first (as the
+/// database backends count them).
+use super::record::COUNTED as FACETS;
 
 impl Facets {
     fn admits(&self, wanted: &[Option<&str>; 3], archived: bool) -> bool {

@@ -13,6 +13,8 @@
 //! service instances may share one database. The milestone rules (ids,
 //! statuses, tasks) live once, in `service`, above it.
 
+#[cfg(test)]
+mod common_lists;
 mod cycles;
 mod database;
 mod error;

@@ -154,6 +154,10 @@ pub fn sort_keys(query: &Query) -> Vec<SortKey> {
     }
 }
 
+/// The columns both dialects' `milestone_counts` keep: a query whose
+/// filters read only these has its total summed from there.
+pub const COUNTED: [&str; 3] = ["status", "priority", "category"];
+
 /// `ORDER BY` for a key both dialects keep in a column (`priority` by its
 /// rank, the core text fields), missing values last; `None` for a path
 /// read from the JSON.

@@ -18,7 +18,7 @@ use postgres::types::ToSql;
 
 use crate::query::{list_index, TEXT_FIELDS};
 use crate::search::SearchTerms;
-use crate::storage::record::{column_order, comparison, sort_keys};
+use crate::storage::record::{column_order, comparison, sort_keys, COUNTED};
 
 /// A bound value.
 #[derive(Debug, Clone)]
@@ -48,13 +48,10 @@ pub struct CompiledQuery {
     /// How many of `params` the `WHERE` clause uses (the count query binds
     /// only those).
     pub where_params: usize,
-    /// True when the `WHERE` clause reads only `status`, `priority` and
-    /// `category`, so the total can be summed from `milestone_counts`.
+    /// True when the `WHERE` clause reads only the columns
+    /// `milestone_counts` keeps ([`COUNTED`]), so the total is a sum over it.
     pub counted: bool,
 }
-
-/// The columns `milestone_counts` keeps.
-const COUNTED: &[&str] = &["status", "priority", "category"];
 
 impl CompiledQuery {
     /// Binds `value` and returns its placeholder, cast to `ty`.
@@ -99,7 +96,7 @@ impl CompiledQuery {
     }
 
     /// Appends `LIMIT` and `OFFSET` placeholders; NULL means no limit.
-    pub fn page(&mut self, limit: Option<u64>, offset: u64) -> String {
+    fn page(&mut self, limit: Option<u64>, offset: u64) -> String {
         let limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         let limit = self.bind(Param::BigInt(limit), "int8");
@@ -109,6 +106,22 @@ impl CompiledQuery {
 
     pub fn sql_params(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params.iter().map(Param::as_sql).collect()
+    }
+
+    /// The statement counting every match (its parameters: the first
+    /// `where_params`).
+    pub fn count_sql(&self) -> String {
+        if self.counted {
+            format!("SELECT COALESCE(SUM(n), 0)::int8 FROM milestone_counts m WHERE {}", self.where_sql)
+        } else {
+            format!("SELECT COUNT(*) FROM milestones m WHERE {}", self.where_sql)
+        }
+    }
+
+    /// The statement reading one page; binds its limit and offset.
+    pub fn page_sql(&mut self, limit: Option<u64>, offset: u64) -> String {
+        let page = self.page(limit, offset);
+        format!("SELECT m.id, m.document FROM milestones m WHERE {} ORDER BY {} {page}", self.where_sql, self.order_sql)
     }
 }
 
@@ -137,7 +150,10 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     let mut order = Vec::new();
     for key in &keys {
         let dir = if key.descending { "DESC" } else { "ASC" };
-        if let Some(column) = column_order(key) {
+        if key.path == "id" {
+            // Never missing: its primary key serves both directions.
+            order.push(format!("m.id {dir}"));
+        } else if let Some(column) = column_order(key) {
             order.push(column);
         } else {
             let mut x = || q.path(&key.path);
@@ -155,7 +171,10 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
             order.push(format!("(CASE WHEN jsonb_typeof({a}) = 'string' THEN {b} #>> '{{}}' END) COLLATE \"C\" {dir}"));
         }
     }
-    order.push("m.id ASC".to_owned());
+    // Ties by id, which by itself needs no tie-breaker.
+    if keys.last().is_none_or(|k| k.path != "id") {
+        order.push("m.id ASC".to_owned());
+    }
     q.order_sql = order.join(", ");
     q
 }

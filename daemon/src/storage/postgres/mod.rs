@@ -16,6 +16,8 @@ mod failure;
 mod health;
 mod listener;
 mod pool;
+#[cfg(test)]
+mod query_plans;
 mod schema;
 
 use std::collections::HashMap;
@@ -425,16 +427,8 @@ impl Storage for PostgresStore {
         crate::query::check(query)?;
         let terms = crate::query::search_terms(query)?;
         let mut compiled = compile::compile(query, terms.as_ref());
-        let page = compiled.page(query.limit, query.offset);
-        let count_sql = if compiled.counted {
-            format!("SELECT COALESCE(SUM(n), 0)::int8 FROM milestone_counts m WHERE {}", compiled.where_sql)
-        } else {
-            format!("SELECT COUNT(*) FROM milestones m WHERE {}", compiled.where_sql)
-        };
-        let page_sql = format!(
-            "SELECT m.id, m.document FROM milestones m WHERE {} ORDER BY {} {page}",
-            compiled.where_sql, compiled.order_sql
-        );
+        let page_sql = compiled.page_sql(query.limit, query.offset);
+        let count_sql = compiled.count_sql();
         let params = compiled.sql_params();
         self.read("run a query", |conn| {
             let count = conn.prepared(&count_sql, self.pool.target())?;

@@ -33,7 +33,7 @@ use super::failure::failed;
 use super::pool::Connection;
 
 /// The newest schema version this milestoned knows.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The channel change notifications go to.
 pub const CHANNEL: &str = "milestoned_changes";
@@ -231,9 +231,37 @@ fn version_1() -> String {
     )
 }
 
+/// Version 2: every list order is read through an index, so that a page
+/// costs what it returns: each core text field and `priority_rank` both
+/// ways (missing values last, ties by id, as `compile` writes the
+/// `ORDER BY`), and newest first within one priority or category (as
+/// `milestones_status_created` does within a status). The single-column
+/// indexes these begin with or replace go: each index costs every write.
+fn version_2() -> String {
+    let mut sql = String::from(
+        "
+    DROP INDEX milestones_status;
+    DROP INDEX milestones_category;
+    DROP INDEX milestones_updated;
+    DROP INDEX milestones_priority;
+    CREATE INDEX milestones_priority_created ON milestones (priority, created_at DESC NULLS LAST, id);
+    CREATE INDEX milestones_category_created ON milestones (category, created_at DESC NULLS LAST, id);",
+    );
+    for column in ["created_at", "updated_at", "completed_at", "title", "status", "category", "priority_rank"] {
+        for dir in ["ASC", "DESC"] {
+            // `milestones_created` is the newest-first one already.
+            if (column, dir) != ("created_at", "DESC") {
+                let name = format!("milestones_order_{column}_{}", dir.to_lowercase());
+                sql.push_str(&format!("\n    CREATE INDEX {name} ON milestones ({column} {dir} NULLS LAST, id);"));
+            }
+        }
+    }
+    sql
+}
+
 /// Every version's statements, oldest first: version `n` is `steps()[n - 1]`.
 fn steps() -> Vec<String> {
-    vec![version_1()]
+    vec![version_1(), version_2()]
 }
 
 /// Checks the server and brings the schema to [`SCHEMA_VERSION`], creating

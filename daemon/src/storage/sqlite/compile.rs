@@ -11,7 +11,7 @@ use rusqlite::types::Value as SqlValue;
 
 use crate::query::{list_index, TEXT_FIELDS};
 use crate::search::SearchTerms;
-use crate::storage::record::{comparison, sort_keys};
+use crate::storage::record::{comparison, sort_keys, COUNTED};
 
 /// A `WHERE` clause and an `ORDER BY` list with their parameters, in order.
 #[derive(Debug, Default)]
@@ -20,8 +20,8 @@ pub struct CompiledQuery {
     pub where_params: Vec<SqlValue>,
     pub order_sql: String,
     pub order_params: Vec<SqlValue>,
-    /// True when `where_sql` names only `status`, `priority` and
-    /// `category`, so the total is a sum over `milestone_counts`.
+    /// True when `where_sql` reads only the columns `milestone_counts`
+    /// keeps ([`COUNTED`]), so the total is a sum over it.
     pub counted: bool,
 }
 
@@ -104,12 +104,7 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     if keys.last().is_none_or(|k| k.path != "id") {
         order.push("m.id ASC".to_owned());
     }
-    let counted = terms.is_none()
-        && query.filters.iter().all(|f| {
-            matches!(f.path.as_str(), "status" | "priority" | "category")
-                && f.op == FilterOp::Eq
-                && matches!(f.value, Value::String(_))
-        });
+    let counted = terms.is_none() && query.filters.iter().all(|f| COUNTED.contains(&f.path.as_str()));
     CompiledQuery { where_sql, where_params: params, order_sql: order.join(", "), order_params, counted }
 }
 

@@ -135,7 +135,11 @@ impl MilestoneTable {
     pub fn finish_bulk_load(&self) -> StorageResult<()> {
         {
             let writer = self.pool.writer();
-            schema::create_indexes(&writer, self.flavour)
+            // The indexes are sorted on a second thread too.
+            writer
+                .pragma_update(None, "threads", 2)
+                .and_then(|()| schema::create_indexes(&writer, self.flavour))
+                .and_then(|()| writer.pragma_update(None, "threads", 0))
                 .and_then(|()| writer.pragma_update(None, "journal_mode", "WAL"))
                 .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
                 .map_err(self.failed("finish a bulk load"))?;

@@ -5,48 +5,12 @@
 //! schema or the compiler that loses one fails here, since speed itself is
 //! only measured by the benchmarks.
 
-use milestones_protocol::{Filter, FilterOp, Query, SortKey, Value};
+use milestones_protocol::{Query, Value};
 use rusqlite::params_from_iter;
 
 use super::compile::{compile, CompiledQuery};
 use super::{Flavour, MilestoneTable};
-
-fn equal(path: &str, value: &str) -> Filter {
-    Filter { path: path.to_owned(), op: FilterOp::Eq, value: Value::String(value.to_owned()) }
-}
-
-fn sorted(path: &str, descending: bool) -> Query {
-    Query { sort: vec![SortKey { path: path.to_owned(), descending }], limit: Some(50), ..Query::default() }
-}
-
-fn filtered(filters: Vec<Filter>) -> Query {
-    Query { filters, limit: Some(50), ..Query::default() }
-}
-
-/// Every list order of a core field, both ways, and newest first under
-/// each combination of the filters `msctl list` has flags for.
-fn common_queries() -> Vec<Query> {
-    let mut queries = vec![filtered(vec![]), Query { include_archived: true, ..filtered(vec![]) }];
-    for path in ["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"] {
-        queries.push(sorted(path, false));
-        queries.push(sorted(path, true));
-    }
-    let (status, priority, category) =
-        (equal("status", "blocked"), equal("priority", "high"), equal("category", "infra"));
-    for filters in [
-        vec![status.clone()],
-        vec![priority.clone()],
-        vec![category.clone()],
-        vec![status.clone(), priority.clone()],
-        vec![status.clone(), category.clone()],
-        vec![priority.clone(), category.clone()],
-        vec![status, priority, category],
-        vec![equal("status", "archived")],
-    ] {
-        queries.push(filtered(filters));
-    }
-    queries
-}
+use crate::storage::common_lists::{common_queries, equal, filtered};
 
 fn plan(table: &MilestoneTable, sql: &str, params: Vec<rusqlite::types::Value>) -> Vec<String> {
     let conn = table.reader().expect("a reader");

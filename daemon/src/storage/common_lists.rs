@@ -1,0 +1,43 @@
+//! The list queries every backend must answer through an index (see each
+//! SQL backend's `query_plans` test): every order of a core field both
+//! ways, and newest first under each combination of the filters `msctl
+//! list` has flags for.
+
+use milestones_protocol::{Filter, FilterOp, Query, SortKey, Value};
+
+pub fn equal(path: &str, value: &str) -> Filter {
+    Filter { path: path.to_owned(), op: FilterOp::Eq, value: Value::String(value.to_owned()) }
+}
+
+fn sorted(path: &str, descending: bool) -> Query {
+    Query { sort: vec![SortKey { path: path.to_owned(), descending }], limit: Some(50), ..Query::default() }
+}
+
+pub fn filtered(filters: Vec<Filter>) -> Query {
+    Query { filters, limit: Some(50), ..Query::default() }
+}
+
+/// Every list order of a core field, both ways, and newest first under
+/// each combination of the filters `msctl list` has flags for.
+pub fn common_queries() -> Vec<Query> {
+    let mut queries = vec![filtered(vec![]), Query { include_archived: true, ..filtered(vec![]) }];
+    for path in ["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"] {
+        queries.push(sorted(path, false));
+        queries.push(sorted(path, true));
+    }
+    let (status, priority, category) =
+        (equal("status", "blocked"), equal("priority", "high"), equal("category", "infra"));
+    for filters in [
+        vec![status.clone()],
+        vec![priority.clone()],
+        vec![category.clone()],
+        vec![status.clone(), priority.clone()],
+        vec![status.clone(), category.clone()],
+        vec![priority.clone(), category.clone()],
+        vec![status, priority, category],
+        vec![equal("status", "archived")],
+    ] {
+        queries.push(filtered(filters));
+    }
+    queries
+}
