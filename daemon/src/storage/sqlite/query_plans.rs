@@ -81,7 +81,9 @@ fn a_database_from_before_the_list_indexes_gains_them_with_its_counts() {
         {
             let conn = rusqlite::Connection::open(&path).expect("open directly");
             conn.execute_batch(
-                "DROP TABLE milestone_counts; DROP INDEX idx_order_created_at_desc; PRAGMA user_version = 1;",
+                "DROP TRIGGER milestone_counts_insert; DROP TRIGGER milestone_counts_delete;
+                 DROP TRIGGER milestone_counts_update; DROP TABLE milestone_counts;
+                 DROP INDEX idx_order_created_at_desc; PRAGMA user_version = 1;",
             )
             .expect("downgrade");
         }

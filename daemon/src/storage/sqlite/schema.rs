@@ -155,29 +155,30 @@ pub const ORDERED_COLUMNS: [&str; 7] =
 /// How many milestones hold each (status, priority, category), kept by
 /// triggers, so that a page's total under those filters is a sum over a
 /// few rows rather than a count of every matching milestone. Created (and
-/// filled from the rows) with the indexes, so a bulk load does not pay for
-/// it row by row.
+/// filled from the rows) with the indexes, so a bulk load into a new file
+/// does not pay for it row by row; one savepoint, so the table never
+/// exists without its triggers or its rows.
 const MILESTONE_COUNTS: &str = "
-    CREATE TABLE IF NOT EXISTS milestone_counts (
+    SAVEPOINT milestone_counts;
+    CREATE TABLE milestone_counts (
         key TEXT PRIMARY KEY,
         status TEXT,
         priority TEXT,
         category TEXT,
         n INTEGER NOT NULL
     ) WITHOUT ROWID;
-    DELETE FROM milestone_counts;
     INSERT INTO milestone_counts (key, status, priority, category, n)
         SELECT json_array(status, priority, category), status, priority, category, COUNT(*)
         FROM milestones GROUP BY status, priority, category;
-    CREATE TRIGGER IF NOT EXISTS milestone_counts_insert AFTER INSERT ON milestones BEGIN
+    CREATE TRIGGER milestone_counts_insert AFTER INSERT ON milestones BEGIN
         INSERT INTO milestone_counts (key, status, priority, category, n)
             VALUES (json_array(NEW.status, NEW.priority, NEW.category), NEW.status, NEW.priority, NEW.category, 1)
             ON CONFLICT (key) DO UPDATE SET n = n + 1;
     END;
-    CREATE TRIGGER IF NOT EXISTS milestone_counts_delete AFTER DELETE ON milestones BEGIN
+    CREATE TRIGGER milestone_counts_delete AFTER DELETE ON milestones BEGIN
         UPDATE milestone_counts SET n = n - 1 WHERE key = json_array(OLD.status, OLD.priority, OLD.category);
     END;
-    CREATE TRIGGER IF NOT EXISTS milestone_counts_update AFTER UPDATE ON milestones
+    CREATE TRIGGER milestone_counts_update AFTER UPDATE ON milestones
     WHEN OLD.status IS NOT NEW.status OR OLD.priority IS NOT NEW.priority OR OLD.category IS NOT NEW.category
     BEGIN
         UPDATE milestone_counts SET n = n - 1 WHERE key = json_array(OLD.status, OLD.priority, OLD.category);
@@ -185,6 +186,7 @@ const MILESTONE_COUNTS: &str = "
             VALUES (json_array(NEW.status, NEW.priority, NEW.category), NEW.status, NEW.priority, NEW.category, 1)
             ON CONFLICT (key) DO UPDATE SET n = n + 1;
     END;
+    RELEASE milestone_counts;
 ";
 
 /// The indexes of the tables both flavours share (see
@@ -276,5 +278,16 @@ pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str, indexes_late
 pub fn create_indexes(conn: &Connection, flavour: Flavour) -> rusqlite::Result<()> {
     conn.execute_batch(&milestones_indexes(flavour))?;
     conn.execute_batch(SHARED_INDEXES)?;
-    conn.execute_batch(MILESTONE_COUNTS)
+    // Once there, the triggers keep it: a bulk load into a file that has
+    // it (the index reconciled at start-up) writes nothing here, so a
+    // full disk does not stop a start.
+    let counted: bool =
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'milestone_counts')", [], |r| {
+            r.get(0)
+        })?;
+    if counted {
+        Ok(())
+    } else {
+        conn.execute_batch(MILESTONE_COUNTS)
+    }
 }
