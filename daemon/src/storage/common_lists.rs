@@ -17,16 +17,20 @@ pub fn filtered(filters: Vec<Filter>) -> Query {
     Query { filters, limit: Some(50), ..Query::default() }
 }
 
-/// Every list order of a core field, both ways, and newest first under
-/// each combination of the filters `msctl list` has flags for.
+/// Every list order of a core field, both ways, alone and within one
+/// status, and newest first under each combination of the filters `msctl
+/// list` has flags for.
 pub fn common_queries() -> Vec<Query> {
     let mut queries = vec![filtered(vec![]), Query { include_archived: true, ..filtered(vec![]) }];
-    for path in ["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"] {
-        queries.push(sorted(path, false));
-        queries.push(sorted(path, true));
-    }
     let (status, priority, category) =
         (equal("status", "blocked"), equal("priority", "high"), equal("category", "infra"));
+    for path in ["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"] {
+        for descending in [false, true] {
+            queries.push(sorted(path, descending));
+            // As README's `msctl list --status planning --sort -priority`.
+            queries.push(Query { filters: vec![status.clone()], ..sorted(path, descending) });
+        }
+    }
     for filters in [
         vec![status.clone()],
         vec![priority.clone()],

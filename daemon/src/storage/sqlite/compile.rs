@@ -60,8 +60,17 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     if !crate::query::wants_archived(query) {
         conditions.push("m.status IS NOT 'archived'".to_owned());
     }
+    let keys = sort_keys(query);
+    // Ordered by an indexed field other than newest first (which the
+    // status, priority and category indexes keep within each value), the
+    // page is read along that field's index, the filters checked on the
+    // way: SQLite, with no statistics, would rather take every match
+    // from a filter's index and sort them all. A unary `+` keeps it off
+    // those indexes (and changes nothing else).
+    let along_order =
+        matches!(keys.as_slice(), [key] if ordered_column(&key.path).is_some()) && keys != crate::query::default_sort();
     for filter in &query.filters {
-        conditions.push(filter_sql(filter, &mut params));
+        conditions.push(filter_sql(filter, along_order, &mut params));
     }
     if let Some(terms) = terms {
         conditions.push("m.rowid IN (SELECT rowid FROM milestones_fts WHERE milestones_fts MATCH ?)".to_owned());
@@ -69,7 +78,6 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     }
     let where_sql = if conditions.is_empty() { "1".to_owned() } else { conditions.join(" AND ") };
 
-    let keys = sort_keys(query);
     let mut order = Vec::new();
     let mut order_params = Vec::new();
     for key in &keys {
@@ -147,8 +155,9 @@ fn bind(value: &Value) -> SqlValue {
     }
 }
 
-fn filter_sql(filter: &Filter, params: &mut Vec<SqlValue>) -> String {
+fn filter_sql(filter: &Filter, along_order: bool, params: &mut Vec<SqlValue>) -> String {
     match text_column(&filter.path) {
+        Some(column) if along_order => text_filter(&format!("+{column}"), filter, params),
         Some(column) => text_filter(&column, filter, params),
         None => json_filter(filter, params),
     }
