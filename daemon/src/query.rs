@@ -30,8 +30,8 @@ pub struct QueryError(pub String);
 type QueryResult<T> = Result<T, QueryError>;
 
 /// Core fields that are text or absent as far as queries are concerned.
-pub const TEXT_FIELDS: &[&str] =
-    &["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"];
+pub const TEXT_FIELDS: [&str; 8] =
+    ["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"];
 
 /// The sort order when a query names none: newest first.
 pub fn default_sort() -> Vec<SortKey> {

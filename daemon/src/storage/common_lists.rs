@@ -24,7 +24,7 @@ pub fn common_queries() -> Vec<Query> {
     let mut queries = vec![filtered(vec![]), Query { include_archived: true, ..filtered(vec![]) }];
     let (status, priority, category) =
         (equal("status", "blocked"), equal("priority", "high"), equal("category", "infra"));
-    for path in ["id", "title", "status", "priority", "category", "created_at", "updated_at", "completed_at"] {
+    for path in crate::query::TEXT_FIELDS {
         for descending in [false, true] {
             queries.push(sorted(path, descending));
             // As README's `msctl list --status planning --sort -priority`.

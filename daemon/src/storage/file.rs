@@ -42,24 +42,30 @@ struct Index {
 
 impl Index {
     fn put(&mut self, id: String, entry: Entry) {
+        self.lists.insert_after(self.docs.get(&id).map(|e| &*e.doc), &entry.doc);
+        self.put_unlisted(id, entry);
+    }
+
+    /// [`Index::put`] but for the lists, which [`FileStore::open`] builds
+    /// at once.
+    fn put_unlisted(&mut self, id: String, entry: Entry) {
         if let Some(old) = self.docs.get(&id).map(|e| e.doc.clone()) {
             self.forget_edges(&old);
         }
         for (from, requirement) in Requirement::declared_by(&entry.doc) {
             self.requirements.entry(from).or_default().push(requirement);
         }
-        self.lists.insert(&entry.doc);
         self.docs.insert(id, entry);
     }
 
     fn remove(&mut self, id: &str) {
         if let Some(old) = self.docs.remove(id) {
+            self.lists.remove(&old.doc);
             self.forget_edges(&old.doc);
         }
     }
 
     fn forget_edges(&mut self, doc: &Map) {
-        self.lists.remove(doc);
         let id = document::id(doc).unwrap_or_default();
         for (from, _) in Requirement::declared_by(doc) {
             if let Some(list) = self.requirements.get_mut(&from) {
@@ -90,8 +96,10 @@ impl FileStore {
         let (loaded, problems) = tree.load_all(&tree.list()?)?;
         let mut index = Index { problems, ..Index::default() };
         for file in loaded {
-            index.put(file.id, Entry { doc: Arc::new(file.doc), folder: file.folder, hash: file.hash });
+            let entry = Entry { doc: Arc::new(file.doc), folder: file.folder, hash: file.hash };
+            index.put_unlisted(file.id, entry);
         }
+        index.lists = ListIndex::build(index.docs.values().map(|e| &e.doc));
         Ok(FileStore { tree, index: RwLock::new(index), writes: Mutex::new(()) })
     }
 

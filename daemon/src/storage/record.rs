@@ -158,14 +158,12 @@ pub fn sort_keys(query: &Query) -> Vec<SortKey> {
 /// filters read only these has its total summed from there.
 pub const COUNTED: [&str; 3] = ["status", "priority", "category"];
 
-/// `ORDER BY` for a key both dialects keep in a column (`priority` by its
-/// rank, the core text fields), missing values last; `None` for a path
-/// read from the JSON.
-pub fn column_order(key: &SortKey) -> Option<String> {
-    let dir = if key.descending { "DESC" } else { "ASC" };
-    if key.path == "priority" {
-        Some(format!("m.priority_rank {dir} NULLS LAST"))
-    } else {
-        crate::query::TEXT_FIELDS.contains(&key.path.as_str()).then(|| format!("m.{} {dir} NULLS LAST", key.path))
+/// The column a sort key on `path` orders by in both dialects: a core
+/// text field's own, `priority`'s rank; `None` for a path read from the
+/// JSON.
+pub fn ordered_column(path: &str) -> Option<&'static str> {
+    match path {
+        "priority" => Some("priority_rank"),
+        _ => crate::query::TEXT_FIELDS.iter().copied().find(|f| *f == path),
     }
 }

@@ -18,7 +18,7 @@ use postgres::types::ToSql;
 
 use crate::query::{list_index, TEXT_FIELDS};
 use crate::search::SearchTerms;
-use crate::storage::record::{column_order, comparison, sort_keys, COUNTED};
+use crate::storage::record::{comparison, ordered_column, sort_keys, COUNTED};
 
 /// A bound value.
 #[derive(Debug, Clone)]
@@ -153,8 +153,8 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
         if key.path == "id" {
             // Never missing: its primary key serves both directions.
             order.push(format!("m.id {dir}"));
-        } else if let Some(column) = column_order(key) {
-            order.push(column);
+        } else if let Some(column) = ordered_column(&key.path) {
+            order.push(format!("m.{column} {dir} NULLS LAST"));
         } else {
             let mut x = || q.path(&key.path);
             order.push(format!("COALESCE(jsonb_typeof({}), 'null') = 'null'", x()));

@@ -11,7 +11,7 @@ use rusqlite::types::Value as SqlValue;
 
 use crate::query::{list_index, TEXT_FIELDS};
 use crate::search::SearchTerms;
-use crate::storage::record::{comparison, sort_keys, COUNTED};
+use crate::storage::record::{comparison, ordered_column, sort_keys, COUNTED};
 
 /// A `WHERE` clause and an `ORDER BY` list with their parameters, in order.
 #[derive(Debug, Default)]
@@ -114,15 +114,6 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     }
     let counted = terms.is_none() && query.filters.iter().all(|f| COUNTED.contains(&f.path.as_str()));
     CompiledQuery { where_sql, where_params: params, order_sql: order.join(", "), order_params, counted }
-}
-
-/// The column a sort key on `path` orders by: the core text fields, and
-/// `priority` by its rank.
-fn ordered_column(path: &str) -> Option<&str> {
-    match path {
-        "priority" => Some("priority_rank"),
-        _ => TEXT_FIELDS.iter().copied().find(|f| *f == path),
-    }
 }
 
 /// The column holding a core text field, if `path` is one.
