@@ -18,6 +18,9 @@ use std::sync::Arc;
 
 use milestones_protocol::{FilterOp, Map, Query, Value};
 
+// The fields whose combinations are counted, status first, as the
+// database backends count them.
+use super::record::COUNTED as FACETS;
 use crate::document::{Doc, PRIORITIES};
 
 /// Fields a list can be ordered by from an index: the core text fields
@@ -48,10 +51,6 @@ struct Order {
 /// category, where they are text.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 struct Facets([Option<Arc<str>>; 3]);
-
-/// The fields whose combinations are counted, status first (as the
-/// database backends count them).
-use super::record::COUNTED as FACETS;
 
 impl Facets {
     fn admits(&self, wanted: &[Option<&str>; 3], archived: bool) -> bool {
