@@ -83,14 +83,9 @@ fn sort_key<'a>(field: &str, text: &'a str) -> Option<Cow<'a, str>> {
     Some(Cow::Borrowed(text))
 }
 
-/// Where `field` sits in [`ORDERED`].
+/// Where `field`, one of [`ORDERED`], sits in it.
 fn place(field: &str) -> usize {
-    ORDERED.iter().position(|f| *f == field).unwrap_or(0)
-}
-
-/// Fields with few distinct values, whose keys are shared.
-fn few_values(field: &str) -> bool {
-    matches!(field, "status" | "priority" | "category")
+    ORDERED.iter().position(|f| *f == field).expect("one of the core text fields")
 }
 
 impl ListIndex {
@@ -139,7 +134,8 @@ impl ListIndex {
             keys[at] = match fields[at].and_then(|text| sort_key(field, text)) {
                 None => None,
                 Some(_) if field == "id" => Some(id.clone()),
-                Some(key) if few_values(field) => Some(self.intern(&key)),
+                // Few distinct values: their keys are shared.
+                Some(key) if FACETS.contains(&field) => Some(self.intern(&key)),
                 Some(key) => Some(Arc::from(key.as_ref())),
             };
         }
@@ -185,8 +181,9 @@ impl ListIndex {
     }
 
     /// The page `query` asks for, when this index can answer it (see the
-    /// module's documentation); `doc` finds a milestone by id. The query
-    /// has been checked.
+    /// module's documentation); `doc` finds a milestone by id. Every query
+    /// it answers is well formed (known fields, text values), so only
+    /// those it leaves to the reference engine need checking.
     pub fn answer<'a>(
         &self,
         query: &Query,

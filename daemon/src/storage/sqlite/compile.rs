@@ -85,7 +85,7 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
         if let Some(column) = ordered_column(&key.path) {
             // Missing last. SQLite puts NULL first going up and last going
             // down; these are the exact terms of the indexes that serve
-            // each order (see `schema::ORDERED_COLUMNS`).
+            // each order (see `schema::milestones_indexes`).
             if key.descending || column == "id" {
                 // (`id` is never missing.)
                 order.push(format!("m.{column} {dir}"));

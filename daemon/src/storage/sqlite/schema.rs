@@ -21,6 +21,7 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::storage::error::{StorageError, StorageResult};
+use crate::storage::record::ordered_column;
 
 /// `PRAGMA user_version` of the layout below.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -132,7 +133,9 @@ fn milestones_indexes(flavour: Flavour) -> String {
         }
     };
     let mut sql = seeds.to_owned();
-    for column in ORDERED_COLUMNS {
+    // Every column a sort key orders by (`id`'s is the primary key).
+    let ordered = crate::query::TEXT_FIELDS.iter().filter(|f| **f != "id").filter_map(|f| ordered_column(f));
+    for column in ordered {
         sql.push_str(&format!(
             "
         CREATE INDEX IF NOT EXISTS idx_order_{column}_desc ON milestones({column} DESC, id);
@@ -147,10 +150,6 @@ fn milestones_indexes(flavour: Flavour) -> String {
     }
     sql
 }
-
-/// The columns lists sort on (besides `id`, the primary key).
-pub const ORDERED_COLUMNS: [&str; 7] =
-    ["created_at", "updated_at", "completed_at", "title", "status", "category", "priority_rank"];
 
 /// How many milestones hold each (status, priority, category), kept by
 /// triggers, so that a page's total under those filters is a sum over a
