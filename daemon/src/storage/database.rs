@@ -98,8 +98,7 @@ impl Storage for SqliteStore {
     }
 
     fn import(&self, docs: &[Doc]) -> StorageResult<()> {
-        let records = docs.iter().map(|d| Record::of(d)).collect::<StorageResult<Vec<_>>>()?;
-        self.table.write(|w| records.iter().try_for_each(|record| w.put(record, None).map(|_| ())))
+        self.table.write(|w| Record::each_of(docs, |record| w.put(record, None).map(|_| ())))
     }
 
     fn record_event(&self, event: &AuditEvent) -> StorageResult<()> {

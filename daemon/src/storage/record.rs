@@ -6,6 +6,7 @@ use milestones_protocol::{DepEdge, FilterOp, Map, Page, Query, SortKey, Value};
 
 use crate::query::TEXT_FIELDS;
 use crate::storage::error::{StorageError, StorageResult};
+use crate::storage::Doc;
 
 pub struct Record {
     pub id: String,
@@ -69,6 +70,37 @@ impl Record {
             tasks_completed: tasks_completed as i64,
             search_text: crate::search::searchable_text(doc),
             edges,
+        })
+    }
+
+    /// Calls `store` with the record of each of `docs`, in order, the
+    /// records made on a second thread while `store` writes the ones
+    /// before: in a migration's copy into SQLite, making a record (its
+    /// JSON, search text and edges) costs a fifth of what storing it does,
+    /// and the second core is otherwise idle. Stops at the first error,
+    /// from either side.
+    pub fn each_of(docs: &[Doc], mut store: impl FnMut(&Record) -> StorageResult<()>) -> StorageResult<()> {
+        /// Records per hand-over: few enough that the writer never waits
+        /// long for the first, many enough that handing over costs nothing.
+        const CHUNK: usize = 64;
+        std::thread::scope(|scope| {
+            // Two chunks in flight: the maker stays one ahead of the writer.
+            let (send, receive) = std::sync::mpsc::sync_channel::<StorageResult<Vec<Record>>>(2);
+            scope.spawn(move || {
+                for chunk in docs.chunks(CHUNK) {
+                    let made = chunk.iter().map(|d| Record::of(d)).collect::<StorageResult<Vec<_>>>();
+                    let failed = made.is_err();
+                    // The writer hung up (it failed): nothing more is wanted.
+                    if send.send(made).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            // Dropping `receive` on an early return ends the maker's sends.
+            for made in receive {
+                made?.iter().try_for_each(&mut store)?;
+            }
+            Ok(())
         })
     }
 

