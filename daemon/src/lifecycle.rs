@@ -178,6 +178,7 @@ fn run(
             root: root.display().to_string(),
             socket: socket.path().display().to_string(),
             socket_activated: socket.inherited(),
+            max_reply_bytes: args.max_frame_bytes,
         },
         logging.level(),
     ));

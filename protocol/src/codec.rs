@@ -34,6 +34,12 @@ pub fn encode<T: Serialize>(encoding: Encoding, msg: &T) -> Result<Vec<u8>, Code
     })
 }
 
+/// How many bytes [`encode`] makes of `msg` in bincode, without making
+/// them.
+pub fn bincode_len<T: Serialize>(msg: &T) -> Result<u64, CodecError> {
+    Ok(bincode_options(u64::MAX).serialized_size(msg)?)
+}
+
 /// Decodes one message in the connection's encoding.
 pub fn decode<T: DeserializeOwned>(encoding: Encoding, bytes: &[u8]) -> Result<T, CodecError> {
     Ok(match encoding {

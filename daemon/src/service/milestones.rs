@@ -12,13 +12,31 @@ use crate::document::{self, Status, CANONICAL_ORDER};
 use crate::peer::Peer;
 use crate::storage::{StorageError, Stored};
 
+/// Room in a reply for what is not the page's items: the reply's id, its
+/// tags, the total, the items' count.
+const REPLY_ENVELOPE_BYTES: usize = 64;
+
 impl MilestoneService {
     pub(super) fn get(&self, id: &str) -> ServiceResult<Stored> {
         self.stored(id)
     }
 
+    /// A page of `query`, as much of it as one reply carries: the client
+    /// asks again from where it ends, and `total` still counts every match.
     pub(super) fn list(&self, query: &Query) -> ServiceResult<Page> {
-        Ok(self.storage().query(query)?)
+        let room = self.endpoint.max_reply_bytes.saturating_sub(REPLY_ENVELOPE_BYTES) as u64;
+        if room == 0 {
+            return Ok(self.storage().query(query)?);
+        }
+        let mut used = 0;
+        let mut fits = |item: &Value| {
+            let first = used == 0;
+            used += milestones_protocol::codec::bincode_len(item).unwrap_or(u64::MAX);
+            // The first always goes in: alone over the limit, the reply
+            // names it.
+            first || used <= room
+        };
+        Ok(self.storage().query_within(query, &mut fits)?)
     }
 
     pub fn create(&self, input: DocumentInput, peer: &Peer) -> ServiceResult<Stored> {

@@ -103,6 +103,9 @@ pub struct Endpoint {
     pub socket: String,
     /// The socket came from systemd.
     pub socket_activated: bool,
+    /// The largest reply a connection carries (the frame limit; 0: none
+    /// given). A list reads only as many milestones as fit in one.
+    pub max_reply_bytes: usize,
 }
 
 /// What `storage-config.yaml` said when last read, and the log level then.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use milestones_protocol::{
-    Analytics, BackendTarget, DatabaseHealth, DatabaseKind, EventKind, Map, Page, Problem, Query,
+    Analytics, BackendTarget, DatabaseHealth, DatabaseKind, EventKind, Map, Page, Problem, Query, Value,
 };
 
 use super::error::{StorageError, StorageResult};
@@ -124,6 +124,19 @@ pub trait Storage: Send + Sync + 'static {
     /// cannot be read back is left out (and logged): one bad record must
     /// not break every list; `validate` names it.
     fn query(&self, query: &Query) -> StorageResult<Page>;
+
+    /// [`Storage::query`]'s page, cut before the first item `fits` refuses
+    /// (what a reply has room for), so that a list with no limit over
+    /// 100,000 milestones reads one reply's worth, not all of them, each
+    /// time the client asks for more. A backend that reads its rows one by
+    /// one stops there; this default reads the page whole and cuts it.
+    fn query_within(&self, query: &Query, fits: &mut dyn FnMut(&Value) -> bool) -> StorageResult<Page> {
+        let mut page = self.query(query)?;
+        if let Some(cut) = page.items.iter().position(|item| !fits(item)) {
+            page.items.truncate(cut);
+        }
+        Ok(page)
+    }
 
     /// Visits every document, in no particular order. A stored record that
     /// cannot be read back goes to `unreadable`, which decides: its error

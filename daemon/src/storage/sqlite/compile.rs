@@ -23,6 +23,10 @@ pub struct CompiledQuery {
     /// True when `where_sql` reads only the columns `milestone_counts`
     /// keeps ([`COUNTED`]), so the total is a sum over it.
     pub counted: bool,
+    /// True when the matches are sorted rather than read along an index
+    /// (a search, an order of several keys or of a path no column holds):
+    /// the page then sorts only rowids ([`Self::page_sql`]).
+    pub sorted: bool,
 }
 
 impl CompiledQuery {
@@ -35,10 +39,14 @@ impl CompiledQuery {
         }
     }
 
-    /// The statement reading one page (its parameters: [`Self::page_params`]).
+    /// The statement reading one page (its parameters: [`Self::page_params`]):
+    /// each row's id and document, or, when [`Self::sorted`], its rowid
+    /// alone, so that sorting every match of a broad search does not carry
+    /// every document along (the documents are read by rowid afterwards).
     pub fn page_sql(&self) -> String {
+        let columns = if self.sorted { "m.rowid" } else { "m.id, m.data" };
         format!(
-            "SELECT m.id, m.data FROM milestones m WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
+            "SELECT {columns} FROM milestones m WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
             self.where_sql, self.order_sql
         )
     }
@@ -113,7 +121,9 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
         order.push("m.id ASC".to_owned());
     }
     let counted = terms.is_none() && query.filters.iter().all(|f| COUNTED.contains(&f.path.as_str()));
-    CompiledQuery { where_sql, where_params: params, order_sql: order.join(", "), order_params, counted }
+    let indexed = matches!(keys.as_slice(), [key] if ordered_column(&key.path).is_some());
+    let sorted = terms.is_some() || !indexed;
+    CompiledQuery { where_sql, where_params: params, order_sql: order.join(", "), order_params, counted, sorted }
 }
 
 /// The column holding a core text field, if `path` is one.

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use milestones_protocol::{Analytics, Map, Page, Query};
+use milestones_protocol::{Analytics, Map, Page, Query, Value};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior};
 
 pub use self::failure::failed;
@@ -45,6 +45,14 @@ macro_rules! reads_from_table {
 
         fn query(&self, query: &milestones_protocol::Query) -> StorageResult<milestones_protocol::Page> {
             self.table.query(query)
+        }
+
+        fn query_within(
+            &self,
+            query: &milestones_protocol::Query,
+            fits: &mut dyn FnMut(&milestones_protocol::Value) -> bool,
+        ) -> StorageResult<milestones_protocol::Page> {
+            self.table.query_within(query, fits)
         }
 
         fn walk(
@@ -211,6 +219,12 @@ impl MilestoneTable {
     }
 
     pub fn query(&self, query: &Query) -> StorageResult<Page> {
+        self.query_within(query, &mut |_| true)
+    }
+
+    /// A page of `query`, its rows read until `fits` refuses one (see
+    /// [`crate::storage::Storage::query_within`]).
+    pub fn query_within(&self, query: &Query, fits: &mut dyn FnMut(&Value) -> bool) -> StorageResult<Page> {
         crate::query::check(query)?;
         let terms = crate::query::search_terms(query)?;
         let compiled = compile::compile(query, terms.as_ref());
@@ -221,16 +235,28 @@ impl MilestoneTable {
             .prepare_cached(&compiled.count_sql())
             .and_then(|mut s| s.query_row(params_from_iter(&compiled.where_params), |r| r.get(0)))
             .map_err(self.failed("run a query"))?;
-        let mut stmt = tx.prepare_cached(&compiled.page_sql()).map_err(self.failed("run a query"))?;
-        let rows = stmt
-            .query_map(params_from_iter(compiled.page_params(query)), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(self.failed("run a query"))?;
+        let failed = || self.failed("run a query");
+        let mut stmt = tx.prepare_cached(&compiled.page_sql()).map_err(failed())?;
+        let mut rows = stmt.query(params_from_iter(compiled.page_params(query))).map_err(failed())?;
+        let mut by_rowid = if compiled.sorted {
+            Some(tx.prepare_cached("SELECT id, data FROM milestones WHERE rowid = ?").map_err(failed())?)
+        } else {
+            None
+        };
         let mut page = Page { items: Vec::new(), total: total as u64 };
-        for row in rows {
-            let (id, data) = row.map_err(self.failed("run a query"))?;
+        while let Some(row) = rows.next().map_err(failed())? {
+            let (id, data): (String, String) = match &mut by_rowid {
+                Some(read) => read
+                    .query_row([row.get::<_, i64>(0).map_err(failed())?], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(failed())?,
+                None => (row.get(0).map_err(failed())?, row.get(1).map_err(failed())?),
+            };
+            let before = page.items.len();
             record::add_readable(&mut page, record::decode(&id, &data))?;
+            if page.items.len() > before && page.items.last().is_some_and(|item| !fits(item)) {
+                page.items.pop();
+                break;
+            }
         }
         Ok(page)
     }
