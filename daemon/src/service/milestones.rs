@@ -31,7 +31,7 @@ impl MilestoneService {
         let mut used = 0;
         let mut fits = |item: &Value| {
             let first = used == 0;
-            used += milestones_protocol::codec::bincode_len(item).unwrap_or(u64::MAX);
+            used = used.saturating_add(milestones_protocol::codec::bincode_len(item).unwrap_or(u64::MAX));
             // The first always goes in: alone over the limit, the reply
             // names it.
             first || used <= room

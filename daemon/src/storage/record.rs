@@ -75,8 +75,8 @@ impl Record {
 
     /// Calls `store` with the record of each of `docs`, in order, the
     /// records made on a second thread while `store` writes the ones
-    /// before: in a migration's copy into SQLite, making a record (its
-    /// JSON, search text and edges) costs a fifth of what storing it does,
+    /// before: in a migration's copy into SQLite, making the records (their
+    /// JSON, search text and edges) took about a fifth of the copy's time,
     /// and the second core is otherwise idle. Stops at the first error,
     /// from either side.
     pub fn each_of(docs: &[Doc], mut store: impl FnMut(&Record) -> StorageResult<()>) -> StorageResult<()> {
