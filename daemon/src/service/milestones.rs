@@ -28,7 +28,7 @@ impl MilestoneService {
         if room == 0 {
             return Ok(self.storage().query(query)?);
         }
-        let mut used = 0;
+        let mut used: u64 = 0;
         let mut fits = |item: &Value| {
             let first = used == 0;
             used = used.saturating_add(milestones_protocol::codec::bincode_len(item).unwrap_or(u64::MAX));
