@@ -212,3 +212,40 @@ fn twenty_writers_on_the_files_lose_nothing() {
         check_decisions_logged(&[ProjectLayout::new(dir.path())], &outcomes);
     }
 }
+
+/// `stats` on SQLite is kept between requests until the database changes:
+/// a write through this service, or through another one over the same
+/// file (as another daemon's would be), shows in the next answer.
+#[test]
+fn stats_follow_every_writer_of_one_sqlite_database() {
+    use milestones_protocol::{Request, Response};
+    let dir = tempfile::tempdir().unwrap();
+    let kind = BackendKind::Database(DatabaseKind::Sqlite);
+    let config = StorageConfig::default();
+    let (here, there) = (service(dir.path(), kind, &config), service(dir.path(), kind, &config));
+    let peer = Peer::daemon("tester");
+    let stats = |s: &MilestoneService| match s.handle(Request::Stats, &peer) {
+        Ok(Response::Stats(a)) => (a.total, a.dependencies.total, a.completed),
+        other => panic!("stats failed: {other:?}"),
+    };
+    assert_eq!(stats(&here), (0, 0, 0));
+    here.create(fields(&[("id", Value::from("a")), ("title", Value::from("A"))]), &peer).unwrap();
+    assert_eq!(stats(&here), (1, 0, 0), "a write of this service");
+    assert_eq!(stats(&here), (1, 0, 0), "asked again");
+    let requires = Value::List(vec![Value::from("a")]);
+    let mut dependencies = Map::new();
+    dependencies.insert("requires", requires);
+    there
+        .create(
+            fields(&[
+                ("id", Value::from("b")),
+                ("title", Value::from("B")),
+                ("dependencies", Value::Map(dependencies)),
+            ]),
+            &peer,
+        )
+        .unwrap();
+    assert_eq!(stats(&here), (2, 1, 0), "a write of another service");
+    there.handle(Request::Complete { id: "a".into() }, &peer).unwrap();
+    assert_eq!(stats(&here), (2, 1, 1), "a change of another service");
+}

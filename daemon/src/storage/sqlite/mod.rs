@@ -10,6 +10,7 @@ mod pool;
 #[cfg(test)]
 mod query_plans;
 mod schema;
+mod stats_cache;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -84,6 +85,9 @@ pub(crate) use reads_from_table;
 
 /// The milestones table of one SQLite file.
 pub struct MilestoneTable {
+    /// Declared (so dropped) before the pool: its read-only connection
+    /// must not be the last one to close (see [`ConnectionPool`]).
+    stats: stats_cache::StatsCache,
     pool: ConnectionPool,
     flavour: Flavour,
     /// `index.db` or `enterprise.db`, for messages.
@@ -166,7 +170,7 @@ impl MilestoneTable {
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let pool = ConnectionPool::open(path)?;
         let state = schema::prepare(&mut pool.writer(), flavour, &name, indexes_later)?;
-        Ok((MilestoneTable { pool, flavour, name }, state))
+        Ok((MilestoneTable { pool, flavour, name, stats: Default::default() }, state))
     }
 
     /// A read connection, for flavour-specific queries.
@@ -310,10 +314,10 @@ impl MilestoneTable {
     }
 
     pub fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
-        let mut conn = self.pool.reader()?;
-        let tx = conn.transaction().map_err(self.failed("start a read"))?;
-        let graph = graph(&tx).map_err(self.failed("read dependencies"))?;
-        analytics::compute(&tx, &graph, today)
+        self.stats.answer(&self.pool, today, |tx| {
+            let graph = graph(tx).map_err(self.failed("read dependencies"))?;
+            analytics::compute(tx, &graph, today)
+        })
     }
 
     /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`, so it never

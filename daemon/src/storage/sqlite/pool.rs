@@ -92,16 +92,19 @@ impl ConnectionPool {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => {
-                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let conn = Connection::open_with_flags(&self.path, flags)
-                    .map_err(super::failure::failed(format!("cannot open {}", self.path.display())))?;
-                conn.busy_timeout(Duration::from_secs(5))
-                    .map_err(super::failure::failed(format!("cannot use {}", self.path.display())))?;
-                conn
-            }
+            None => self.open_reader()?,
         };
         Ok(Reader { pool: self, conn: Some(conn) })
+    }
+
+    /// A new read-only connection, outside the pool.
+    pub fn open_reader(&self) -> StorageResult<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags)
+            .map_err(super::failure::failed(format!("cannot open {}", self.path.display())))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(super::failure::failed(format!("cannot use {}", self.path.display())))?;
+        Ok(conn)
     }
 }
 
