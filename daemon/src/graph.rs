@@ -11,7 +11,7 @@ use crate::document;
 
 /// Ids are interned to indices, so that graphs of a hundred thousand
 /// milestones are walked over integers rather than strings.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct DependencyGraph {
     names: Vec<String>,
     index: HashMap<String, usize>,

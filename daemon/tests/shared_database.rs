@@ -213,11 +213,12 @@ fn twenty_writers_on_the_files_lose_nothing() {
     }
 }
 
-/// `stats` on SQLite is kept between requests until the database changes:
-/// a write through this service, or through another one over the same
-/// file (as another daemon's would be), shows in the next answer.
+/// `stats` and the dependency graph on SQLite are kept between requests
+/// until the database changes: a write through this service, or through
+/// another one over the same file (as another daemon's would be), shows in
+/// the next answer.
 #[test]
-fn stats_follow_every_writer_of_one_sqlite_database() {
+fn stats_and_dependencies_follow_every_writer_of_one_sqlite_database() {
     use milestones_protocol::{Request, Response};
     let dir = tempfile::tempdir().unwrap();
     let kind = BackendKind::Database(DatabaseKind::Sqlite);
@@ -248,4 +249,14 @@ fn stats_follow_every_writer_of_one_sqlite_database() {
     assert_eq!(stats(&here), (2, 1, 0), "a write of another service");
     there.handle(Request::Complete { id: "a".into() }, &peer).unwrap();
     assert_eq!(stats(&here), (2, 1, 1), "a change of another service");
+    let edges = |s: &MilestoneService| match s.handle(Request::Deps { id: None }, &peer) {
+        Ok(Response::Deps(report)) => report.edges.len(),
+        other => panic!("deps failed: {other:?}"),
+    };
+    assert_eq!(edges(&here), 1);
+    there
+        .handle(Request::Update { id: "b".into(), change: set("dependencies.requires", Value::List(vec![])) }, &peer)
+        .unwrap();
+    assert_eq!(edges(&here), 0, "an edge removed by another service");
+    assert_eq!(stats(&here), (2, 0, 1));
 }

@@ -5,12 +5,12 @@
 
 mod analytics;
 mod compile;
+mod derived_cache;
 mod failure;
 mod pool;
 #[cfg(test)]
 mod query_plans;
 mod schema;
-mod stats_cache;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -87,7 +87,7 @@ pub(crate) use reads_from_table;
 pub struct MilestoneTable {
     /// Declared (so dropped) before the pool: its read-only connection
     /// must not be the last one to close (see [`ConnectionPool`]).
-    stats: stats_cache::StatsCache,
+    derived: derived_cache::DerivedCache,
     pool: ConnectionPool,
     flavour: Flavour,
     /// `index.db` or `enterprise.db`, for messages.
@@ -170,7 +170,7 @@ impl MilestoneTable {
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let pool = ConnectionPool::open(path)?;
         let state = schema::prepare(&mut pool.writer(), flavour, &name, indexes_later)?;
-        Ok((MilestoneTable { pool, flavour, name, stats: Default::default() }, state))
+        Ok((MilestoneTable { pool, flavour, name, derived: Default::default() }, state))
     }
 
     /// A read connection, for flavour-specific queries.
@@ -303,8 +303,7 @@ impl MilestoneTable {
 
     /// The graph from the ids and the dependency rows.
     pub fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
-        let conn = self.pool.reader()?;
-        graph(&conn).map_err(self.failed("read dependencies"))
+        self.derived.graph(&self.pool, |tx| graph(tx).map_err(self.failed("read dependencies")))
     }
 
     pub fn work_nodes(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::WorkNode>> {
@@ -314,10 +313,12 @@ impl MilestoneTable {
     }
 
     pub fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
-        self.stats.answer(&self.pool, today, |tx| {
-            let graph = graph(tx).map_err(self.failed("read dependencies"))?;
-            analytics::compute(tx, &graph, today)
-        })
+        self.derived.analytics(
+            &self.pool,
+            today,
+            |tx| graph(tx).map_err(self.failed("read dependencies")),
+            |tx, graph| analytics::compute(tx, graph, today),
+        )
     }
 
     /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`, so it never
