@@ -4,6 +4,7 @@
 //! and one milestone's transitive neighbourhood.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::OnceLock;
 
 use milestones_protocol::{DepEdge, DepsFocus, Map};
 
@@ -18,6 +19,10 @@ pub struct DependencyGraph {
     /// True for milestones; false for ids seen only at the end of an edge.
     milestone: Vec<bool>,
     requires: Vec<Vec<usize>>,
+    /// The cycles and the critical path, worked out once: a graph a store
+    /// keeps answers many requests. Any change forgets them.
+    cycles: OnceLock<Vec<Vec<usize>>>,
+    critical: OnceLock<Vec<usize>>,
 }
 
 impl DependencyGraph {
@@ -34,6 +39,7 @@ impl DependencyGraph {
         if let Some(&i) = self.index.get(id) {
             return i;
         }
+        self.forget_worked_out();
         let i = self.names.len();
         self.names.push(id.to_owned());
         self.index.insert(id.to_owned(), i);
@@ -50,8 +56,20 @@ impl DependencyGraph {
     pub fn add_edge(&mut self, from: &str, to: &str) {
         let (f, t) = (self.intern(from), self.intern(to));
         if !self.requires[f].contains(&t) {
+            self.forget_worked_out();
             self.requires[f].push(t);
         }
+    }
+
+    fn forget_worked_out(&mut self) {
+        self.cycles = OnceLock::new();
+        self.critical = OnceLock::new();
+    }
+
+    /// Works out the cycles and the critical path now, so that every copy
+    /// of this graph has them.
+    pub fn work_out(&self) {
+        self.critical_indices();
     }
 
     pub fn node_count(&self) -> usize {
@@ -92,12 +110,16 @@ impl DependencyGraph {
     /// along it with the first repeated at the end.
     pub fn cycles(&self) -> Vec<Vec<String>> {
         let mut cycles: Vec<Vec<String>> =
-            self.cycle_indices().into_iter().map(|c| c.into_iter().map(|i| self.names[i].clone()).collect()).collect();
+            self.cycle_indices().iter().map(|c| c.iter().map(|i| self.names[*i].clone()).collect()).collect();
         cycles.sort();
         cycles
     }
 
-    fn cycle_indices(&self) -> Vec<Vec<usize>> {
+    fn cycle_indices(&self) -> &[Vec<usize>] {
+        self.cycles.get_or_init(|| self.find_cycles())
+    }
+
+    fn find_cycles(&self) -> Vec<Vec<usize>> {
         let mut cycles = Vec::new();
         for component in self.strongly_connected() {
             let Some(&first) = component.iter().min_by(|a, b| self.name(**a).cmp(self.name(**b))) else { continue };
@@ -206,8 +228,16 @@ impl DependencyGraph {
     /// The longest chain of requirements, listed from the first milestone to
     /// finish to the last. Milestones on cycles are left out.
     pub fn critical_path(&self) -> Vec<String> {
+        self.critical_indices().iter().map(|i| self.names[*i].clone()).collect()
+    }
+
+    fn critical_indices(&self) -> &[usize] {
+        self.critical.get_or_init(|| self.find_critical_path())
+    }
+
+    fn find_critical_path(&self) -> Vec<usize> {
         let mut in_cycle = vec![false; self.names.len()];
-        for node in self.cycle_indices().into_iter().flatten() {
+        for &node in self.cycle_indices().iter().flatten() {
             in_cycle[node] = true;
         }
         // longest[n] = length of the longest chain starting at n (n first),
@@ -228,10 +258,10 @@ impl DependencyGraph {
         else {
             return Vec::new();
         };
-        let mut chain = vec![self.names[start].clone()];
+        let mut chain = vec![start];
         let mut cur = start;
         while let Some((_, Some(next))) = longest[cur] {
-            chain.push(self.names[next].clone());
+            chain.push(next);
             cur = next;
         }
         chain.reverse();
@@ -292,7 +322,7 @@ impl DependencyGraph {
 
     /// Longest requirement chain length, for analytics.
     pub fn longest_chain(&self) -> u64 {
-        self.critical_path().len() as u64
+        self.critical_indices().len() as u64
     }
 }
 
@@ -357,6 +387,22 @@ mod tests {
                 crate::yaml::parse_document(&yaml, "test").unwrap()
             })
             .collect()
+    }
+
+    /// A graph works its cycles and critical path out once, and again
+    /// after any change (a store keeps one graph for many requests).
+    #[test]
+    fn what_was_worked_out_follows_changes() {
+        let mut g = build(&docs(&[("a", &["b"]), ("b", &[])]));
+        g.work_out();
+        assert_eq!((g.cycles().len(), g.longest_chain()), (0, 2));
+        g.add_edge("b", "c");
+        assert_eq!(g.critical_path(), vec!["c".to_string(), "b".into(), "a".into()], "a new edge and node");
+        g.add_edge("c", "a");
+        assert_eq!(g.cycles(), vec![vec!["a".to_string(), "b".into(), "c".into(), "a".into()]], "a new cycle");
+        assert_eq!(g.critical_path(), Vec::<String>::new(), "every milestone is on the cycle");
+        let copy = g.clone();
+        assert_eq!(copy.cycles().len(), 1, "a copy keeps what was worked out");
     }
 
     #[test]

@@ -106,7 +106,12 @@ impl Derived {
     ) -> StorageResult<&DependencyGraph> {
         match &mut self.graph {
             Some(graph) => Ok(graph),
-            empty @ None => Ok(empty.insert(build(tx)?)),
+            empty @ None => {
+                let graph = empty.insert(build(tx)?);
+                // Once here rather than in every copy handed out.
+                graph.work_out();
+                Ok(graph)
+            }
         }
     }
 }
