@@ -243,13 +243,41 @@ fn analytics_match_the_reference(kind: BackendKind) {
         f.store.insert(d.clone()).unwrap();
     }
     let today = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
-    let mut builder = AnalyticsBuilder::new(today);
+    let reference = |docs: &[Map]| {
+        let mut builder = AnalyticsBuilder::new(today);
+        let mut graph = DependencyGraph::default();
+        for d in docs {
+            builder.add_document(d);
+            graph.add_document(d);
+        }
+        builder.finish(&graph)
+    };
+    assert_eq!(f.store.analytics(today).unwrap(), reference(&docs));
+    // A store may keep its answer between requests; every kind of write
+    // shows in the next one, as does another day.
+    let removed = docs.remove(0);
+    assert!(f.store.remove(doc_id(&removed)).unwrap());
+    assert_eq!(f.store.analytics(today).unwrap(), reference(&docs), "after a removal");
+    let stored = f.store.get(doc_id(&docs[3])).unwrap().unwrap();
+    docs[3] = set(Map::clone(&stored.doc), "status", Value::from("completed"));
+    docs[3].insert("dependencies", Value::Map(doc("requires: [m-02]")));
+    f.store.replace(docs[3].clone(), &stored.revision).unwrap();
+    assert_eq!(f.store.analytics(today).unwrap(), reference(&docs), "after a replacement");
+    docs.push(milestone("late", "dependencies: {requires: [m-03]}\n"));
+    f.store.insert(docs[docs.len() - 1].clone()).unwrap();
+    assert_eq!(f.store.analytics(today).unwrap(), reference(&docs), "after an insert");
+    let tomorrow = today.succ_opt().unwrap();
+    let mut builder = AnalyticsBuilder::new(tomorrow);
     let mut graph = DependencyGraph::default();
     for d in &docs {
         builder.add_document(d);
         graph.add_document(d);
     }
-    assert_eq!(f.store.analytics(today).unwrap(), builder.finish(&graph));
+    assert_eq!(f.store.analytics(tomorrow).unwrap(), builder.finish(&graph), "another day");
+}
+
+fn doc_id(doc: &Map) -> &str {
+    doc.get("id").and_then(Value::as_str).expect("an id")
 }
 
 /// What a store reads for `ready` and `blocked` (one query on a database)
@@ -331,6 +359,12 @@ fn dependencies_and_cycles(kind: BackendKind) {
     let edge = |from: &str, to: &str| DepEdge { from: from.to_owned(), to: to.to_owned() };
     assert_eq!(edges, vec![edge("b", "a"), edge("c", "b")]);
     assert!(graph.cycles().is_empty());
+    assert_eq!(graph.critical_path(), ["a", "b", "c"]);
+    // A store may keep its graph between requests; a write shows in the next.
+    s.insert(milestone("e", "dependencies: {requires: [c]}\n")).unwrap();
+    assert_eq!(s.dependency_graph().unwrap().critical_path(), ["a", "b", "c", "e"]);
+    assert!(s.remove("e").unwrap());
+    assert_eq!(s.dependency_graph().unwrap().critical_path(), ["a", "b", "c"]);
 }
 
 fn outside_edits_are_absorbed(kind: BackendKind) {

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use milestones_protocol::{Map, Page, Problem, Query};
 
 use super::cycles;
+use super::derived::Derived;
 use super::error::{StorageError, StorageResult};
 use super::interface::{
     id_of, note_problem, unreadable, BackendKind, FileKeeping, Requirement, Revision, Storage, Stored,
@@ -19,6 +20,7 @@ use super::interface::{
 use super::list_index::ListIndex;
 use super::tree::{LoadedFile, MilestoneTree};
 use crate::document::{self, Doc, Folder};
+use crate::graph::DependencyGraph;
 use crate::layout::ProjectLayout;
 
 pub struct FileStore {
@@ -38,6 +40,9 @@ struct Index {
     /// The orders lists are read in.
     lists: ListIndex,
     problems: Vec<Problem>,
+    /// The graph and `stats`, worked out on first request after a change
+    /// (reads share the index, so it has a lock of its own).
+    derived: Mutex<Derived>,
 }
 
 impl Index {
@@ -49,6 +54,7 @@ impl Index {
     /// [`Index::put`] but for the lists, which [`FileStore::open`] builds
     /// at once.
     fn put_unlisted(&mut self, id: String, entry: Entry) {
+        self.forget_derived();
         if let Some(old) = self.docs.get(&id).map(|e| e.doc.clone()) {
             self.forget_edges(&old);
         }
@@ -60,9 +66,26 @@ impl Index {
 
     fn remove(&mut self, id: &str) {
         if let Some(old) = self.docs.remove(id) {
+            self.forget_derived();
             self.lists.remove(&old.doc);
             self.forget_edges(&old.doc);
         }
+    }
+
+    fn forget_derived(&mut self) {
+        *self.derived.get_mut().unwrap_or_else(|p| p.into_inner()) = Derived::default();
+    }
+
+    /// Runs `work` on what was derived from the documents as they are now.
+    fn with_derived<T>(&self, work: impl FnOnce(&mut Derived) -> StorageResult<T>) -> StorageResult<T> {
+        work(&mut self.derived.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The dependency graph of every document.
+    fn graph(&self) -> DependencyGraph {
+        let mut graph = DependencyGraph::default();
+        self.docs.values().for_each(|e| graph.add_document(&e.doc));
+        graph
     }
 
     fn forget_edges(&mut self, doc: &Map) {
@@ -211,6 +234,26 @@ impl Storage for FileStore {
             return Ok(page);
         }
         Ok(crate::query::run(query, index.docs.values().map(|e| &e.doc))?)
+    }
+
+    fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
+        let index = self.read();
+        index.with_derived(|derived| Ok(derived.graph(|| Ok(index.graph()))?.clone()))
+    }
+
+    fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<milestones_protocol::Analytics> {
+        let index = self.read();
+        index.with_derived(|derived| {
+            derived.analytics(
+                today,
+                || Ok(index.graph()),
+                |graph| {
+                    let mut builder = crate::analytics::AnalyticsBuilder::new(today);
+                    index.docs.values().for_each(|e| builder.add_document(&e.doc));
+                    Ok(builder.finish(graph))
+                },
+            )
+        })
     }
 
     /// Holds only documents it parsed: nothing is unreadable here (files

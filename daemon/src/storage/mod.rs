@@ -17,6 +17,7 @@
 mod common_lists;
 mod cycles;
 mod database;
+mod derived;
 mod error;
 mod file;
 mod file_manifest;

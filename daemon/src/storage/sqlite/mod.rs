@@ -303,7 +303,9 @@ impl MilestoneTable {
 
     /// The graph from the ids and the dependency rows.
     pub fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
-        self.derived.graph(&self.pool, |tx| graph(tx).map_err(self.failed("read dependencies")))
+        self.derived.with_current(&self.pool, |derived, tx| {
+            Ok(derived.graph(|| graph(tx).map_err(self.failed("read dependencies")))?.clone())
+        })
     }
 
     pub fn work_nodes(&self, with_tasks: bool) -> StorageResult<Vec<crate::work::WorkNode>> {
@@ -313,12 +315,13 @@ impl MilestoneTable {
     }
 
     pub fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
-        self.derived.analytics(
-            &self.pool,
-            today,
-            |tx| graph(tx).map_err(self.failed("read dependencies")),
-            |tx, graph| analytics::compute(tx, graph, today),
-        )
+        self.derived.with_current(&self.pool, |derived, tx| {
+            derived.analytics(
+                today,
+                || graph(tx).map_err(self.failed("read dependencies")),
+                |graph| analytics::compute(tx, graph, today),
+            )
+        })
     }
 
     /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`, so it never

@@ -1,0 +1,51 @@
+//! `Derived`: what a store works out from every milestone at once (the
+//! dependency graph with its cycles and critical path, and `msctl stats`),
+//! kept for the requests that follow until the milestones change. Each
+//! store decides what "changed" means: the file backend forgets it on
+//! every write to its index, SQLite when `PRAGMA data_version` moves.
+
+use chrono::NaiveDate;
+use milestones_protocol::Analytics;
+
+use super::error::StorageResult;
+use crate::graph::DependencyGraph;
+
+#[derive(Default)]
+pub struct Derived {
+    graph: Option<DependencyGraph>,
+    /// `stats`, and the day it was computed for (its trend ends that day).
+    analytics: Option<(NaiveDate, Analytics)>,
+}
+
+impl Derived {
+    /// The graph, built by `build` the first time.
+    pub fn graph(&mut self, build: impl FnOnce() -> StorageResult<DependencyGraph>) -> StorageResult<&DependencyGraph> {
+        match &mut self.graph {
+            Some(graph) => Ok(graph),
+            empty @ None => {
+                let graph = empty.insert(build()?);
+                // Once here rather than in every copy handed out.
+                graph.work_out();
+                Ok(graph)
+            }
+        }
+    }
+
+    /// `stats` for `today`, computed by `compute` (from the graph `build`
+    /// makes, if it is not there yet) the first time that day.
+    pub fn analytics(
+        &mut self,
+        today: NaiveDate,
+        build: impl FnOnce() -> StorageResult<DependencyGraph>,
+        compute: impl FnOnce(&DependencyGraph) -> StorageResult<Analytics>,
+    ) -> StorageResult<Analytics> {
+        if let Some((day, analytics)) = &self.analytics {
+            if *day == today {
+                return Ok(analytics.clone());
+            }
+        }
+        let analytics = compute(self.graph(build)?)?;
+        self.analytics = Some((today, analytics.clone()));
+        Ok(analytics)
+    }
+}
