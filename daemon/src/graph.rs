@@ -291,6 +291,29 @@ impl DependencyGraph {
         order
     }
 
+    /// The edges between the milestones of `focus` (its id, what it
+    /// requires and what requires it), and those of them that are
+    /// missing, each ordered as [`Self::edges`] and [`Self::missing`].
+    pub fn edges_within(&self, focus: &DepsFocus) -> (Vec<DepEdge>, Vec<DepEdge>) {
+        let part: HashSet<usize> = std::iter::once(&focus.id)
+            .chain(&focus.requires)
+            .chain(&focus.required_by)
+            .filter_map(|id| self.index.get(id.as_str()).copied())
+            .collect();
+        let (mut edges, mut missing) = (Vec::new(), Vec::new());
+        for &from in &part {
+            for &to in self.requires[from].iter().filter(|to| part.contains(to)) {
+                edges.push(self.edge(from, to));
+                if !self.milestone[from] || !self.milestone[to] {
+                    missing.push(self.edge(from, to));
+                }
+            }
+        }
+        edges.sort();
+        missing.sort();
+        (edges, missing)
+    }
+
     pub fn focus(&self, id: &str) -> DepsFocus {
         let mut required_by: Vec<Vec<usize>> = vec![Vec::new(); self.names.len()];
         for (from, to) in self.edge_indices() {

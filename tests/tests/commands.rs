@@ -254,15 +254,23 @@ fn dependency_cycles_are_refused_and_the_graph_is_reported() {
     let report = p.msctl(&["deps", "--json"]).json();
     assert_eq!(report["critical_path"], json!(["a", "b", "c"]));
     assert_eq!(report["cycles"], json!([]));
+    // One milestone's part: the edges among it and its neighbours only.
+    p.msctl(&["create", "--title", "f", "--id", "f"]).ok();
+    p.msctl(&["create", "--title", "g", "--id", "g", "--requires", "f"]).ok();
+    assert_eq!(p.msctl(&["deps", "--json"]).json()["edges"].as_array().map(Vec::len), Some(3));
     let focus = p.msctl(&["deps", "b", "--json"]).json();
     assert_eq!(focus["focus"]["requires"], json!(["a"]));
     assert_eq!(focus["focus"]["required_by"], json!(["c"]));
+    assert_eq!(focus["edges"], json!([{"from": "b", "to": "a"}, {"from": "c", "to": "b"}]));
+    assert_eq!(focus["critical_path"], json!(["a", "b", "c"]), "the whole graph's");
     assert!(p.msctl(&["deps"]).ok().contains("critical path: a -> b -> c"));
     p.msctl(&["deps", "--check"]).ok();
 
     // A dependency on a missing milestone (hand-written) is found.
     p.msctl(&["create", "--title", "e", "--id", "e", "--requires", "ghost"]).ok();
     assert_eq!(p.msctl(&["deps", "--check"]).code, 5);
+    assert_eq!(p.msctl(&["deps", "e", "--json"]).json()["missing"], json!([{"from": "e", "to": "ghost"}]));
+    assert_eq!(p.msctl(&["deps", "b", "--json"]).json()["missing"], json!([]));
     let v = p.msctl(&["validate", "e", "--json"]);
     assert_eq!(v.code, 5);
     assert!(v.stdout.contains("requires milestone `ghost`, which does not exist"), "{v:?}");

@@ -17,17 +17,21 @@ use crate::storage::StorageError;
 impl MilestoneService {
     pub(super) fn deps(&self, id: Option<&str>) -> ServiceResult<DepsReport> {
         let graph = self.graph()?;
-        let focus = match id {
+        // One milestone's part of the graph carries the edges within it
+        // (all a picture of it draws), not every edge of the project.
+        let (focus, (edges, missing)) = match id {
             Some(id) => {
                 self.stored(id)?;
-                Some(graph.focus(id))
+                let focus = graph.focus(id);
+                let within = graph.edges_within(&focus);
+                (Some(focus), within)
             }
-            None => None,
+            None => (None, (graph.edges(), graph.missing())),
         };
         Ok(DepsReport {
             milestones: graph.node_count() as u64,
-            edges: graph.edges(),
-            missing: graph.missing(),
+            edges,
+            missing,
             cycles: graph.cycles(),
             critical_path: graph.critical_path(),
             focus,
