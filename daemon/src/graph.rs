@@ -23,6 +23,8 @@ pub struct DependencyGraph {
     /// keeps answers many requests. Any change forgets them.
     cycles: OnceLock<Vec<Vec<usize>>>,
     critical: OnceLock<Vec<usize>>,
+    /// `requires` the other way round.
+    required_by: OnceLock<Vec<Vec<usize>>>,
 }
 
 impl DependencyGraph {
@@ -64,12 +66,24 @@ impl DependencyGraph {
     fn forget_worked_out(&mut self) {
         self.cycles = OnceLock::new();
         self.critical = OnceLock::new();
+        self.required_by = OnceLock::new();
     }
 
-    /// Works out the cycles and the critical path now, so that every copy
-    /// of this graph has them.
+    /// Works out the cycles, the critical path and the edges the other way
+    /// round now, so that every request that shares this graph finds them.
     pub fn work_out(&self) {
         self.critical_indices();
+        self.required_by();
+    }
+
+    fn required_by(&self) -> &[Vec<usize>] {
+        self.required_by.get_or_init(|| {
+            let mut required_by: Vec<Vec<usize>> = vec![Vec::new(); self.names.len()];
+            for (from, to) in self.edge_indices() {
+                required_by[to].push(from);
+            }
+            required_by
+        })
     }
 
     pub fn node_count(&self) -> usize {
@@ -315,12 +329,8 @@ impl DependencyGraph {
     }
 
     pub fn focus(&self, id: &str) -> DepsFocus {
-        let mut required_by: Vec<Vec<usize>> = vec![Vec::new(); self.names.len()];
-        for (from, to) in self.edge_indices() {
-            required_by[to].push(from);
-        }
         let (requires, required_by) = match self.index.get(id) {
-            Some(&start) => (self.reach(start, &self.requires), self.reach(start, &required_by)),
+            Some(&start) => (self.reach(start, &self.requires), self.reach(start, self.required_by())),
             None => (Vec::new(), Vec::new()),
         };
         DepsFocus { id: id.to_owned(), requires, required_by }
@@ -421,6 +431,7 @@ mod tests {
         assert_eq!((g.cycles().len(), g.longest_chain()), (0, 2));
         g.add_edge("b", "c");
         assert_eq!(g.critical_path(), vec!["c".to_string(), "b".into(), "a".into()], "a new edge and node");
+        assert_eq!(g.focus("c").required_by, ["a", "b"], "what requires a new node");
         g.add_edge("c", "a");
         assert_eq!(g.cycles(), vec![vec!["a".to_string(), "b".into(), "c".into(), "a".into()]], "a new cycle");
         assert_eq!(g.critical_path(), Vec::<String>::new(), "every milestone is on the cycle");

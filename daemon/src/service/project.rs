@@ -2,6 +2,7 @@
 //! `Stats`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use milestones_protocol::{Analytics, DepsReport, Problem, Severity, Target, UpgradeOutcome, ValidationReport};
 use serde_json::json;
@@ -178,7 +179,7 @@ impl MilestoneService {
         Ok(self.storage().analytics(chrono::Utc::now().date_naive())?)
     }
 
-    fn graph(&self) -> ServiceResult<DependencyGraph> {
+    fn graph(&self) -> ServiceResult<Arc<DependencyGraph>> {
         Ok(self.storage().dependency_graph()?)
     }
 }

@@ -4,6 +4,8 @@
 //! store decides what "changed" means: the file backend forgets it on
 //! every write to its index, SQLite when `PRAGMA data_version` moves.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use milestones_protocol::Analytics;
 
@@ -12,21 +14,24 @@ use crate::graph::DependencyGraph;
 
 #[derive(Default)]
 pub struct Derived {
-    graph: Option<DependencyGraph>,
+    graph: Option<Arc<DependencyGraph>>,
     /// `stats`, and the day it was computed for (its trend ends that day).
     analytics: Option<(NaiveDate, Analytics)>,
 }
 
 impl Derived {
     /// The graph, built by `build` the first time.
-    pub fn graph(&mut self, build: impl FnOnce() -> StorageResult<DependencyGraph>) -> StorageResult<&DependencyGraph> {
+    pub fn graph(
+        &mut self,
+        build: impl FnOnce() -> StorageResult<DependencyGraph>,
+    ) -> StorageResult<&Arc<DependencyGraph>> {
         match &mut self.graph {
             Some(graph) => Ok(graph),
             empty @ None => {
-                let graph = empty.insert(build()?);
-                // Once here rather than in every copy handed out.
+                let graph = build()?;
+                // Now, while it is built, rather than by a request.
                 graph.work_out();
-                Ok(graph)
+                Ok(empty.insert(Arc::new(graph)))
             }
         }
     }

@@ -236,7 +236,7 @@ impl Storage for FileStore {
         Ok(crate::query::run(query, index.docs.values().map(|e| &e.doc))?)
     }
 
-    fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
+    fn dependency_graph(&self) -> StorageResult<Arc<DependencyGraph>> {
         let index = self.read();
         index.with_derived(|derived| Ok(derived.graph(|| Ok(index.graph()))?.clone()))
     }

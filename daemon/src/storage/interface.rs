@@ -162,12 +162,13 @@ pub trait Storage: Send + Sync + 'static {
         Ok(ids)
     }
 
-    /// The whole dependency graph. SQL backends build it from their
-    /// dependency table without reading documents.
-    fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
+    /// The whole dependency graph, shared: a store may keep it for the
+    /// requests that follow (see `storage/derived.rs`). SQL backends build
+    /// it from their dependency table without reading documents.
+    fn dependency_graph(&self) -> StorageResult<Arc<DependencyGraph>> {
         let mut graph = DependencyGraph::default();
         self.for_each(&mut |d| graph.add_document(d))?;
-        Ok(graph)
+        Ok(Arc::new(graph))
     }
 
     /// Every milestone's [`WorkNode`](crate::work::WorkNode), with

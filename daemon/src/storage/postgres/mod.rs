@@ -478,12 +478,12 @@ impl Storage for PostgresStore {
         })
     }
 
-    fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
+    fn dependency_graph(&self) -> StorageResult<Arc<DependencyGraph>> {
         self.read("read dependencies", |conn| {
             let mut tx = snapshot(&mut conn.client).map_err(self.failed("read dependencies"))?;
             let graph = analytics::graph(&mut tx, self.pool.target())?;
             tx.commit().map_err(self.failed("read dependencies"))?;
-            Ok(graph)
+            Ok(Arc::new(graph))
         })
     }
 

@@ -68,7 +68,7 @@ macro_rules! reads_from_table {
             self.table.ids()
         }
 
-        fn dependency_graph(&self) -> StorageResult<crate::graph::DependencyGraph> {
+        fn dependency_graph(&self) -> StorageResult<Arc<crate::graph::DependencyGraph>> {
             self.table.dependency_graph()
         }
 
@@ -302,7 +302,7 @@ impl MilestoneTable {
     }
 
     /// The graph from the ids and the dependency rows.
-    pub fn dependency_graph(&self) -> StorageResult<DependencyGraph> {
+    pub fn dependency_graph(&self) -> StorageResult<Arc<DependencyGraph>> {
         self.derived.with_current(&self.pool, |derived, tx| {
             Ok(derived.graph(|| graph(tx).map_err(self.failed("read dependencies")))?.clone())
         })
