@@ -12,7 +12,7 @@ use crate::document;
 
 /// Ids are interned to indices, so that graphs of a hundred thousand
 /// milestones are walked over integers rather than strings.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct DependencyGraph {
     names: Vec<String>,
     index: HashMap<String, usize>,
@@ -435,8 +435,6 @@ mod tests {
         g.add_edge("c", "a");
         assert_eq!(g.cycles(), vec![vec!["a".to_string(), "b".into(), "c".into(), "a".into()]], "a new cycle");
         assert_eq!(g.critical_path(), Vec::<String>::new(), "every milestone is on the cycle");
-        let copy = g.clone();
-        assert_eq!(copy.cycles().len(), 1, "a copy keeps what was worked out");
     }
 
     #[test]
