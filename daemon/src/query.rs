@@ -18,7 +18,7 @@ use std::cmp::Ordering;
 
 use milestones_protocol::{Filter, FilterOp, Map, Page, Query, SortKey, Value};
 
-use crate::document::{Doc, Status, PRIORITIES};
+use crate::document::{Status, PRIORITIES};
 use crate::search::SearchTerms;
 
 /// A query that cannot mean anything (a filter on a value it cannot take,
@@ -90,38 +90,52 @@ fn check_path(path: &str) -> QueryResult<()> {
 }
 
 /// Runs `query` over `docs`.
-pub fn run<'a>(query: &Query, docs: impl Iterator<Item = &'a Doc>) -> QueryResult<Page> {
+pub fn run<D: AsRef<Map>>(query: &Query, docs: impl Iterator<Item = D>) -> QueryResult<Page> {
     check(query)?;
     let terms = search_terms(query)?;
     let wants_archived = wants_archived(query);
-    let hits: Vec<&Doc> = docs
-        .filter(|d| wants_archived || crate::document::status(d) != Some(Status::Archived))
-        .filter(|d| query.filters.iter().all(|f| matches(d, f)))
-        .filter(|d| terms.as_ref().is_none_or(|t| t.matches(d)))
-        .collect();
     let default_sort = default_sort();
     let keys = if query.sort.is_empty() { &default_sort[..] } else { &query.sort[..] };
-    // Sort keys are taken once per document (borrowed, not copied), not
-    // once per comparison.
-    let mut keyed: Vec<(Vec<Option<Cow<'_, Value>>>, &Doc)> =
-        hits.into_iter().map(|d| (keys.iter().map(|k| sort_value(d, &k.path)).collect(), d)).collect();
-    let order = |a: &(Vec<Option<Cow<'_, Value>>>, &Doc), b: &(Vec<Option<Cow<'_, Value>>>, &Doc)| {
-        compare_keys(&a.0, &b.0, keys).then_with(|| crate::document::id(a.1).cmp(&crate::document::id(b.1)))
+    let order = |a: &Hit<D>, b: &Hit<D>| {
+        compare_keys(&a.0, &b.0, keys)
+            .then_with(|| crate::document::id(a.1.as_ref()).cmp(&crate::document::id(b.1.as_ref())))
     };
-    let total = keyed.len() as u64;
     let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
     let limit = query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-    // A page needs only its first `offset + limit` in order: pick them out
-    // in linear time and sort those, rather than sorting every hit.
+    // A page needs only its first `offset + limit` in order: whenever twice
+    // that many are held, the first are picked out in linear time and the
+    // rest let go, so a page of a large project holds little more than the
+    // page (documents may be read back one by one, not borrowed).
     let wanted = offset.saturating_add(limit);
-    if wanted < keyed.len() {
-        keyed.select_nth_unstable_by(wanted, order);
-        keyed.truncate(wanted);
+    let mut total = 0u64;
+    let mut hits: Vec<Hit<D>> = Vec::new();
+    for doc in docs {
+        let d = doc.as_ref();
+        if (wants_archived || crate::document::status(d) != Some(Status::Archived))
+            && query.filters.iter().all(|f| matches(d, f))
+            && terms.as_ref().is_none_or(|t| t.matches(d))
+        {
+            // Sort keys are taken once per document, not once per comparison.
+            let sort_keys = keys.iter().map(|k| sort_value(d, &k.path).map(|v| Cow::Owned(v.into_owned()))).collect();
+            hits.push((sort_keys, doc));
+            total += 1;
+            if hits.len() >= wanted.saturating_mul(2).max(1024) {
+                hits.select_nth_unstable_by(wanted, order);
+                hits.truncate(wanted);
+            }
+        }
     }
-    keyed.sort_unstable_by(order);
-    let items = keyed.into_iter().skip(offset).map(|(_, d)| Value::Map(Map::clone(d))).collect();
+    if wanted < hits.len() {
+        hits.select_nth_unstable_by(wanted, order);
+        hits.truncate(wanted);
+    }
+    hits.sort_unstable_by(order);
+    let items = hits.into_iter().skip(offset).map(|(_, d)| Value::Map(d.as_ref().clone())).collect();
     Ok(Page { items, total })
 }
+
+/// A document a query matched, with its sort keys.
+type Hit<D> = (Vec<Option<Cow<'static, Value>>>, D);
 
 /// The value a query sees at `path`: `None` when absent, null, or (for a
 /// core text field) not text.
@@ -233,5 +247,39 @@ fn type_rank(v: &Value) -> u8 {
         Value::String(_) => 2,
         Value::List(_) => 3,
         Value::Map(_) => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More matches than a page keeps while reading: every page is still
+    /// the slice of the whole order, ties broken by id.
+    #[test]
+    fn pages_of_many_matches_are_slices_of_the_whole_order() {
+        let docs: Vec<std::sync::Arc<Map>> = (0..2_500u64)
+            .map(|n| {
+                let mut doc = Map::new();
+                doc.insert("id", Value::from(format!("m-{n:04}")));
+                // Few distinct titles, in no order: ties are common.
+                doc.insert("title", Value::from(format!("t{}", (n * 7919) % 97)));
+                std::sync::Arc::new(doc)
+            })
+            .collect();
+        let sort = vec![SortKey { path: "title".into(), descending: true }];
+        let mut expected: Vec<&Map> = docs.iter().map(|d| &**d).collect();
+        expected.sort_by(|a, b| {
+            let key = |d: &Map| d.get("title").and_then(Value::as_str).map(str::to_owned);
+            key(b).cmp(&key(a)).then_with(|| crate::document::id(a).cmp(&crate::document::id(b)))
+        });
+        for (offset, limit) in [(0, 10), (5, 1), (1_990, 25), (2_490, 50), (0, 2_500)] {
+            let query = Query { sort: sort.clone(), offset, limit: Some(limit), ..Query::default() };
+            let page = run(&query, docs.iter()).unwrap();
+            assert_eq!(page.total, 2_500);
+            let want: Vec<Value> =
+                expected.iter().skip(offset as usize).take(limit as usize).map(|d| Value::Map((*d).clone())).collect();
+            assert_eq!(page.items, want, "offset {offset}, limit {limit}");
+        }
     }
 }

@@ -28,6 +28,11 @@ impl SearchTerms {
         Ok(Some(SearchTerms(words)))
     }
 
+    /// The lowercased words looked for.
+    pub fn words(&self) -> &[String] {
+        &self.0
+    }
+
     /// True when every term begins some word of the document's searched text.
     pub fn matches(&self, doc: &Map) -> bool {
         // Terms are letters and digits only, so a match that starts a word

@@ -502,7 +502,14 @@ impl<'de> Deserialize<'de> for Value {
 
 impl<'de> Deserialize<'de> for Map {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Value::deserialize(d)? {
+        // The compact form is what `Map` writes: its entries, untagged.
+        let value = if d.is_human_readable() {
+            Value::deserialize(d)?
+        } else {
+            let _level = Nested::enter::<D::Error>()?;
+            unique_keys(Vec::<(String, Value)>::deserialize(d)?)?
+        };
+        match value {
             Value::Map(m) => Ok(m),
             other => Err(de::Error::custom(format_args!("expected a mapping, found a {}", other.type_name()))),
         }
@@ -521,6 +528,20 @@ mod tests {
 
     fn on_a_big_stack<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
         std::thread::Builder::new().stack_size(256 << 20).spawn(work).unwrap().join().unwrap()
+    }
+
+    #[test]
+    fn a_map_reads_back_in_both_forms() {
+        use crate::codec::{decode, encode};
+        use crate::Encoding;
+        let map = Map::from_entries(vec![
+            ("id".to_owned(), Value::from("m-1")),
+            ("tasks".to_owned(), Value::List(vec![Value::Map(Map::new()), Value::Int(3)])),
+        ])
+        .unwrap();
+        for encoding in [Encoding::Bincode, Encoding::Json] {
+            assert_eq!(decode::<Map>(encoding, &encode(encoding, &map).unwrap()).unwrap(), map, "{encoding:?}");
+        }
     }
 
     #[test]

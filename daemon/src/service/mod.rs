@@ -428,8 +428,10 @@ impl MilestoneService {
     }
 }
 
+/// A document as a reply: moved when nothing else holds it (a store that
+/// reads documents back hands out its own copy), copied otherwise.
 fn document_response(doc: Doc) -> Response {
-    Response::Document(Value::Map(Map::clone(&doc)))
+    Response::Document(Value::Map(Arc::try_unwrap(doc).unwrap_or_else(|shared| Map::clone(&shared))))
 }
 
 /// A pause before a change is applied again after another writer got in

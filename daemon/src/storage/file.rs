@@ -1,7 +1,8 @@
 //! `FileStore`: the plain-file backend. One YAML file per milestone in
 //! `active/` or `completed/` (by status), an in-memory index of every document
 //! built at start-up by parsing the tree in parallel, and queries answered
-//! from that index.
+//! from that index. The index keeps each document packed ([`PackedDoc`]),
+//! beside the orders lists are read in.
 //!
 //! Files are the source of truth. A file that does not parse is never
 //! rewritten or deleted; it is listed in [`FileKeeping::problems`] until fixed.
@@ -18,6 +19,7 @@ use super::interface::{
     id_of, note_problem, unreadable, BackendKind, FileKeeping, Requirement, Revision, Storage, Stored,
 };
 use super::list_index::ListIndex;
+use super::packed::PackedDoc;
 use super::tree::{LoadedFile, MilestoneTree};
 use crate::document::{self, Doc, Folder};
 use crate::graph::DependencyGraph;
@@ -46,30 +48,52 @@ struct Index {
 }
 
 impl Index {
-    fn put(&mut self, id: String, entry: Entry) {
-        self.lists.insert_after(self.docs.get(&id).map(|e| &*e.doc), &entry.doc);
-        self.put_unlisted(id, entry);
+    /// Holds `doc`, milestone `id` in `folder` with file hash `hash`, in
+    /// place of any earlier version.
+    fn put(&mut self, id: String, doc: &Map, folder: Folder, hash: String) -> StorageResult<()> {
+        let old = self.docs.get(&id).map(|e| e.doc.unpack()).transpose()?;
+        self.lists.insert_after(old.as_ref(), doc);
+        self.put_unlisted(id, doc, old.as_ref(), folder, hash)
     }
 
     /// [`Index::put`] but for the lists, which [`FileStore::open`] builds
-    /// at once.
-    fn put_unlisted(&mut self, id: String, entry: Entry) {
+    /// at once; `old` is the version held until now.
+    fn put_unlisted(
+        &mut self,
+        id: String,
+        doc: &Map,
+        old: Option<&Map>,
+        folder: Folder,
+        hash: String,
+    ) -> StorageResult<()> {
+        let packed = PackedDoc::pack(doc)?;
         self.forget_derived();
-        if let Some(old) = self.docs.get(&id).map(|e| e.doc.clone()) {
-            self.forget_edges(&old);
+        if let Some(old) = old {
+            self.forget_edges(old);
         }
-        for (from, requirement) in Requirement::declared_by(&entry.doc) {
+        for (from, requirement) in Requirement::declared_by(doc) {
             self.requirements.entry(from).or_default().push(requirement);
         }
-        self.docs.insert(id, entry);
+        self.docs.insert(id, Entry { doc: packed, folder, hash });
+        Ok(())
     }
 
-    fn remove(&mut self, id: &str) {
+    fn remove(&mut self, id: &str) -> StorageResult<()> {
         if let Some(old) = self.docs.remove(id) {
+            let old = old.doc.unpack()?;
             self.forget_derived();
-            self.lists.remove(&old.doc);
-            self.forget_edges(&old.doc);
+            self.lists.remove(&old);
+            self.forget_edges(&old);
         }
+        Ok(())
+    }
+
+    /// Every document, read back one at a time.
+    fn each(&self, visit: &mut dyn FnMut(Map)) -> StorageResult<()> {
+        for entry in self.docs.values() {
+            visit(entry.doc.unpack()?);
+        }
+        Ok(())
     }
 
     fn forget_derived(&mut self) {
@@ -82,10 +106,10 @@ impl Index {
     }
 
     /// The dependency graph of every document.
-    fn graph(&self) -> DependencyGraph {
+    fn graph(&self) -> StorageResult<DependencyGraph> {
         let mut graph = DependencyGraph::default();
-        self.docs.values().for_each(|e| graph.add_document(&e.doc));
-        graph
+        self.each(&mut |doc| graph.add_document(&doc))?;
+        Ok(graph)
     }
 
     fn forget_edges(&mut self, doc: &Map) {
@@ -106,7 +130,7 @@ impl Index {
 }
 
 struct Entry {
-    doc: Doc,
+    doc: PackedDoc,
     folder: Folder,
     /// SHA-256 of the file's bytes as last read or written.
     hash: String,
@@ -117,12 +141,10 @@ impl FileStore {
     pub fn open(layout: ProjectLayout) -> StorageResult<FileStore> {
         let tree = MilestoneTree::new(layout);
         let (loaded, problems) = tree.load_all(&tree.list()?)?;
-        let mut index = Index { problems, ..Index::default() };
+        let mut index = Index { problems, lists: ListIndex::build(loaded.iter().map(|f| &f.doc)), ..Index::default() };
         for file in loaded {
-            let entry = Entry { doc: Arc::new(file.doc), folder: file.folder, hash: file.hash };
-            index.put_unlisted(file.id, entry);
+            index.put_unlisted(file.id, &file.doc, None, file.folder, file.hash)?;
         }
-        index.lists = ListIndex::build(index.docs.values().map(|e| &e.doc));
         Ok(FileStore { tree, index: RwLock::new(index), writes: Mutex::new(()) })
     }
 
@@ -153,7 +175,7 @@ impl Storage for FileStore {
     fn get(&self, id: &str) -> StorageResult<Option<Stored>> {
         let index = self.read();
         match index.docs.get(id) {
-            Some(e) => Ok(Some(Stored { doc: e.doc.clone(), revision: Revision::content(&e.hash) })),
+            Some(e) => Ok(Some(Stored { doc: Arc::new(e.doc.unpack()?), revision: Revision::content(&e.hash) })),
             None => unreadable(&index.problems, id).map_or(Ok(None), Err),
         }
     }
@@ -176,10 +198,9 @@ impl Storage for FileStore {
         }
         cycles::refuse_cycle(&doc, None, |node| self.read().requirements_of(node))?;
         let (folder, _, hash) = self.tree.write(&doc)?;
-        let doc = Arc::new(doc);
         let revision = Revision::content(&hash);
-        self.write().put(id, Entry { doc: doc.clone(), folder, hash });
-        Ok(Stored { doc, revision })
+        self.write().put(id, &doc, folder, hash)?;
+        Ok(Stored { doc: Arc::new(doc), revision })
     }
 
     fn replace(&self, doc: Map, expected: &Revision) -> StorageResult<Stored> {
@@ -189,7 +210,8 @@ impl Storage for FileStore {
             .read()
             .docs
             .get(&id)
-            .map(|e| (e.doc.clone(), e.folder, e.hash.clone()))
+            .map(|e| Ok::<_, StorageError>((e.doc.unpack()?, e.folder, e.hash.clone())))
+            .transpose()?
             .ok_or_else(|| StorageError::Missing(id.clone()))?;
         if Revision::content(&old_hash) != *expected {
             return Err(StorageError::Stale { id });
@@ -203,17 +225,16 @@ impl Storage for FileStore {
             crate::injected::crash_point("moved-before-removing");
             self.tree.remove(&id, old_folder)?;
         }
-        let doc = Arc::new(doc);
         let revision = Revision::content(&hash);
-        self.write().put(id, Entry { doc: doc.clone(), folder, hash });
-        Ok(Stored { doc, revision })
+        self.write().put(id, &doc, folder, hash)?;
+        Ok(Stored { doc: Arc::new(doc), revision })
     }
 
     fn remove(&self, id: &str) -> StorageResult<bool> {
         let _writes = self.lock_writes();
         let Some(folder) = self.read().docs.get(id).map(|e| e.folder) else { return Ok(false) };
         self.tree.remove(id, folder)?;
-        self.write().remove(id);
+        self.write().remove(id)?;
         Ok(true)
     }
 
@@ -222,23 +243,32 @@ impl Storage for FileStore {
         let docs: Vec<&Map> = docs.iter().map(|d| &**d).collect();
         let held = |id: &str| Ok(self.read().docs.get(id).map(|e| e.folder));
         for written in self.tree.write_all(&docs, &held)? {
-            let entry = Entry { doc: Arc::new(written.doc.clone()), folder: written.folder, hash: written.hash };
-            self.write().put(written.id, entry);
+            self.write().put(written.id, written.doc, written.folder, written.hash)?;
         }
         Ok(())
     }
 
     fn query(&self, query: &Query) -> StorageResult<Page> {
         let index = self.read();
-        if let Some(page) = index.lists.answer(query, |id| index.docs.get(id).map(|e| &e.doc)) {
-            return Ok(page);
+        if let Some(page) = index.lists.answer(query, |id| index.docs.get(id).map(|e| e.doc.unpack()).transpose()) {
+            return page;
         }
-        Ok(crate::query::run(query, index.docs.values().map(|e| &e.doc))?)
+        // Everything else reads every document back, but those that cannot
+        // hold the search's words never are.
+        let terms = crate::query::search_terms(query)?;
+        let mut failed = None;
+        let docs = index
+            .docs
+            .values()
+            .filter(|e| terms.as_ref().is_none_or(|t| e.doc.may_match(t)))
+            .map_while(|e| e.doc.unpack().map_err(|e| failed = Some(e)).ok().map(Arc::new));
+        let page = crate::query::run(query, docs)?;
+        failed.map_or(Ok(page), Err)
     }
 
     fn dependency_graph(&self) -> StorageResult<Arc<DependencyGraph>> {
         let index = self.read();
-        index.with_derived(|derived| Ok(derived.graph(|| Ok(index.graph()))?.clone()))
+        index.with_derived(|derived| Ok(derived.graph(|| index.graph())?.clone()))
     }
 
     fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<milestones_protocol::Analytics> {
@@ -246,10 +276,10 @@ impl Storage for FileStore {
         index.with_derived(|derived| {
             derived.analytics(
                 today,
-                || Ok(index.graph()),
+                || index.graph(),
                 |graph| {
                     let mut builder = crate::analytics::AnalyticsBuilder::new(today);
-                    index.docs.values().for_each(|e| builder.add_document(&e.doc));
+                    index.each(&mut |doc| builder.add_document(&doc))?;
                     Ok(builder.finish(graph))
                 },
             )
@@ -263,10 +293,7 @@ impl Storage for FileStore {
         visit: &mut dyn FnMut(&Doc),
         _unreadable: &mut dyn FnMut(StorageError) -> StorageResult<()>,
     ) -> StorageResult<()> {
-        for entry in self.read().docs.values() {
-            visit(&entry.doc);
-        }
-        Ok(())
+        self.read().each(&mut |doc| visit(&Arc::new(doc)))
     }
 
     fn files(&self) -> Option<&dyn FileKeeping> {
@@ -292,8 +319,7 @@ impl FileKeeping for FileStore {
         if self.known_file(&file.id)?.as_ref() != seen {
             return Ok(false);
         }
-        let entry = Entry { doc: Arc::new(file.doc.clone()), folder: file.folder, hash: file.hash.clone() };
-        self.write().put(file.id.clone(), entry);
+        self.write().put(file.id.clone(), &file.doc, file.folder, file.hash.clone())?;
         Ok(true)
     }
 
@@ -302,7 +328,7 @@ impl FileKeeping for FileStore {
         if seen.is_none() || self.known_file(id)?.as_ref() != seen {
             return Ok(false);
         }
-        self.write().remove(id);
+        self.write().remove(id)?;
         Ok(true)
     }
 

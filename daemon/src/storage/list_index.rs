@@ -20,8 +20,9 @@ use milestones_protocol::{FilterOp, Map, Query, Value};
 
 // The fields whose combinations are counted, status first, as the
 // database backends count them.
+use super::error::StorageResult;
 use super::record::COUNTED as FACETS;
-use crate::document::{Doc, PRIORITIES};
+use crate::document::PRIORITIES;
 
 /// Fields a list can be ordered by from an index: the core text fields
 /// (`priority` among them by rank).
@@ -91,7 +92,7 @@ fn place(field: &str) -> usize {
 impl ListIndex {
     /// The index of `docs`, built in bulk: each order is sorted once rather
     /// than grown entry by entry (a start-up at 100,000 milestones).
-    pub fn build<'a>(docs: impl Iterator<Item = &'a Doc>) -> ListIndex {
+    pub fn build<'a>(docs: impl Iterator<Item = &'a Map>) -> ListIndex {
         let mut index = ListIndex::default();
         let mut present: [Vec<(Arc<str>, Id)>; ORDERED.len()] = Default::default();
         let mut missing: [Vec<Id>; ORDERED.len()] = Default::default();
@@ -181,14 +182,14 @@ impl ListIndex {
     }
 
     /// The page `query` asks for, when this index can answer it (see the
-    /// module's documentation); `doc` finds a milestone by id. Every query
+    /// module's documentation); `doc` reads a milestone by id. Every query
     /// it answers is well formed (known fields, text values), so only
     /// those it leaves to the reference engine need checking.
-    pub fn answer<'a>(
+    pub fn answer(
         &self,
         query: &Query,
-        doc: impl Fn(&str) -> Option<&'a Doc>,
-    ) -> Option<milestones_protocol::Page> {
+        mut doc: impl FnMut(&str) -> StorageResult<Option<Map>>,
+    ) -> Option<StorageResult<milestones_protocol::Page>> {
         if query.text.is_some() {
             return None;
         }
@@ -215,6 +216,7 @@ impl ListIndex {
         let limit = query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
         let mut items = Vec::new();
         let mut skipped = 0;
+        let mut failed = None;
         self.orders[field].walk(descending, &mut |id| {
             if items.len() >= limit {
                 return false;
@@ -222,13 +224,23 @@ impl ListIndex {
             if self.facets.get(id).is_some_and(|f| f.admits(&wanted, archived)) {
                 if skipped < offset {
                     skipped += 1;
-                } else if let Some(doc) = doc(id) {
-                    items.push(Value::Map(Map::clone(doc)));
+                } else {
+                    match doc(id) {
+                        Ok(Some(doc)) => items.push(Value::Map(doc)),
+                        Ok(None) => {}
+                        Err(e) => {
+                            failed = Some(e);
+                            return false;
+                        }
+                    }
                 }
             }
             true
         });
-        Some(milestones_protocol::Page { items, total: total as u64 })
+        Some(match failed {
+            Some(e) => Err(e),
+            None => Ok(milestones_protocol::Page { items, total: total as u64 }),
+        })
     }
 }
 

@@ -25,6 +25,7 @@ mod hybrid;
 mod ids;
 mod interface;
 mod list_index;
+mod packed;
 mod postgres;
 mod record;
 mod spec;
