@@ -36,6 +36,7 @@ pub mod database_tls;
 pub mod database_url;
 pub mod detach;
 pub mod event_log;
+pub mod freed_memory;
 pub mod graph;
 pub mod hooks;
 pub mod injected;

@@ -18,7 +18,7 @@ use super::error::{StorageError, StorageResult};
 use super::interface::{
     id_of, note_problem, unreadable, BackendKind, FileKeeping, Requirement, Revision, Storage, Stored,
 };
-use super::list_index::ListIndex;
+use super::list_index::{ListIndex, ListIndexBuilder};
 use super::packed::PackedDoc;
 use super::tree::{LoadedFile, MilestoneTree};
 use crate::document::{self, Doc, Folder};
@@ -53,20 +53,21 @@ impl Index {
     fn put(&mut self, id: String, doc: &Map, folder: Folder, hash: String) -> StorageResult<()> {
         let old = self.docs.get(&id).map(|e| e.doc.unpack()).transpose()?;
         self.lists.insert_after(old.as_ref(), doc);
-        self.put_unlisted(id, doc, old.as_ref(), folder, hash)
+        self.put_unlisted(id, doc, PackedDoc::pack(doc)?, old.as_ref(), folder, hash);
+        Ok(())
     }
 
     /// [`Index::put`] but for the lists, which [`FileStore::open`] builds
-    /// at once; `old` is the version held until now.
+    /// at once; `packed` is `doc` packed, `old` the version held until now.
     fn put_unlisted(
         &mut self,
         id: String,
         doc: &Map,
+        packed: PackedDoc,
         old: Option<&Map>,
         folder: Folder,
         hash: String,
-    ) -> StorageResult<()> {
-        let packed = PackedDoc::pack(doc)?;
+    ) {
         self.forget_derived();
         if let Some(old) = old {
             self.forget_edges(old);
@@ -75,7 +76,6 @@ impl Index {
             self.requirements.entry(from).or_default().push(requirement);
         }
         self.docs.insert(id, Entry { doc: packed, folder, hash });
-        Ok(())
     }
 
     fn remove(&mut self, id: &str) -> StorageResult<()> {
@@ -140,11 +140,18 @@ impl FileStore {
     /// Opens the tree and indexes every milestone file.
     pub fn open(layout: ProjectLayout) -> StorageResult<FileStore> {
         let tree = MilestoneTree::new(layout);
-        let (loaded, problems) = tree.load_all(&tree.list()?)?;
-        let mut index = Index { problems, lists: ListIndex::build(loaded.iter().map(|f| &f.doc)), ..Index::default() };
+        // Packed as they are parsed, so the parsed trees never all exist at
+        // once; each is read back here for the index, one at a time.
+        let (loaded, problems) = tree.load_all_as(&tree.list()?, |doc| PackedDoc::pack(&doc))?;
+        let mut index = Index { problems, ..Index::default() };
+        let mut lists = ListIndexBuilder::default();
         for file in loaded {
-            index.put_unlisted(file.id, &file.doc, None, file.folder, file.hash)?;
+            let doc = file.doc.unpack()?;
+            lists.add(&doc);
+            index.put_unlisted(file.id, &doc, file.doc, None, file.folder, file.hash);
         }
+        index.lists = lists.finish();
+        crate::freed_memory::release();
         Ok(FileStore { tree, index: RwLock::new(index), writes: Mutex::new(()) })
     }
 

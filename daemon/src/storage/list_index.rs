@@ -90,27 +90,6 @@ fn place(field: &str) -> usize {
 }
 
 impl ListIndex {
-    /// The index of `docs`, built in bulk: each order is sorted once rather
-    /// than grown entry by entry (a start-up at 100,000 milestones).
-    pub fn build<'a>(docs: impl Iterator<Item = &'a Map>) -> ListIndex {
-        let mut index = ListIndex::default();
-        let mut present: [Vec<(Arc<str>, Id)>; ORDERED.len()] = Default::default();
-        let mut missing: [Vec<Id>; ORDERED.len()] = Default::default();
-        for doc in docs {
-            let Some((id, keys)) = index.take_in(doc) else { continue };
-            for (at, key) in keys.into_iter().enumerate() {
-                match key {
-                    Some(key) => present[at].push((key, id.clone())),
-                    None => missing[at].push(id.clone()),
-                }
-            }
-        }
-        for ((order, present), missing) in index.orders.iter_mut().zip(present).zip(missing) {
-            *order = Order { present: present.into_iter().collect(), missing: missing.into_iter().collect() };
-        }
-        index
-    }
-
     /// Takes in a milestone whose id is not held.
     fn insert(&mut self, doc: &Map) {
         let Some((id, keys)) = self.take_in(doc) else { return };
@@ -241,6 +220,35 @@ impl ListIndex {
             Some(e) => Err(e),
             None => Ok(milestones_protocol::Page { items, total: total as u64 }),
         })
+    }
+}
+
+/// A [`ListIndex`] built in bulk (a start-up at 100,000 milestones): each
+/// order is sorted once at the end rather than grown entry by entry.
+#[derive(Default)]
+pub struct ListIndexBuilder {
+    index: ListIndex,
+    present: [Vec<(Arc<str>, Id)>; ORDERED.len()],
+    missing: [Vec<Id>; ORDERED.len()],
+}
+
+impl ListIndexBuilder {
+    pub fn add(&mut self, doc: &Map) {
+        let Some((id, keys)) = self.index.take_in(doc) else { return };
+        for (at, key) in keys.into_iter().enumerate() {
+            match key {
+                Some(key) => self.present[at].push((key, id.clone())),
+                None => self.missing[at].push(id.clone()),
+            }
+        }
+    }
+
+    pub fn finish(self) -> ListIndex {
+        let mut index = self.index;
+        for ((order, present), missing) in index.orders.iter_mut().zip(self.present).zip(self.missing) {
+            *order = Order { present: present.into_iter().collect(), missing: missing.into_iter().collect() };
+        }
+        index
     }
 }
 

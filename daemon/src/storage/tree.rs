@@ -125,11 +125,12 @@ fn readable_by_this_process(meta: &fs::Metadata) -> bool {
     }
 }
 
-/// A file read and parsed.
+/// A file read and parsed; `D` is its document as the caller keeps it
+/// (see [`MilestoneTree::load_all_as`]).
 #[derive(Debug, Clone)]
-pub struct LoadedFile {
+pub struct LoadedFile<D = Map> {
     pub id: String,
-    pub doc: Map,
+    pub doc: D,
     pub folder: Folder,
     pub stamp: Stamp,
     /// SHA-256 of the file's bytes, hex.
@@ -337,12 +338,32 @@ impl MilestoneTree {
     /// loader thread that dies fails the whole load: its share of the
     /// milestones must not silently go missing.
     pub fn load_all(&self, files: &[TreeFile]) -> StorageResult<(Vec<LoadedFile>, Vec<Problem>)> {
+        self.load_all_as(files, Ok)
+    }
+
+    /// [`MilestoneTree::load_all`], each document turned by `keep` on the
+    /// thread that parsed it: what a parse leaves behind is then freed and
+    /// reused at once, rather than scattered among what is kept.
+    pub fn load_all_as<D: Send>(
+        &self,
+        files: &[TreeFile],
+        keep: impl Fn(Map) -> StorageResult<D> + Sync,
+    ) -> StorageResult<(Vec<LoadedFile<D>>, Vec<Problem>)> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
         let chunk = files.len().div_ceil(threads).max(1);
-        let parts: Vec<Option<Vec<Result<LoadedFile, Problem>>>> = std::thread::scope(|scope| {
+        let load = |f: &TreeFile| -> StorageResult<Result<(LoadedFile<D>, Precedence), Problem>> {
+            let file = match self.load(f) {
+                Ok(file) => file,
+                Err(problem) => return Ok(Err(problem)),
+            };
+            let precedence = Precedence::of(&file);
+            let LoadedFile { id, doc, folder, stamp, hash } = file;
+            Ok(Ok((LoadedFile { id, doc: keep(doc)?, folder, stamp, hash }, precedence)))
+        };
+        let parts: Vec<Option<StorageResult<Vec<_>>>> = std::thread::scope(|scope| {
             let workers: Vec<_> = files
                 .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().map(|f| self.load(f)).collect::<Vec<_>>()))
+                .map(|part| scope.spawn(|| part.iter().map(load).collect::<StorageResult<Vec<_>>>()))
                 .collect();
             workers.into_iter().map(|w| w.join().ok()).collect()
         });
@@ -351,11 +372,12 @@ impl MilestoneTree {
             let part = part.ok_or_else(|| {
                 StorageError::Invalid("a thread loading milestone files panicked; nothing was loaded".to_owned())
             })?;
-            loaded.extend(part);
+            loaded.extend(part?);
         }
 
         let mut problems = Vec::new();
-        let mut by_id: std::collections::HashMap<String, LoadedFile> = std::collections::HashMap::new();
+        let mut by_id: std::collections::HashMap<String, (LoadedFile<D>, Precedence)> =
+            std::collections::HashMap::new();
         for item in loaded {
             let file = match item {
                 Ok(file) => file,
@@ -364,16 +386,16 @@ impl MilestoneTree {
                     continue;
                 }
             };
-            let Some(existing) = by_id.remove(&file.id) else {
-                by_id.insert(file.id.clone(), file);
+            let Some(existing) = by_id.remove(&file.0.id) else {
+                by_id.insert(file.0.id.clone(), file);
                 continue;
             };
-            let (kept, other) = if newer(&file, &existing) { (file, existing) } else { (existing, file) };
-            problems.push(self.set_aside(&kept, &other));
-            by_id.insert(kept.id.clone(), kept);
+            let (kept, other) = if file.1 > existing.1 { (file, existing) } else { (existing, file) };
+            problems.push(self.set_aside(&kept.0, &other.0));
+            by_id.insert(kept.0.id.clone(), kept);
         }
         problems.sort_by(|a, b| a.file.cmp(&b.file));
-        Ok((by_id.into_values().collect(), problems))
+        Ok((by_id.into_values().map(|(file, _)| file).collect(), problems))
     }
 
     /// The same id in both folders, at load: a move (complete, reopen) that
@@ -383,7 +405,7 @@ impl MilestoneTree {
     /// come back (a purge removing one copy while the other stays). The
     /// warning says what happened; should the move fail, `other` stays where
     /// it is, ignored, and the error says so.
-    fn set_aside(&self, kept: &LoadedFile, other: &LoadedFile) -> Problem {
+    fn set_aside<D>(&self, kept: &LoadedFile<D>, other: &LoadedFile<D>) -> Problem {
         let kept_path = self.path_of(&kept.id, kept.folder);
         let other_path = self.path_of(&other.id, other.folder);
         let dir = self.layout.backups().join("duplicates");
@@ -622,10 +644,16 @@ impl MilestoneTree {
 /// Of two copies of one milestone, whether `a` is the newer: the later
 /// `updated_at`, else the one whose folder matches its status (the move's
 /// destination), else the completed one.
-fn newer(a: &LoadedFile, b: &LoadedFile) -> bool {
-    let updated = |f: &LoadedFile| f.doc.get("updated_at").and_then(Value::as_str).map(str::to_owned);
-    let placed = |f: &LoadedFile| Folder::of(&f.doc) == f.folder;
-    (updated(a), placed(a), a.folder == Folder::Completed) > (updated(b), placed(b), b.folder == Folder::Completed)
+/// Which of two files holding one id is kept: the later `updated_at`, then
+/// the one in the folder its status belongs in, then the completed one.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Precedence(Option<String>, bool, bool);
+
+impl Precedence {
+    fn of(file: &LoadedFile) -> Precedence {
+        let updated = file.doc.get("updated_at").and_then(Value::as_str).map(str::to_owned);
+        Precedence(updated, Folder::of(&file.doc) == file.folder, file.folder == Folder::Completed)
+    }
 }
 
 pub fn file_name(id: &str) -> String {
