@@ -51,9 +51,11 @@ impl Index {
     /// Holds `doc`, milestone `id` in `folder` with file hash `hash`, in
     /// place of any earlier version.
     fn put(&mut self, id: String, doc: &Map, folder: Folder, hash: String) -> StorageResult<()> {
+        // Everything that can fail comes before the first change.
         let old = self.docs.get(&id).map(|e| e.doc.unpack()).transpose()?;
+        let packed = PackedDoc::pack(doc)?;
         self.lists.insert_after(old.as_ref(), doc);
-        self.put_unlisted(id, doc, PackedDoc::pack(doc)?, old.as_ref(), folder, hash);
+        self.put_unlisted(id, doc, packed, old.as_ref(), folder, hash);
         Ok(())
     }
 
@@ -79,8 +81,8 @@ impl Index {
     }
 
     fn remove(&mut self, id: &str) -> StorageResult<()> {
-        if let Some(old) = self.docs.remove(id) {
-            let old = old.doc.unpack()?;
+        if let Some(old) = self.docs.get(id).map(|e| e.doc.unpack()).transpose()? {
+            self.docs.remove(id);
             self.forget_derived();
             self.lists.remove(&old);
             self.forget_edges(&old);
