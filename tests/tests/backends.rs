@@ -356,6 +356,8 @@ fn seed_shell_queries_answer_through_sqlite3() {
 
     p.msctl(&["delete", "mobile-app"]).ok();
     p.msctl(&["migrate", "database"]).ok();
+    // The YAML files go after the answer, on the migration's own thread.
+    p.wait_until_no_migration();
     let count = p
         .sqlite3("enterprise.db", "SELECT COUNT(*) FROM milestones WHERE json_extract(data, '$.status') != 'archived'");
     assert_eq!(count, "5\n");
