@@ -9,7 +9,7 @@
 use milestones_protocol::{Map, Value};
 
 /// Fields whose text is searched, besides every task's title.
-pub const SEARCHED_FIELDS: &[&str] = &["id", "title", "description", "category"];
+pub const SEARCHED_FIELDS: [&str; 4] = ["id", "title", "description", "category"];
 
 /// The words a search looks for.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@
 //! Files are the source of truth. A file that does not parse is never
 //! rewritten or deleted; it is listed in [`FileKeeping::problems`] until fixed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use milestones_protocol::{Map, Page, Problem, Query};
@@ -19,7 +19,7 @@ use super::interface::{
     id_of, note_problem, unreadable, BackendKind, FileKeeping, Requirement, Revision, Storage, Stored,
 };
 use super::list_index::{ListIndex, ListIndexBuilder};
-use super::packed::PackedDoc;
+use super::packed::{PackedDoc, PackedSearch};
 use super::tree::{LoadedFile, MilestoneTree};
 use crate::document::{self, Doc, Folder};
 use crate::graph::DependencyGraph;
@@ -35,7 +35,8 @@ pub struct FileStore {
 
 #[derive(Default)]
 struct Index {
-    docs: HashMap<String, Entry>,
+    /// Every lookup of a list or a search goes through it: hashed fast.
+    docs: HashMap<String, Entry, foldhash::fast::RandomState>,
     /// Edges out of each milestone, kept in step with `docs` so that a write
     /// checks for cycles around itself without walking every document.
     requirements: HashMap<String, Vec<Requirement>>,
@@ -287,20 +288,31 @@ impl Storage for FileStore {
 
     fn query(&self, query: &Query) -> StorageResult<Page> {
         let index = self.read();
-        if let Some(page) = index.lists.answer(query, |id| index.docs.get(id).map(|e| e.doc.unpack()).transpose()) {
-            return page;
+        let read = |id: &str| index.docs.get(id).map(|e| e.doc.unpack()).transpose();
+        let Some(terms) = crate::query::search_terms(query)? else {
+            return match index.lists.answer(query, None, read) {
+                Some(page) => page,
+                None => run_over(query, index.docs.values()),
+            };
+        };
+        // A search reads each document's bytes once (a document whose text
+        // is not ASCII is read back for it); the page is then found among
+        // the matches, along the list's order when the index holds it.
+        let matching = {
+            let mut search = PackedSearch::new(&terms);
+            let mut matching = HashSet::with_hasher(foldhash::fast::RandomState::default());
+            for (id, entry) in &index.docs {
+                if search.matches(&entry.doc)? {
+                    matching.insert(id.as_str());
+                }
+            }
+            matching
+        };
+        let mut found = |id: &str| Ok(matching.contains(id));
+        match index.lists.answer(query, Some(&mut found), read) {
+            Some(page) => page,
+            None => run_over(query, matching.iter().filter_map(|id| index.docs.get(*id))),
         }
-        // Everything else reads every document back, but those that cannot
-        // hold the search's words never are.
-        let terms = crate::query::search_terms(query)?;
-        let mut failed = None;
-        let docs = index
-            .docs
-            .values()
-            .filter(|e| terms.as_ref().is_none_or(|t| e.doc.may_match(t)))
-            .map_while(|e| e.doc.unpack().map_err(|e| failed = Some(e)).ok().map(Arc::new));
-        let page = crate::query::run(query, docs)?;
-        failed.map_or(Ok(page), Err)
     }
 
     fn dependency_graph(&self) -> StorageResult<Arc<DependencyGraph>> {
@@ -336,6 +348,14 @@ impl Storage for FileStore {
     fn files(&self) -> Option<&dyn FileKeeping> {
         Some(self)
     }
+}
+
+/// A page of `entries` by the reference engine, each read back.
+fn run_over<'a>(query: &Query, entries: impl Iterator<Item = &'a Entry>) -> StorageResult<Page> {
+    let mut failed = None;
+    let docs = entries.map_while(|e| e.doc.unpack().map_err(|e| failed = Some(e)).ok().map(Arc::new));
+    let page = crate::query::run(query, docs)?;
+    failed.map_or(Ok(page), Err)
 }
 
 impl FileKeeping for FileStore {

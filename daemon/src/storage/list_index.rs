@@ -33,7 +33,8 @@ type Id = Arc<str>;
 #[derive(Default)]
 pub struct ListIndex {
     orders: [Order; ORDERED.len()],
-    facets: HashMap<Id, Facets>,
+    /// Asked for every milestone a list walks past: hashed fast.
+    facets: HashMap<Id, Facets, foldhash::fast::RandomState>,
     counts: HashMap<Facets, usize>,
     /// Status, priority and category names, shared by every milestone
     /// that holds them.
@@ -161,15 +162,19 @@ impl ListIndex {
     }
 
     /// The page `query` asks for, when this index can answer it (see the
-    /// module's documentation); `doc` reads a milestone by id. Every query
-    /// it answers is well formed (known fields, text values), so only
-    /// those it leaves to the reference engine need checking.
+    /// module's documentation); `doc` reads a milestone by id, and
+    /// `searched`, when given, says whether one matches the query's search
+    /// text (a search is answered only with it: every milestone is asked,
+    /// for the total). Every query it answers is well formed (known
+    /// fields, text values), so only those it leaves to the reference
+    /// engine need checking.
     pub fn answer(
         &self,
         query: &Query,
+        mut searched: Option<&mut Searched<'_>>,
         mut doc: impl FnMut(&str) -> StorageResult<Option<Map>>,
     ) -> Option<StorageResult<milestones_protocol::Page>> {
-        if query.text.is_some() {
+        if query.text.is_some() && searched.is_none() {
             return None;
         }
         let default_sort = crate::query::default_sort();
@@ -190,7 +195,22 @@ impl ListIndex {
             }
         }
         let archived = crate::query::wants_archived(query);
-        let total = self.counts.iter().filter(|(f, _)| f.admits(&wanted, archived)).map(|(_, n)| n).sum::<usize>();
+        let mut found = |id: &str| searched.as_mut().map_or(Ok(true), |searched| searched(id));
+        let total = if query.text.is_some() {
+            let mut total = 0;
+            for (id, facets) in &self.facets {
+                if facets.admits(&wanted, archived) {
+                    match found(id) {
+                        Ok(true) => total += 1,
+                        Ok(false) => {}
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+            }
+            total
+        } else {
+            self.counts.iter().filter(|(f, _)| f.admits(&wanted, archived)).map(|(_, n)| n).sum::<usize>()
+        };
         let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
         let limit = query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
         let mut items = Vec::new();
@@ -200,7 +220,18 @@ impl ListIndex {
             if items.len() >= limit {
                 return false;
             }
-            if self.facets.get(id).is_some_and(|f| f.admits(&wanted, archived)) {
+            if !self.facets.get(id).is_some_and(|f| f.admits(&wanted, archived)) {
+                return true;
+            }
+            match found(id) {
+                Ok(true) => {}
+                Ok(false) => return true,
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            {
                 if skipped < offset {
                     skipped += 1;
                 } else {
@@ -222,6 +253,9 @@ impl ListIndex {
         })
     }
 }
+
+/// Whether a milestone, by id, matches a search.
+pub type Searched<'a> = dyn FnMut(&str) -> StorageResult<bool> + 'a;
 
 /// A [`ListIndex`] built in bulk (a start-up at 100,000 milestones): each
 /// order is sorted once at the end rather than grown entry by entry.

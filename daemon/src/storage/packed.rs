@@ -19,12 +19,12 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, RwLock, RwLockReadGuard};
 
 use milestones_protocol::{Map, Value};
 
 use super::error::{StorageError, StorageResult};
-use crate::search::{searchable_text, SearchTerms};
+use crate::search::{searchable_text, SearchTerms, SEARCHED_FIELDS};
 
 pub struct PackedDoc {
     bytes: Box<[u8]>,
@@ -41,8 +41,11 @@ impl PackedDoc {
     }
 
     pub fn unpack(&self) -> StorageResult<Map> {
-        let names = KEY_NAMES.read().unwrap_or_else(|p| p.into_inner());
-        let mut reader = Reader { bytes: &self.bytes, names: &names };
+        self.unpack_with(&KEY_NAMES.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn unpack_with(&self, names: &KeyNames) -> StorageResult<Map> {
+        let mut reader = Reader { bytes: &self.bytes, names };
         match reader.value() {
             Some(Value::Map(map)) if reader.bytes.is_empty() => Ok(map),
             _ => Err(StorageError::Damaged("a milestone document kept in memory cannot be read back".to_owned())),
@@ -55,6 +58,115 @@ impl PackedDoc {
     pub fn may_match(&self, terms: &SearchTerms) -> bool {
         !self.ascii_text || terms.words().iter().all(|w| !w.is_ascii() || contains_ignoring_case(&self.bytes, w))
     }
+}
+
+/// A search asked of many packed documents, read from their bytes without
+/// reading them back. The key names it looks for are numbered once, and
+/// the table of names is held for the whole search.
+pub struct PackedSearch<'a> {
+    terms: &'a SearchTerms,
+    names: RwLockReadGuard<'static, KeyNames>,
+    /// The numbers of the searched fields (`None`: never met, so in no
+    /// document), then of `tasks` and of `title`.
+    searched: [Option<u64>; SEARCHED_FIELDS.len()],
+    tasks: Option<u64>,
+    title: Option<u64>,
+    found: Vec<bool>,
+}
+
+impl<'a> PackedSearch<'a> {
+    pub fn new(terms: &'a SearchTerms) -> PackedSearch<'a> {
+        let names = KEY_NAMES.read().unwrap_or_else(|p| p.into_inner());
+        let number = |name: &str| names.numbers.get(name).copied();
+        PackedSearch {
+            terms,
+            searched: SEARCHED_FIELDS.map(number),
+            tasks: number("tasks"),
+            title: number("title"),
+            found: vec![false; terms.words().len()],
+            names,
+        }
+    }
+
+    /// Whether `doc` matches the search.
+    pub fn matches(&mut self, doc: &PackedDoc) -> StorageResult<bool> {
+        match self.matches_in_bytes(doc) {
+            Some(found) => Ok(found),
+            // The names are held already: reading them again could wait
+            // behind a writer for ever.
+            None => Ok(self.terms.matches(&doc.unpack_with(&self.names)?)),
+        }
+    }
+
+    /// [`PackedSearch::matches`] from the bytes; `None` when the text is
+    /// not ASCII, or the bytes cannot be read.
+    fn matches_in_bytes(&mut self, doc: &PackedDoc) -> Option<bool> {
+        if !doc.ascii_text {
+            return None;
+        }
+        let words = self.terms.words();
+        if !words.iter().all(|w| w.is_ascii()) || !doc.may_match(self.terms) {
+            // ASCII text holds no other letter, in any case.
+            return Some(false);
+        }
+        self.found.iter_mut().for_each(|f| *f = false);
+        let is = |key: &Key<'_>, number: Option<u64>, name: &str| match key {
+            Key::Numbered(n) => Some(*n) == number,
+            Key::Inline(text) => *text == name,
+        };
+        let mut reader = Reader { bytes: &doc.bytes, names: &self.names };
+        if reader.byte()? != MAP {
+            return None;
+        }
+        for _ in 0..reader.count()? {
+            let key = reader.key_ref()?;
+            if SEARCHED_FIELDS.iter().zip(self.searched).any(|(name, number)| is(&key, number, name)) {
+                if let Some(text) = reader.text_bytes()? {
+                    if look(&mut self.found, words, text) {
+                        // The rest cannot undo a match.
+                        return Some(true);
+                    }
+                }
+            } else if is(&key, self.tasks, "tasks") && reader.bytes.first() == Some(&LIST) {
+                reader.byte()?;
+                for _ in 0..reader.count()? {
+                    if reader.bytes.first() != Some(&MAP) {
+                        reader.skip()?;
+                        continue;
+                    }
+                    reader.byte()?;
+                    for _ in 0..reader.count()? {
+                        let key = reader.key_ref()?;
+                        if !is(&key, self.title, "title") {
+                            reader.skip()?;
+                        } else if let Some(text) = reader.text_bytes()? {
+                            if look(&mut self.found, words, text) {
+                                return Some(true);
+                            }
+                        }
+                    }
+                }
+            } else {
+                reader.skip()?;
+            }
+        }
+        Some(false)
+    }
+}
+
+/// Notes which of `words` begin a word of `text`; true once every one has
+/// been found.
+fn look(found: &mut [bool], words: &[String], text: &[u8]) -> bool {
+    for (found, word) in found.iter_mut().zip(words) {
+        *found = *found || begins_a_word(text, word.as_bytes());
+    }
+    found.iter().all(|f| *f)
+}
+
+/// A key as a packed document holds it: by number, or written out.
+enum Key<'b> {
+    Numbered(u64),
+    Inline(&'b str),
 }
 
 /// Key names stored once for every document of the process, numbered in
@@ -163,14 +275,14 @@ struct Reader<'a> {
     names: &'a KeyNames,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn byte(&mut self) -> Option<u8> {
         let (&first, rest) = self.bytes.split_first()?;
         self.bytes = rest;
         Some(first)
     }
 
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (taken, rest) = (self.bytes.get(..n)?, self.bytes.get(n..)?);
         self.bytes = rest;
         Some(taken)
@@ -198,6 +310,68 @@ impl Reader<'_> {
         String::from_utf8(self.take(len)?.to_vec()).ok()
     }
 
+    /// The key that comes next, as it is held.
+    fn key_ref(&mut self) -> Option<Key<'a>> {
+        match self.varint()? {
+            0 => {
+                let len = usize::try_from(self.varint()?).ok()?;
+                let (text, rest) = (self.bytes.get(..len)?, self.bytes.get(len..)?);
+                self.bytes = rest;
+                std::str::from_utf8(text).ok().map(Key::Inline)
+            }
+            n => Some(Key::Numbered(n - 1)),
+        }
+    }
+
+    /// The name of the key that comes next.
+    fn key(&mut self) -> Option<&'a str> {
+        match self.key_ref()? {
+            Key::Inline(text) => Some(text),
+            Key::Numbered(n) => self.names.names.get(usize::try_from(n).ok()?).map(|name| &**name),
+        }
+    }
+
+    /// Passes over the next value without building it.
+    fn skip(&mut self) -> Option<()> {
+        match self.byte()? {
+            NULL | FALSE | TRUE => {}
+            INT => {
+                self.varint()?;
+            }
+            FLOAT => {
+                self.take(8)?;
+            }
+            TEXT => {
+                let len = usize::try_from(self.varint()?).ok()?;
+                self.take(len)?;
+            }
+            LIST => {
+                for _ in 0..self.count()? {
+                    self.skip()?;
+                }
+            }
+            MAP => {
+                for _ in 0..self.count()? {
+                    self.key()?;
+                    self.skip()?;
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// The next value's bytes when it is text (`Some(None)`, passed over,
+    /// when it is not).
+    fn text_bytes(&mut self) -> Option<Option<&'a [u8]>> {
+        if self.bytes.first() != Some(&TEXT) {
+            return self.skip().map(|()| None);
+        }
+        self.byte()?;
+        let len = usize::try_from(self.varint()?).ok()?;
+        self.take(len).map(Some)
+    }
+
     fn value(&mut self) -> Option<Value> {
         Some(match self.byte()? {
             NULL => Value::Null,
@@ -217,10 +391,7 @@ impl Reader<'_> {
                 let n = self.count()?;
                 let mut entries = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let key = match self.varint()? {
-                        0 => self.text()?,
-                        n => self.names.names.get(usize::try_from(n - 1).ok()?)?.to_string(),
-                    };
+                    let key = self.key()?.to_owned();
                     entries.push((key, self.value()?));
                 }
                 Value::Map(Map::from_entries(entries).ok()?)
@@ -230,19 +401,34 @@ impl Reader<'_> {
     }
 }
 
+/// Whether `word` (lowercase ASCII letters and digits) begins a word of
+/// `text` (ASCII) in any case: the rule of [`SearchTerms::matches`].
+fn begins_a_word(text: &[u8], word: &[u8]) -> bool {
+    occurrences_ignoring_case(text, word).any(|at| at == 0 || !text[at - 1].is_ascii_alphanumeric())
+}
+
+/// Where `word` (lowercase ASCII) occurs in `bytes` in any ASCII case.
+fn occurrences_ignoring_case<'a>(bytes: &'a [u8], word: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    let (first, rest) = word.split_first().map_or((0, &[][..]), |(first, rest)| (*first, rest));
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        if word.is_empty() {
+            return None;
+        }
+        while let Some(at) = memchr::memchr2(first, first.to_ascii_uppercase(), &bytes[from..]) {
+            let start = from + at;
+            from = start + 1;
+            if bytes.get(start + 1..start + word.len()).is_some_and(|b| b.eq_ignore_ascii_case(rest)) {
+                return Some(start);
+            }
+        }
+        None
+    })
+}
+
 /// Whether `word` (lowercase ASCII) occurs in `bytes` in any ASCII case.
 fn contains_ignoring_case(bytes: &[u8], word: &str) -> bool {
-    let word = word.as_bytes();
-    let Some((&first, rest)) = word.split_first() else { return true };
-    let mut from = 0;
-    while let Some(at) = memchr::memchr2(first, first.to_ascii_uppercase(), &bytes[from..]) {
-        let start = from + at + 1;
-        if bytes.get(start..start + rest.len()).is_some_and(|b| b.eq_ignore_ascii_case(rest)) {
-            return true;
-        }
-        from = start;
-    }
-    false
+    word.is_empty() || occurrences_ignoring_case(bytes, word.as_bytes()).next().is_some()
 }
 
 #[cfg(test)]
@@ -264,6 +450,30 @@ mod tests {
              x: null\nlow: -9223372036854775808\nhigh: 9223372036854775807\nno: false\n\
              long: [[[]], {}, '', -1.0e-300]\n");
         assert_eq!(PackedDoc::pack(&d).unpack().unwrap(), d);
+    }
+
+    #[test]
+    fn a_search_read_from_the_bytes_agrees_with_the_document() {
+        let docs = [
+            "id: auth-ui\ntitle: Authentication rewrite\ncategory: security\n",
+            "id: m-2\ntitle: Reauth flow\ndescription: 'OAuth2, then SSO; x-auth'\n",
+            "id: m-3\ntitle: 42\ntasks: [{title: Wire the OAuth flow, status: done}, 7, {id: t-2}]\nowner: {title: auth}\n",
+            "id: m-4\ntitle: [auth]\ndescription: null\ncategory: {auth: auth}\nnotes: auth\n",
+            "id: m-5\ntitle: Ünïcode auth\n",
+        ];
+        let searches =
+            ["auth", "AUTH rew", "oauth", "thent", "auth2", "sso x", "flow wire", "42", "security", "m", "é"];
+        for yaml in docs {
+            let d = doc(yaml);
+            let packed = PackedDoc::pack(&d);
+            for text in searches {
+                let terms = terms(text);
+                let mut search = PackedSearch::new(&terms);
+                assert_eq!(search.matches(&packed).unwrap(), terms.matches(&d), "{text:?} in {yaml:?}");
+                let from_bytes = search.matches_in_bytes(&packed).is_some();
+                assert_eq!(from_bytes, searchable_text(&d).is_ascii(), "only text beyond ASCII is read back");
+            }
+        }
     }
 
     #[test]
