@@ -21,6 +21,7 @@ use super::interface::{
 use super::list_index::{ListIndex, ListIndexBuilder};
 use super::packed::{PackedDoc, PackedSearch};
 use super::tree::{LoadedFile, MilestoneTree};
+use crate::analytics::AnalyticsBuilder;
 use crate::document::{self, Doc, Folder};
 use crate::graph::DependencyGraph;
 use crate::layout::ProjectLayout;
@@ -92,10 +93,14 @@ impl Index {
         Ok(())
     }
 
-    /// Every document, read back one at a time.
-    fn each(&self, visit: &mut dyn FnMut(Map)) -> StorageResult<()> {
+    /// Every document, read back one at a time; with `fields`, only those
+    /// of its fields (what is derived from every document needs a few).
+    fn each(&self, fields: Option<&[&str]>, visit: &mut dyn FnMut(Map)) -> StorageResult<()> {
         for entry in self.docs.values() {
-            visit(entry.doc.unpack()?);
+            visit(match fields {
+                Some(fields) => entry.doc.unpack_only(fields)?,
+                None => entry.doc.unpack()?,
+            });
         }
         Ok(())
     }
@@ -112,7 +117,7 @@ impl Index {
     /// The dependency graph of every document.
     fn graph(&self) -> StorageResult<DependencyGraph> {
         let mut graph = DependencyGraph::default();
-        self.each(&mut |doc| graph.add_document(&doc))?;
+        self.each(Some(DependencyGraph::READS), &mut |doc| graph.add_document(&doc))?;
         Ok(graph)
     }
 
@@ -327,8 +332,8 @@ impl Storage for FileStore {
                 today,
                 || index.graph(),
                 |graph| {
-                    let mut builder = crate::analytics::AnalyticsBuilder::new(today);
-                    index.each(&mut |doc| builder.add_document(&doc))?;
+                    let mut builder = AnalyticsBuilder::new(today);
+                    index.each(Some(AnalyticsBuilder::READS), &mut |doc| builder.add_document(&doc))?;
                     Ok(builder.finish(graph))
                 },
             )
@@ -342,7 +347,7 @@ impl Storage for FileStore {
         visit: &mut dyn FnMut(&Doc),
         _unreadable: &mut dyn FnMut(StorageError) -> StorageResult<()>,
     ) -> StorageResult<()> {
-        self.read().each(&mut |doc| visit(&Arc::new(doc)))
+        self.read().each(None, &mut |doc| visit(&Arc::new(doc)))
     }
 
     fn files(&self) -> Option<&dyn FileKeeping> {
