@@ -2,9 +2,9 @@
 //! `performance_metrics`): counts, completion times, dependency figures and
 //! the daily trend, computed from documents.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, NaiveDate};
+use chrono::{DateTime, NaiveDate, Utc};
 use milestones_protocol::{Analytics, Count, DayCount, DependencyFigures, Map, Value};
 
 use crate::graph::DependencyGraph;
@@ -66,18 +66,13 @@ impl AnalyticsBuilder {
         (self.first_day - chrono::Duration::days(2)).to_string()
     }
 
-    /// The fields of a document [`AnalyticsBuilder::add_document`] reads:
-    /// a store may hand it only these.
-    pub const READS: &'static [&'static str] =
-        &["status", "priority", "category", "created_at", "completed_at", "tasks"];
-
     pub fn add_document(&mut self, doc: &Map) {
         self.total += 1;
         for dimension in Dimension::ALL {
             self.count(dimension, label(doc.get(dimension.field())), 1);
         }
-        let time = |field| doc.get(field).and_then(Value::as_str);
-        self.add_times(time("created_at"), time("completed_at"));
+        let (created, completed) = times(doc);
+        self.add_times(created, completed);
         let (total, completed) = task_counts(doc);
         self.add_tasks(total, completed);
     }
@@ -95,8 +90,8 @@ impl AnalyticsBuilder {
     pub fn add_times(&mut self, created: Option<&str>, completed: Option<&str>) {
         let created = created.and_then(parse_time);
         let completed = completed.and_then(parse_time);
-        if let (Some(c), Some(d)) = (created, completed) {
-            self.durations.push((d - c).num_seconds() as f64 / 86_400.0);
+        if let Some(days) = completion_days(created, completed) {
+            self.durations.push(days);
         }
         if let Some(day) = created.and_then(|t| self.per_day.get_mut(&t.date_naive())) {
             day.0 += 1;
@@ -143,6 +138,100 @@ impl AnalyticsBuilder {
                 .map(|(date, (created, completed))| DayCount { date: date.to_string(), created, completed })
                 .collect(),
         }
+    }
+}
+
+/// A milestone's creation and completion timestamps, as written.
+fn times(doc: &Map) -> (Option<&str>, Option<&str>) {
+    let time = |field| doc.get(field).and_then(Value::as_str);
+    (time("created_at"), time("completed_at"))
+}
+
+/// How long a milestone took, in days, when it has both times.
+fn completion_days(created: Option<DateTime<Utc>>, completed: Option<DateTime<Utc>>) -> Option<f64> {
+    Some((completed? - created?).num_seconds() as f64 / 86_400.0)
+}
+
+/// What `stats` needs of every milestone, kept as sums that a store updates
+/// as milestones come and go, so that it answers `stats` without reading
+/// every document again. Finished by [`AnalyticsTally::builder`] as
+/// [`AnalyticsBuilder::add_document`] would have for each.
+#[derive(Default)]
+pub struct AnalyticsTally {
+    total: i64,
+    counts: [HashMap<String, i64>; 3],
+    /// Completion times in days (by their bits: `f64` is not `Eq`).
+    durations: HashMap<u64, i64>,
+    /// Milestones created and completed on each (UTC) day.
+    per_day: HashMap<NaiveDate, (i64, i64)>,
+    tasks_total: i64,
+    tasks_completed: i64,
+}
+
+impl AnalyticsTally {
+    pub fn add(&mut self, doc: &Map) {
+        self.apply(doc, 1);
+    }
+
+    pub fn remove(&mut self, doc: &Map) {
+        self.apply(doc, -1);
+    }
+
+    fn apply(&mut self, doc: &Map, sign: i64) {
+        fn tally<K: Eq + std::hash::Hash>(counts: &mut HashMap<K, i64>, key: K, n: i64) {
+            use std::collections::hash_map::Entry;
+            match counts.entry(key) {
+                Entry::Occupied(mut held) => {
+                    *held.get_mut() += n;
+                    if *held.get() == 0 {
+                        held.remove();
+                    }
+                }
+                Entry::Vacant(empty) => {
+                    empty.insert(n);
+                }
+            }
+        }
+        self.total += sign;
+        for (dimension, counts) in Dimension::ALL.iter().zip(&mut self.counts) {
+            tally(counts, label(doc.get(dimension.field())), sign);
+        }
+        let (created, completed) = times(doc);
+        let (created, completed) = (created.and_then(parse_time), completed.and_then(parse_time));
+        if let Some(days) = completion_days(created, completed) {
+            tally(&mut self.durations, days.to_bits(), sign);
+        }
+        if let Some(day) = created {
+            self.per_day.entry(day.date_naive()).or_default().0 += sign;
+        }
+        if let Some(day) = completed {
+            self.per_day.entry(day.date_naive()).or_default().1 += sign;
+        }
+        let (tasks, done) = task_counts(doc);
+        self.tasks_total += sign * tasks as i64;
+        self.tasks_completed += sign * done as i64;
+    }
+
+    /// A builder holding every milestone tallied, for `today`.
+    pub fn builder(&self, today: NaiveDate) -> AnalyticsBuilder {
+        let whole = |n: i64| u64::try_from(n).unwrap_or(0);
+        let mut builder = AnalyticsBuilder::new(today);
+        builder.add_total(whole(self.total));
+        for (dimension, counts) in Dimension::ALL.iter().zip(&self.counts) {
+            for (label, n) in counts {
+                builder.count(*dimension, label.clone(), whole(*n));
+            }
+        }
+        for (bits, n) in &self.durations {
+            builder.durations.extend(std::iter::repeat_n(f64::from_bits(*bits), whole(*n) as usize));
+        }
+        for (day, (created, completed)) in builder.per_day.iter_mut() {
+            let (c, d) = self.per_day.get(day).copied().unwrap_or_default();
+            *created += whole(c);
+            *completed += whole(d);
+        }
+        builder.add_tasks(whole(self.tasks_total), whole(self.tasks_completed));
+        builder
     }
 }
 
@@ -194,6 +283,30 @@ pub fn parse_time(s: &str) -> Option<DateTime<chrono::Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Kept sums give what reading every document gives, through
+    /// additions, removals and milestones that took the same time.
+    #[test]
+    fn a_tally_finishes_as_the_documents_would() {
+        let doc = |y: &str| crate::yaml::parse_document(y, "t").unwrap();
+        let docs = [
+            doc("id: a\nstatus: completed\ncreated_at: '2026-11-01T00:00:00Z'\ncompleted_at: '2026-11-03T00:00:00Z'\n"),
+            doc("id: b\nstatus: completed\ncreated_at: '2026-11-01T00:00:00Z'\ncompleted_at: '2026-11-03T00:00:00Z'\n"),
+            doc("id: c\nstatus: blocked\npriority: 3\ncreated_at: '2026-11-20T10:00:00Z'\ntasks: [{status: completed}, {}]\n"),
+            doc("id: d\nstatus: planning\ncategory: ops\ncreated_at: '2025-01-01T00:00:00Z'\n"),
+            doc("id: e\nstatus: completed\ncreated_at: '2026-11-01T00:00:00Z'\ncompleted_at: '2026-11-06T00:00:00Z'\n"),
+        ];
+        let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let graph = DependencyGraph::default();
+        let mut tally = AnalyticsTally::default();
+        docs.iter().for_each(|d| tally.add(d));
+        tally.remove(&docs[3]);
+        tally.add(&docs[3]);
+        tally.remove(&docs[2]);
+        let mut expected = AnalyticsBuilder::new(today);
+        [&docs[0], &docs[1], &docs[3], &docs[4]].iter().for_each(|d| expected.add_document(d));
+        assert_eq!(tally.builder(today).finish(&graph), expected.finish(&graph));
+    }
 
     #[test]
     fn counts_times_and_trend() {

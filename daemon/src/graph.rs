@@ -28,10 +28,6 @@ pub struct DependencyGraph {
 }
 
 impl DependencyGraph {
-    /// The fields of a document [`DependencyGraph::add_document`] reads:
-    /// a store may hand it only these.
-    pub const READS: &'static [&'static str] = &["id", "dependencies"];
-
     /// Adds a milestone and the edges its document declares.
     pub fn add_document(&mut self, doc: &Map) {
         let Some(id) = document::id(doc) else { return };

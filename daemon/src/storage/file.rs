@@ -21,7 +21,7 @@ use super::interface::{
 use super::list_index::{ListIndex, ListIndexBuilder};
 use super::packed::{PackedDoc, PackedSearch};
 use super::tree::{LoadedFile, MilestoneTree};
-use crate::analytics::AnalyticsBuilder;
+use crate::analytics::AnalyticsTally;
 use crate::document::{self, Doc, Folder};
 use crate::graph::DependencyGraph;
 use crate::layout::ProjectLayout;
@@ -43,6 +43,8 @@ struct Index {
     requirements: HashMap<String, Vec<Requirement>>,
     /// The orders lists are read in.
     lists: ListIndex,
+    /// `stats`' sums over every document, kept in step with `docs`.
+    tally: AnalyticsTally,
     problems: Vec<Problem>,
     /// The graph and `stats`, worked out on first request after a change
     /// (reads share the index, so it has a lock of its own).
@@ -76,7 +78,9 @@ impl Index {
         self.forget_derived();
         if let Some(old) = old {
             self.forget_edges(old);
+            self.tally.remove(old);
         }
+        self.tally.add(doc);
         for (from, requirement) in Requirement::declared_by(doc) {
             self.requirements.entry(from).or_default().push(requirement);
         }
@@ -87,20 +91,17 @@ impl Index {
         if let Some(old) = self.docs.get(id).map(|e| e.doc.unpack()).transpose()? {
             self.docs.remove(id);
             self.forget_derived();
+            self.tally.remove(&old);
             self.lists.remove(&old);
             self.forget_edges(&old);
         }
         Ok(())
     }
 
-    /// Every document, read back one at a time; with `fields`, only those
-    /// of its fields (what is derived from every document needs a few).
-    fn each(&self, fields: Option<&[&str]>, visit: &mut dyn FnMut(Map)) -> StorageResult<()> {
+    /// Every document, read back one at a time.
+    fn each(&self, visit: &mut dyn FnMut(Map)) -> StorageResult<()> {
         for entry in self.docs.values() {
-            visit(match fields {
-                Some(fields) => entry.doc.unpack_only(fields)?,
-                None => entry.doc.unpack()?,
-            });
+            visit(entry.doc.unpack()?);
         }
         Ok(())
     }
@@ -114,11 +115,15 @@ impl Index {
         work(&mut self.derived.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// The dependency graph of every document.
-    fn graph(&self) -> StorageResult<DependencyGraph> {
+    /// The dependency graph of every document, from the ids and edges the
+    /// index keeps: no document is read back.
+    fn graph(&self) -> DependencyGraph {
         let mut graph = DependencyGraph::default();
-        self.each(Some(DependencyGraph::READS), &mut |doc| graph.add_document(&doc))?;
-        Ok(graph)
+        self.docs.keys().for_each(|id| graph.add_node(id));
+        for (from, requirements) in &self.requirements {
+            requirements.iter().for_each(|r| graph.add_edge(from, &r.to));
+        }
+        graph
     }
 
     fn forget_edges(&mut self, doc: &Map) {
@@ -322,21 +327,13 @@ impl Storage for FileStore {
 
     fn dependency_graph(&self) -> StorageResult<Arc<DependencyGraph>> {
         let index = self.read();
-        index.with_derived(|derived| Ok(derived.graph(|| index.graph())?.clone()))
+        index.with_derived(|derived| Ok(derived.graph(|| Ok(index.graph()))?.clone()))
     }
 
     fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<milestones_protocol::Analytics> {
         let index = self.read();
         index.with_derived(|derived| {
-            derived.analytics(
-                today,
-                || index.graph(),
-                |graph| {
-                    let mut builder = AnalyticsBuilder::new(today);
-                    index.each(Some(AnalyticsBuilder::READS), &mut |doc| builder.add_document(&doc))?;
-                    Ok(builder.finish(graph))
-                },
-            )
+            derived.analytics(today, || Ok(index.graph()), |graph| Ok(index.tally.builder(today).finish(graph)))
         })
     }
 
@@ -347,7 +344,7 @@ impl Storage for FileStore {
         visit: &mut dyn FnMut(&Doc),
         _unreadable: &mut dyn FnMut(StorageError) -> StorageResult<()>,
     ) -> StorageResult<()> {
-        self.read().each(None, &mut |doc| visit(&Arc::new(doc)))
+        self.read().each(&mut |doc| visit(&Arc::new(doc)))
     }
 
     fn files(&self) -> Option<&dyn FileKeeping> {

@@ -44,14 +44,6 @@ impl PackedDoc {
         self.unpack_with(&KEY_NAMES.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// The document with only `fields` of its top-level fields, the others
-    /// passed over unread.
-    pub fn unpack_only(&self, fields: &[&str]) -> StorageResult<Map> {
-        let names = KEY_NAMES.read().unwrap_or_else(|p| p.into_inner());
-        let mut reader = Reader { bytes: &self.bytes, names: &names };
-        reader.map_of(fields).filter(|_| reader.bytes.is_empty()).ok_or_else(damaged)
-    }
-
     fn unpack_with(&self, names: &KeyNames) -> StorageResult<Map> {
         let mut reader = Reader { bytes: &self.bytes, names };
         match reader.value() {
@@ -384,24 +376,6 @@ impl<'a> Reader<'a> {
         self.take(len).map(Some)
     }
 
-    /// The map that comes next, with only the entries named in `fields`.
-    fn map_of(&mut self, fields: &[&str]) -> Option<Map> {
-        if self.byte()? != MAP {
-            return None;
-        }
-        let n = self.count()?;
-        let mut entries = Vec::with_capacity(fields.len());
-        for _ in 0..n {
-            let key = self.key()?;
-            if fields.contains(&key) {
-                entries.push((key.to_owned(), self.value()?));
-            } else {
-                self.skip()?;
-            }
-        }
-        Map::from_entries(entries).ok()
-    }
-
     fn value(&mut self) -> Option<Value> {
         Some(match self.byte()? {
             NULL => Value::Null,
@@ -514,18 +488,6 @@ mod tests {
         }
         assert_eq!(PackedDoc::pack(&d).unpack().unwrap(), d);
         assert!(KEY_NAMES.read().unwrap().names.len() <= KeyNames::MOST);
-    }
-
-    #[test]
-    fn a_document_can_be_read_back_in_part() {
-        let d = doc("id: m-1\nowner: {team: web}\nstatus: done\ntasks: [{status: completed}]\nextra: [1, 2]\n");
-        let part = PackedDoc::pack(&d).unpack_only(&["id", "tasks", "missing"]).unwrap();
-        let expected: Map = d
-            .iter()
-            .filter(|(k, _)| ["id", "tasks"].contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        assert_eq!(part, expected);
     }
 
     #[test]
