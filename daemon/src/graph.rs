@@ -15,7 +15,8 @@ use crate::document;
 #[derive(Debug, Default)]
 pub struct DependencyGraph {
     names: Vec<String>,
-    index: HashMap<String, usize>,
+    /// Asked twice per edge while the graph is built: hashed fast.
+    index: HashMap<String, usize, foldhash::fast::RandomState>,
     /// True for milestones; false for ids seen only at the end of an edge.
     milestone: Vec<bool>,
     requires: Vec<Vec<usize>>,
