@@ -168,7 +168,7 @@ fn against_taskwarrior(scale: usize) -> Vec<Comparison> {
         compare(
             "Taskwarrior 2.6",
             scale,
-            ("task 5 modify priority:H|L", &format!("msctl update {id} --set priority=high|low")),
+            ("task 5 modify priority:H (then L)", &format!("msctl update {id} --set priority=high (then low)")),
             15,
             |n| task(&["5", "modify", &format!("priority:{}", priority(n).0)]),
             |n| msctl(&["update", &id, "--set", &format!("priority={}", priority(n).1)]),

@@ -1,6 +1,7 @@
 # Seed 003's file-backend functions (../shared/seeds/003_*.txt, "File-Based
-# Storage Implementation" and list_milestones_file): the shell tooling the
-# `peers` benchmark times msctl against. Run from the project's root.
+# Storage Implementation" and list_milestones_file): the shell tooling that
+# the watching tests run beside the daemon and the `peers` benchmark times
+# msctl against. Run from the project's root.
 #
 # One change: Debian's `yq` is the jq wrapper, which reads `yq -r EXPR FILE`
 # where the seed wrote the Go yq's `yq e EXPR FILE`; both print the value.
@@ -29,6 +30,25 @@ read_milestone_file() {
     else
         return 1
     fi
+}
+
+update_milestone_file() {
+    local milestone_id=$1
+    local update_data=$2
+
+    # Use existing atomic update pattern
+    local milestone_file=".milestones/active/${milestone_id}.yaml"
+    local temp_file="${milestone_file}.tmp"
+
+    echo "$update_data" > "$temp_file"
+    mv "$temp_file" "$milestone_file"
+}
+
+delete_milestone_file() {
+    local milestone_id=$1
+
+    # Move to completed directory instead of deletion
+    mv ".milestones/active/${milestone_id}.yaml" ".milestones/completed/"
 }
 
 list_milestones_file() {

@@ -23,33 +23,12 @@ fn title(p: &Project, id: &str) -> Option<String> {
     (run.code == 0).then(|| run.json()["title"].as_str().unwrap_or_default().to_owned())
 }
 
-/// Runs seed 003's file functions, verbatim, in the project root.
+/// Runs seed 003's file functions (`tests/peers/seed-003.sh`) in the
+/// project root.
 fn shell(p: &Project, script: &str) {
-    let functions = r#"
-create_milestone_file() {
-    local milestone_id=$1
-    local milestone_data=$2
-    local temp_file=".milestones/active/${milestone_id}.tmp"
-    local final_file=".milestones/active/${milestone_id}.yaml"
-    echo "$milestone_data" > "$temp_file"
-    mv "$temp_file" "$final_file"
-    echo "{\"timestamp\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"event\":\"milestone_created\",\"milestone_id\":\"$milestone_id\",\"backend\":\"file\"}" >> ".milestones/logs/storage-events.jsonl"
-}
-update_milestone_file() {
-    local milestone_id=$1
-    local update_data=$2
-    local milestone_file=".milestones/active/${milestone_id}.yaml"
-    local temp_file="${milestone_file}.tmp"
-    echo "$update_data" > "$temp_file"
-    mv "$temp_file" "$milestone_file"
-}
-delete_milestone_file() {
-    local milestone_id=$1
-    mv ".milestones/active/${milestone_id}.yaml" ".milestones/completed/"
-}
-"#;
+    let functions = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/seed-003.sh");
     let out =
-        Command::new("bash").arg("-c").arg(format!("{functions}\n{script}")).current_dir(&p.root).output().unwrap();
+        Command::new("bash").arg("-c").arg(format!(". '{functions}'\n{script}")).current_dir(&p.root).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
