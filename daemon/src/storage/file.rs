@@ -157,16 +157,16 @@ struct FileHash([u8; 32]);
 
 impl FileHash {
     fn from_hex(hex: &str) -> StorageResult<FileHash> {
+        let not_hex = || StorageError::Damaged(format!("`{hex}` is not a SHA-256 in hex"));
+        if hex.len() != 64 {
+            return Err(not_hex());
+        }
         let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
         let mut bytes = [0u8; 32];
-        let pairs = hex.as_bytes().chunks(2);
-        if hex.len() != 64 {
-            return Err(StorageError::Damaged(format!("`{hex}` is not a SHA-256 in hex")));
-        }
-        for (byte, pair) in bytes.iter_mut().zip(pairs) {
+        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
             *byte = match (digit(pair[0]), digit(pair[1])) {
                 (Some(high), Some(low)) => high << 4 | low,
-                _ => return Err(StorageError::Damaged(format!("`{hex}` is not a SHA-256 in hex"))),
+                _ => return Err(not_hex()),
             };
         }
         Ok(FileHash(bytes))
@@ -397,5 +397,19 @@ impl FileKeeping for FileStore {
 
     fn note_file_problem(&self, file: &str, problem: Option<Problem>) {
         note_problem(&mut self.write().problems, file, problem);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_hash_is_kept_as_bytes_and_given_back_as_hex() {
+        let hex = document::sha256_hex(b"id: m-1\n");
+        assert_eq!(FileHash::from_hex(&hex).unwrap().hex(), hex);
+        for bad in ["", "ab", &hex[1..], &format!("{}g", &hex[1..]), &format!("{}é", &hex[2..])] {
+            assert!(matches!(FileHash::from_hex(bad), Err(StorageError::Damaged(_))), "{bad:?}");
+        }
     }
 }

@@ -5,10 +5,10 @@
 //! copying the tree did (2 µs), which every reply did anyway.
 //!
 //! The encoding is this module's own, because it stores each key name once
-//! for the whole process ([`KeyNames`]): documents share their schema, and
-//! their key names are a quarter of a generic encoding's bytes. Strings sit
-//! in the buffer as they are, so a search can rule a document out by
-//! looking for its words in the bytes, without reading it back.
+//! for the whole process ([`KeyNames`]) where a generic one writes it in
+//! every document: documents share their schema. Strings sit in the buffer
+//! as they are, so a search reads them there ([`PackedSearch`]) without
+//! reading the document back.
 //!
 //! ```text
 //! value := 0 (null) | 1 (false) | 2 (true) | 3 zigzag-varint (integer)
@@ -55,7 +55,7 @@ impl PackedDoc {
     /// False when the document cannot match `terms`: its text is ASCII and
     /// some word is nowhere in it, in any case. True otherwise, so the
     /// caller still checks the document itself.
-    pub fn may_match(&self, terms: &SearchTerms) -> bool {
+    fn may_match(&self, terms: &SearchTerms) -> bool {
         !self.ascii_text || terms.words().iter().all(|w| !w.is_ascii() || contains_ignoring_case(&self.bytes, w))
     }
 }
