@@ -62,18 +62,16 @@ fn ensure_installed(program: &str, package: &str) {
     println!("installing {package} for {program}");
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    let mut install = if root { Command::new("apt-get") } else { sudo_apt_get() };
-    let status = install.args(["install", "-y", "--no-install-recommends", package]).status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "cannot install {package} (needed for {program}); install it and run the benchmark again"
-    );
-}
-
-fn sudo_apt_get() -> Command {
-    let mut command = Command::new("sudo");
-    command.args(["-n", "apt-get"]);
-    command
+    let apt_get = |args: &[&str]| {
+        let mut command = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !root {
+            command.args(["-n", "apt-get"]);
+        }
+        command.env("DEBIAN_FRONTEND", "noninteractive").args(args).status().is_ok_and(|s| s.success())
+    };
+    // A fresh machine's package lists may be empty.
+    let installed = apt_get(&["update", "-q"]) && apt_get(&["install", "-y", "-q", "--no-install-recommends", package]);
+    assert!(installed, "cannot install {package} (needed for {program}); install it and run the benchmark again");
 }
 
 /// Seed 003's file backend against msctl, on a generated project of

@@ -231,18 +231,16 @@ impl ListIndex {
                     return false;
                 }
             }
-            {
-                if skipped < offset {
-                    skipped += 1;
-                } else {
-                    match doc(id) {
-                        Ok(Some(doc)) => items.push(Value::Map(doc)),
-                        Ok(None) => {}
-                        Err(e) => {
-                            failed = Some(e);
-                            return false;
-                        }
-                    }
+            if skipped < offset {
+                skipped += 1;
+                return true;
+            }
+            match doc(id) {
+                Ok(Some(doc)) => items.push(Value::Map(doc)),
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
                 }
             }
             true

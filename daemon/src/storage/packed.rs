@@ -51,13 +51,6 @@ impl PackedDoc {
             _ => Err(damaged()),
         }
     }
-
-    /// False when the document cannot match `terms`: its text is ASCII and
-    /// some word is nowhere in it, in any case. True otherwise, so the
-    /// caller still checks the document itself.
-    fn may_match(&self, terms: &SearchTerms) -> bool {
-        !self.ascii_text || terms.words().iter().all(|w| !w.is_ascii() || contains_ignoring_case(&self.bytes, w))
-    }
 }
 
 /// A search asked of many packed documents, read from their bytes without
@@ -105,8 +98,9 @@ impl<'a> PackedSearch<'a> {
             return None;
         }
         let words = self.terms.words();
-        if !words.iter().all(|w| w.is_ascii()) || !doc.may_match(self.terms) {
-            // ASCII text holds no other letter, in any case.
+        // ASCII text holds no other letter; and a word found nowhere in the
+        // bytes, in any case, is in no field.
+        if !words.iter().all(|w| w.is_ascii() && contains_ignoring_case(&doc.bytes, w)) {
             return Some(false);
         }
         self.found.iter_mut().for_each(|f| *f = false);
@@ -309,20 +303,20 @@ impl<'a> Reader<'a> {
         usize::try_from(self.varint()?).ok().filter(|n| *n <= self.bytes.len())
     }
 
-    fn text(&mut self) -> Option<String> {
+    /// A length, then that many bytes.
+    fn raw_text(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.varint()?).ok()?;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
+        self.take(len)
+    }
+
+    fn text(&mut self) -> Option<String> {
+        String::from_utf8(self.raw_text()?.to_vec()).ok()
     }
 
     /// The key that comes next, as it is held.
     fn key_ref(&mut self) -> Option<Key<'a>> {
         match self.varint()? {
-            0 => {
-                let len = usize::try_from(self.varint()?).ok()?;
-                let (text, rest) = (self.bytes.get(..len)?, self.bytes.get(len..)?);
-                self.bytes = rest;
-                std::str::from_utf8(text).ok().map(Key::Inline)
-            }
+            0 => std::str::from_utf8(self.raw_text()?).ok().map(Key::Inline),
             n => Some(Key::Numbered(n - 1)),
         }
     }
@@ -346,8 +340,7 @@ impl<'a> Reader<'a> {
                 self.take(8)?;
             }
             TEXT => {
-                let len = usize::try_from(self.varint()?).ok()?;
-                self.take(len)?;
+                self.raw_text()?;
             }
             LIST => {
                 for _ in 0..self.count()? {
@@ -356,7 +349,7 @@ impl<'a> Reader<'a> {
             }
             MAP => {
                 for _ in 0..self.count()? {
-                    self.key()?;
+                    self.key_ref()?;
                     self.skip()?;
                 }
             }
@@ -372,8 +365,7 @@ impl<'a> Reader<'a> {
             return self.skip().map(|()| None);
         }
         self.byte()?;
-        let len = usize::try_from(self.varint()?).ok()?;
-        self.take(len).map(Some)
+        self.raw_text().map(Some)
     }
 
     fn value(&mut self) -> Option<Value> {
@@ -502,16 +494,17 @@ mod tests {
     }
 
     #[test]
-    fn only_documents_lacking_a_word_are_ruled_out() {
+    fn text_beyond_ascii_is_read_back_to_be_searched() {
         let d = PackedDoc::pack(&doc("id: m-1\ntitle: Kubernetes rollout\ntasks: [{title: Wire OAuth}]\n"));
-        assert!(d.may_match(&terms("KUBER")));
-        assert!(d.may_match(&terms("oauth rollout")));
-        assert!(!d.may_match(&terms("kubernetes helm")), "every word must be somewhere");
-        assert!(!d.may_match(&terms("xyz")));
+        let found = |doc: &PackedDoc, text: &str| PackedSearch::new(&terms(text)).matches(doc).unwrap();
+        assert!(found(&d, "KUBER"));
+        assert!(found(&d, "oauth rollout"));
+        assert!(!found(&d, "kubernetes helm"), "every word must be somewhere");
+        assert!(!found(&d, "xyz"));
         // Lowercasing beyond ASCII is not byte for byte (the Kelvin sign
-        // lowercases to `k`): such documents are never ruled out.
+        // lowercases to `k`): such documents are read back and matched.
         let kelvin = PackedDoc::pack(&doc("id: m-2\ntitle: \"\u{212A}ubernetes\"\n"));
-        assert!(kelvin.may_match(&terms("kubernetes")));
-        assert!(terms("kubernetes").matches(&kelvin.unpack().unwrap()));
+        assert_eq!(PackedSearch::new(&terms("kubernetes")).matches_in_bytes(&kelvin), None);
+        assert!(found(&kelvin, "kubernetes"));
     }
 }

@@ -641,11 +641,9 @@ impl MilestoneTree {
     }
 }
 
-/// Of two copies of one milestone, whether `a` is the newer: the later
-/// `updated_at`, else the one whose folder matches its status (the move's
-/// destination), else the completed one.
 /// Which of two files holding one id is kept: the later `updated_at`, then
-/// the one in the folder its status belongs in, then the completed one.
+/// the one whose folder matches its status (the move's destination), then
+/// the completed one.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Precedence(Option<String>, bool, bool);
 
