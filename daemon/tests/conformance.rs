@@ -195,6 +195,27 @@ fn queries() -> Vec<Query> {
         Query { filters: vec![f("title", FilterOp::Contains, Value::from("number 1"))], ..Query::default() },
         Query { text: Some("parser".into()), ..Query::default() },
         Query { text: Some("rele stor".into()), include_archived: true, ..Query::default() },
+        // A page of a broad search (SQLite walks the order's index), of
+        // one narrow enough to sort, and past the last match.
+        Query { text: Some("number".into()), limit: Some(5), offset: 2, ..Query::default() },
+        Query { text: Some("num".into()), include_archived: true, limit: Some(4), ..Query::default() },
+        Query {
+            text: Some("number".into()),
+            filters: vec![f("status", FilterOp::Eq, Value::from("blocked"))],
+            sort: vec![by("title", true)],
+            limit: Some(3),
+            ..Query::default()
+        },
+        Query { text: Some("parser".into()), limit: Some(2), ..Query::default() },
+        Query { text: Some("number".into()), limit: Some(5), offset: 48, ..Query::default() },
+        Query {
+            filters: vec![
+                f("status", FilterOp::Eq, Value::from("blocked")),
+                f("priority", FilterOp::Eq, Value::from("high")),
+            ],
+            limit: Some(2),
+            ..Query::default()
+        },
         Query {
             sort: vec![by("category", false), by("created_at", true)],
             limit: Some(7),

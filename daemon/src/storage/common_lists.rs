@@ -5,6 +5,16 @@
 
 use milestones_protocol::{Filter, FilterOp, Query, SortKey, Value};
 
+/// The columns a query in the default order (newest first) filters by
+/// equality: its page must be sought in an index by every one of them,
+/// not read along one of them and checked against the others.
+pub fn sought_columns(query: &Query) -> Vec<&str> {
+    if !query.sort.is_empty() {
+        return Vec::new();
+    }
+    query.filters.iter().filter(|f| f.op == FilterOp::Eq).map(|f| f.path.as_str()).collect()
+}
+
 pub fn equal(path: &str, value: &str) -> Filter {
     Filter { path: path.to_owned(), op: FilterOp::Eq, value: Value::String(value.to_owned()) }
 }

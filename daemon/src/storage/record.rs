@@ -190,6 +190,17 @@ pub fn sort_keys(query: &Query) -> Vec<SortKey> {
 /// filters read only these has its total summed from there.
 pub const COUNTED: [&str; 3] = ["status", "priority", "category"];
 
+/// Every non-empty combination of the counted columns, in their order.
+/// Each SQL backend reads a list filtered on exactly those columns newest
+/// first from an index that begins with them, so that a rare combination
+/// costs its own matches rather than a walk through every milestone of
+/// one status.
+pub fn counted_combinations() -> Vec<Vec<&'static str>> {
+    (1..1u32 << COUNTED.len())
+        .map(|set| COUNTED.iter().enumerate().filter(|(i, _)| set & (1 << i) != 0).map(|(_, c)| *c).collect())
+        .collect()
+}
+
 /// The column a sort key on `path` orders by in both dialects: a core
 /// text field's own, `priority`'s rank; `None` for a path read from the
 /// JSON.

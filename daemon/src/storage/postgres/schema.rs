@@ -33,7 +33,7 @@ use super::failure::failed;
 use super::pool::Connection;
 
 /// The newest schema version this milestoned knows.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The channel change notifications go to.
 pub const CHANNEL: &str = "milestoned_changes";
@@ -259,9 +259,27 @@ fn version_2() -> String {
     sql
 }
 
+/// Version 3: newest first within each combination of two or three of
+/// status, priority and category, so that a rare combination costs its
+/// own matches (`record::counted_combinations`; one column alone has its
+/// index already).
+fn version_3() -> String {
+    crate::storage::record::counted_combinations()
+        .into_iter()
+        .filter(|columns| columns.len() > 1)
+        .map(|columns| {
+            format!(
+                "\n    CREATE INDEX milestones_{}_created ON milestones ({}, created_at DESC NULLS LAST, id);",
+                columns.join("_"),
+                columns.join(", ")
+            )
+        })
+        .collect()
+}
+
 /// Every version's statements, oldest first: version `n` is `steps()[n - 1]`.
 fn steps() -> Vec<String> {
-    vec![version_1(), version_2()]
+    vec![version_1(), version_2(), version_3()]
 }
 
 /// Checks the server and brings the schema to [`SCHEMA_VERSION`], creating

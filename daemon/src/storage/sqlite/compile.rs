@@ -27,15 +27,53 @@ pub struct CompiledQuery {
     /// (a search, an order of several keys or of a path no column holds):
     /// the page then sorts only rowids ([`Self::page_sql`]).
     pub sorted: bool,
+    /// A search that is the only filter (besides leaving archived
+    /// milestones out): its total is then counted in the search index
+    /// itself ([`Self::count_sql`]).
+    search_alone: Option<SearchAlone>,
+    /// With a search, in an order one index keeps: `where_sql` with the
+    /// search as a set to look rows up in rather than rows to start from,
+    /// so that the page is read along that index ([`Self::walk_page_sql`]).
+    walk_where_sql: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SearchAlone {
+    ArchivedToo,
+    Unarchived,
+}
+
+/// How a search's matches are found: each looked up and the page sorted
+/// out of all of them, or met while walking the order's index.
+///
+/// Sorting costs every match; walking costs the entries passed before the
+/// page is full, about `(offset + limit) × milestones / matches`. Walking
+/// is chosen when that is fewer: for a broad search, where sorting every
+/// match of 100,000 took 50 ms against 10 ms to walk.
+pub fn walk_is_cheaper(matches: u64, milestones: u64, wanted: Option<u64>) -> bool {
+    let Some(wanted) = wanted else { return false };
+    (wanted as u128) * (milestones as u128) < (matches as u128) * (matches as u128)
 }
 
 impl CompiledQuery {
     /// The statement counting every match (its parameters: `where_params`).
+    ///
+    /// A search alone is counted in the search index, which holds one row
+    /// per milestone (written in the same transaction as the milestone),
+    /// less the archived milestones among them: looking up every match's
+    /// status instead took 60 ms for 100,000 matches.
     pub fn count_sql(&self) -> String {
-        if self.counted {
-            format!("SELECT COALESCE(SUM(m.n), 0) FROM milestone_counts m WHERE {}", self.where_sql)
-        } else {
-            format!("SELECT COUNT(*) FROM milestones m WHERE {}", self.where_sql)
+        const MATCHES: &str = "SELECT rowid FROM milestones_fts WHERE milestones_fts MATCH ?1";
+        match self.search_alone {
+            Some(SearchAlone::ArchivedToo) => format!("SELECT COUNT(*) FROM ({MATCHES})"),
+            Some(SearchAlone::Unarchived) => format!(
+                "SELECT (SELECT COUNT(*) FROM ({MATCHES})) - (SELECT COUNT(*) FROM milestones m \
+                 WHERE m.status = 'archived' AND +m.rowid IN ({MATCHES}))"
+            ),
+            None if self.counted => {
+                format!("SELECT COALESCE(SUM(m.n), 0) FROM milestone_counts m WHERE {}", self.where_sql)
+            }
+            None => format!("SELECT COUNT(*) FROM milestones m WHERE {}", self.where_sql),
         }
     }
 
@@ -49,6 +87,17 @@ impl CompiledQuery {
             "SELECT {columns} FROM milestones m WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
             self.where_sql, self.order_sql
         )
+    }
+
+    /// With a search in an order one index keeps, the statement reading
+    /// one page along that index, each row's id and document (its
+    /// parameters: [`Self::page_params`]); see [`walk_is_cheaper`].
+    pub fn walk_page_sql(&self) -> Option<String> {
+        let where_sql = self.walk_where_sql.as_ref()?;
+        Some(format!(
+            "SELECT m.id, m.data FROM milestones m WHERE {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
+            self.order_sql
+        ))
     }
 
     pub fn page_params(&self, query: &Query) -> impl Iterator<Item = SqlValue> + '_ {
@@ -66,7 +115,7 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     let mut conditions = Vec::new();
     let mut params = Vec::new();
     if !crate::query::wants_archived(query) {
-        conditions.push("m.status IS NOT 'archived'".to_owned());
+        conditions.push(NOT_ARCHIVED.to_owned());
     }
     let keys = sort_keys(query);
     // Ordered by an indexed field other than newest first (which the
@@ -80,11 +129,17 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     for filter in &query.filters {
         conditions.push(filter_sql(filter, along_order, &mut params));
     }
-    if let Some(terms) = terms {
-        conditions.push("m.rowid IN (SELECT rowid FROM milestones_fts WHERE milestones_fts MATCH ?)".to_owned());
-        params.push(SqlValue::Text(terms.fts_expression()));
+    let search = terms.map(|terms| SqlValue::Text(terms.fts_expression()));
+    let mut walk_conditions = None;
+    if let Some(search) = &search {
+        // `+`: found in the set of matches, not read from it.
+        walk_conditions = Some([conditions.as_slice(), &[format!("+{MATCHING}")]].concat());
+        conditions.push(MATCHING.to_owned());
+        params.push(search.clone());
     }
-    let where_sql = if conditions.is_empty() { "1".to_owned() } else { conditions.join(" AND ") };
+    let joined =
+        |conditions: Vec<String>| if conditions.is_empty() { "1".to_owned() } else { conditions.join(" AND ") };
+    let where_sql = joined(conditions);
 
     let mut order = Vec::new();
     let mut order_params = Vec::new();
@@ -123,8 +178,30 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     let counted = terms.is_none() && query.filters.iter().all(|f| COUNTED.contains(&f.path.as_str()));
     let indexed = matches!(keys.as_slice(), [key] if ordered_column(&key.path).is_some());
     let sorted = terms.is_some() || !indexed;
-    CompiledQuery { where_sql, where_params: params, order_sql: order.join(", "), order_params, counted, sorted }
+    let search_alone = (search.is_some() && query.filters.is_empty()).then(|| {
+        if crate::query::wants_archived(query) {
+            SearchAlone::ArchivedToo
+        } else {
+            SearchAlone::Unarchived
+        }
+    });
+    CompiledQuery {
+        where_sql,
+        where_params: params,
+        order_sql: order.join(", "),
+        order_params,
+        counted,
+        sorted,
+        search_alone,
+        walk_where_sql: walk_conditions.filter(|_| indexed).map(joined),
+    }
 }
+
+/// The condition leaving archived milestones out.
+const NOT_ARCHIVED: &str = "m.status IS NOT 'archived'";
+
+/// The condition of a search (its parameter: the match expression).
+const MATCHING: &str = "m.rowid IN (SELECT rowid FROM milestones_fts WHERE milestones_fts MATCH ?)";
 
 /// The column holding a core text field, if `path` is one.
 fn text_column(path: &str) -> Option<String> {

@@ -240,14 +240,29 @@ impl MilestoneTable {
             .and_then(|mut s| s.query_row(params_from_iter(&compiled.where_params), |r| r.get(0)))
             .map_err(self.failed("run a query"))?;
         let failed = || self.failed("run a query");
-        let mut stmt = tx.prepare_cached(&compiled.page_sql()).map_err(failed())?;
+        let mut page = Page { items: Vec::new(), total: total as u64 };
+        if page.total <= query.offset {
+            return Ok(page);
+        }
+        let walk = match compiled.walk_page_sql() {
+            Some(sql) => {
+                let milestones: i64 = tx
+                    .query_row("SELECT COALESCE(SUM(n), 0) FROM milestone_counts", [], |r| r.get(0))
+                    .map_err(failed())?;
+                let wanted = query.limit.map(|limit| limit.saturating_add(query.offset));
+                compile::walk_is_cheaper(page.total, milestones as u64, wanted).then_some(sql)
+            }
+            None => None,
+        };
+        let sorted = compiled.sorted && walk.is_none();
+        let page_sql = walk.unwrap_or_else(|| compiled.page_sql());
+        let mut stmt = tx.prepare_cached(&page_sql).map_err(failed())?;
         let mut rows = stmt.query(params_from_iter(compiled.page_params(query))).map_err(failed())?;
-        let mut by_rowid = if compiled.sorted {
+        let mut by_rowid = if sorted {
             Some(tx.prepare_cached("SELECT id, data FROM milestones WHERE rowid = ?").map_err(failed())?)
         } else {
             None
         };
-        let mut page = Page { items: Vec::new(), total: total as u64 };
         while let Some(row) = rows.next().map_err(failed())? {
             let (id, data): (String, String) = match &mut by_rowid {
                 Some(read) => read

@@ -10,7 +10,7 @@ use rusqlite::params_from_iter;
 
 use super::compile::{compile, CompiledQuery};
 use super::{Flavour, MilestoneTable};
-use crate::storage::common_lists::{common_queries, equal, filtered};
+use crate::storage::common_lists::{common_queries, equal, filtered, sought_columns};
 
 fn plan(table: &MilestoneTable, sql: &str, params: Vec<rusqlite::types::Value>) -> Vec<String> {
     let conn = table.reader().expect("a reader");
@@ -44,6 +44,13 @@ fn every_list_order_and_common_filter_is_read_through_an_index() {
                 describe(&query, &compiled, &page)
             );
 
+            for column in sought_columns(&query) {
+                assert!(
+                    page.iter().any(|step| step.contains(&format!("{column}=?"))),
+                    "{flavour:?}: a page is not sought by {column} in an index:\n{}",
+                    describe(&query, &compiled, &page)
+                );
+            }
             assert!(
                 compiled.counted,
                 "{flavour:?}: the total is counted row by row rather than read from milestone_counts:\n{}",
@@ -96,4 +103,29 @@ fn a_database_from_before_the_list_indexes_gains_them_with_its_counts() {
         let page = plan(&table, &compiled.page_sql(), compiled.page_params(&filtered(vec![])).collect());
         assert!(page.iter().any(|s| s.contains("idx_order_created_at_desc")), "{flavour:?}: {page:?}");
     }
+}
+
+#[test]
+fn a_broad_search_walks_the_order_and_is_counted_in_the_search_index() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (table, _) = MilestoneTable::open(&dir.path().join("milestones.db"), Flavour::Database).expect("open");
+    let terms = crate::search::SearchTerms::parse(Some("release")).expect("terms").expect("words");
+    for query in [filtered(vec![]), filtered(vec![equal("status", "blocked")])] {
+        let query = Query { text: Some("release".into()), ..query };
+        let compiled = compile(&query, Some(&terms));
+        let walk = compiled.walk_page_sql().expect("an order one index keeps can be walked");
+        let page = plan(&table, &walk, compiled.page_params(&query).collect());
+        assert!(
+            !page.iter().any(|step| step.contains("TEMP B-TREE") || step.contains("INTEGER PRIMARY KEY")),
+            "a broad search is read match by match and sorted:\n{}",
+            describe(&query, &compiled, &page)
+        );
+    }
+    let query = Query { text: Some("release".into()), ..filtered(vec![]) };
+    let compiled = compile(&query, Some(&terms));
+    let count = plan(&table, &compiled.count_sql(), compiled.where_params.clone());
+    assert!(
+        !count.iter().any(|step| step == "SCAN m" || step.contains("INTEGER PRIMARY KEY")),
+        "a search alone is counted by reading every match's row:\n{count:?}"
+    );
 }

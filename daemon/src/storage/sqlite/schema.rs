@@ -21,10 +21,10 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::storage::error::{StorageError, StorageResult};
-use crate::storage::record::ordered_column;
+use crate::storage::record::{counted_combinations, ordered_column};
 
 /// `PRAGMA user_version` of the layout below.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -98,7 +98,8 @@ fn milestones_table(flavour: Flavour) -> String {
 /// Every list order is served by an index, so that a page costs what it
 /// returns: each core field and `priority_rank` in both directions
 /// (missing values last, ties by id, as [`super::compile`] writes the
-/// `ORDER BY`), and newest first within one status, priority or category.
+/// `ORDER BY`), and newest first within each combination of status,
+/// priority and category.
 /// These replace the seeds' single-column indexes on status, priority and
 /// created_at, which they begin with or make redundant: every index costs
 /// each write and a migration's copy its own pass over the table.
@@ -142,10 +143,12 @@ fn milestones_indexes(flavour: Flavour) -> String {
         CREATE INDEX IF NOT EXISTS idx_order_{column}_asc ON milestones({column} IS NULL, {column}, id);"
         ));
     }
-    for column in ["status", "priority", "category"] {
+    for columns in counted_combinations() {
         sql.push_str(&format!(
             "
-        CREATE INDEX IF NOT EXISTS idx_newest_by_{column} ON milestones({column}, created_at DESC, id);"
+        CREATE INDEX IF NOT EXISTS idx_newest_by_{} ON milestones({}, created_at DESC, id);",
+            columns.join("_"),
+            columns.join(", ")
         ));
     }
     sql
@@ -243,8 +246,9 @@ pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str, indexes_late
         .map_err(failed("read the schema"))?;
     match version {
         SCHEMA_VERSION => return Ok(SchemaState::Current),
-        // Version 1 lacked the list orders' indexes and the counts.
-        1 => {
+        // Version 1 lacked the list orders' indexes and the counts,
+        // version 2 the indexes of combined filters.
+        1 | 2 => {
             create_indexes(&tx, flavour)
                 .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
                 .and_then(|()| tx.commit())
