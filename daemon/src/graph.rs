@@ -4,7 +4,10 @@
 //! and one milestone's transitive neighbourhood.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::OnceLock;
+
+use hashbrown::HashTable;
 
 use milestones_protocol::{DepEdge, DepsFocus, Map};
 
@@ -12,11 +15,14 @@ use crate::document;
 
 /// Ids are interned to indices, so that graphs of a hundred thousand
 /// milestones are walked over integers rather than strings.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct DependencyGraph {
-    names: Vec<String>,
-    /// Asked twice per edge while the graph is built: hashed fast.
-    index: HashMap<String, usize, foldhash::fast::RandomState>,
+    names: Names,
+    /// Each name's place in `names`, found by the name. Asked twice per
+    /// edge while the graph is built: hashed fast, and the names are not
+    /// held twice.
+    index: HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
     /// True for milestones; false for ids seen only at the end of an edge.
     milestone: Vec<bool>,
     requires: Vec<Vec<usize>>,
@@ -26,6 +32,46 @@ pub struct DependencyGraph {
     critical: OnceLock<Vec<usize>>,
     /// `requires` the other way round.
     required_by: OnceLock<Vec<Vec<usize>>>,
+    /// Each node's place among the names sorted, for breaking ties by name
+    /// without comparing strings.
+    rank: OnceLock<Vec<u32>>,
+}
+
+impl std::fmt::Debug for DependencyGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = (0..self.names.len()).map(|i| &self.names[i]).collect();
+        f.debug_struct("DependencyGraph").field("names", &names).field("requires", &self.requires).finish()
+    }
+}
+
+/// The node names, end to end in one buffer: a graph of a hundred
+/// thousand names is two allocations, not a hundred thousand, and finding
+/// one touches its bytes directly.
+#[derive(Default)]
+struct Names {
+    text: String,
+    /// Where each name ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl Names {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn push(&mut self, name: &str) {
+        self.text.push_str(name);
+        self.ends.push(self.text.len());
+    }
+}
+
+impl std::ops::Index<usize> for Names {
+    type Output = str;
+
+    fn index(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
 }
 
 impl DependencyGraph {
@@ -39,16 +85,38 @@ impl DependencyGraph {
     }
 
     fn intern(&mut self, id: &str) -> usize {
-        if let Some(&i) = self.index.get(id) {
+        let hash = self.hasher.hash_one(id);
+        if let Some(&i) = self.index.find(hash, |&i| &self.names[i] == id) {
             return i;
         }
         self.forget_worked_out();
         let i = self.names.len();
-        self.names.push(id.to_owned());
-        self.index.insert(id.to_owned(), i);
+        self.names.push(id);
+        let (names, hasher) = (&self.names, &self.hasher);
+        self.index.insert_unique(hash, i, |&j| hasher.hash_one(&names[j]));
         self.milestone.push(false);
         self.requires.push(Vec::new());
         i
+    }
+
+    /// Where `id` is in `names`.
+    fn position(&self, id: &str) -> Option<usize> {
+        self.index.find(self.hasher.hash_one(id), |&i| &self.names[i] == id).copied()
+    }
+
+    /// Orders nodes by name, through their ranks.
+    fn by_name(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        let rank = self.rank.get_or_init(|| {
+            // Stores add most ids in order: a stable sort finds the runs.
+            let mut order: Vec<usize> = (0..self.names.len()).collect();
+            order.sort_by(|a, b| self.names[*a].cmp(&self.names[*b]));
+            let mut rank = vec![0; order.len()];
+            for (place, node) in order.into_iter().enumerate() {
+                rank[node] = place as u32;
+            }
+            rank
+        });
+        rank[a].cmp(&rank[b])
     }
 
     pub fn add_node(&mut self, id: &str) {
@@ -68,6 +136,7 @@ impl DependencyGraph {
         self.cycles = OnceLock::new();
         self.critical = OnceLock::new();
         self.required_by = OnceLock::new();
+        self.rank = OnceLock::new();
     }
 
     /// Works out the cycles, the critical path and the edges the other way
@@ -107,7 +176,7 @@ impl DependencyGraph {
     }
 
     fn edge(&self, from: usize, to: usize) -> DepEdge {
-        DepEdge { from: self.names[from].clone(), to: self.names[to].clone() }
+        DepEdge { from: self.names[from].to_owned(), to: self.names[to].to_owned() }
     }
 
     /// Edges whose source or target is not a known milestone.
@@ -125,7 +194,7 @@ impl DependencyGraph {
     /// along it with the first repeated at the end.
     pub fn cycles(&self) -> Vec<Vec<String>> {
         let mut cycles: Vec<Vec<String>> =
-            self.cycle_indices().iter().map(|c| c.iter().map(|i| self.names[*i].clone()).collect()).collect();
+            self.cycle_indices().iter().map(|c| c.iter().map(|i| self.names[*i].to_owned()).collect()).collect();
         cycles.sort();
         cycles
     }
@@ -136,13 +205,10 @@ impl DependencyGraph {
 
     fn find_cycles(&self) -> Vec<Vec<usize>> {
         let mut cycles = Vec::new();
-        for component in self.strongly_connected() {
-            let Some(&first) = component.iter().min_by(|a, b| self.name(**a).cmp(self.name(**b))) else { continue };
-            let self_loop = self.requires[first].contains(&first);
-            if component.len() > 1 || self_loop {
-                let members: HashSet<usize> = component.into_iter().collect();
-                cycles.push(self.cycle_through(first, &members));
-            }
+        for component in self.cyclic_components() {
+            let Some(&first) = component.iter().min_by(|a, b| self.by_name(**a, **b)) else { continue };
+            let members: HashSet<usize> = component.into_iter().collect();
+            cycles.push(self.cycle_through(first, &members));
         }
         cycles
     }
@@ -150,7 +216,7 @@ impl DependencyGraph {
     /// Neighbours in name order, so that every walk is deterministic.
     fn sorted_requires(&self, node: usize) -> Vec<usize> {
         let mut next = self.requires[node].clone();
-        next.sort_by(|a, b| self.name(*a).cmp(self.name(*b)));
+        next.sort_by(|a, b| self.by_name(*a, *b));
         next
     }
 
@@ -183,9 +249,10 @@ impl DependencyGraph {
         vec![start, start]
     }
 
-    /// Tarjan's algorithm, iteratively (a deep chain must not overflow the
-    /// stack).
-    fn strongly_connected(&self) -> Vec<Vec<usize>> {
+    /// The strongly connected components that hold a cycle (more than one
+    /// node, or one that requires itself), by Tarjan's algorithm,
+    /// iteratively (a deep chain must not overflow the stack).
+    fn cyclic_components(&self) -> Vec<Vec<usize>> {
         const UNSEEN: usize = usize::MAX;
         let n = self.names.len();
         let mut index = vec![UNSEEN; n];
@@ -194,12 +261,13 @@ impl DependencyGraph {
         let mut stack = Vec::new();
         let mut out = Vec::new();
         let mut counter = 0;
+        // (node, position of the next edge to follow)
+        let mut work: Vec<(usize, usize)> = Vec::new();
         for root in 0..n {
             if index[root] != UNSEEN {
                 continue;
             }
-            // (node, position of the next edge to follow)
-            let mut work: Vec<(usize, usize)> = vec![(root, 0)];
+            work.push((root, 0));
             index[root] = counter;
             low[root] = counter;
             counter += 1;
@@ -225,6 +293,12 @@ impl DependencyGraph {
                     low[parent] = low[parent].min(low[node]);
                 }
                 if low[node] == index[node] {
+                    if stack.last() == Some(&node) && !self.requires[node].contains(&node) {
+                        // Alone, and no cycle: most nodes.
+                        stack.pop();
+                        on_stack[node] = false;
+                        continue;
+                    }
                     let mut component = Vec::new();
                     while let Some(member) = stack.pop() {
                         on_stack[member] = false;
@@ -243,7 +317,7 @@ impl DependencyGraph {
     /// The longest chain of requirements, listed from the first milestone to
     /// finish to the last. Milestones on cycles are left out.
     pub fn critical_path(&self) -> Vec<String> {
-        self.critical_indices().iter().map(|i| self.names[*i].clone()).collect()
+        self.critical_indices().iter().map(|i| self.names[*i].to_owned()).collect()
     }
 
     fn critical_indices(&self) -> &[usize] {
@@ -263,12 +337,12 @@ impl DependencyGraph {
                 .iter()
                 .filter(|t| !in_cycle[**t])
                 .filter_map(|t| longest[*t].map(|(len, _)| (len, *t)))
-                .max_by(|a, b| a.0.cmp(&b.0).then_with(|| self.name(b.1).cmp(self.name(a.1))));
+                .max_by(|a, b| a.0.cmp(&b.0).then_with(|| self.by_name(b.1, a.1)));
             longest[node] = Some(best.map_or((1, None), |(len, t)| (len + 1, Some(t))));
         }
         let Some(start) = (0..self.names.len())
             .filter_map(|n| longest[n].map(|(len, _)| (len, n)))
-            .max_by(|a, b| a.0.cmp(&b.0).then_with(|| self.name(b.1).cmp(self.name(a.1))))
+            .max_by(|a, b| a.0.cmp(&b.0).then_with(|| self.by_name(b.1, a.1)))
             .map(|(_, n)| n)
         else {
             return Vec::new();
@@ -313,7 +387,7 @@ impl DependencyGraph {
         let part: HashSet<usize> = std::iter::once(&focus.id)
             .chain(&focus.requires)
             .chain(&focus.required_by)
-            .filter_map(|id| self.index.get(id.as_str()).copied())
+            .filter_map(|id| self.position(id))
             .collect();
         let (mut edges, mut missing) = (Vec::new(), Vec::new());
         for &from in &part {
@@ -330,8 +404,8 @@ impl DependencyGraph {
     }
 
     pub fn focus(&self, id: &str) -> DepsFocus {
-        let (requires, required_by) = match self.index.get(id) {
-            Some(&start) => (self.reach(start, &self.requires), self.reach(start, self.required_by())),
+        let (requires, required_by) = match self.position(id) {
+            Some(start) => (self.reach(start, &self.requires), self.reach(start, self.required_by())),
             None => (Vec::new(), Vec::new()),
         };
         DepsFocus { id: id.to_owned(), requires, required_by }

@@ -287,6 +287,14 @@ fn analytics_match_the_reference(kind: BackendKind) {
     docs.push(milestone("late", "dependencies: {requires: [m-03]}\n"));
     f.store.insert(docs[docs.len() - 1].clone()).unwrap();
     assert_eq!(f.store.analytics(today).unwrap(), reference(&docs), "after an insert");
+    // The only milestone of a category, gone: the category is not counted.
+    let late = docs.len() - 1;
+    docs[late].insert("category", Value::from("one-off"));
+    f.store.replace(docs[late].clone(), &f.store.get("late").unwrap().unwrap().revision).unwrap();
+    assert_eq!(f.store.analytics(today).unwrap(), reference(&docs), "with a category of one");
+    docs.pop();
+    assert!(f.store.remove("late").unwrap());
+    assert_eq!(f.store.analytics(today).unwrap(), reference(&docs), "after the category's last is removed");
     let tomorrow = today.succ_opt().unwrap();
     let mut builder = AnalyticsBuilder::new(tomorrow);
     let mut graph = DependencyGraph::default();

@@ -1,5 +1,5 @@
-//! `msctl stats` in SQL: aggregates over the query columns and the dependency
-//! table, finished by the same [`AnalyticsBuilder`] the in-memory backends
+//! `msctl stats` in SQL: aggregates over the query columns, `milestone_counts`
+//! and the dependency table, finished by the same [`AnalyticsBuilder`] the in-memory backends
 //! use, so figures agree to the last digit. No document's JSON is parsed.
 
 use milestones_protocol::Analytics;
@@ -26,10 +26,13 @@ pub fn compute(conn: &Connection, graph: &DependencyGraph, today: chrono::NaiveD
     for dimension in Dimension::ALL {
         let field = dimension.field();
         let failed = || super::failure::failed(format!("cannot count by {field}"));
-        // Text values straight from the column's index; the JSON is read
-        // only for rows where the column is NULL, to tell an absent field
-        // from one holding something other than text.
-        let by_text = format!("SELECT {field}, COUNT(*) FROM milestones WHERE {field} IS NOT NULL GROUP BY {field}");
+        // Text values from the counts the triggers keep (a value whose
+        // milestones all went keeps its rows, at 0); the JSON is read only
+        // for rows where the column is NULL, to tell an absent field from
+        // one holding something other than text.
+        let by_text = format!(
+            "SELECT {field}, SUM(n) FROM milestone_counts WHERE {field} IS NOT NULL GROUP BY {field} HAVING SUM(n) > 0"
+        );
         let by_type =
             format!("SELECT json_type(data, '$.{field}'), COUNT(*) FROM milestones WHERE {field} IS NULL GROUP BY 1");
         for (sql, is_text) in [(by_text, true), (by_type, false)] {

@@ -627,14 +627,19 @@ const OPEN_TASKS: &str = "SELECT m.id, t.value
 
 fn graph(conn: &Connection) -> rusqlite::Result<DependencyGraph> {
     let mut graph = DependencyGraph::default();
-    let mut ids = conn.prepare_cached("SELECT id FROM milestones")?;
-    for id in ids.query_map([], |r| r.get::<_, String>(0))? {
-        graph.add_node(&id?);
+    // Read in place, not copied out row by row.
+    fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+        Ok(row.get_ref(i)?.as_str()?)
+    }
+    let mut ids = conn.prepare_cached("SELECT id FROM milestones ORDER BY id")?;
+    let mut rows = ids.query([])?;
+    while let Some(row) = rows.next()? {
+        graph.add_node(text(row, 0)?);
     }
     let mut edges = conn.prepare_cached("SELECT milestone_id, depends_on FROM milestone_dependencies")?;
-    for edge in edges.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-        let (from, to) = edge?;
-        graph.add_edge(&from, &to);
+    let mut rows = edges.query([])?;
+    while let Some(row) = rows.next()? {
+        graph.add_edge(text(row, 0)?, text(row, 1)?);
     }
     Ok(graph)
 }
