@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use milestones_protocol::{Analytics, Count, DayCount, DependencyFigures, Map, Value};
+use milestones_protocol::{Analytics, Count, DayCount, Map, Value};
 
 use crate::graph::DependencyGraph;
 
@@ -107,11 +107,6 @@ impl AnalyticsBuilder {
     }
 
     pub fn finish(self, graph: &DependencyGraph) -> Analytics {
-        let edges = graph.edges();
-        let mut per_milestone: BTreeMap<&str, u64> = BTreeMap::new();
-        for e in &edges {
-            *per_milestone.entry(&e.from).or_default() += 1;
-        }
         let mut durations = self.durations;
         durations.sort_by(f64::total_cmp);
         let [by_status, by_priority, by_category] = self.counts;
@@ -126,12 +121,7 @@ impl AnalyticsBuilder {
             median_completion_days: median(&durations),
             tasks_total: self.tasks_total,
             tasks_completed: self.tasks_completed,
-            dependencies: DependencyFigures {
-                total: edges.len() as u64,
-                milestones_with_dependencies: per_milestone.len() as u64,
-                max_per_milestone: per_milestone.values().copied().max().unwrap_or(0),
-                longest_chain: graph.longest_chain(),
-            },
+            dependencies: graph.figures(),
             per_day: self
                 .per_day
                 .into_iter()

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use hashbrown::HashTable;
 
-use milestones_protocol::{DepEdge, DepsFocus, Map};
+use milestones_protocol::{DepEdge, DependencyFigures, DepsFocus, Map};
 
 use crate::document;
 
@@ -75,6 +75,17 @@ impl std::ops::Index<usize> for Names {
 }
 
 impl DependencyGraph {
+    /// A graph with room for `nodes` milestones: growing its index would
+    /// hash every name again each time.
+    pub fn with_capacity(nodes: usize) -> Self {
+        let mut graph = DependencyGraph::default();
+        graph.index.reserve(nodes, |_| 0);
+        graph.names.ends.reserve(nodes);
+        graph.milestone.reserve(nodes);
+        graph.requires.reserve(nodes);
+        graph
+    }
+
     /// Adds a milestone and the edges its document declares.
     pub fn add_document(&mut self, doc: &Map) {
         let Some(id) = document::id(doc) else { return };
@@ -428,9 +439,20 @@ impl DependencyGraph {
         seen.into_iter().map(str::to_owned).collect()
     }
 
-    /// Longest requirement chain length, for analytics.
+    /// Longest requirement chain length.
     pub fn longest_chain(&self) -> u64 {
         self.critical_indices().len() as u64
+    }
+
+    /// The figures `stats` gives of the graph.
+    pub fn figures(&self) -> DependencyFigures {
+        let requiring = self.requires.iter().map(Vec::len).filter(|n| *n > 0);
+        DependencyFigures {
+            total: self.requires.iter().map(|r| r.len() as u64).sum(),
+            milestones_with_dependencies: requiring.clone().count() as u64,
+            max_per_milestone: requiring.max().unwrap_or(0) as u64,
+            longest_chain: self.longest_chain(),
+        }
     }
 }
 

@@ -118,8 +118,10 @@ impl Index {
     /// The dependency graph of every document, from the ids and edges the
     /// index keeps: no document is read back.
     fn graph(&self) -> DependencyGraph {
-        let mut graph = DependencyGraph::default();
-        self.docs.keys().for_each(|id| graph.add_node(id));
+        let mut graph = DependencyGraph::with_capacity(self.docs.len());
+        // In id order, which the graph's ties by name then cost nothing to
+        // sort; every document is in the lists, by the id it is held by.
+        self.lists.ids().for_each(|id| graph.add_node(id));
         for (from, requirements) in &self.requirements {
             requirements.iter().for_each(|r| graph.add_edge(from, &r.to));
         }

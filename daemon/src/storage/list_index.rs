@@ -91,6 +91,11 @@ fn place(field: &str) -> usize {
 }
 
 impl ListIndex {
+    /// Every milestone's id, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.orders[place("id")].present.iter().map(|(_, id)| &**id)
+    }
+
     /// Takes in a milestone whose id is not held.
     fn insert(&mut self, doc: &Map) {
         let Some((id, keys)) = self.take_in(doc) else { return };
