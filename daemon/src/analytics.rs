@@ -273,6 +273,7 @@ pub fn parse_time(s: &str) -> Option<DateTime<chrono::Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use milestones_protocol::DependencyFigures;
 
     /// Kept sums give what reading every document gives, through
     /// additions, removals and milestones that took the same time.
