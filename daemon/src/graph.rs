@@ -15,7 +15,7 @@ use crate::document;
 
 /// Ids are interned to indices, so that graphs of a hundred thousand
 /// milestones are walked over integers rather than strings.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct DependencyGraph {
     names: Names,
     /// Each name's place in `names`, found by the name. Asked twice per
@@ -47,7 +47,7 @@ impl std::fmt::Debug for DependencyGraph {
 /// The node names, end to end in one buffer: a graph of a hundred
 /// thousand names is two allocations, not a hundred thousand, and finding
 /// one touches its bytes directly.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Names {
     text: String,
     /// Where each name ends in `text`.
@@ -133,6 +133,32 @@ impl DependencyGraph {
     pub fn add_node(&mut self, id: &str) {
         let i = self.intern(id);
         self.milestone[i] = true;
+    }
+
+    /// Marks `id` as a milestone, or as one no longer (its name stays
+    /// while edges name it).
+    pub fn set_milestone(&mut self, id: &str, milestone: bool) {
+        let i = self.intern(id);
+        if self.milestone[i] != milestone {
+            self.forget_worked_out();
+            self.milestone[i] = milestone;
+        }
+    }
+
+    /// Puts `to` in place of whatever `from` required until now: a store
+    /// that keeps its graph between writes passes each milestone whose
+    /// edges a write changed.
+    pub fn set_requires<'a>(&mut self, from: &str, to: impl IntoIterator<Item = &'a str>) {
+        let f = self.intern(from);
+        let mut requires: Vec<usize> = Vec::new();
+        for to in to {
+            let t = self.intern(to);
+            if !requires.contains(&t) {
+                requires.push(t);
+            }
+        }
+        self.forget_worked_out();
+        self.requires[f] = requires;
     }
 
     pub fn add_edge(&mut self, from: &str, to: &str) {
@@ -336,7 +362,13 @@ impl DependencyGraph {
     }
 
     fn find_critical_path(&self) -> Vec<usize> {
-        let mut in_cycle = vec![false; self.names.len()];
+        // Skipped: milestones on cycles, and names left over from a
+        // milestone that went and that no edge names (a kept graph has
+        // them; a graph built afresh does not).
+        let required_by = self.required_by();
+        let mut in_cycle: Vec<bool> = (0..self.names.len())
+            .map(|n| !self.milestone[n] && self.requires[n].is_empty() && required_by[n].is_empty())
+            .collect();
         for &node in self.cycle_indices().iter().flatten() {
             in_cycle[node] = true;
         }

@@ -396,6 +396,40 @@ fn dependencies_and_cycles(kind: BackendKind) {
     assert_eq!(s.dependency_graph().unwrap().critical_path(), ["a", "b", "c"]);
 }
 
+/// A graph a store keeps between requests answers, after each kind of
+/// write, as one built afresh from every document does.
+fn a_kept_graph_follows_every_write(kind: BackendKind) {
+    let f = Fixture::new(kind);
+    let s = &*f.store;
+    let same = |what: &str| {
+        let kept = s.dependency_graph().unwrap();
+        let mut fresh = DependencyGraph::default();
+        s.for_each(&mut |d| fresh.add_document(d)).unwrap();
+        let answers = |g: &DependencyGraph| {
+            let focus: Vec<_> = ["a", "b", "c", "d"].map(|id| g.focus(id)).into();
+            (g.edges(), g.missing(), g.cycles(), g.critical_path(), g.node_count(), g.figures(), focus)
+        };
+        assert_eq!(answers(&kept), answers(&fresh), "{kind:?}: {what}");
+    };
+    s.insert(milestone("b", "")).unwrap();
+    s.insert(milestone("c", "dependencies: {requires: [b]}\n")).unwrap();
+    same("to begin with");
+    s.insert(milestone("a", "dependencies: {enables: [c]}\n")).unwrap();
+    same("after an insert that enables another");
+    assert!(s.remove("b").unwrap());
+    same("after the removal of a required milestone");
+    let c = s.get("c").unwrap().unwrap();
+    s.replace(milestone("c", "dependencies: {requires: [d]}\n"), &c.revision).unwrap();
+    same("after a replace that changes the edges");
+    assert!(s.remove("a").unwrap());
+    same("after the removal of one that enabled another");
+    let c = s.get("c").unwrap().unwrap();
+    s.replace(milestone("c", ""), &c.revision).unwrap();
+    // No edges left: ids that went must not stand as chains of their own.
+    same("with no edges left");
+    assert_eq!(s.dependency_graph().unwrap().critical_path(), ["c"]);
+}
+
 fn outside_edits_are_absorbed(kind: BackendKind) {
     let mut f = Fixture::new(kind);
     let tree = MilestoneTree::new(f.layout.clone());
@@ -645,6 +679,7 @@ macro_rules! conformance {
             #[test] fn queries_match_the_reference_engine() { super::queries_match_the_reference_engine($kind) }
             #[test] fn analytics_match_the_reference() { super::analytics_match_the_reference($kind) }
             #[test] fn dependencies_and_cycles() { super::dependencies_and_cycles($kind) }
+            #[test] fn a_kept_graph_follows_every_write() { super::a_kept_graph_follows_every_write($kind) }
             #[test] fn work_nodes_agree_with_the_documents() { super::work_nodes_agree_with_the_documents($kind) }
             #[test] fn outside_edits_are_absorbed() { super::outside_edits_are_absorbed($kind) }
             #[test] fn generated_ids_skip_every_taken_id() { super::generated_ids_skip_every_taken_id($kind) }

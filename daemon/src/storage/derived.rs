@@ -1,8 +1,9 @@
 //! `Derived`: what a store works out from every milestone at once (the
 //! dependency graph with its cycles and critical path, and `msctl stats`),
 //! kept for the requests that follow until the milestones change. Each
-//! store decides what "changed" means: the file backend forgets it on
-//! every write to its index, SQLite when `PRAGMA data_version` moves.
+//! store decides what "changed" means: SQLite forgets it when `PRAGMA
+//! data_version` moves; the file backend, which sees every change, keeps
+//! the graph up to date and forgets the rest.
 
 use std::sync::Arc;
 
@@ -20,6 +21,17 @@ pub struct Derived {
 }
 
 impl Derived {
+    /// Forgets everything but the graph, which the caller takes to bring
+    /// up to date itself (`None`: none was kept).
+    pub fn take_graph(&mut self) -> Option<Arc<DependencyGraph>> {
+        std::mem::take(self).graph
+    }
+
+    /// Keeps `graph`, worked out again on first use.
+    pub fn keep_graph(&mut self, graph: DependencyGraph) {
+        self.graph = Some(Arc::new(graph));
+    }
+
     /// The graph, built by `build` the first time.
     pub fn graph(
         &mut self,

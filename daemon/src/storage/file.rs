@@ -75,7 +75,6 @@ impl Index {
         folder: Folder,
         hash: FileHash,
     ) {
-        self.forget_derived();
         if let Some(old) = old {
             self.forget_edges(old);
             self.tally.remove(old);
@@ -84,18 +83,38 @@ impl Index {
         for (from, requirement) in Requirement::declared_by(doc) {
             self.requirements.entry(from).or_default().push(requirement);
         }
+        self.follow_in_graph(&id, true, old.into_iter().chain([doc]));
         self.docs.insert(id, Entry { doc: packed, folder, hash });
     }
 
     fn remove(&mut self, id: &str) -> StorageResult<()> {
         if let Some(old) = self.docs.get(id).map(|e| e.doc.unpack()).transpose()? {
             self.docs.remove(id);
-            self.forget_derived();
             self.tally.remove(&old);
             self.lists.remove(&old);
             self.forget_edges(&old);
+            self.follow_in_graph(id, false, [&old]);
         }
         Ok(())
+    }
+
+    /// Forgets what was derived, but brings a kept graph up to date with a
+    /// change to milestone `id` (`present` unless it went) whose versions
+    /// `versions` declared edges: rebuilding it reads every id and edge
+    /// again (6 of `deps`' 7 ms at 10,000 milestones).
+    fn follow_in_graph<'a>(&mut self, id: &str, present: bool, versions: impl IntoIterator<Item = &'a Map>) {
+        let derived = self.derived.get_mut().unwrap_or_else(|p| p.into_inner());
+        let Some(graph) = derived.take_graph() else { return };
+        // Copied only when a request still holds it.
+        let mut graph = Arc::unwrap_or_clone(graph);
+        graph.set_milestone(id, present);
+        let changed: HashSet<String> =
+            versions.into_iter().flat_map(Requirement::declared_by).map(|(from, _)| from).collect();
+        for from in changed {
+            let requirements = self.requirements.get(&from).into_iter().flatten();
+            graph.set_requires(&from, requirements.map(|r| r.to.as_str()));
+        }
+        derived.keep_graph(graph);
     }
 
     /// Every document, read back one at a time.
@@ -104,10 +123,6 @@ impl Index {
             visit(entry.doc.unpack()?);
         }
         Ok(())
-    }
-
-    fn forget_derived(&mut self) {
-        *self.derived.get_mut().unwrap_or_else(|p| p.into_inner()) = Derived::default();
     }
 
     /// Runs `work` on what was derived from the documents as they are now.
