@@ -218,6 +218,10 @@ impl ListIndex {
         };
         let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
         let limit = query.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        if total <= offset {
+            // Nothing to walk to (a status no milestone has, say).
+            return Some(Ok(milestones_protocol::Page { items: Vec::new(), total: total as u64 }));
+        }
         let mut items = Vec::new();
         let mut skipped = 0;
         let mut failed = None;
