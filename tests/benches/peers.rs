@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use milestones_e2e::bench::{fmt_duration, machine, percentile, write_section};
+use milestones_e2e::bench::{ensure_installed, fmt_duration, machine, msctl, percentile, timed as run, write_section};
 use milestones_e2e::corpus::{fmt_int, generate, milestone_id};
-use milestones_e2e::{binary, Project};
+use milestones_e2e::Project;
 
 /// Seed 003's functions, sourced by every shell command.
 const SEED_SHELL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/seed-003.sh");
@@ -50,28 +50,6 @@ fn main() {
         rows.extend(against_taskwarrior(scale));
     }
     report(&rows, started.elapsed());
-}
-
-/// Installs `package` when `program` is not on the PATH (the machine is
-/// Debian-like; as root, or with password-less sudo).
-fn ensure_installed(program: &str, package: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output();
-    if found.is_ok_and(|o| o.status.success()) {
-        return;
-    }
-    println!("installing {package} for {program}");
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let apt_get = |args: &[&str]| {
-        let mut command = if root { Command::new("apt-get") } else { Command::new("sudo") };
-        if !root {
-            command.args(["-n", "apt-get"]);
-        }
-        command.env("DEBIAN_FRONTEND", "noninteractive").args(args).status().is_ok_and(|s| s.success())
-    };
-    // A fresh machine's package lists may be empty.
-    let installed = apt_get(&["update", "-q"]) && apt_get(&["install", "-y", "-q", "--no-install-recommends", package]);
-    assert!(installed, "cannot install {package} (needed for {program}); install it and run the benchmark again");
 }
 
 /// Seed 003's file backend against msctl, on a generated project of
@@ -209,21 +187,6 @@ fn compare(
     };
     println!("{peer} at {scale}: {peer_command}: {}", ratio(comparison.ratio()));
     comparison
-}
-
-/// Runs `command` to its end, its output read and dropped; its wall time.
-fn run(command: &mut Command) -> Duration {
-    let t = Instant::now();
-    let out = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let took = t.elapsed();
-    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    took
-}
-
-fn msctl(root: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(binary("msctl"));
-    command.arg("--root").arg(root).arg("--no-autostart").args(args);
-    command
 }
 
 fn first_active(active: &Path) -> String {

@@ -1,5 +1,6 @@
 //! What the benchmark harnesses share: percentiles, a description of the
-//! machine, and writing a section of `BENCHMARKS.md` between its markers.
+//! machine, timing whole processes, and writing a section of
+//! `BENCHMARKS.md` between its markers.
 
 use std::path::Path;
 use std::process::Command;
@@ -98,4 +99,43 @@ pub fn run_measured(command: &mut Command) -> std::io::Result<ProcessCost> {
         std::thread::sleep(Duration::from_millis(5));
     };
     Ok(ProcessCost { status, wall: start.elapsed(), peak_rss_kib })
+}
+
+/// Runs `command` to its end, its output read and dropped; its wall time.
+/// A command that fails stops the benchmark: its time would mean nothing.
+pub fn timed(command: &mut Command) -> Duration {
+    let t = std::time::Instant::now();
+    let out = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let took = t.elapsed();
+    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    took
+}
+
+/// `msctl --root ROOT --no-autostart ARGS...`, as a user would type it.
+pub fn msctl(root: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(crate::binary("msctl"));
+    command.arg("--root").arg(root).arg("--no-autostart").args(args);
+    command
+}
+
+/// Installs `package` when `program` is not on the PATH (the machine is
+/// Debian-like; as root, or with password-less sudo).
+pub fn ensure_installed(program: &str, package: &str) {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output();
+    if found.is_ok_and(|o| o.status.success()) {
+        return;
+    }
+    println!("installing {package} for {program}");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let apt_get = |args: &[&str]| {
+        let mut command = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !root {
+            command.args(["-n", "apt-get"]);
+        }
+        command.env("DEBIAN_FRONTEND", "noninteractive").args(args).status().is_ok_and(|s| s.success())
+    };
+    // A fresh machine's package lists may be empty.
+    let installed = apt_get(&["update", "-q"]) && apt_get(&["install", "-y", "-q", "--no-install-recommends", package]);
+    assert!(installed, "cannot install {package} (needed for {program}); install it and run the benchmark again");
 }
