@@ -14,9 +14,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use milestones_e2e::bench::{ensure_installed, machine, msctl, timed, write_section};
+use milestones_e2e::bench::{ensure_installed, machine, migrate_and_settle, msctl, timed, write_section};
 use milestones_e2e::corpus::{fmt_int, generate, milestone_id};
-use milestones_e2e::{eventually, Project};
+use milestones_e2e::Project;
 
 /// Milestones in each project: enough for lists and searches to have work,
 /// few enough that the daemon starts under callgrind in seconds.
@@ -54,11 +54,7 @@ fn main() {
         generate(&p, SCALE);
         if backend != "file" {
             let _daemon = p.start(&[]);
-            timed(&mut msctl(&p.root, &["migrate", backend]));
-            eventually("the migration's clean-up ends", Duration::from_secs(120), || {
-                let out = msctl(&p.root, &["migrate", "status", "--json"]).output().expect("msctl migrate status");
-                String::from_utf8_lossy(&out.stdout).trim() == "null"
-            });
+            migrate_and_settle(&p.root, backend);
         }
         let out = tempfile::tempdir().expect("a folder for callgrind's files");
         let mut command = Command::new("valgrind");

@@ -15,9 +15,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use milestones_e2e::bench::{fmt_duration, machine, msctl, percentile, timed, write_section};
+use milestones_e2e::bench::{fmt_duration, machine, migrate_and_settle, msctl, percentile, timed, write_section};
 use milestones_e2e::corpus::{fmt_int, generate, milestone_id};
-use milestones_e2e::{eventually, Project};
+use milestones_e2e::Project;
 
 /// Turns of each command (and as many of `ping`).
 const TURNS: usize = 15;
@@ -60,13 +60,7 @@ fn main() {
     let _daemon = large.start(&[]);
     tables.push(measure(&large.root, "file", 100_000, f64::NAN));
     for (backend, aim) in [("hybrid", 2.0), ("database", 2.0)] {
-        timed(&mut msctl(&large.root, &["migrate", backend]));
-        // The old backend's files go after the answer; reads measured
-        // meanwhile would share the disk and the cores with that.
-        eventually("the migration's clean-up ends", Duration::from_secs(600), || {
-            let out = msctl(&large.root, &["migrate", "status", "--json"]).output().expect("msctl migrate status");
-            String::from_utf8_lossy(&out.stdout).trim() == "null"
-        });
+        migrate_and_settle(&large.root, backend);
         tables.push(measure(
             &large.root,
             if backend == "database" { "database (SQLite)" } else { backend },

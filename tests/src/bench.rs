@@ -139,3 +139,14 @@ pub fn ensure_installed(program: &str, package: &str) {
     let installed = apt_get(&["update", "-q"]) && apt_get(&["install", "-y", "-q", "--no-install-recommends", package]);
     assert!(installed, "cannot install {package} (needed for {program}); install it and run the benchmark again");
 }
+
+/// `msctl migrate BACKEND`, then waits until the old backend's files are
+/// gone (they go after the answer): figures taken meanwhile would share
+/// the disk and the cores with that clean-up.
+pub fn migrate_and_settle(root: &Path, backend: &str) {
+    timed(&mut msctl(root, &["migrate", backend]));
+    crate::eventually("the migration's clean-up ends", Duration::from_secs(600), || {
+        let out = msctl(root, &["migrate", "status", "--json"]).output().expect("msctl migrate status");
+        String::from_utf8_lossy(&out.stdout).trim() == "null"
+    });
+}
