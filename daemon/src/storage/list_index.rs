@@ -13,7 +13,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::ops::Bound;
 use std::sync::Arc;
 
 use milestones_protocol::{FilterOp, Map, Query, Value};
@@ -298,16 +297,21 @@ impl Order {
     /// until `visit` says stop.
     fn walk(&self, descending: bool, visit: &mut dyn FnMut(&Id) -> bool) {
         if descending {
-            // Key by key from the largest, each key's ids ascending.
-            let mut upper = Bound::Unbounded;
-            while let Some((key, _)) = self.present.range((Bound::Unbounded, upper.as_ref())).next_back() {
-                let first: (Arc<str>, Id) = (key.clone(), Arc::from(""));
-                for (_, id) in self.present.range(&first..).take_while(|(k, _)| *k == first.0) {
-                    if !visit(id) {
+            // Key by key from the largest, each key's ids ascending: the
+            // entries backwards, each key's gathered and given in reverse.
+            let mut key: Option<&Arc<str>> = None;
+            let mut ids: Vec<&Id> = Vec::new();
+            for (k, id) in self.present.iter().rev() {
+                if key != Some(k) {
+                    if ids.drain(..).rev().any(|id| !visit(id)) {
                         return;
                     }
+                    key = Some(k);
                 }
-                upper = Bound::Excluded(first);
+                ids.push(id);
+            }
+            if ids.drain(..).rev().any(|id| !visit(id)) {
+                return;
             }
         } else {
             for (_, id) in &self.present {
