@@ -206,7 +206,7 @@ fn queries() -> Vec<Query> {
             limit: Some(3),
             ..Query::default()
         },
-        Query { text: Some("parser".into()), limit: Some(2), ..Query::default() },
+        Query { text: Some("alpha docs".into()), limit: Some(1), ..Query::default() },
         Query { text: Some("number".into()), limit: Some(5), offset: 48, ..Query::default() },
         Query {
             filters: vec![
