@@ -88,8 +88,11 @@ impl AnalyticsBuilder {
     /// One milestone's creation and completion times: its completion time
     /// and its place in the daily trend.
     pub fn add_times(&mut self, created: Option<&str>, completed: Option<&str>) {
-        let created = created.and_then(parse_time);
-        let completed = completed.and_then(parse_time);
+        self.add_parsed_times(created.and_then(parse_time), completed.and_then(parse_time));
+    }
+
+    /// [`Self::add_times`] with the times parsed already.
+    pub fn add_parsed_times(&mut self, created: Option<DateTime<Utc>>, completed: Option<DateTime<Utc>>) {
         if let Some(days) = completion_days(created, completed) {
             self.durations.push(days);
         }

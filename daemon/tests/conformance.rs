@@ -284,6 +284,18 @@ fn analytics_match_the_reference(kind: BackendKind) {
     docs[3].insert("dependencies", Value::Map(doc("requires: [m-02]")));
     f.store.replace(docs[3].clone(), &stored.revision).unwrap();
     assert_eq!(f.store.analytics(today).unwrap(), reference(&docs), "after a replacement");
+    // Completed within the trend, with tasks: the completion times and the
+    // task sums a store keeps follow.
+    let stored = f.store.get(doc_id(&docs[4])).unwrap().unwrap();
+    docs[4] = set(Map::clone(&stored.doc), "completed_at", Value::from("2026-05-30T12:00:00Z"));
+    docs[4].insert("tasks", Value::List(vec![Value::Map(doc("{id: t3, title: c, status: completed}"))]));
+    f.store.replace(docs[4].clone(), &stored.revision).unwrap();
+    assert_eq!(f.store.analytics(today).unwrap(), reference(&docs), "after a completion and a task");
+    let stored = f.store.get(doc_id(&docs[4])).unwrap().unwrap();
+    docs[4] = set(Map::clone(&stored.doc), "created_at", Value::from("2026-05-29T12:00:00Z"));
+    docs[4].remove("tasks");
+    f.store.replace(docs[4].clone(), &stored.revision).unwrap();
+    assert_eq!(f.store.analytics(today).unwrap(), reference(&docs), "after a new creation time, the task gone");
     docs.push(milestone("late", "dependencies: {requires: [m-03]}\n"));
     f.store.insert(docs[docs.len() - 1].clone()).unwrap();
     assert_eq!(f.store.analytics(today).unwrap(), reference(&docs), "after an insert");

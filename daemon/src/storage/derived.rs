@@ -2,8 +2,9 @@
 //! dependency graph with its cycles and critical path, and `msctl stats`),
 //! kept for the requests that follow until the milestones change. Each
 //! store decides what "changed" means: SQLite forgets it when `PRAGMA
-//! data_version` moves; the file backend, which sees every change, keeps
-//! the graph up to date and forgets the rest.
+//! data_version` moves, but the graph only when its `graph_version` does;
+//! the file backend, which sees every change, keeps the graph up to date
+//! and forgets the rest.
 
 use std::sync::Arc;
 
@@ -27,9 +28,10 @@ impl Derived {
         std::mem::take(self).graph
     }
 
-    /// Keeps `graph`, worked out again on first use.
-    pub fn keep_graph(&mut self, graph: DependencyGraph) {
-        self.graph = Some(Arc::new(graph));
+    /// Keeps `graph` (what it has not worked out is worked out on first
+    /// use).
+    pub fn keep_graph(&mut self, graph: Arc<DependencyGraph>) {
+        self.graph = Some(graph);
     }
 
     /// The graph, built by `build` the first time.

@@ -114,7 +114,7 @@ impl Index {
             let requirements = self.requirements.get(&from).into_iter().flatten();
             graph.set_requires(&from, requirements.map(|r| r.to.as_str()));
         }
-        derived.keep_graph(graph);
+        derived.keep_graph(Arc::new(graph));
     }
 
     /// Every document, read back one at a time.

@@ -5,21 +5,67 @@
 use milestones_protocol::Analytics;
 use rusqlite::Connection;
 
-use crate::analytics::{AnalyticsBuilder, Dimension};
+use chrono::{DateTime, Utc};
+
+use super::tally::Tally;
+use crate::analytics::{parse_time, AnalyticsBuilder, Dimension};
 use crate::graph::DependencyGraph;
 use crate::storage::error::StorageResult;
 
-pub fn compute(conn: &Connection, graph: &DependencyGraph, today: chrono::NaiveDate) -> StorageResult<Analytics> {
+/// The creation and completion times `stats` reads (of the completed
+/// milestones, and of the others created within the trend), parsed, kept
+/// while `milestone_tally`'s `times_version` stays (see `DerivedCache`):
+/// reading and parsing them again was most of `stats` after a change.
+#[derive(Default)]
+pub struct CompletionTimes {
+    /// The trend's cutoff they were read for.
+    cutoff: Option<String>,
+    times: Vec<(Time, Time)>,
+}
+
+/// A creation or completion time, when the milestone has one that parses.
+type Time = Option<DateTime<Utc>>;
+
+impl CompletionTimes {
+    fn read(&mut self, conn: &Connection, cutoff: String) -> StorageResult<()> {
+        let failed = || super::failure::failed("cannot read completion times");
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT created_at, completed_at FROM milestones WHERE completed_at IS NOT NULL \
+                 UNION ALL SELECT created_at, NULL FROM milestones WHERE completed_at IS NULL AND created_at >= ?",
+            )
+            .map_err(failed())?;
+        let mut rows = stmt.query([&cutoff]).map_err(failed())?;
+        let mut times = Vec::new();
+        while let Some(row) = rows.next().map_err(failed())? {
+            // Parsed where they lie, not copied out first.
+            let time = |i| -> rusqlite::Result<Time> { Ok(row.get_ref(i)?.as_str_or_null()?.and_then(parse_time)) };
+            times.push((time(0).map_err(failed())?, time(1).map_err(failed())?));
+        }
+        *self = CompletionTimes { cutoff: Some(cutoff), times };
+        Ok(())
+    }
+}
+
+pub fn compute(
+    conn: &Connection,
+    graph: &DependencyGraph,
+    today: chrono::NaiveDate,
+    times: &mut CompletionTimes,
+) -> StorageResult<Analytics> {
     let failed = super::failure::failed;
     let mut builder = AnalyticsBuilder::new(today);
 
-    let (total, tasks_total, tasks_completed): (i64, i64, i64) = conn
-        .query_row(
-            "SELECT COUNT(*), IFNULL(SUM(tasks_total), 0), IFNULL(SUM(tasks_completed), 0) FROM milestones",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .map_err(failed("cannot count milestones"))?;
+    let (total, tasks_total, tasks_completed) = match Tally::read(conn)? {
+        Some(tally) => (tally.milestones, tally.tasks_total, tally.tasks_completed),
+        None => conn
+            .query_row(
+                "SELECT COUNT(*), IFNULL(SUM(tasks_total), 0), IFNULL(SUM(tasks_completed), 0) FROM milestones",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(failed("cannot count milestones"))?,
+    };
     builder.add_total(total as u64);
     builder.add_tasks(tasks_total as u64, tasks_completed as u64);
 
@@ -49,18 +95,12 @@ pub fn compute(conn: &Connection, graph: &DependencyGraph, today: chrono::NaiveD
 
     // Completed milestones (for completion times), and the others created
     // recently enough to be in the trend.
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT created_at, completed_at FROM milestones WHERE completed_at IS NOT NULL \
-             UNION ALL SELECT created_at, NULL FROM milestones WHERE completed_at IS NULL AND created_at >= ?",
-        )
-        .map_err(failed("cannot read completion times"))?;
-    let rows = stmt
-        .query_map([builder.trend_cutoff()], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?)))
-        .map_err(failed("cannot read completion times"))?;
-    for row in rows {
-        let (created, completed) = row.map_err(failed("cannot read completion times"))?;
-        builder.add_times(created.as_deref(), completed.as_deref());
+    let cutoff = builder.trend_cutoff();
+    if times.cutoff.as_ref() != Some(&cutoff) {
+        times.read(conn, cutoff)?;
+    }
+    for (created, completed) in &times.times {
+        builder.add_parsed_times(*created, *completed);
     }
     Ok(builder.finish(graph))
 }

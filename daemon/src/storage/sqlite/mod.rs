@@ -11,13 +11,14 @@ mod pool;
 #[cfg(test)]
 mod query_plans;
 mod schema;
+mod tally;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use milestones_protocol::{Analytics, Map, Page, Query, Value};
+use milestones_protocol::{Analytics, DepEdge, Map, Page, Query, Value};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior};
 
 pub use self::failure::failed;
@@ -318,7 +319,7 @@ impl MilestoneTable {
 
     /// The graph from the ids and the dependency rows.
     pub fn dependency_graph(&self) -> StorageResult<Arc<DependencyGraph>> {
-        self.derived.with_current(&self.pool, |derived, tx| {
+        self.derived.with_current(&self.pool, |derived, _, tx| {
             Ok(derived.graph(|| graph(tx).map_err(self.failed("read dependencies")))?.clone())
         })
     }
@@ -330,11 +331,11 @@ impl MilestoneTable {
     }
 
     pub fn analytics(&self, today: chrono::NaiveDate) -> StorageResult<Analytics> {
-        self.derived.with_current(&self.pool, |derived, tx| {
+        self.derived.with_current(&self.pool, |derived, times, tx| {
             derived.analytics(
                 today,
                 || graph(tx).map_err(self.failed("read dependencies")),
-                |graph| analytics::compute(tx, graph, today),
+                |graph| analytics::compute(tx, graph, today, times),
             )
         })
     }
@@ -534,12 +535,19 @@ impl Writer<'_> {
         let mut search = self.search.borrow_mut();
         if existed {
             search.removed.push(rowid);
+        }
+        search.added.insert(rowid, record.search_text.clone());
+        // Edge rows are rewritten only when they change: each one written
+        // moves the graph's version, and most writes leave the edges be.
+        if existed && self.edges_declared_are(&record.id, &record.edges).map_err(failed())? {
+            return Ok(revision);
+        }
+        if existed {
             self.tx
                 .prepare_cached("DELETE FROM milestone_dependencies WHERE declared_by = ?")
                 .and_then(|mut s| s.execute([&record.id]))
                 .map_err(failed())?;
         }
-        search.added.insert(rowid, record.search_text.clone());
         let mut insert = self
             .tx
             .prepare_cached(
@@ -550,6 +558,25 @@ impl Writer<'_> {
             insert.execute(params![edge.from, edge.to, how, record.id]).map_err(failed())?;
         }
         Ok(revision)
+    }
+
+    /// Whether milestone `id`'s edge rows are `edges`, in the order they
+    /// were written.
+    fn edges_declared_are(&self, id: &str, edges: &[(DepEdge, &str)]) -> rusqlite::Result<bool> {
+        let mut rows = self.tx.prepare_cached(
+            "SELECT milestone_id, depends_on, dependency_type FROM milestone_dependencies WHERE declared_by = ? ORDER BY rowid",
+        )?;
+        let rows =
+            rows.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let mut expected = edges.iter();
+        for row in rows {
+            let (from, to, how) = row?;
+            match expected.next() {
+                Some((edge, want)) if edge.from == from && edge.to == to && *want == how => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(expected.next().is_none())
     }
 
     /// Writes the search text changes the work made (see [`SearchChanges`]).

@@ -90,7 +90,10 @@ fn a_database_from_before_the_list_indexes_gains_them_with_its_counts() {
             conn.execute_batch(
                 "DROP TRIGGER milestone_counts_insert; DROP TRIGGER milestone_counts_delete;
                  DROP TRIGGER milestone_counts_update; DROP TABLE milestone_counts;
-                 DROP INDEX idx_order_created_at_desc; PRAGMA user_version = 1;",
+                 DROP INDEX idx_order_created_at_desc; PRAGMA user_version = 1;
+                 DROP TRIGGER milestone_tally_insert; DROP TRIGGER milestone_tally_delete;
+                 DROP TRIGGER milestone_tally_update; DROP TRIGGER milestone_tally_edge_insert;
+                 DROP TRIGGER milestone_tally_edge_delete; DROP TABLE milestone_tally;",
             )
             .expect("downgrade");
         }
@@ -99,6 +102,8 @@ fn a_database_from_before_the_list_indexes_gains_them_with_its_counts() {
         let query = filtered(vec![equal("status", "blocked")]);
         let page = table.query(&query).expect("query");
         assert_eq!(page.total, 2, "{flavour:?}: the counts were filled from the rows");
+        let tally = super::tally::Tally::read(&table.reader().expect("a reader")).expect("read the tally");
+        assert_eq!(tally.map(|t| t.milestones), Some(3), "{flavour:?}: the tally was filled from the rows");
         let compiled = compile(&filtered(vec![]), None);
         let page = plan(&table, &compiled.page_sql(), compiled.page_params(&filtered(vec![])).collect());
         assert!(page.iter().any(|s| s.contains("idx_order_created_at_desc")), "{flavour:?}: {page:?}");

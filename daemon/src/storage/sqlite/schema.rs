@@ -24,7 +24,7 @@ use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::record::{counted_combinations, ordered_column};
 
 /// `PRAGMA user_version` of the layout below.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -191,6 +191,53 @@ const MILESTONE_COUNTS: &str = "
     RELEASE milestone_counts;
 ";
 
+/// One row of what `stats` and the dependency graph need of every
+/// milestone, kept by triggers: how many milestones there are and their
+/// tasks' sums, and two numbers that move whenever the graph may have
+/// changed (a milestone came or went, an edge row was written or removed)
+/// or the creation and completion times did. A store keeps what it worked
+/// out from those until the number moves, rather than until any commit.
+/// Created with the indexes, where missing, as [`MILESTONE_COUNTS`] is.
+const MILESTONE_TALLY: &str = "
+    SAVEPOINT milestone_tally;
+    CREATE TABLE milestone_tally (
+        graph_version INTEGER NOT NULL,
+        times_version INTEGER NOT NULL,
+        milestones INTEGER NOT NULL,
+        tasks_total INTEGER NOT NULL,
+        tasks_completed INTEGER NOT NULL
+    );
+    INSERT INTO milestone_tally
+        SELECT 0, 0, COUNT(*), IFNULL(SUM(tasks_total), 0), IFNULL(SUM(tasks_completed), 0) FROM milestones;
+    CREATE TRIGGER milestone_tally_insert AFTER INSERT ON milestones BEGIN
+        UPDATE milestone_tally SET graph_version = graph_version + 1, times_version = times_version + 1,
+            milestones = milestones + 1, tasks_total = tasks_total + NEW.tasks_total,
+            tasks_completed = tasks_completed + NEW.tasks_completed;
+    END;
+    CREATE TRIGGER milestone_tally_delete AFTER DELETE ON milestones BEGIN
+        UPDATE milestone_tally SET graph_version = graph_version + 1, times_version = times_version + 1,
+            milestones = milestones - 1, tasks_total = tasks_total - OLD.tasks_total,
+            tasks_completed = tasks_completed - OLD.tasks_completed;
+    END;
+    CREATE TRIGGER milestone_tally_update AFTER UPDATE ON milestones
+    WHEN OLD.tasks_total IS NOT NEW.tasks_total OR OLD.tasks_completed IS NOT NEW.tasks_completed
+        OR OLD.created_at IS NOT NEW.created_at OR OLD.completed_at IS NOT NEW.completed_at
+    BEGIN
+        UPDATE milestone_tally SET
+            times_version = times_version
+                + (OLD.created_at IS NOT NEW.created_at OR OLD.completed_at IS NOT NEW.completed_at),
+            tasks_total = tasks_total + NEW.tasks_total - OLD.tasks_total,
+            tasks_completed = tasks_completed + NEW.tasks_completed - OLD.tasks_completed;
+    END;
+    CREATE TRIGGER milestone_tally_edge_insert AFTER INSERT ON milestone_dependencies BEGIN
+        UPDATE milestone_tally SET graph_version = graph_version + 1;
+    END;
+    CREATE TRIGGER milestone_tally_edge_delete AFTER DELETE ON milestone_dependencies BEGIN
+        UPDATE milestone_tally SET graph_version = graph_version + 1;
+    END;
+    RELEASE milestone_tally;
+";
+
 /// The indexes of the tables both flavours share (see
 /// [`milestones_indexes`]).
 const SHARED_INDEXES: &str = "
@@ -247,8 +294,8 @@ pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str, indexes_late
     match version {
         SCHEMA_VERSION => return Ok(SchemaState::Current),
         // Version 1 lacked the list orders' indexes and the counts,
-        // version 2 the indexes of combined filters.
-        1 | 2 => {
+        // version 2 the indexes of combined filters, version 3 the tally.
+        1..=3 => {
             create_indexes(&tx, flavour)
                 .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
                 .and_then(|()| tx.commit())
@@ -284,13 +331,15 @@ pub fn create_indexes(conn: &Connection, flavour: Flavour) -> rusqlite::Result<(
     // Once there, the triggers keep it: a bulk load into a file that has
     // it (the index reconciled at start-up) writes nothing here, so a
     // full disk does not stop a start.
-    let counted: bool =
-        conn.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'milestone_counts')", [], |r| {
-            r.get(0)
-        })?;
-    if counted {
-        Ok(())
-    } else {
-        conn.execute_batch(MILESTONE_COUNTS)
+    for (table, create) in [("milestone_counts", MILESTONE_COUNTS), ("milestone_tally", MILESTONE_TALLY)] {
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
+            [table],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            conn.execute_batch(create)?;
+        }
     }
+    Ok(())
 }
