@@ -31,7 +31,7 @@ pub struct DependencyGraph {
     cycles: OnceLock<Vec<Vec<usize>>>,
     critical: OnceLock<Vec<usize>>,
     /// `requires` the other way round.
-    required_by: OnceLock<Vec<Vec<usize>>>,
+    required_by: OnceLock<Adjacency>,
     /// Each node's place among the names sorted, for breaking ties by name
     /// without comparing strings.
     rank: OnceLock<Vec<u32>>,
@@ -41,6 +41,39 @@ impl std::fmt::Debug for DependencyGraph {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = (0..self.names.len()).map(|i| &self.names[i]).collect();
         f.debug_struct("DependencyGraph").field("names", &names).field("requires", &self.requires).finish()
+    }
+}
+
+/// Each node's neighbours one way, in two allocations however many nodes
+/// there are: node `n`'s are `targets[starts[n]..starts[n + 1]]`.
+#[derive(Default, Clone)]
+struct Adjacency {
+    starts: Vec<usize>,
+    targets: Vec<usize>,
+}
+
+impl Adjacency {
+    /// The edges `(from, to)` of a graph of `nodes` nodes, the other way
+    /// round: `to`'s neighbours are the `from`s, in the order given.
+    fn reversed(nodes: usize, edges: impl Iterator<Item = (usize, usize)> + Clone) -> Adjacency {
+        let mut starts = vec![0; nodes + 1];
+        for (_, to) in edges.clone() {
+            starts[to + 1] += 1;
+        }
+        for n in 0..nodes {
+            starts[n + 1] += starts[n];
+        }
+        let mut next = starts.clone();
+        let mut targets = vec![0; starts[nodes]];
+        for (from, to) in edges {
+            targets[next[to]] = from;
+            next[to] += 1;
+        }
+        Adjacency { starts, targets }
+    }
+
+    fn of(&self, node: usize) -> &[usize] {
+        &self.targets[self.starts[node]..self.starts[node + 1]]
     }
 }
 
@@ -101,6 +134,7 @@ impl DependencyGraph {
             return i;
         }
         self.forget_worked_out();
+        self.rank = OnceLock::new();
         let i = self.names.len();
         self.names.push(id);
         let (names, hasher) = (&self.names, &self.hasher);
@@ -169,11 +203,12 @@ impl DependencyGraph {
         }
     }
 
+    /// Forgets what was worked out from the edges (not the names' ranks,
+    /// which only a new name changes).
     fn forget_worked_out(&mut self) {
         self.cycles = OnceLock::new();
         self.critical = OnceLock::new();
         self.required_by = OnceLock::new();
-        self.rank = OnceLock::new();
     }
 
     /// Works out the cycles, the critical path and the edges the other way
@@ -183,14 +218,8 @@ impl DependencyGraph {
         self.required_by();
     }
 
-    fn required_by(&self) -> &[Vec<usize>] {
-        self.required_by.get_or_init(|| {
-            let mut required_by: Vec<Vec<usize>> = vec![Vec::new(); self.names.len()];
-            for (from, to) in self.edge_indices() {
-                required_by[to].push(from);
-            }
-            required_by
-        })
+    fn required_by(&self) -> &Adjacency {
+        self.required_by.get_or_init(|| Adjacency::reversed(self.names.len(), self.edge_indices()))
     }
 
     pub fn node_count(&self) -> usize {
@@ -208,7 +237,7 @@ impl DependencyGraph {
         edges
     }
 
-    fn edge_indices(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+    fn edge_indices(&self) -> impl Iterator<Item = (usize, usize)> + Clone + '_ {
         self.requires.iter().enumerate().flat_map(|(f, tos)| tos.iter().map(move |t| (f, *t)))
     }
 
@@ -367,7 +396,7 @@ impl DependencyGraph {
         // them; a graph built afresh does not).
         let required_by = self.required_by();
         let mut in_cycle: Vec<bool> = (0..self.names.len())
-            .map(|n| !self.milestone[n] && self.requires[n].is_empty() && required_by[n].is_empty())
+            .map(|n| !self.milestone[n] && self.requires[n].is_empty() && required_by.of(n).is_empty())
             .collect();
         for &node in self.cycle_indices().iter().flatten() {
             in_cycle[node] = true;
@@ -448,19 +477,22 @@ impl DependencyGraph {
 
     pub fn focus(&self, id: &str) -> DepsFocus {
         let (requires, required_by) = match self.position(id) {
-            Some(start) => (self.reach(start, &self.requires), self.reach(start, self.required_by())),
+            Some(start) => {
+                let required_by = self.required_by();
+                (self.reach(start, |n| &self.requires[n]), self.reach(start, |n| required_by.of(n)))
+            }
             None => (Vec::new(), Vec::new()),
         };
         DepsFocus { id: id.to_owned(), requires, required_by }
     }
 
     /// Every node reachable from `start` along `next`, by name.
-    fn reach(&self, start: usize, next: &[Vec<usize>]) -> Vec<String> {
+    fn reach<'a>(&self, start: usize, next: impl Fn(usize) -> &'a [usize]) -> Vec<String> {
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         let mut visited = vec![false; self.names.len()];
         let mut todo = vec![start];
         while let Some(n) = todo.pop() {
-            for &m in &next[n] {
+            for &m in next(n) {
                 if m != start && !visited[m] {
                     visited[m] = true;
                     seen.insert(self.name(m));

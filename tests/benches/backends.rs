@@ -1,5 +1,5 @@
 //! Storage backend benchmarks: the real daemon on generated projects of
-//! 1,000, 10,000 and 100,000 milestones, measured on the file backend, then
+//! 100, 1,000, 10,000 and 100,000 milestones, measured on the file backend, then
 //! migrated to hybrid, to database on SQLite and to database on PostgreSQL
 //! (a server the benchmark starts, fsync on) and measured again. Prints one
 //! Markdown table per scale and writes them into BENCHMARKS.md.
@@ -22,7 +22,7 @@ use milestones_e2e::protocol::{
 use milestones_e2e::{binary, Daemon, Project};
 
 const COMMAND: &str = "cargo build --release --workspace && cargo bench -p milestones-e2e --bench backends";
-const SCALES: [usize; 3] = [1_000, 10_000, 100_000];
+const SCALES: [usize; 4] = [100, 1_000, 10_000, 100_000];
 const BACKENDS: [&str; 4] = ["file", "hybrid", "database", "postgresql"];
 /// Column headings, in `BACKENDS` order.
 const HEADINGS: [&str; 4] = ["file", "hybrid", "database (SQLite)", "database (PostgreSQL)"];
