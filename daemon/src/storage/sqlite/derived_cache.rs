@@ -6,17 +6,19 @@
 //! A change is noticed by `PRAGMA data_version` on a connection of the
 //! cache's own, which never writes: its value moves whenever any other
 //! connection commits, this daemon's writer or another process's. The
-//! graph is kept through a change that left `milestone_tally`'s
-//! `graph_version` where it was (most writes change no edge), and the
-//! completion times `stats` reads through one that left `times_version`.
+//! graph is then brought up to date from `graph_changes` (most writes
+//! change no edge, and those that do change a few milestones' edges),
+//! and the completion times `stats` reads are kept through a change that
+//! left `milestone_tally`'s `times_version` where it was.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, Transaction};
 
 use super::analytics::CompletionTimes;
 use super::pool::ConnectionPool;
-use super::tally::Tally;
+use super::tally::{GraphChanges, Tally};
+use crate::graph::DependencyGraph;
 use crate::storage::derived::Derived;
 use crate::storage::error::StorageResult;
 
@@ -31,6 +33,8 @@ struct Kept {
     version: i64,
     /// `milestone_tally` in the snapshot of the last change seen.
     tally: Option<Tally>,
+    /// The last of `graph_changes` in that snapshot.
+    graph_changes: Option<i64>,
     derived: Derived,
     times: CompletionTimes,
 }
@@ -51,6 +55,7 @@ impl DerivedCache {
                 conn: pool.open_reader()?,
                 version: 0,
                 tally: None,
+                graph_changes: None,
                 derived: Derived::default(),
                 times: CompletionTimes::default(),
             }),
@@ -68,19 +73,53 @@ impl DerivedCache {
         if changed {
             // Read in the snapshot anything derived now is derived from.
             let tally = Tally::read(&tx)?;
-            let unmoved = |version: fn(&Tally) -> i64| {
-                tally.is_some() && tally.as_ref().map(version) == kept.tally.as_ref().map(version)
-            };
-            if let Some(graph) = kept.derived.take_graph().filter(|_| unmoved(|t| t.graph_version)) {
-                kept.derived.keep_graph(graph);
-            }
-            if !unmoved(|t| t.times_version) {
+            let times_unmoved =
+                tally.is_some() && tally.map(|t| t.times_version) == kept.tally.map(|t| t.times_version);
+            if !times_unmoved {
                 kept.times = CompletionTimes::default();
             }
             kept.tally = tally;
+            let last = GraphChanges::last(&tx)?;
+            if let Some(graph) = kept.derived.take_graph() {
+                if let Some(graph) = caught_up(&tx, graph, kept.graph_changes, last)? {
+                    kept.derived.keep_graph(graph);
+                }
+            }
+            kept.graph_changes = last;
         }
         work(&mut kept.derived, &mut kept.times, &tx)
     }
+}
+
+/// `graph` (as of change `seen`) brought up to change `last`: each
+/// milestone named since is set from its rows as they are now, which is
+/// right however many of those changes the graph already had. `None` when
+/// it must be built again (changes pruned, or a file without the log).
+fn caught_up(
+    tx: &Transaction<'_>,
+    graph: Arc<DependencyGraph>,
+    seen: Option<i64>,
+    last: Option<i64>,
+) -> StorageResult<Option<Arc<DependencyGraph>>> {
+    let (Some(seen), Some(last)) = (seen, last) else { return Ok(None) };
+    if seen == last {
+        return Ok(Some(graph));
+    }
+    let Some(changed) = GraphChanges::since(tx, seen)? else { return Ok(None) };
+    let failed = || super::failure::failed("cannot read the dependencies");
+    // Copied only when a request still holds it.
+    let mut graph = Arc::unwrap_or_clone(graph);
+    let mut exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM milestones WHERE id = ?)").map_err(failed())?;
+    let mut requires =
+        tx.prepare_cached("SELECT depends_on FROM milestone_dependencies WHERE milestone_id = ?").map_err(failed())?;
+    for id in changed {
+        let milestone: bool = exists.query_row([&id], |r| r.get(0)).map_err(failed())?;
+        let to: Vec<String> =
+            requires.query_map([&id], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(failed())?;
+        graph.set_milestone(&id, milestone);
+        graph.set_requires(&id, to.iter().map(String::as_str));
+    }
+    Ok(Some(Arc::new(graph)))
 }
 
 #[cfg(test)]
@@ -119,5 +158,25 @@ mod tests {
         assert!(after_edge.edges().is_empty(), "a removed edge is gone: {:?}", after_edge.edges());
         put(&table, "c", "third", &["b"]);
         assert_eq!(table.dependency_graph().expect("graph").critical_path(), ["b", "c"], "a new milestone is there");
+    }
+
+    /// Changes the log no longer holds (pruned, or lost) are not guessed
+    /// at: the graph is built again.
+    #[test]
+    fn a_graph_whose_changes_were_pruned_is_built_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("enterprise.db");
+        let (table, _) = MilestoneTable::open(&path, Flavour::Database).expect("open");
+        put(&table, "a", "first", &[]);
+        put(&table, "b", "second", &[]);
+        assert!(table.dependency_graph().expect("graph").edges().is_empty());
+        put(&table, "b", "second", &["a"]);
+        put(&table, "c", "third", &["b"]);
+        rusqlite::Connection::open(&path)
+            .expect("open directly")
+            .execute("DELETE FROM graph_changes", [])
+            .expect("prune");
+        let graph = table.dependency_graph().expect("graph");
+        assert_eq!(graph.critical_path(), ["a", "b", "c"], "edges: {:?}", graph.edges());
     }
 }

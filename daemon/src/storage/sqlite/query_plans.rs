@@ -84,7 +84,8 @@ fn a_database_from_before_the_list_indexes_gains_them_with_its_counts() {
                 Ok(())
             })
             .expect("rows");
-        // As version 1 left it: no list indexes, no counts.
+        // As version 1 left it: no list indexes, no counts, no tally, no
+        // log of the graph's changes.
         {
             let conn = rusqlite::Connection::open(&path).expect("open directly");
             conn.execute_batch(
@@ -92,8 +93,10 @@ fn a_database_from_before_the_list_indexes_gains_them_with_its_counts() {
                  DROP TRIGGER milestone_counts_update; DROP TABLE milestone_counts;
                  DROP INDEX idx_order_created_at_desc; PRAGMA user_version = 1;
                  DROP TRIGGER milestone_tally_insert; DROP TRIGGER milestone_tally_delete;
-                 DROP TRIGGER milestone_tally_update; DROP TRIGGER milestone_tally_edge_insert;
-                 DROP TRIGGER milestone_tally_edge_delete; DROP TABLE milestone_tally;",
+                 DROP TRIGGER milestone_tally_update; DROP TABLE milestone_tally;
+                 DROP TRIGGER graph_changes_milestone_insert; DROP TRIGGER graph_changes_milestone_delete;
+                 DROP TRIGGER graph_changes_edge_insert; DROP TRIGGER graph_changes_edge_delete;
+                 DROP TRIGGER graph_changes_pruned; DROP TABLE graph_changes;",
             )
             .expect("downgrade");
         }
@@ -104,6 +107,8 @@ fn a_database_from_before_the_list_indexes_gains_them_with_its_counts() {
         assert_eq!(page.total, 2, "{flavour:?}: the counts were filled from the rows");
         let tally = super::tally::Tally::read(&table.reader().expect("a reader")).expect("read the tally");
         assert_eq!(tally.map(|t| t.milestones), Some(3), "{flavour:?}: the tally was filled from the rows");
+        let changes = super::tally::GraphChanges::last(&table.reader().expect("a reader")).expect("read the changes");
+        assert_eq!(changes, Some(0), "{flavour:?}: the graph's changes are logged from now on");
         let compiled = compile(&filtered(vec![]), None);
         let page = plan(&table, &compiled.page_sql(), compiled.page_params(&filtered(vec![])).collect());
         assert!(page.iter().any(|s| s.contains("idx_order_created_at_desc")), "{flavour:?}: {page:?}");

@@ -191,31 +191,29 @@ const MILESTONE_COUNTS: &str = "
     RELEASE milestone_counts;
 ";
 
-/// One row of what `stats` and the dependency graph need of every
-/// milestone, kept by triggers: how many milestones there are and their
-/// tasks' sums, and two numbers that move whenever the graph may have
-/// changed (a milestone came or went, an edge row was written or removed)
-/// or the creation and completion times did. A store keeps what it worked
-/// out from those until the number moves, rather than until any commit.
+/// One row of what `stats` needs of every milestone, kept by triggers:
+/// how many milestones there are, their tasks' sums, and a number that
+/// moves whenever the creation and completion times may have changed (a
+/// milestone came, went, or had either time changed), so that a store
+/// keeps the times it read until then rather than until any commit.
 /// Created with the indexes, where missing, as [`MILESTONE_COUNTS`] is.
 const MILESTONE_TALLY: &str = "
     SAVEPOINT milestone_tally;
     CREATE TABLE milestone_tally (
-        graph_version INTEGER NOT NULL,
         times_version INTEGER NOT NULL,
         milestones INTEGER NOT NULL,
         tasks_total INTEGER NOT NULL,
         tasks_completed INTEGER NOT NULL
     );
     INSERT INTO milestone_tally
-        SELECT 0, 0, COUNT(*), IFNULL(SUM(tasks_total), 0), IFNULL(SUM(tasks_completed), 0) FROM milestones;
+        SELECT 0, COUNT(*), IFNULL(SUM(tasks_total), 0), IFNULL(SUM(tasks_completed), 0) FROM milestones;
     CREATE TRIGGER milestone_tally_insert AFTER INSERT ON milestones BEGIN
-        UPDATE milestone_tally SET graph_version = graph_version + 1, times_version = times_version + 1,
+        UPDATE milestone_tally SET times_version = times_version + 1,
             milestones = milestones + 1, tasks_total = tasks_total + NEW.tasks_total,
             tasks_completed = tasks_completed + NEW.tasks_completed;
     END;
     CREATE TRIGGER milestone_tally_delete AFTER DELETE ON milestones BEGIN
-        UPDATE milestone_tally SET graph_version = graph_version + 1, times_version = times_version + 1,
+        UPDATE milestone_tally SET times_version = times_version + 1,
             milestones = milestones - 1, tasks_total = tasks_total - OLD.tasks_total,
             tasks_completed = tasks_completed - OLD.tasks_completed;
     END;
@@ -229,13 +227,34 @@ const MILESTONE_TALLY: &str = "
             tasks_total = tasks_total + NEW.tasks_total - OLD.tasks_total,
             tasks_completed = tasks_completed + NEW.tasks_completed - OLD.tasks_completed;
     END;
-    CREATE TRIGGER milestone_tally_edge_insert AFTER INSERT ON milestone_dependencies BEGIN
-        UPDATE milestone_tally SET graph_version = graph_version + 1;
-    END;
-    CREATE TRIGGER milestone_tally_edge_delete AFTER DELETE ON milestone_dependencies BEGIN
-        UPDATE milestone_tally SET graph_version = graph_version + 1;
-    END;
     RELEASE milestone_tally;
+";
+
+/// The milestones whose place in the dependency graph changed, in order:
+/// one row each time a milestone comes or goes or an edge row out of it is
+/// written or removed, kept by triggers, the last 10,000 only. A store that keeps its graph reads what changed since it last
+/// looked and brings the graph up to date, whoever wrote; once that has
+/// been pruned away, it builds the graph again. Created with the indexes,
+/// where missing, as [`MILESTONE_COUNTS`] is.
+const GRAPH_CHANGES: &str = "
+    SAVEPOINT graph_changes;
+    CREATE TABLE graph_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, milestone_id TEXT NOT NULL);
+    CREATE TRIGGER graph_changes_milestone_insert AFTER INSERT ON milestones BEGIN
+        INSERT INTO graph_changes (milestone_id) VALUES (NEW.id);
+    END;
+    CREATE TRIGGER graph_changes_milestone_delete AFTER DELETE ON milestones BEGIN
+        INSERT INTO graph_changes (milestone_id) VALUES (OLD.id);
+    END;
+    CREATE TRIGGER graph_changes_edge_insert AFTER INSERT ON milestone_dependencies BEGIN
+        INSERT INTO graph_changes (milestone_id) VALUES (NEW.milestone_id);
+    END;
+    CREATE TRIGGER graph_changes_edge_delete AFTER DELETE ON milestone_dependencies BEGIN
+        INSERT INTO graph_changes (milestone_id) VALUES (OLD.milestone_id);
+    END;
+    CREATE TRIGGER graph_changes_pruned AFTER INSERT ON graph_changes BEGIN
+        DELETE FROM graph_changes WHERE seq <= NEW.seq - 10000;
+    END;
+    RELEASE graph_changes;
 ";
 
 /// The indexes of the tables both flavours share (see
@@ -294,7 +313,8 @@ pub fn prepare(conn: &mut Connection, flavour: Flavour, name: &str, indexes_late
     match version {
         SCHEMA_VERSION => return Ok(SchemaState::Current),
         // Version 1 lacked the list orders' indexes and the counts,
-        // version 2 the indexes of combined filters, version 3 the tally.
+        // version 2 the indexes of combined filters, version 3 the tally
+        // and the graph's changes.
         1..=3 => {
             create_indexes(&tx, flavour)
                 .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
@@ -331,7 +351,12 @@ pub fn create_indexes(conn: &Connection, flavour: Flavour) -> rusqlite::Result<(
     // Once there, the triggers keep it: a bulk load into a file that has
     // it (the index reconciled at start-up) writes nothing here, so a
     // full disk does not stop a start.
-    for (table, create) in [("milestone_counts", MILESTONE_COUNTS), ("milestone_tally", MILESTONE_TALLY)] {
+    let derived = [
+        ("milestone_counts", MILESTONE_COUNTS),
+        ("milestone_tally", MILESTONE_TALLY),
+        ("graph_changes", GRAPH_CHANGES),
+    ];
+    for (table, create) in derived {
         let exists: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
             [table],
