@@ -28,8 +28,7 @@ pub struct DependencyGraph {
     requires: Vec<Vec<usize>>,
     /// The cycles and the critical path, worked out once: a graph a store
     /// keeps answers many requests. Any change forgets them.
-    cycles: OnceLock<Vec<Vec<usize>>>,
-    critical: OnceLock<Vec<usize>>,
+    worked_out: OnceLock<Paths>,
     /// `requires` the other way round.
     required_by: OnceLock<Adjacency>,
     /// Each node's place among the names sorted, for breaking ties by name
@@ -42,6 +41,14 @@ impl std::fmt::Debug for DependencyGraph {
         let names: Vec<&str> = (0..self.names.len()).map(|i| &self.names[i]).collect();
         f.debug_struct("DependencyGraph").field("names", &names).field("requires", &self.requires).finish()
     }
+}
+
+/// What is worked out from the whole graph: its cycles (one per strongly
+/// connected component that has one, as node paths) and its critical path.
+#[derive(Clone)]
+struct Paths {
+    cycles: Vec<Vec<usize>>,
+    critical: Vec<usize>,
 }
 
 /// Each node's neighbours one way, in two allocations however many nodes
@@ -206,8 +213,7 @@ impl DependencyGraph {
     /// Forgets what was worked out from the edges (not the names' ranks,
     /// which only a new name changes).
     fn forget_worked_out(&mut self) {
-        self.cycles = OnceLock::new();
-        self.critical = OnceLock::new();
+        self.worked_out = OnceLock::new();
         self.required_by = OnceLock::new();
     }
 
@@ -266,17 +272,11 @@ impl DependencyGraph {
     }
 
     fn cycle_indices(&self) -> &[Vec<usize>] {
-        self.cycles.get_or_init(|| self.find_cycles())
+        &self.paths().cycles
     }
 
-    fn find_cycles(&self) -> Vec<Vec<usize>> {
-        let mut cycles = Vec::new();
-        for component in self.cyclic_components() {
-            let Some(&first) = component.iter().min_by(|a, b| self.by_name(**a, **b)) else { continue };
-            let members: HashSet<usize> = component.into_iter().collect();
-            cycles.push(self.cycle_through(first, &members));
-        }
-        cycles
+    fn paths(&self) -> &Paths {
+        self.worked_out.get_or_init(|| self.find_paths())
     }
 
     /// Neighbours in name order, so that every walk is deterministic.
@@ -315,17 +315,24 @@ impl DependencyGraph {
         vec![start, start]
     }
 
-    /// The strongly connected components that hold a cycle (more than one
-    /// node, or one that requires itself), by Tarjan's algorithm,
-    /// iteratively (a deep chain must not overflow the stack).
-    fn cyclic_components(&self) -> Vec<Vec<usize>> {
-        const UNSEEN: usize = usize::MAX;
+    /// The cycles and the critical path, in one walk: Tarjan's algorithm
+    /// (iteratively, so that a deep chain cannot overflow the stack) gives
+    /// each strongly connected component after every component it
+    /// requires, so a milestone on no cycle meets the longest chains of
+    /// all it requires already worked out.
+    fn find_paths(&self) -> Paths {
+        const UNSEEN: u32 = u32::MAX;
         let n = self.names.len();
         let mut index = vec![UNSEEN; n];
-        let mut low = vec![0; n];
+        let mut low = vec![0u32; n];
         let mut on_stack = vec![false; n];
         let mut stack = Vec::new();
-        let mut out = Vec::new();
+        let mut cycles = Vec::new();
+        let mut in_cycle = vec![false; n];
+        // The longest chain starting at each node (0: none, on a cycle),
+        // and the next node on it; ties go to the smaller id.
+        let mut longest = vec![0u32; n];
+        let mut next = vec![UNSEEN; n];
         let mut counter = 0;
         // (node, position of the next edge to follow)
         let mut work: Vec<(usize, usize)> = Vec::new();
@@ -340,17 +347,17 @@ impl DependencyGraph {
             stack.push(root);
             on_stack[root] = true;
             while let Some(&mut (node, ref mut pos)) = work.last_mut() {
-                if let Some(&next) = self.requires[node].get(*pos) {
+                if let Some(&to) = self.requires[node].get(*pos) {
                     *pos += 1;
-                    if index[next] == UNSEEN {
-                        index[next] = counter;
-                        low[next] = counter;
+                    if index[to] == UNSEEN {
+                        index[to] = counter;
+                        low[to] = counter;
                         counter += 1;
-                        stack.push(next);
-                        on_stack[next] = true;
-                        work.push((next, 0));
-                    } else if on_stack[next] {
-                        low[node] = low[node].min(index[next]);
+                        stack.push(to);
+                        on_stack[to] = true;
+                        work.push((to, 0));
+                    } else if on_stack[to] {
+                        low[node] = low[node].min(index[to]);
                     }
                     continue;
                 }
@@ -358,26 +365,54 @@ impl DependencyGraph {
                 if let Some(&(parent, _)) = work.last() {
                     low[parent] = low[parent].min(low[node]);
                 }
-                if low[node] == index[node] {
-                    if stack.last() == Some(&node) && !self.requires[node].contains(&node) {
-                        // Alone, and no cycle: most nodes.
-                        stack.pop();
-                        on_stack[node] = false;
-                        continue;
-                    }
-                    let mut component = Vec::new();
-                    while let Some(member) = stack.pop() {
-                        on_stack[member] = false;
-                        component.push(member);
-                        if member == node {
-                            break;
-                        }
-                    }
-                    out.push(component);
+                if low[node] != index[node] {
+                    continue;
                 }
+                if stack.last() == Some(&node) && !self.requires[node].contains(&node) {
+                    // Alone, and on no cycle: most nodes.
+                    stack.pop();
+                    on_stack[node] = false;
+                    let best = self.requires[node]
+                        .iter()
+                        .copied()
+                        .filter(|t| !in_cycle[*t])
+                        .max_by(|a, b| longest[*a].cmp(&longest[*b]).then_with(|| self.by_name(*b, *a)));
+                    longest[node] = 1 + best.map_or(0, |t| longest[t]);
+                    next[node] = best.map_or(UNSEEN, |t| t as u32);
+                    continue;
+                }
+                let mut component = Vec::new();
+                while let Some(member) = stack.pop() {
+                    on_stack[member] = false;
+                    in_cycle[member] = true;
+                    component.push(member);
+                    if member == node {
+                        break;
+                    }
+                }
+                let Some(&first) = component.iter().min_by(|a, b| self.by_name(**a, **b)) else { continue };
+                let members: HashSet<usize> = component.into_iter().collect();
+                cycles.push(self.cycle_through(first, &members));
             }
         }
-        out
+        // Names left over from a milestone that went, which no edge names,
+        // start no chain (a kept graph has them; one built afresh does not).
+        let mut required = vec![false; n];
+        for (_, to) in self.edge_indices() {
+            required[to] = true;
+        }
+        let left_over = |node: usize| !self.milestone[node] && self.requires[node].is_empty() && !required[node];
+        let start = (0..n)
+            .filter(|node| longest[*node] > 0 && !left_over(*node))
+            .max_by(|a, b| longest[*a].cmp(&longest[*b]).then_with(|| self.by_name(*b, *a)));
+        let mut critical = Vec::new();
+        let mut at = start.map_or(UNSEEN, |s| s as u32);
+        while at != UNSEEN {
+            critical.push(at as usize);
+            at = next[at as usize];
+        }
+        critical.reverse();
+        Paths { cycles, critical }
     }
 
     /// The longest chain of requirements, listed from the first milestone to
@@ -387,69 +422,7 @@ impl DependencyGraph {
     }
 
     fn critical_indices(&self) -> &[usize] {
-        self.critical.get_or_init(|| self.find_critical_path())
-    }
-
-    fn find_critical_path(&self) -> Vec<usize> {
-        // Skipped: milestones on cycles, and names left over from a
-        // milestone that went and that no edge names (a kept graph has
-        // them; a graph built afresh does not).
-        let required_by = self.required_by();
-        let mut in_cycle: Vec<bool> = (0..self.names.len())
-            .map(|n| !self.milestone[n] && self.requires[n].is_empty() && required_by.of(n).is_empty())
-            .collect();
-        for &node in self.cycle_indices().iter().flatten() {
-            in_cycle[node] = true;
-        }
-        // longest[n] = length of the longest chain starting at n (n first),
-        // and the next milestone on it; ties go to the smaller id.
-        let mut longest: Vec<Option<(usize, Option<usize>)>> = vec![None; self.names.len()];
-        for node in self.topological_order(&in_cycle).into_iter().rev() {
-            let best = self.requires[node]
-                .iter()
-                .filter(|t| !in_cycle[**t])
-                .filter_map(|t| longest[*t].map(|(len, _)| (len, *t)))
-                .max_by(|a, b| a.0.cmp(&b.0).then_with(|| self.by_name(b.1, a.1)));
-            longest[node] = Some(best.map_or((1, None), |(len, t)| (len + 1, Some(t))));
-        }
-        let Some(start) = (0..self.names.len())
-            .filter_map(|n| longest[n].map(|(len, _)| (len, n)))
-            .max_by(|a, b| a.0.cmp(&b.0).then_with(|| self.by_name(b.1, a.1)))
-            .map(|(_, n)| n)
-        else {
-            return Vec::new();
-        };
-        let mut chain = vec![start];
-        let mut cur = start;
-        while let Some((_, Some(next))) = longest[cur] {
-            chain.push(next);
-            cur = next;
-        }
-        chain.reverse();
-        chain
-    }
-
-    /// Nodes not skipped, ordered so that each comes before everything it
-    /// requires.
-    fn topological_order(&self, skip: &[bool]) -> Vec<usize> {
-        let mut indegree = vec![0usize; self.names.len()];
-        for (from, to) in self.edge_indices() {
-            if !skip[from] && !skip[to] {
-                indegree[to] += 1;
-            }
-        }
-        let mut ready: Vec<usize> = (0..self.names.len()).filter(|n| !skip[*n] && indegree[*n] == 0).collect();
-        let mut order = Vec::new();
-        while let Some(n) = ready.pop() {
-            order.push(n);
-            for &to in self.requires[n].iter().filter(|t| !skip[**t]) {
-                indegree[to] -= 1;
-                if indegree[to] == 0 {
-                    ready.push(to);
-                }
-            }
-        }
-        order
+        &self.paths().critical
     }
 
     /// The edges between the milestones of `focus` (its id, what it
@@ -615,6 +588,71 @@ mod tests {
         let next = |n: &str| Ok::<_, ()>(edges.get(n).into_iter().flatten().map(|s| s.to_string()).collect());
         assert_eq!(find_cycle_through("b", next), Ok(Some(vec!["b".to_string(), "d".into(), "a".into(), "b".into()])));
         assert_eq!(find_cycle_through("c", next), Ok(None));
+    }
+
+    /// The critical path on many small random graphs, cycles among them,
+    /// against a chain found by the definition: the longest chain of
+    /// requirements among milestones on no cycle (a cycle: a milestone
+    /// that can reach itself), ties going to the smaller ids.
+    #[test]
+    fn the_critical_path_is_the_longest_chain_off_every_cycle() {
+        let mut seed: u64 = 0x5eed;
+        let mut random = |below: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % below
+        };
+        for _ in 0..300 {
+            let n = 2 + random(14) as usize;
+            let names: Vec<String> = (0..n).map(|i| format!("m{i:02}")).collect();
+            let requires: Vec<Vec<usize>> =
+                (0..n).map(|_| (0..random(4)).map(|_| random(n as u64) as usize).collect()).collect();
+            let spec: Vec<(&str, Vec<&str>)> = names
+                .iter()
+                .zip(&requires)
+                .map(|(name, r)| (name.as_str(), r.iter().map(|t| names[*t].as_str()).collect()))
+                .collect();
+            let spec: Vec<(&str, &[&str])> = spec.iter().map(|(name, r)| (*name, r.as_slice())).collect();
+            let g = build(&docs(&spec));
+
+            let reaches = |from: usize, to: usize| {
+                let (mut seen, mut todo) = (vec![false; n], requires[from].clone());
+                while let Some(at) = todo.pop() {
+                    if at == to {
+                        return true;
+                    }
+                    if !std::mem::replace(&mut seen[at], true) {
+                        todo.extend(&requires[at]);
+                    }
+                }
+                false
+            };
+            let on_cycle: Vec<bool> = (0..n).map(|i| reaches(i, i)).collect();
+            // Longest chain from each node, by names: (length, chain).
+            fn chain(at: usize, requires: &[Vec<usize>], on_cycle: &[bool], names: &[String]) -> Vec<String> {
+                let mut best: Vec<String> = Vec::new();
+                let mut targets: Vec<usize> = requires[at].iter().copied().filter(|t| !on_cycle[*t]).collect();
+                targets.sort_by(|a, b| names[*a].cmp(&names[*b]));
+                for t in targets {
+                    let c = chain(t, requires, on_cycle, names);
+                    if c.len() > best.len() {
+                        best = c;
+                    }
+                }
+                best.push(names[at].clone());
+                best
+            }
+            let mut expected: Vec<String> = Vec::new();
+            for i in (0..n).filter(|i| !on_cycle[*i]) {
+                let c = chain(i, &requires, &on_cycle, &names);
+                if c.len() > expected.len() {
+                    expected = c;
+                }
+            }
+            assert_eq!(g.critical_path(), expected, "requires: {requires:?}");
+            let cyclic: BTreeSet<String> = g.cycles().into_iter().flatten().collect();
+            let on: BTreeSet<String> = (0..n).filter(|i| on_cycle[*i]).map(|i| names[i].clone()).collect();
+            assert!(cyclic.is_subset(&on), "a cycle through milestones on none: {cyclic:?}, {requires:?}");
+        }
     }
 
     #[test]
