@@ -5,45 +5,49 @@
 use milestones_protocol::Analytics;
 use rusqlite::Connection;
 
-use chrono::{DateTime, Utc};
-
 use super::tally::Tally;
-use crate::analytics::{parse_time, AnalyticsBuilder, Dimension};
+use crate::analytics::{AnalyticsBuilder, Dimension};
 use crate::graph::DependencyGraph;
 use crate::storage::error::StorageResult;
 
 /// The creation and completion times `stats` reads (of the completed
-/// milestones, and of the others created within the trend), parsed, kept
-/// while `milestone_tally`'s `times_version` stays (see `DerivedCache`):
-/// reading and parsing them again was most of `stats` after a change.
+/// milestones, and of the others created within the trend), kept as a
+/// builder holding only them, while `milestone_tally`'s `times_version`
+/// stays (see `DerivedCache`): reading, parsing and sorting them again was
+/// most of `stats` after a change.
 #[derive(Default)]
 pub struct CompletionTimes {
-    /// The trend's cutoff they were read for.
-    cutoff: Option<String>,
-    times: Vec<(Time, Time)>,
+    /// The day they were added for (the trend ends that day).
+    kept: Option<(chrono::NaiveDate, AnalyticsBuilder)>,
 }
 
-/// A creation or completion time, when the milestone has one that parses.
-type Time = Option<DateTime<Utc>>;
-
 impl CompletionTimes {
-    fn read(&mut self, conn: &Connection, cutoff: String) -> StorageResult<()> {
+    /// A builder for `today` with the times in it.
+    fn builder(&mut self, conn: &Connection, today: chrono::NaiveDate) -> StorageResult<AnalyticsBuilder> {
+        if let Some((day, builder)) = &self.kept {
+            if *day == today {
+                return Ok(builder.clone());
+            }
+        }
         let failed = || super::failure::failed("cannot read completion times");
+        let mut builder = AnalyticsBuilder::new(today);
         let mut stmt = conn
             .prepare_cached(
                 "SELECT created_at, completed_at FROM milestones WHERE completed_at IS NOT NULL \
                  UNION ALL SELECT created_at, NULL FROM milestones WHERE completed_at IS NULL AND created_at >= ?",
             )
             .map_err(failed())?;
-        let mut rows = stmt.query([&cutoff]).map_err(failed())?;
-        let mut times = Vec::new();
+        let mut rows = stmt.query([builder.trend_cutoff()]).map_err(failed())?;
         while let Some(row) = rows.next().map_err(failed())? {
-            // Parsed where they lie, not copied out first.
-            let time = |i| -> rusqlite::Result<Time> { Ok(row.get_ref(i)?.as_str_or_null()?.and_then(parse_time)) };
-            times.push((time(0).map_err(failed())?, time(1).map_err(failed())?));
+            // Read where they lie, not copied out first.
+            fn time<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+                Ok(row.get_ref(i)?.as_str_or_null()?)
+            }
+            builder.add_times(time(row, 0).map_err(failed())?, time(row, 1).map_err(failed())?);
         }
-        *self = CompletionTimes { cutoff: Some(cutoff), times };
-        Ok(())
+        builder.sort_times();
+        self.kept = Some((today, builder.clone()));
+        Ok(builder)
     }
 }
 
@@ -54,7 +58,9 @@ pub fn compute(
     times: &mut CompletionTimes,
 ) -> StorageResult<Analytics> {
     let failed = super::failure::failed;
-    let mut builder = AnalyticsBuilder::new(today);
+    // Completed milestones (for completion times), and the others created
+    // recently enough to be in the trend.
+    let mut builder = times.builder(conn, today)?;
 
     let (total, tasks_total, tasks_completed) = match Tally::read(conn)? {
         Some(tally) => (tally.milestones, tally.tasks_total, tally.tasks_completed),
@@ -93,15 +99,6 @@ pub fn compute(
         }
     }
 
-    // Completed milestones (for completion times), and the others created
-    // recently enough to be in the trend.
-    let cutoff = builder.trend_cutoff();
-    if times.cutoff.as_ref() != Some(&cutoff) {
-        times.read(conn, cutoff)?;
-    }
-    for (created, completed) in &times.times {
-        builder.add_parsed_times(*created, *completed);
-    }
     Ok(builder.finish(graph))
 }
 
