@@ -9,6 +9,10 @@ use std::sync::OnceLock;
 
 use hashbrown::HashTable;
 
+use self::paths::Paths;
+
+mod paths;
+
 use milestones_protocol::{DepEdge, DependencyFigures, DepsFocus, Map};
 
 use crate::document;
@@ -29,8 +33,6 @@ pub struct DependencyGraph {
     /// The cycles and the critical path, worked out once: a graph a store
     /// keeps answers many requests. Any change forgets them.
     worked_out: OnceLock<Paths>,
-    /// `requires` the other way round.
-    required_by: OnceLock<Adjacency>,
     /// Each node's place among the names sorted, for breaking ties by name
     /// without comparing strings.
     rank: OnceLock<Vec<u32>>,
@@ -40,47 +42,6 @@ impl std::fmt::Debug for DependencyGraph {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = (0..self.names.len()).map(|i| &self.names[i]).collect();
         f.debug_struct("DependencyGraph").field("names", &names).field("requires", &self.requires).finish()
-    }
-}
-
-/// What is worked out from the whole graph: its cycles (one per strongly
-/// connected component that has one, as node paths) and its critical path.
-#[derive(Clone)]
-struct Paths {
-    cycles: Vec<Vec<usize>>,
-    critical: Vec<usize>,
-}
-
-/// Each node's neighbours one way, in two allocations however many nodes
-/// there are: node `n`'s are `targets[starts[n]..starts[n + 1]]`.
-#[derive(Default, Clone)]
-struct Adjacency {
-    starts: Vec<usize>,
-    targets: Vec<usize>,
-}
-
-impl Adjacency {
-    /// The edges `(from, to)` of a graph of `nodes` nodes, the other way
-    /// round: `to`'s neighbours are the `from`s, in the order given.
-    fn reversed(nodes: usize, edges: impl Iterator<Item = (usize, usize)> + Clone) -> Adjacency {
-        let mut starts = vec![0; nodes + 1];
-        for (_, to) in edges.clone() {
-            starts[to + 1] += 1;
-        }
-        for n in 0..nodes {
-            starts[n + 1] += starts[n];
-        }
-        let mut next = starts.clone();
-        let mut targets = vec![0; starts[nodes]];
-        for (from, to) in edges {
-            targets[next[to]] = from;
-            next[to] += 1;
-        }
-        Adjacency { starts, targets }
-    }
-
-    fn of(&self, node: usize) -> &[usize] {
-        &self.targets[self.starts[node]..self.starts[node + 1]]
     }
 }
 
@@ -140,7 +101,11 @@ impl DependencyGraph {
         if let Some(&i) = self.index.find(hash, |&i| &self.names[i] == id) {
             return i;
         }
-        self.forget_worked_out();
+        // A kept graph's paths take the new node in; its ranks are sorted
+        // again when next asked for.
+        if let Some(paths) = self.worked_out.get_mut() {
+            paths.add_node();
+        }
         self.rank = OnceLock::new();
         let i = self.names.len();
         self.names.push(id);
@@ -181,8 +146,11 @@ impl DependencyGraph {
     pub fn set_milestone(&mut self, id: &str, milestone: bool) {
         let i = self.intern(id);
         if self.milestone[i] != milestone {
-            self.forget_worked_out();
             self.milestone[i] = milestone;
+            if let Some(mut paths) = self.worked_out.take() {
+                paths.follow_milestone(self);
+                self.worked_out = OnceLock::from(paths);
+            }
         }
     }
 
@@ -198,8 +166,31 @@ impl DependencyGraph {
                 requires.push(t);
             }
         }
-        self.forget_worked_out();
-        self.requires[f] = requires;
+        let old = std::mem::replace(&mut self.requires[f], requires);
+        if old == self.requires[f] {
+            return;
+        }
+        // Followed while it can be; worked out afresh on first use if not.
+        if let Some(mut paths) = self.worked_out.take() {
+            if paths.follow_requires(self, f, &old) {
+                self.worked_out = OnceLock::from(paths);
+            }
+        }
+    }
+
+    /// Whether `to` is `from` or reached from it along what each requires.
+    fn reaches(&self, from: usize, to: usize) -> bool {
+        let mut seen = HashSet::new();
+        let mut todo = vec![from];
+        while let Some(node) = todo.pop() {
+            if node == to {
+                return true;
+            }
+            if seen.insert(node) {
+                todo.extend(&self.requires[node]);
+            }
+        }
+        false
     }
 
     pub fn add_edge(&mut self, from: &str, to: &str) {
@@ -214,18 +205,12 @@ impl DependencyGraph {
     /// which only a new name changes).
     fn forget_worked_out(&mut self) {
         self.worked_out = OnceLock::new();
-        self.required_by = OnceLock::new();
     }
 
     /// Works out the cycles, the critical path and the edges the other way
     /// round now, so that every request that shares this graph finds them.
     pub fn work_out(&self) {
-        self.critical_indices();
-        self.required_by();
-    }
-
-    fn required_by(&self) -> &Adjacency {
-        self.required_by.get_or_init(|| Adjacency::reversed(self.names.len(), self.edge_indices()))
+        self.paths();
     }
 
     pub fn node_count(&self) -> usize {
@@ -276,7 +261,7 @@ impl DependencyGraph {
     }
 
     fn paths(&self) -> &Paths {
-        self.worked_out.get_or_init(|| self.find_paths())
+        self.worked_out.get_or_init(|| Paths::find(self))
     }
 
     /// Neighbours in name order, so that every walk is deterministic.
@@ -315,106 +300,6 @@ impl DependencyGraph {
         vec![start, start]
     }
 
-    /// The cycles and the critical path, in one walk: Tarjan's algorithm
-    /// (iteratively, so that a deep chain cannot overflow the stack) gives
-    /// each strongly connected component after every component it
-    /// requires, so a milestone on no cycle meets the longest chains of
-    /// all it requires already worked out.
-    fn find_paths(&self) -> Paths {
-        const UNSEEN: u32 = u32::MAX;
-        let n = self.names.len();
-        let mut index = vec![UNSEEN; n];
-        let mut low = vec![0u32; n];
-        let mut on_stack = vec![false; n];
-        let mut stack = Vec::new();
-        let mut cycles = Vec::new();
-        let mut in_cycle = vec![false; n];
-        // The longest chain starting at each node (0: none, on a cycle),
-        // and the next node on it; ties go to the smaller id.
-        let mut longest = vec![0u32; n];
-        let mut next = vec![UNSEEN; n];
-        let mut counter = 0;
-        // (node, position of the next edge to follow)
-        let mut work: Vec<(usize, usize)> = Vec::new();
-        for root in 0..n {
-            if index[root] != UNSEEN {
-                continue;
-            }
-            work.push((root, 0));
-            index[root] = counter;
-            low[root] = counter;
-            counter += 1;
-            stack.push(root);
-            on_stack[root] = true;
-            while let Some(&mut (node, ref mut pos)) = work.last_mut() {
-                if let Some(&to) = self.requires[node].get(*pos) {
-                    *pos += 1;
-                    if index[to] == UNSEEN {
-                        index[to] = counter;
-                        low[to] = counter;
-                        counter += 1;
-                        stack.push(to);
-                        on_stack[to] = true;
-                        work.push((to, 0));
-                    } else if on_stack[to] {
-                        low[node] = low[node].min(index[to]);
-                    }
-                    continue;
-                }
-                work.pop();
-                if let Some(&(parent, _)) = work.last() {
-                    low[parent] = low[parent].min(low[node]);
-                }
-                if low[node] != index[node] {
-                    continue;
-                }
-                if stack.last() == Some(&node) && !self.requires[node].contains(&node) {
-                    // Alone, and on no cycle: most nodes.
-                    stack.pop();
-                    on_stack[node] = false;
-                    let best = self.requires[node]
-                        .iter()
-                        .copied()
-                        .filter(|t| !in_cycle[*t])
-                        .max_by(|a, b| longest[*a].cmp(&longest[*b]).then_with(|| self.by_name(*b, *a)));
-                    longest[node] = 1 + best.map_or(0, |t| longest[t]);
-                    next[node] = best.map_or(UNSEEN, |t| t as u32);
-                    continue;
-                }
-                let mut component = Vec::new();
-                while let Some(member) = stack.pop() {
-                    on_stack[member] = false;
-                    in_cycle[member] = true;
-                    component.push(member);
-                    if member == node {
-                        break;
-                    }
-                }
-                let Some(&first) = component.iter().min_by(|a, b| self.by_name(**a, **b)) else { continue };
-                let members: HashSet<usize> = component.into_iter().collect();
-                cycles.push(self.cycle_through(first, &members));
-            }
-        }
-        // Names left over from a milestone that went, which no edge names,
-        // start no chain (a kept graph has them; one built afresh does not).
-        let mut required = vec![false; n];
-        for (_, to) in self.edge_indices() {
-            required[to] = true;
-        }
-        let left_over = |node: usize| !self.milestone[node] && self.requires[node].is_empty() && !required[node];
-        let start = (0..n)
-            .filter(|node| longest[*node] > 0 && !left_over(*node))
-            .max_by(|a, b| longest[*a].cmp(&longest[*b]).then_with(|| self.by_name(*b, *a)));
-        let mut critical = Vec::new();
-        let mut at = start.map_or(UNSEEN, |s| s as u32);
-        while at != UNSEEN {
-            critical.push(at as usize);
-            at = next[at as usize];
-        }
-        critical.reverse();
-        Paths { cycles, critical }
-    }
-
     /// The longest chain of requirements, listed from the first milestone to
     /// finish to the last. Milestones on cycles are left out.
     pub fn critical_path(&self) -> Vec<String> {
@@ -451,8 +336,8 @@ impl DependencyGraph {
     pub fn focus(&self, id: &str) -> DepsFocus {
         let (requires, required_by) = match self.position(id) {
             Some(start) => {
-                let required_by = self.required_by();
-                (self.reach(start, |n| &self.requires[n]), self.reach(start, |n| required_by.of(n)))
+                let required_by = &self.paths().required_by;
+                (self.reach(start, |n| &self.requires[n]), self.reach(start, |n| &required_by[n]))
             }
             None => (Vec::new(), Vec::new()),
         };
@@ -652,6 +537,68 @@ mod tests {
             let cyclic: BTreeSet<String> = g.cycles().into_iter().flatten().collect();
             let on: BTreeSet<String> = (0..n).filter(|i| on_cycle[*i]).map(|i| names[i].clone()).collect();
             assert!(cyclic.is_subset(&on), "a cycle through milestones on none: {cyclic:?}, {requires:?}");
+        }
+    }
+
+    /// A graph kept between changes, each change followed (or its paths
+    /// worked out afresh), answers as one built from scratch after every
+    /// change: random requirements and milestones coming and going.
+    #[test]
+    fn a_followed_graph_answers_as_one_built_afresh() {
+        struct Random(u64);
+        impl Random {
+            fn below(&mut self, bound: usize) -> usize {
+                self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((self.0 >> 33) % bound as u64) as usize
+            }
+            /// What a node requires: mostly nodes before it (a cycle now
+            /// and then).
+            fn requires(&mut self, from: usize, n: usize) -> Vec<usize> {
+                let count = self.below(3);
+                (0..count).map(|_| if self.below(8) == 0 { self.below(n) } else { self.below(from + 1) }).collect()
+            }
+        }
+        let mut random = Random(0xf011);
+        for _ in 0..200 {
+            let n = 2 + random.below(10);
+            let names: Vec<String> = (0..n).map(|i| format!("m{i:02}")).collect();
+            let mut requires: Vec<Vec<usize>> = (0..n).map(|from| random.requires(from, n)).collect();
+            let mut milestone = vec![true; n];
+            let fresh = |requires: &[Vec<usize>], milestone: &[bool]| {
+                let mut g = DependencyGraph::default();
+                for i in (0..n).filter(|i| milestone[*i]) {
+                    g.add_node(&names[i]);
+                }
+                for (from, tos) in requires.iter().enumerate() {
+                    tos.iter().for_each(|to| g.add_edge(&names[from], &names[*to]));
+                }
+                g
+            };
+            let answers = |g: &DependencyGraph| {
+                let focus: Vec<_> = names.iter().map(|id| g.focus(id)).collect();
+                (g.edges(), g.missing(), g.cycles(), g.critical_path(), g.node_count(), g.figures(), focus)
+            };
+            let mut kept = fresh(&requires, &milestone);
+            for _ in 0..15 {
+                let node = random.below(n);
+                if random.below(4) == 0 {
+                    milestone[node] = !milestone[node];
+                    kept.set_milestone(&names[node], milestone[node]);
+                } else {
+                    requires[node] = random.requires(node, n);
+                    kept.set_requires(&names[node], requires[node].iter().map(|t| names[*t].as_str()));
+                }
+                // A milestone that went takes its edges with it, as in a store.
+                if !milestone[node] {
+                    requires[node].clear();
+                    kept.set_requires(&names[node], []);
+                }
+                assert_eq!(
+                    answers(&kept),
+                    answers(&fresh(&requires, &milestone)),
+                    "requires {requires:?}, milestones {milestone:?}"
+                );
+            }
         }
     }
 
