@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use milestones_e2e::bench::{ensure_installed, fmt_duration, machine, msctl, percentile, timed as run, write_section};
+use milestones_e2e::bench::{
+    ensure_installed, fmt_duration, machine, median_ratio, msctl, percentile, timed as run, write_section,
+};
 use milestones_e2e::corpus::{fmt_int, generate, milestone_id};
 use milestones_e2e::Project;
 
@@ -33,7 +35,7 @@ struct Comparison {
 
 impl Comparison {
     fn ratio(&self) -> f64 {
-        percentile(&self.peer_times, 0.5).as_secs_f64() / percentile(&self.msctl_times, 0.5).as_secs_f64()
+        median_ratio(&self.peer_times, &self.msctl_times)
     }
 }
 

@@ -16,7 +16,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use milestones_e2e::bench::{fmt_duration, machine, migrate_and_settle, msctl, percentile, timed, write_section};
+use milestones_e2e::bench::{
+    fmt_duration, machine, median_ratio, migrate_and_settle, msctl, percentile, timed, write_section,
+};
 use milestones_e2e::corpus::{fmt_int, generate, milestone_id};
 use milestones_e2e::Project;
 
@@ -34,7 +36,7 @@ struct Row {
 
 impl Row {
     fn ratio(&self) -> f64 {
-        percentile(&self.times, 0.5).as_secs_f64() / percentile(&self.ping, 0.5).as_secs_f64()
+        median_ratio(&self.times, &self.ping)
     }
 }
 

@@ -13,6 +13,12 @@ pub fn percentile(samples: &[Duration], q: f64) -> Duration {
     s[((s.len() as f64 * q) as usize).min(s.len() - 1)]
 }
 
+/// How many times longer `slower`'s median is than `faster`'s, for two
+/// commands timed in the same run.
+pub fn median_ratio(slower: &[Duration], faster: &[Duration]) -> f64 {
+    percentile(slower, 0.5).as_secs_f64() / percentile(faster, 0.5).as_secs_f64()
+}
+
 /// A duration in the unit that reads best.
 pub fn fmt_duration(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
