@@ -2,9 +2,9 @@
 //! dependency graph with its cycles and critical path, and `msctl stats`),
 //! kept for the requests that follow until the milestones change. Each
 //! store decides what "changed" means: SQLite forgets it when `PRAGMA
-//! data_version` moves, but the graph only when its `graph_version` does;
-//! the file backend, which sees every change, keeps the graph up to date
-//! and forgets the rest.
+//! data_version` moves, but brings the graph up to date from the log of
+//! its changes; the file backend, which sees every change, keeps the graph
+//! up to date itself. Both forget the rest.
 
 use std::sync::Arc;
 
