@@ -11,7 +11,8 @@
 //! changes. A change that makes a cycle, or a graph that has one, has the
 //! paths worked out afresh.
 
-use std::collections::HashSet;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
 
 use super::DependencyGraph;
 
@@ -34,6 +35,10 @@ pub(super) struct Paths {
     /// on a cycle), and the next node on it; ties go to the smaller id.
     longest: Vec<u32>,
     next: Vec<u32>,
+    /// Each node's place in an order where everything a node requires
+    /// comes before it (while there is no cycle): the order Tarjan's walk
+    /// gave the nodes in, new nodes last.
+    order: Vec<u32>,
 }
 
 impl Paths {
@@ -55,7 +60,9 @@ impl Paths {
             in_cycle: vec![false; n],
             longest: vec![0; n],
             next: vec![NONE; n],
+            order: vec![0; n],
         };
+        let mut given = 0;
         for (from, to) in g.edge_indices() {
             paths.required_by[to].push(from);
         }
@@ -97,6 +104,8 @@ impl Paths {
                     // Alone, and on no cycle: most nodes.
                     stack.pop();
                     on_stack[node] = false;
+                    paths.order[node] = given;
+                    given += 1;
                     paths.work_out_chain(g, node);
                     continue;
                 }
@@ -104,6 +113,8 @@ impl Paths {
                 while let Some(member) = stack.pop() {
                     on_stack[member] = false;
                     paths.in_cycle[member] = true;
+                    paths.order[member] = given;
+                    given += 1;
                     component.push(member);
                     if member == node {
                         break;
@@ -124,15 +135,17 @@ impl Paths {
         self.in_cycle.push(false);
         self.longest.push(1);
         self.next.push(NONE);
+        self.order.push(self.order.len() as u32);
     }
 
     /// Follows `from` requiring what the graph now says instead of `old`.
     /// False when the paths must be worked out afresh: the graph has a
-    /// cycle, or the change makes one.
+    /// cycle, or the change requires something that comes after `from` in
+    /// [`Self::order`] (it may make a cycle; it does break the order).
     pub fn follow_requires(&mut self, g: &DependencyGraph, from: usize, old: &[usize]) -> bool {
         let new = &g.requires[from];
         let added: Vec<usize> = new.iter().copied().filter(|t| !old.contains(t)).collect();
-        if !self.cycles.is_empty() || added.iter().any(|&t| g.reaches(t, from)) {
+        if !self.cycles.is_empty() || added.iter().any(|&t| self.order[t] >= self.order[from]) {
             return false;
         }
         for &t in old.iter().filter(|t| !new.contains(t)) {
@@ -141,14 +154,21 @@ impl Paths {
         for &t in &added {
             self.required_by[t].push(from);
         }
-        // Upwards from `from`, while chains change length (a node whose
-        // chain only changed its next step changes nobody else's length).
-        let mut todo = vec![from];
-        while let Some(node) = todo.pop() {
+        // Upwards from `from`, in the order, so that each node is worked
+        // out once, after everything it requires; and only while chains
+        // change length (a node whose chain only changed its next step
+        // changes nobody else's length).
+        let mut todo = BinaryHeap::from([Reverse((self.order[from], from))]);
+        let mut queued = HashSet::from([from]);
+        while let Some(Reverse((_, node))) = todo.pop() {
             let before = self.longest[node];
             self.work_out_chain(g, node);
             if self.longest[node] != before {
-                todo.extend(&self.required_by[node]);
+                for &up in &self.required_by[node] {
+                    if queued.insert(up) {
+                        todo.push(Reverse((self.order[up], up)));
+                    }
+                }
             }
         }
         self.pick_critical(g);
