@@ -7,14 +7,12 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
-use hashbrown::HashTable;
-
-use self::paths::Paths;
-
 mod paths;
 
+use hashbrown::HashTable;
 use milestones_protocol::{DepEdge, DependencyFigures, DepsFocus, Map};
 
+use self::paths::Paths;
 use crate::document;
 
 /// Ids are interned to indices, so that graphs of a hundred thousand
@@ -30,8 +28,10 @@ pub struct DependencyGraph {
     /// True for milestones; false for ids seen only at the end of an edge.
     milestone: Vec<bool>,
     requires: Vec<Vec<usize>>,
-    /// The cycles and the critical path, worked out once: a graph a store
-    /// keeps answers many requests. Any change forgets them.
+    /// The cycles, the critical path and what requires each node, worked
+    /// out once: a graph a store keeps answers many requests. A change to
+    /// one milestone is followed where `Paths` can; otherwise they are
+    /// worked out afresh on first use.
     worked_out: OnceLock<Paths>,
     /// Each node's place among the names sorted, for breaking ties by name
     /// without comparing strings.

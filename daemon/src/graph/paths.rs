@@ -3,13 +3,16 @@
 //! path is the longest of them), and what requires each node — and how it
 //! follows a change to one milestone's requirements.
 //!
-//! Working it out walks every node and edge (about 5 ms at 100,000
-//! milestones). A store keeps its graph between requests, and most
-//! changes touch one milestone's edges, so while the graph has no cycle a
-//! change is followed instead: the chains of the milestone and of those
-//! that require it are worked out again, upwards, only while their length
-//! changes. A change that makes a cycle, or a graph that has one, has the
-//! paths worked out afresh.
+//! Working it out walks every node and edge. A store keeps its graph
+//! between requests, and most changes touch one milestone's edges, so
+//! while the graph has no cycle a change is followed instead: the chains
+//! of the milestone and of those that require it are worked out again,
+//! upwards, in the order of [`Paths::order`], only while their length
+//! changes. (`msctl deps` right after a change of requirements, file
+//! backend, 100,000 milestones: 8.6–9.8 ms worked out afresh, 3.4–3.8 ms
+//! followed.) A requirement that comes later in that order, which any new
+//! cycle would, or a graph that has a cycle, has the paths worked out
+//! afresh.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};

@@ -538,7 +538,7 @@ impl Writer<'_> {
         }
         search.added.insert(rowid, record.search_text.clone());
         // Edge rows are rewritten only when they change: each one written
-        // moves the graph's version, and most writes leave the edges be.
+        // is logged in `graph_changes`, and most writes leave the edges be.
         if existed && self.edges_declared_are(&record.id, &record.edges).map_err(failed())? {
             return Ok(revision);
         }

@@ -357,14 +357,15 @@ pub fn create_indexes(conn: &Connection, flavour: Flavour) -> rusqlite::Result<(
         ("graph_changes", GRAPH_CHANGES),
     ];
     for (table, create) in derived {
-        let exists: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
-            [table],
-            |r| r.get(0),
-        )?;
-        if !exists {
+        if !table_exists(conn, table)? {
             conn.execute_batch(create)?;
         }
     }
     Ok(())
+}
+
+/// Whether `conn`'s file holds table `name`.
+pub fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)))
 }

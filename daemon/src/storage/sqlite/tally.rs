@@ -22,13 +22,7 @@ impl Tally {
     /// given it yet (whatever is worked out there is never kept).
     pub fn read(conn: &Connection) -> StorageResult<Option<Tally>> {
         let failed = || super::failure::failed("cannot read milestone_tally");
-        let exists: bool = conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'milestone_tally')",
-            )
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(failed())?;
-        if !exists {
+        if !table_exists(conn, "milestone_tally")? {
             return Ok(None);
         }
         conn.prepare_cached("SELECT times_version, milestones, tasks_total, tasks_completed FROM milestone_tally")
@@ -86,7 +80,5 @@ impl GraphChanges {
 }
 
 fn table_exists(conn: &Connection, name: &str) -> StorageResult<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)")
-        .and_then(|mut s| s.query_row([name], |r| r.get(0)))
-        .map_err(super::failure::failed("cannot read the schema"))
+    super::schema::table_exists(conn, name).map_err(super::failure::failed("cannot read the schema"))
 }
