@@ -162,13 +162,16 @@ impl Paths {
         // change length (a node whose chain only changed its next step
         // changes nobody else's length).
         let mut todo = BinaryHeap::from([Reverse((self.order[from], from))]);
-        let mut queued = HashSet::from([from]);
+        // One flag per node rather than a set: a change to an early
+        // milestone's chain can reach most of the graph.
+        let mut queued = vec![false; self.order.len()];
+        queued[from] = true;
         while let Some(Reverse((_, node))) = todo.pop() {
             let before = self.longest[node];
             self.work_out_chain(g, node);
             if self.longest[node] != before {
                 for &up in &self.required_by[node] {
-                    if queued.insert(up) {
+                    if !std::mem::replace(&mut queued[up], true) {
                         todo.push(Reverse((self.order[up], up)));
                     }
                 }

@@ -350,6 +350,13 @@ impl MilestoneTable {
         let result = work(&writer)?;
         writer.write_search()?;
         tx.commit().map_err(self.failed("commit a write"))?;
+        drop(conn);
+        if let Err(e) = self.derived.follow(&self.pool) {
+            // The write is committed; what could not follow it is derived
+            // afresh by the next request, which reports what fails then.
+            tracing::warn!("{}: cannot follow a write in the kept figures: {e}", self.name);
+            self.derived.forget();
+        }
         Ok(result)
     }
 
