@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock, RwLockReadGuard};
 
+use memchr::memmem;
 use milestones_protocol::{Map, Value};
 
 use super::error::{StorageError, StorageResult};
@@ -65,6 +66,13 @@ pub struct PackedSearch<'a> {
     tasks: Option<u64>,
     title: Option<u64>,
     found: Vec<bool>,
+    /// Each word, found with SIMD in lowercased bytes: scanning for a
+    /// word's first letter in either case stopped at every `r` of a text
+    /// for `release`.
+    finders: Vec<memmem::Finder<'a>>,
+    /// The document being read, lowercased (ASCII only, so each byte keeps
+    /// its place).
+    lowered: Vec<u8>,
 }
 
 impl<'a> PackedSearch<'a> {
@@ -77,6 +85,8 @@ impl<'a> PackedSearch<'a> {
             tasks: number("tasks"),
             title: number("title"),
             found: vec![false; terms.words().len()],
+            finders: terms.words().iter().map(|w| memmem::Finder::new(w.as_bytes())).collect(),
+            lowered: Vec::new(),
             names,
         }
     }
@@ -97,13 +107,24 @@ impl<'a> PackedSearch<'a> {
         if !doc.ascii_text {
             return None;
         }
-        let words = self.terms.words();
         // ASCII text holds no other letter; and a word found nowhere in the
         // bytes, in any case, is in no field.
-        if !words.iter().all(|w| w.is_ascii() && contains_ignoring_case(&doc.bytes, w)) {
+        if !self.terms.words().iter().all(|w| w.is_ascii()) {
+            return Some(false);
+        }
+        self.lowered.clear();
+        self.lowered.extend(doc.bytes.iter().map(u8::to_ascii_lowercase));
+        if !self.finders.iter().all(|f| f.find(&self.lowered).is_some()) {
             return Some(false);
         }
         self.found.iter_mut().for_each(|f| *f = false);
+        let (found, finders, lowered) = (&mut self.found, &self.finders, &self.lowered);
+        // A field's text in the lowercased copy, at the same place: one
+        // pass over the whole document costs less than one per field.
+        let look = |found: &mut [bool], text: &[u8]| {
+            let start = text.as_ptr() as usize - doc.bytes.as_ptr() as usize;
+            look(found, finders, &lowered[start..start + text.len()])
+        };
         let is = |key: &Key<'_>, number: Option<u64>, name: &str| match key {
             Key::Numbered(n) => Some(*n) == number,
             Key::Inline(text) => *text == name,
@@ -116,7 +137,7 @@ impl<'a> PackedSearch<'a> {
             let key = reader.key_ref()?;
             if SEARCHED_FIELDS.iter().zip(self.searched).any(|(name, number)| is(&key, number, name)) {
                 if let Some(text) = reader.text_bytes()? {
-                    if look(&mut self.found, words, text) {
+                    if look(found, text) {
                         // The rest cannot undo a match.
                         return Some(true);
                     }
@@ -134,7 +155,7 @@ impl<'a> PackedSearch<'a> {
                         if !is(&key, self.title, "title") {
                             reader.skip()?;
                         } else if let Some(text) = reader.text_bytes()? {
-                            if look(&mut self.found, words, text) {
+                            if look(found, text) {
                                 return Some(true);
                             }
                         }
@@ -148,11 +169,11 @@ impl<'a> PackedSearch<'a> {
     }
 }
 
-/// Notes which of `words` begin a word of `text`; true once every one has
-/// been found.
-fn look(found: &mut [bool], words: &[String], text: &[u8]) -> bool {
-    for (found, word) in found.iter_mut().zip(words) {
-        *found = *found || begins_a_word(text, word.as_bytes());
+/// Notes which of the words `finders` look for begin a word of `text`
+/// (lowercase ASCII); true once every one has been found.
+fn look(found: &mut [bool], finders: &[memmem::Finder<'_>], text: &[u8]) -> bool {
+    for (found, finder) in found.iter_mut().zip(finders) {
+        *found = *found || finder.find_iter(text).any(|at| at == 0 || !text[at - 1].is_ascii_alphanumeric());
     }
     found.iter().all(|f| *f)
 }
@@ -395,36 +416,6 @@ impl<'a> Reader<'a> {
             _ => return None,
         })
     }
-}
-
-/// Whether `word` (lowercase ASCII letters and digits) begins a word of
-/// `text` (ASCII) in any case: the rule of [`SearchTerms::matches`].
-fn begins_a_word(text: &[u8], word: &[u8]) -> bool {
-    occurrences_ignoring_case(text, word).any(|at| at == 0 || !text[at - 1].is_ascii_alphanumeric())
-}
-
-/// Where `word` (lowercase ASCII) occurs in `bytes` in any ASCII case.
-fn occurrences_ignoring_case<'a>(bytes: &'a [u8], word: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    let (first, rest) = word.split_first().map_or((0, &[][..]), |(first, rest)| (*first, rest));
-    let mut from = 0;
-    std::iter::from_fn(move || {
-        if word.is_empty() {
-            return None;
-        }
-        while let Some(at) = memchr::memchr2(first, first.to_ascii_uppercase(), &bytes[from..]) {
-            let start = from + at;
-            from = start + 1;
-            if bytes.get(start + 1..start + word.len()).is_some_and(|b| b.eq_ignore_ascii_case(rest)) {
-                return Some(start);
-            }
-        }
-        None
-    })
-}
-
-/// Whether `word` (lowercase ASCII) occurs in `bytes` in any ASCII case.
-fn contains_ignoring_case(bytes: &[u8], word: &str) -> bool {
-    word.is_empty() || occurrences_ignoring_case(bytes, word.as_bytes()).next().is_some()
 }
 
 #[cfg(test)]
