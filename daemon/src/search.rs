@@ -35,9 +35,15 @@ impl SearchTerms {
 
     /// True when every term begins some word of the document's searched text.
     pub fn matches(&self, doc: &Map) -> bool {
+        self.matches_text(&searchable_text(doc))
+    }
+
+    /// True when every term begins some word of `text` (a document's
+    /// [`searchable_text`], as a search index holds it).
+    pub fn matches_text(&self, text: &str) -> bool {
         // Terms are letters and digits only, so a match that starts a word
         // stays inside it: no need to cut the text into words.
-        let text = searchable_text(doc).to_lowercase();
+        let text = text.to_lowercase();
         self.0.iter().all(|term| {
             text.match_indices(term.as_str())
                 .any(|(at, _)| text[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric()))

@@ -639,6 +639,42 @@ fn queries_agree(f: &Fixture, docs: &[Arc<Map>], rng: &mut Rng) {
     }
 }
 
+/// Pages from the middle of a search most milestones match (SQLite reads
+/// them along the order's index, asking each row's text as it meets it):
+/// the milestones it does not match are passed over, whichever way the
+/// order runs.
+fn a_page_of_a_search_most_milestones_match(kind: BackendKind) {
+    let f = Fixture::new(kind);
+    let text = |i: usize| match i % 7 {
+        // "common" inside a word, never at its start: no match.
+        0 => "uncommon",
+        n if n % 2 == 0 => "Common ground",
+        _ => "uncommon, and COMMONPLACE",
+    };
+    let docs: Vec<Arc<Map>> =
+        (0..1_200).map(|i| Arc::new(milestone(&format!("c-{i:04}"), &format!("description: {}\n", text(i))))).collect();
+    f.store.import(&docs).unwrap();
+    let matching: Vec<String> = (0..1_200).filter(|i| i % 7 != 0).map(|i| format!("c-{i:04}")).collect();
+    for descending in [false, true] {
+        let query = Query {
+            text: Some("common".into()),
+            sort: vec![SortKey { path: "id".into(), descending }],
+            limit: Some(5),
+            offset: 10,
+            ..Query::default()
+        };
+        let page = f.store.query(&query).unwrap();
+        let mut expected = matching.clone();
+        if descending {
+            expected.reverse();
+        }
+        let ids: Vec<&str> =
+            page.items.iter().map(|d| d.as_map().unwrap().get("id").unwrap().as_str().unwrap()).collect();
+        assert_eq!(ids, expected[10..15], "descending: {descending}");
+        assert_eq!(page.total, matching.len() as u64);
+    }
+}
+
 /// Search text follows every write, however many a write carries: a copy
 /// of more rows than one statement takes, an import over existing rows, a
 /// replace, a removal.
@@ -697,6 +733,9 @@ macro_rules! conformance {
             #[test] fn generated_ids_skip_every_taken_id() { super::generated_ids_skip_every_taken_id($kind) }
             #[test] fn generated_queries_agree_with_memory() { super::generated_queries_agree_with_memory($kind) }
             #[test] fn search_follows_every_write() { super::search_follows_every_write($kind) }
+            #[test] fn a_page_of_a_search_most_milestones_match() {
+                super::a_page_of_a_search_most_milestones_match($kind)
+            }
         }
     )*};
 }

@@ -13,6 +13,8 @@ use crate::query::{list_index, TEXT_FIELDS};
 use crate::search::SearchTerms;
 use crate::storage::record::{comparison, ordered_column, sort_keys, COUNTED};
 
+use super::search_function;
+
 /// A `WHERE` clause and an `ORDER BY` list with their parameters, in order.
 #[derive(Debug, Default)]
 pub struct CompiledQuery {
@@ -33,8 +35,12 @@ pub struct CompiledQuery {
     search_alone: Option<SearchAlone>,
     /// With a search, in an order one index keeps: `where_sql` with the
     /// search as a set to look rows up in rather than rows to start from,
-    /// so that the page is read along that index ([`Self::walk_page_sql`]).
+    /// so that the page is read along that index ([`Self::walk_page`]).
     walk_where_sql: Option<String>,
+    /// The same with each row's text asked instead ([`search_function`]),
+    /// and its parameters.
+    ask_where_sql: Option<String>,
+    ask_params: Vec<SqlValue>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,19 +49,45 @@ enum SearchAlone {
     Unarchived,
 }
 
-/// How a search's matches are found: each looked up and the page sorted
-/// out of all of them, or met while walking the order's index.
+/// How a search's page is read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SearchPage {
+    /// Every match looked up, and the page sorted out of them.
+    Sorted,
+    /// Along the order's index, each row met looked up among the matches.
+    Walked,
+    /// Along the order's index, each row met asked whether its text
+    /// matches, without finding every match first.
+    WalkedAsking,
+}
+
+/// How a search with `matches` of `milestones` is best read for the
+/// `wanted` rows (offset and limit).
 ///
 /// Sorting costs a lookup of every match; walking costs a step along the
-/// index for each row passed before the page is full, about `(offset +
-/// limit) × milestones / matches`. At 100,000 milestones, a page of 20:
-/// for 1,000 matches, walking (about 2,000 steps) took 0.8 ms and sorting
-/// 6 ms; for 100 matches, walking (about 20,000 steps) 3.4 ms and sorting
-/// 2.3 ms. A lookup cost 15 steps or more; 8 leaves a margin.
-pub fn walk_is_cheaper(matches: u64, milestones: u64, wanted: Option<u64>) -> bool {
+/// index for each row passed before the page is full, about `wanted ×
+/// milestones / matches`, and first the set of every match; asking costs
+/// more per row met, without that set. At 100,000 milestones, a page of
+/// 20: for 1,000 matches, walking (about 2,000 steps) took 0.8 ms and
+/// sorting 6 ms; for 100 matches, walking (about 20,000 steps) 3.4 ms and
+/// sorting 2.3 ms. A lookup cost 15 steps or more; 8 leaves a margin.
+/// Asking a row took about 6 µs (2,000 rows for 1,000 matches: 12 ms,
+/// where walking took 2 ms), and the set about 0.15 µs a match (100,000
+/// matches: 15 ms, where asking took 0.1 ms): asking pays once a row
+/// asked costs less than the 40 matches it saves putting in the set.
+pub fn search_page(matches: u64, milestones: u64, wanted: Option<u64>) -> SearchPage {
     const STEPS_PER_LOOKUP: u128 = 8;
-    let Some(wanted) = wanted else { return false };
-    (wanted as u128) * (milestones as u128) < STEPS_PER_LOOKUP * (matches as u128) * (matches as u128)
+    const MATCHES_PER_ASK: u128 = 40;
+    let Some(wanted) = wanted else { return SearchPage::Sorted };
+    let walked = (wanted as u128) * (milestones as u128);
+    let squared = (matches as u128) * (matches as u128);
+    if walked * MATCHES_PER_ASK < squared {
+        SearchPage::WalkedAsking
+    } else if walked < STEPS_PER_LOOKUP * squared {
+        SearchPage::Walked
+    } else {
+        SearchPage::Sorted
+    }
 }
 
 impl CompiledQuery {
@@ -93,20 +125,36 @@ impl CompiledQuery {
     }
 
     /// With a search in an order one index keeps, the statement reading
-    /// one page along that index, each row's id and document (its
-    /// parameters: [`Self::page_params`]); see [`walk_is_cheaper`].
-    pub fn walk_page_sql(&self) -> Option<String> {
-        let where_sql = self.walk_where_sql.as_ref()?;
-        Some(format!(
+    /// one page along that index, each row's id and document, and its
+    /// parameters; `asking` each row's text rather than looking it up
+    /// among the matches (see [`search_page`]).
+    pub fn walk_page(&self, query: &Query, asking: bool) -> Option<(String, Vec<SqlValue>)> {
+        let (where_sql, params) = if asking {
+            (self.ask_where_sql.as_ref()?, &self.ask_params)
+        } else {
+            (self.walk_where_sql.as_ref()?, &self.where_params)
+        };
+        let sql = format!(
             "SELECT m.id, m.data FROM milestones m WHERE {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
             self.order_sql
-        ))
+        );
+        Some((sql, self.params_with(params, query).collect()))
+    }
+
+    /// True for a search in an order one index keeps: its page may be
+    /// read along that index ([`Self::walk_page`]).
+    pub fn walkable(&self) -> bool {
+        self.walk_where_sql.is_some()
     }
 
     pub fn page_params(&self, query: &Query) -> impl Iterator<Item = SqlValue> + '_ {
+        self.params_with(&self.where_params, query)
+    }
+
+    fn params_with<'a>(&'a self, where_params: &'a [SqlValue], query: &Query) -> impl Iterator<Item = SqlValue> + 'a {
         let limit = query.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
         let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-        self.where_params
+        where_params
             .iter()
             .chain(&self.order_params)
             .cloned()
@@ -134,9 +182,13 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
     }
     let search = terms.map(|terms| SqlValue::Text(terms.fts_expression()));
     let mut walk_conditions = None;
-    if let Some(search) = &search {
+    let mut ask = None;
+    if let (Some(search), Some(terms)) = (&search, terms) {
         // `+`: found in the set of matches, not read from it.
         walk_conditions = Some([conditions.as_slice(), &[format!("+{MATCHING}")]].concat());
+        let asking = format!("{}((SELECT body FROM milestones_fts WHERE rowid = m.rowid), ?)", search_function::NAME);
+        let words = SqlValue::Text(terms.words().join(" "));
+        ask = Some(([conditions.as_slice(), &[asking]].concat(), [params.as_slice(), &[words]].concat()));
         conditions.push(MATCHING.to_owned());
         params.push(search.clone());
     }
@@ -197,6 +249,8 @@ pub fn compile(query: &Query, terms: Option<&SearchTerms>) -> CompiledQuery {
         sorted,
         search_alone,
         walk_where_sql: walk_conditions.filter(|_| indexed).map(joined),
+        ask_where_sql: ask.as_ref().filter(|_| indexed).map(|(conditions, _)| joined(conditions.clone())),
+        ask_params: ask.map(|(_, params)| params).unwrap_or_default(),
     }
 }
 

@@ -11,6 +11,7 @@ mod pool;
 #[cfg(test)]
 mod query_plans;
 mod schema;
+mod search_function;
 mod tally;
 
 use std::cell::RefCell;
@@ -245,20 +246,22 @@ impl MilestoneTable {
         if page.total <= query.offset {
             return Ok(page);
         }
-        let walk = match compiled.walk_page_sql() {
-            Some(sql) => {
-                let milestones: i64 = tx
-                    .query_row("SELECT COALESCE(SUM(n), 0) FROM milestone_counts", [], |r| r.get(0))
-                    .map_err(failed())?;
-                let wanted = query.limit.map(|limit| limit.saturating_add(query.offset));
-                compile::walk_is_cheaper(page.total, milestones as u64, wanted).then_some(sql)
+        let walk = if compiled.walkable() {
+            let milestones: i64 =
+                tx.query_row("SELECT COALESCE(SUM(n), 0) FROM milestone_counts", [], |r| r.get(0)).map_err(failed())?;
+            let wanted = query.limit.map(|limit| limit.saturating_add(query.offset));
+            match compile::search_page(page.total, milestones as u64, wanted) {
+                compile::SearchPage::Sorted => None,
+                compile::SearchPage::Walked => compiled.walk_page(query, false),
+                compile::SearchPage::WalkedAsking => compiled.walk_page(query, true),
             }
-            None => None,
+        } else {
+            None
         };
         let sorted = compiled.sorted && walk.is_none();
-        let page_sql = walk.unwrap_or_else(|| compiled.page_sql());
+        let (page_sql, params) = walk.unwrap_or_else(|| (compiled.page_sql(), compiled.page_params(query).collect()));
         let mut stmt = tx.prepare_cached(&page_sql).map_err(failed())?;
-        let mut rows = stmt.query(params_from_iter(compiled.page_params(query))).map_err(failed())?;
+        let mut rows = stmt.query(params_from_iter(params)).map_err(failed())?;
         let mut by_rowid = if sorted {
             Some(tx.prepare_cached("SELECT id, data FROM milestones WHERE rowid = ?").map_err(failed())?)
         } else {

@@ -103,6 +103,7 @@ impl ConnectionPool {
         let conn = Connection::open_with_flags(&self.path, flags)
             .map_err(super::failure::failed(format!("cannot open {}", self.path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))
+            .and_then(|()| super::search_function::register(&conn))
             .map_err(super::failure::failed(format!("cannot use {}", self.path.display())))?;
         Ok(conn)
     }

@@ -123,13 +123,20 @@ fn a_broad_search_walks_the_order_and_is_counted_in_the_search_index() {
     for query in [filtered(vec![]), filtered(vec![equal("status", "blocked")])] {
         let query = Query { text: Some("release".into()), ..query };
         let compiled = compile(&query, Some(&terms));
-        let walk = compiled.walk_page_sql().expect("an order one index keeps can be walked");
-        let page = plan(&table, &walk, compiled.page_params(&query).collect());
-        assert!(
-            !page.iter().any(|step| step.contains("TEMP B-TREE") || step.contains("INTEGER PRIMARY KEY")),
-            "a broad search is read match by match and sorted:\n{}",
-            describe(&query, &compiled, &page)
-        );
+        for asking in [false, true] {
+            let (walk, params) = compiled.walk_page(&query, asking).expect("an order one index keeps can be walked");
+            let page = plan(&table, &walk, params);
+            assert!(
+                !page.iter().any(|step| step.contains("TEMP B-TREE") || step.contains("INTEGER PRIMARY KEY")),
+                "a broad search (asking each row: {asking}) is read match by match and sorted:\n{}",
+                describe(&query, &compiled, &page)
+            );
+            assert!(
+                page.iter().any(|step| step.contains("USING INDEX")),
+                "a broad search (asking each row: {asking}) is not read along the order's index:\n{}",
+                describe(&query, &compiled, &page)
+            );
+        }
     }
     let query = Query { text: Some("release".into()), ..filtered(vec![]) };
     let compiled = compile(&query, Some(&terms));
