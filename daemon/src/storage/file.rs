@@ -40,7 +40,7 @@ struct Index {
     docs: HashMap<String, Entry, foldhash::fast::RandomState>,
     /// Edges out of each milestone, kept in step with `docs` so that a write
     /// checks for cycles around itself without walking every document.
-    requirements: HashMap<String, Vec<Requirement>>,
+    requirements: HashMap<Box<str>, Vec<HeldRequirement>>,
     /// The orders lists are read in.
     lists: ListIndex,
     /// `stats`' sums over every document, kept in step with `docs`.
@@ -81,7 +81,12 @@ impl Index {
         }
         self.tally.add(doc);
         for (from, requirement) in Requirement::declared_by(doc) {
-            self.requirements.entry(from).or_default().push(requirement);
+            let held = HeldRequirement::of(&from, requirement);
+            let list = self.requirements.entry(from.into_boxed_str()).or_default();
+            // Most milestones require one or two others: room for four,
+            // as a first push makes, would be mostly empty.
+            list.reserve_exact(usize::from(list.is_empty()));
+            list.push(held);
         }
         self.follow_in_graph(&id, true, old.into_iter().chain([doc]));
         self.docs.insert(id, Entry { doc: packed, folder, hash });
@@ -111,8 +116,8 @@ impl Index {
         let changed: HashSet<String> =
             versions.into_iter().flat_map(Requirement::declared_by).map(|(from, _)| from).collect();
         for from in changed {
-            let requirements = self.requirements.get(&from).into_iter().flatten();
-            graph.set_requires(&from, requirements.map(|r| r.to.as_str()));
+            let requirements = self.requirements.get(from.as_str()).into_iter().flatten();
+            graph.set_requires(&from, requirements.map(|r| &*r.to));
         }
         derived.keep_graph(Arc::new(graph));
     }
@@ -146,17 +151,46 @@ impl Index {
     fn forget_edges(&mut self, doc: &Map) {
         let id = document::id(doc).unwrap_or_default();
         for (from, _) in Requirement::declared_by(doc) {
-            if let Some(list) = self.requirements.get_mut(&from) {
-                list.retain(|r| r.declared_by != id);
+            if let Some(list) = self.requirements.get_mut(from.as_str()) {
+                list.retain(|r| r.declared_by(&from) != id);
                 if list.is_empty() {
-                    self.requirements.remove(&from);
+                    self.requirements.remove(from.as_str());
                 }
             }
         }
     }
 
     fn requirements_of(&self, id: &str) -> StorageResult<Vec<Requirement>> {
-        Ok(self.requirements.get(id).cloned().unwrap_or_default())
+        let held = self.requirements.get(id).into_iter().flatten();
+        Ok(held.map(|r| Requirement { to: r.to.to_string(), declared_by: r.declared_by(id).to_owned() }).collect())
+    }
+}
+
+/// A [`Requirement`] as the index holds it, one of about every milestone:
+/// whoever declares an edge is one of its two ends (`requires` names what
+/// the declaring milestone requires, `enables` what requires it), so that
+/// end is a flag rather than a second copy of an id.
+struct HeldRequirement {
+    to: Box<str>,
+    /// Declared by `to` (in its `enables`), not by the milestone that
+    /// requires it.
+    declared_by_required: bool,
+}
+
+impl HeldRequirement {
+    fn of(from: &str, requirement: Requirement) -> HeldRequirement {
+        debug_assert!(requirement.declared_by == from || requirement.declared_by == requirement.to);
+        let declared_by_required = requirement.declared_by != from;
+        HeldRequirement { to: requirement.to.into_boxed_str(), declared_by_required }
+    }
+
+    /// Who declares this edge out of `from`.
+    fn declared_by<'a>(&'a self, from: &'a str) -> &'a str {
+        if self.declared_by_required {
+            &self.to
+        } else {
+            from
+        }
     }
 }
 
