@@ -232,9 +232,10 @@ const MILESTONE_TALLY: &str = "
 
 /// The milestones whose place in the dependency graph changed, in order:
 /// one row each time a milestone comes or goes or an edge row out of it is
-/// written or removed, kept by triggers, the last 10,000 only. A store that keeps its graph reads what changed since it last
-/// looked and brings the graph up to date, whoever wrote; once that has
-/// been pruned away, it builds the graph again. Created with the indexes,
+/// written or removed, kept by triggers, the last 10,000 only. A store
+/// that keeps its graph reads what changed since it last looked and brings
+/// the graph up to date, whoever wrote; once that has been pruned away, it
+/// builds the graph again. Created with the indexes,
 /// where missing, as [`MILESTONE_COUNTS`] is.
 const GRAPH_CHANGES: &str = "
     SAVEPOINT graph_changes;
